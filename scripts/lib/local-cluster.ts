@@ -1,0 +1,411 @@
+// The local control plane: etcd, kube-apiserver and kube-controller-manager from the multicall binary built
+// by scripts/build-cluster, on loopback with free ports, PKI from ./pki.ts, state in DIR/cluster.json.
+//
+// Used by `scripts/local-cluster` (up/down/status), the test runner (one control plane per test run), the
+// benchmarks and the demo. Processes are started detached so a `up` from a shell outlives the command;
+// `down` stops every process recorded in the state file and checks that none is left.
+import { spawn, execFile } from 'node:child_process';
+import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile, readFile, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import { join, resolve, dirname } from 'node:path';
+import { promisify } from 'node:util';
+import { generateClusterPki } from './pki.ts';
+
+const execFileP = promisify(execFile);
+
+export type Component = 'etcd' | 'kube-apiserver' | 'kube-controller-manager';
+export const COMPONENTS: readonly Component[] = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
+
+export interface ClusterState {
+  dir: string;
+  binary: string;
+  /** https://127.0.0.1:<port> */
+  apiserver: string;
+  etcd: string;
+  controllerManager: string;
+  kubeconfig: string;
+  caFile: string;
+  caKeyFile: string;
+  kubectl: string;
+  signingDuration: string;
+  auditLog: string | null;
+  pids: Record<Component, number>;
+  startedAt: string;
+}
+
+export interface UpOptions {
+  dir: string;
+  /** The multicall binary; default: ask scripts/build-cluster (builds on first use). */
+  binary?: string;
+  /** kube-controller-manager --cluster-signing-duration, e.g. "8760h" or "1h". */
+  signingDuration?: string;
+  /** Write an apiserver audit log (Metadata level) to DIR/logs/audit.log, for request counting. */
+  audit?: boolean;
+  /** Progress lines. */
+  log?: (line: string) => void;
+  /** Per-component readiness deadline. */
+  readyTimeoutMs?: number;
+}
+
+const REPO_ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
+const STATE_FILE = 'cluster.json';
+
+export class ClusterError extends Error {
+  override name = 'ClusterError';
+}
+
+/** Builds (or finds in the cache) the control-plane binary. Progress of a cold build goes to stderr. */
+export async function ensureBinary(): Promise<string> {
+  // An explicit binary (e.g. one already built for this test run) skips the cache lookup.
+  const explicit = process.env.NODECRED_CLUSTER_BINARY;
+  if (explicit) return explicit;
+  const script = join(REPO_ROOT, 'scripts/build-cluster');
+  return new Promise((resolvePath, reject) => {
+    const child = spawn(script, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const path = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && path) resolvePath(path);
+      else reject(new ClusterError(`scripts/build-cluster failed (exit ${code}); see its output above`));
+    });
+  });
+}
+
+export function readState(dir: string): ClusterState | null {
+  const file = join(resolve(dir), STATE_FILE);
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
+}
+
+/** True while the process exists and is not a zombie (an exited child nobody reaped yet counts as gone). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+function tail(file: string, lines = 25): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+interface HttpCheck {
+  url: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** GET a URL with TLS verification against the given CA; resolves to [status, body]. */
+export function httpGet(check: HttpCheck, timeoutMs = 3000): Promise<[number, string]> {
+  return new Promise((res, rej) => {
+    const url = new URL(check.url);
+    const options = { ...(check.ca ? { ca: check.ca } : {}), ...(check.cert ? { cert: check.cert, key: check.key } : {}), timeout: timeoutMs };
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (resp) => {
+      let body = '';
+      resp.on('data', (d: Buffer) => (body += d.toString()));
+      resp.on('end', () => res([resp.statusCode ?? 0, body]));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+interface WaitTarget {
+  component: Component;
+  pid: number;
+  logFile: string;
+  ready: () => Promise<boolean>;
+  timeoutMs: number;
+}
+
+/** Polls a readiness condition until it holds, the process dies, or the deadline passes. */
+async function waitReady(t: WaitTarget): Promise<number> {
+  const start = Date.now();
+  let delay = 100;
+  let lastError = '';
+  while (Date.now() - start < t.timeoutMs) {
+    if (!isAlive(t.pid)) {
+      throw new ClusterError(`${t.component} exited during start-up; last lines of ${t.logFile}:\n${tail(t.logFile)}`);
+    }
+    try {
+      if (await t.ready()) return Date.now() - start;
+      lastError = 'not ready yet';
+    } catch (err) {
+      lastError = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 500);
+  }
+  throw new ClusterError(
+    `${t.component} not ready within ${t.timeoutMs / 1000}s (last check: ${lastError}); last lines of ${t.logFile}:\n${tail(t.logFile)}`,
+  );
+}
+
+function startProcess(binary: string, component: Component, args: string[], logFile: string): number {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(binary, [component, ...args], { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new ClusterError(`could not start ${component} from ${binary}`);
+  return child.pid;
+}
+
+function kubeconfigYaml(server: string, ca: string, cert: string, key: string, user: string): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: local',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(ca)}`,
+    'users:',
+    `- name: ${user}`,
+    '  user:',
+    `    client-certificate-data: ${b64(cert)}`,
+    `    client-key-data: ${b64(key)}`,
+    'contexts:',
+    `- name: ${user}@local`,
+    '  context:',
+    '    cluster: local',
+    `    user: ${user}`,
+    `current-context: ${user}@local`,
+    '',
+  ].join('\n');
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+`;
+
+export async function up(opts: UpOptions): Promise<ClusterState> {
+  const dir = resolve(opts.dir);
+  const log = opts.log ?? (() => {});
+  const timeoutMs = opts.readyTimeoutMs ?? 120_000;
+  const existing = readState(dir);
+  if (existing && COMPONENTS.some((c) => isAlive(existing.pids[c]))) {
+    throw new ClusterError(`a control plane is already running in ${dir} (apiserver ${existing.apiserver}); run 'scripts/local-cluster down --dir ${dir}' first`);
+  }
+  const binary = opts.binary ?? (await ensureBinary());
+  const signingDuration = opts.signingDuration ?? '8760h';
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  await rm(join(dir, 'etcd-data'), { recursive: true, force: true });
+
+  const started = Date.now();
+  const pki = await generateClusterPki(dir);
+  const read = (f: string) => readFileSync(join(pki, f), 'utf8');
+  const ca = read('ca.crt');
+  log(`pki generated in ${pki} (${Date.now() - started} ms)`);
+
+  const [etcdClient, etcdPeer, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const pids = {} as Record<Component, number>;
+  const logs = Object.fromEntries(COMPONENTS.map((c) => [c, join(dir, 'logs', `${c}.log`)])) as Record<Component, string>;
+  const state: ClusterState = {
+    dir,
+    binary,
+    apiserver: `https://127.0.0.1:${apiPort}`,
+    etcd: `http://127.0.0.1:${etcdClient}`,
+    controllerManager: `https://127.0.0.1:${kcmPort}`,
+    kubeconfig: join(dir, 'admin.kubeconfig'),
+    caFile: join(dir, 'ca.crt'),
+    caKeyFile: join(pki, 'ca.key'),
+    kubectl: join(dirname(binary), 'kubectl'),
+    signingDuration,
+    auditLog: opts.audit ? join(dir, 'logs', 'audit.log') : null,
+    pids,
+    startedAt: new Date().toISOString(),
+  };
+  await writeFile(state.caFile, ca);
+  await writeFile(state.kubeconfig, kubeconfigYaml(state.apiserver, ca, read('admin.crt'), read('admin.key'), 'admin'), { mode: 0o600 });
+  const kcmKubeconfig = join(dir, 'controller-manager.kubeconfig');
+  await writeFile(kcmKubeconfig, kubeconfigYaml(state.apiserver, ca, read('controller-manager.crt'), read('controller-manager.key'), 'kube-controller-manager'), { mode: 0o600 });
+  const saveState = () => writeFile(join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
+
+  try {
+    // etcd: plain HTTP on loopback only, and no fsync: this is a throwaway test store, as in upstream's
+    // own integration tests.
+    pids.etcd = startProcess(binary, 'etcd', [
+      '--name=local', `--data-dir=${join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${state.etcd}`, `--advertise-client-urls=${state.etcd}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=local=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
+    ], logs.etcd);
+    await saveState();
+    const etcdMs = await waitReady({
+      component: 'etcd', pid: pids.etcd, logFile: logs.etcd, timeoutMs,
+      ready: async () => {
+        const [status, body] = await httpGet({ url: `${state.etcd}/health` });
+        return status === 200 && body.includes('"health":"true"');
+      },
+    });
+    log(`etcd ready at ${state.etcd} (${etcdMs} ms)`);
+
+    const apiArgs = [
+      `--etcd-servers=${state.etcd}`,
+      '--bind-address=127.0.0.1', `--secure-port=${apiPort}`, '--advertise-address=127.0.0.1',
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      `--client-ca-file=${state.caFile}`,
+      '--enable-bootstrap-token-auth',
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
+      `--service-account-key-file=${join(pki, 'sa.pub')}`,
+      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      // No Service endpoints to reconcile for a loopback-only apiserver.
+      '--endpoint-reconciler-type=none',
+    ];
+    if (state.auditLog) {
+      const policy = join(dir, 'audit-policy.yaml');
+      await writeFile(policy, AUDIT_POLICY);
+      apiArgs.push(`--audit-policy-file=${policy}`, `--audit-log-path=${state.auditLog}`, '--audit-log-mode=blocking');
+    }
+    pids['kube-apiserver'] = startProcess(binary, 'kube-apiserver', apiArgs, logs['kube-apiserver']);
+    await saveState();
+    const adminTls = { ca, cert: read('admin.crt'), key: read('admin.key') };
+    const apiMs = await waitReady({
+      component: 'kube-apiserver', pid: pids['kube-apiserver'], logFile: logs['kube-apiserver'], timeoutMs,
+      ready: async () => (await httpGet({ url: `${state.apiserver}/readyz`, ...adminTls }))[0] === 200,
+    });
+    log(`kube-apiserver ready at ${state.apiserver} (${apiMs} ms)`);
+
+    pids['kube-controller-manager'] = startProcess(binary, 'kube-controller-manager', [
+      `--kubeconfig=${kcmKubeconfig}`,
+      `--authentication-kubeconfig=${kcmKubeconfig}`, `--authorization-kubeconfig=${kcmKubeconfig}`,
+      '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`,
+      `--tls-cert-file=${join(pki, 'controller-manager-serving.crt')}`, `--tls-private-key-file=${join(pki, 'controller-manager-serving.key')}`,
+      '--controllers=*,bootstrapsigner,tokencleaner',
+      `--cluster-signing-cert-file=${state.caFile}`, `--cluster-signing-key-file=${state.caKeyFile}`,
+      `--cluster-signing-duration=${signingDuration}`,
+      `--root-ca-file=${state.caFile}`,
+      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+      '--use-service-account-credentials=true',
+      '--leader-elect=false',
+    ], logs['kube-controller-manager']);
+    await saveState();
+    const kcmMs = await waitReady({
+      component: 'kube-controller-manager', pid: pids['kube-controller-manager'], logFile: logs['kube-controller-manager'], timeoutMs,
+      ready: async () => (await httpGet({ url: `${state.controllerManager}/healthz`, ca }))[0] === 200,
+    });
+    log(`kube-controller-manager ready at ${state.controllerManager} (${kcmMs} ms)`);
+    await writeFile(
+      join(dir, 'env'),
+      `APISERVER=${state.apiserver}\nKUBECONFIG=${state.kubeconfig}\nKUBECTL=${state.kubectl}\nCA_FILE=${state.caFile}\n`,
+    );
+    log(`control plane up in ${Date.now() - started} ms; env in ${join(dir, 'env')}`);
+    return state;
+  } catch (err) {
+    await down(dir).catch(() => {});
+    throw err;
+  }
+}
+
+/** Stops every recorded process (SIGTERM, then SIGKILL after a grace period); returns the pids stopped. */
+export async function down(dir: string, graceMs = 15_000): Promise<number[]> {
+  const state = readState(dir);
+  if (!state) return [];
+  const pids = COMPONENTS.map((c) => state.pids[c]).filter((p): p is number => typeof p === 'number');
+  // Reverse start order: controller-manager and apiserver before the store they write to.
+  for (const pid of [...pids].reverse()) signalGroup(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const pid of pids.filter(isAlive)) signalGroup(pid, 'SIGKILL');
+  const killDeadline = Date.now() + 5000;
+  while (pids.some(isAlive) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
+  const left = pids.filter(isAlive);
+  if (left.length) throw new ClusterError(`processes still running after SIGKILL: ${left.join(', ')}`);
+  await rm(join(resolve(dir), STATE_FILE), { force: true });
+  return pids;
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  // Each component was started detached, as the leader of its own process group.
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, signal);
+      return;
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export interface ComponentStatus {
+  component: Component;
+  pid: number;
+  alive: boolean;
+  healthy: boolean;
+  detail: string;
+}
+
+export async function status(dir: string): Promise<ComponentStatus[] | null> {
+  const state = readState(dir);
+  if (!state) return null;
+  const ca = await readFile(state.caFile, 'utf8');
+  const pki = join(state.dir, 'pki');
+  const admin = { ca, cert: readFileSync(join(pki, 'admin.crt'), 'utf8'), key: readFileSync(join(pki, 'admin.key'), 'utf8') };
+  const probes: Record<Component, HttpCheck> = {
+    etcd: { url: `${state.etcd}/health` },
+    'kube-apiserver': { url: `${state.apiserver}/readyz`, ...admin },
+    'kube-controller-manager': { url: `${state.controllerManager}/healthz`, ca },
+  };
+  return Promise.all(
+    COMPONENTS.map(async (component) => {
+      const pid = state.pids[component];
+      const alive = isAlive(pid);
+      let healthy = false;
+      let detail = alive ? '' : 'not running';
+      if (alive) {
+        try {
+          const [code, body] = await httpGet(probes[component]);
+          healthy = code === 200;
+          detail = `${probes[component].url} → ${code} ${body.trim().slice(0, 60)}`;
+        } catch (err) {
+          detail = `${probes[component].url} → ${(err as Error).message}`;
+        }
+      }
+      return { component, pid, alive, healthy, detail };
+    }),
+  );
+}
+
+/** Runs the cluster's kubectl with the admin kubeconfig. */
+export async function kubectl(state: ClusterState, args: string[], input?: string): Promise<string> {
+  const child = execFileP(state.kubectl, [`--kubeconfig=${state.kubeconfig}`, ...args], { maxBuffer: 64 << 20 });
+  if (input !== undefined) child.child.stdin?.end(input);
+  return (await child).stdout;
+}

@@ -1,0 +1,66 @@
+// `npm test`: unit tests, then integration tests against one real control plane started for this run and
+// shared by every integration test file (test/helpers/cluster.ts reads NODECRED_TEST_CLUSTER).
+// `npm run test:unit`: unit tests only, no control plane. Extra arguments are passed to `node --test`.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { up, down, ensureBinary } from './lib/local-cluster.ts';
+
+const UNIT = 'test/unit/**/*.test.ts';
+const INTEGRATION = 'test/integration/**/*.test.ts';
+
+function phase(name: string, startedAt: number): void {
+  process.stderr.write(`test: ${name} took ${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`);
+}
+
+function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): Promise<number> {
+  // One `node --test` run for all files, so the runner prints one summary for the whole suite. A per-test
+  // timeout turns a hang into a failure instead of eating the CI budget.
+  const args = ['--test', '--test-timeout=300000', '--test-reporter=spec', ...extra, ...patterns];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: 'inherit', env });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const unitOnly = args.includes('--unit');
+  const extra = args.filter((a) => a !== '--unit');
+  if (unitOnly) return nodeTest([UNIT], process.env, extra);
+
+  let started = Date.now();
+  const binary = await ensureBinary();
+  phase('control-plane build (cached after the first)', started);
+
+  started = Date.now();
+  const dir = await mkdtemp(join(tmpdir(), 'nodecred-test-cluster-'));
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await down(dir).catch((err: Error) => process.stderr.write(`test: stopping the control plane: ${err.message}\n`));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => void stop().then(() => process.exit(130)));
+  }
+  await up({ dir, binary, log: (l) => process.stderr.write(`test: ${l}\n`) });
+  phase('control-plane start', started);
+
+  started = Date.now();
+  const code = await nodeTest([UNIT, INTEGRATION], { ...process.env, NODECRED_TEST_CLUSTER: dir, NODECRED_CLUSTER_BINARY: binary }, extra);
+  phase('tests', started);
+  await stop();
+  if (code === 0) await rm(dir, { recursive: true, force: true });
+  else process.stderr.write(`test: failures; control-plane logs kept in ${join(dir, 'logs')}\n`);
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`test: ${err.message}\n`);
+    process.exit(1);
+  },
+);

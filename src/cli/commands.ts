@@ -1,0 +1,9 @@
+// The command table. Each command lives in its own module and owns its flags and help text.
+export interface Command {
+  name: string;
+  summary: string;
+  /** Returns the process exit code; throws UserError for problems the user can fix. */
+  run(args: string[]): Promise<number>;
+}
+
+export const COMMANDS: Command[] = [];

@@ -1,0 +1,54 @@
+// Entry point: dispatch to one command module, and turn UserErrors into one clear line and exit code 1
+// (2 for usage errors). Programming errors keep their stack trace.
+import { isUserError } from '../errors.ts';
+import { VERSION } from '../version.ts';
+import { COMMANDS, type Command } from './commands.ts';
+
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'usage: nodecred <command> [flags]',
+    '',
+    'nodecred owns a Kubernetes node\'s credentials: TLS bootstrap, client and serving certificate',
+    'rotation, recovery, health checks and metrics.',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'Run `nodecred <command> --help` for the flags of a command.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`nodecred ${VERSION} (node ${process.version})\n`);
+    return 0;
+  }
+  const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (isUserError(err)) {
+      process.stderr.write(`nodecred: ${err.oneLine()}\n`);
+      process.exitCode = err.code === 'USAGE' ? 2 : 1;
+      return;
+    }
+    throw err;
+  },
+);
