@@ -1,0 +1,485 @@
+// Reading and writing kubeconfig files. Parsing is pure: paths are resolved (kubectl semantics) but never
+// read, so the caller decides when to touch the disk and the same function serves the bootstrap kubeconfig,
+// the node kubeconfig and the cluster-info kubeconfig of token discovery.
+
+import path from 'node:path';
+import { parseDocument, stringify } from 'yaml';
+import { UserError } from '../errors.ts';
+
+/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
+function q(v: string): string {
+  const s = JSON.stringify(v);
+  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
+}
+
+export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1beta1', 'client.authentication.k8s.io/v1'] as const;
+export type ExecApiVersion = (typeof EXEC_API_VERSIONS)[number];
+
+export interface ExecEnvVar {
+  name: string;
+  value: string;
+}
+
+export interface ExecCredentialSpec {
+  kind: 'exec';
+  /** As written, or resolved against the kubeconfig's directory when it contains a path separator. */
+  command: string;
+  args: string[];
+  env: ExecEnvVar[];
+  apiVersion: ExecApiVersion;
+  installHint: string | undefined;
+  provideClusterInfo: boolean;
+  /** "<file>: users[i].user.exec", for error messages about the plugin. */
+  where: string;
+}
+
+/** Exactly one of token / tokenPath is set. */
+export type TokenCredential =
+  | { kind: 'token'; token: string; tokenPath?: undefined }
+  | { kind: 'token'; tokenPath: string; token?: undefined };
+
+type CertSide = { certPath: string; certData?: undefined } | { certData: string; certPath?: undefined };
+type KeySide = { keyPath: string; keyData?: undefined } | { keyData: string; keyPath?: undefined };
+/** Exactly one of certPath / certData and one of keyPath / keyData is set; data is PEM text. */
+export type ClientCertCredential = { kind: 'clientCert' } & CertSide & KeySide;
+
+export type UserCredential = TokenCredential | ClientCertCredential | ExecCredentialSpec;
+
+export interface KubeconfigCluster {
+  name: string;
+  server: string;
+  /** PEM, decoded from certificate-authority-data. At most one of caData / caPath is set; neither means system roots. */
+  caData?: string;
+  /** Absolute path from certificate-authority. */
+  caPath?: string;
+  tlsServerName?: string;
+  proxyUrl?: string;
+}
+
+export interface KubeconfigConnection {
+  /** Absolute path of the kubeconfig (or the label it was parsed under). */
+  file: string;
+  contextName: string;
+  userName: string;
+  namespace?: string;
+  cluster: KubeconfigCluster;
+  credential: UserCredential;
+}
+
+export interface ParseKubeconfigOptions {
+  /** Use this context instead of current-context. */
+  context?: string;
+}
+
+type Obj = Record<string, unknown>;
+
+interface Ctx {
+  file: string;
+  dir: string;
+}
+
+const CODE = 'KUBECONFIG_INVALID';
+
+function fail(ctx: Ctx, at: string, message: string, fix: string, code = CODE): never {
+  throw new UserError(message, { where: at ? `${ctx.file}: ${at}` : ctx.file, fix, code });
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'object') return 'mapping';
+  return typeof v;
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function own(obj: Obj, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function join(at: string, key: string): string {
+  return at ? `${at}.${key}` : key;
+}
+
+/** A string field; null and absent are both "not set". Never echoes the value (it may be a secret). */
+function optString(ctx: Ctx, obj: Obj, key: string, at: string): string | undefined {
+  const v = own(obj, key);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') {
+    fail(ctx, join(at, key), `must be a string, got a ${typeName(v)}`, 'write the value as a quoted string');
+  }
+  return v;
+}
+
+function optBool(ctx: Ctx, obj: Obj, key: string, at: string): boolean | undefined {
+  const v = own(obj, key);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') {
+    fail(ctx, join(at, key), `must be true or false, got a ${typeName(v)}`, 'write true or false without quotes');
+  }
+  return v;
+}
+
+function optObj(ctx: Ctx, obj: Obj, key: string, at: string): Obj | undefined {
+  const v = own(obj, key);
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) fail(ctx, join(at, key), `must be a mapping, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
+  return v;
+}
+
+function optList(ctx: Ctx, obj: Obj, key: string, at: string): unknown[] {
+  const v = own(obj, key);
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) fail(ctx, join(at, key), `must be a list, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
+  return v;
+}
+
+function resolvePath(ctx: Ctx, p: string): string {
+  return path.resolve(ctx.dir, p);
+}
+
+interface Named {
+  name: string;
+  index: number;
+  body: Obj;
+}
+
+/** clusters / contexts / users: lists of {name, <bodyKey>: {...}}. Duplicate names are ambiguous: rejected. */
+function namedList(ctx: Ctx, root: Obj, listKey: string, bodyKey: string): Named[] {
+  const out: Named[] = [];
+  const seen = new Set<string>();
+  optList(ctx, root, listKey, '').forEach((item, index) => {
+    const at = `${listKey}[${index}]`;
+    if (!isObj(item)) fail(ctx, at, `must be a mapping with name and ${bodyKey}, got a ${typeName(item)}`, 'see `kubectl config view` for the layout');
+    const name = optString(ctx, item, 'name', at);
+    if (name === undefined) fail(ctx, `${at}.name`, 'is missing', `give every entry of ${listKey} a name`);
+    if (seen.has(name)) fail(ctx, `${at}.name`, `duplicate ${listKey} entry ${q(name)}`, `remove or rename one of the ${listKey} entries named ${q(name)}`);
+    seen.add(name);
+    const body = optObj(ctx, item, bodyKey, at) ?? {};
+    out.push({ name, index, body });
+  });
+  return out;
+}
+
+function lookup(ctx: Ctx, list: Named[], name: string, at: string, kind: string, listKey: string): Named {
+  const found = list.find((e) => e.name === name);
+  if (!found) {
+    const have = list.map((e) => `${q(e.name)}`).join(', ') || 'none';
+    fail(ctx, at, `${kind} ${q(name)} is not defined in ${listKey} (defined: ${have})`, `add a ${kind} named ${q(name)} to ${listKey} or point ${at} at an existing one`);
+  }
+  return found;
+}
+
+function loadRoot(text: string, ctx: Ctx): Obj {
+  const yamlFix = 'fix the YAML syntax (check indentation and quoting), or regenerate the file';
+  let doc;
+  try {
+    // prettyErrors would quote source lines, which may hold a token or key.
+    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
+  }
+  const first = doc.errors[0];
+  if (first) {
+    fail(ctx, '', `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`, yamlFix, 'KUBECONFIG_YAML');
+  }
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
+  }
+  if (root === null || root === undefined) fail(ctx, '', 'is empty', 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
+  if (!isObj(root)) fail(ctx, '', `must be a YAML mapping, got a ${typeName(root)}`, 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
+  const kind = optString(ctx, root, 'kind', '');
+  if (kind !== undefined && kind !== '' && kind !== 'Config') {
+    fail(ctx, 'kind', `is ${q(kind)}, expected "Config"`, 'point nodecred at a kubeconfig file, not another Kubernetes object');
+  }
+  return root;
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** base64 → PEM text; never echoes the content. */
+function decodePemData(ctx: Ctx, b64: string, at: string, expect: 'certificate' | 'private key'): string {
+  const compact = b64.replace(/\s+/g, '');
+  const fix = `set ${at.split('.').pop()} to the base64 encoding of the PEM file (base64 -w0 < file.pem)`;
+  if (compact === '') fail(ctx, at, 'is empty', fix);
+  if (!B64.test(compact) || compact.length % 4 !== 0) fail(ctx, at, 'is not valid base64', fix);
+  const pem = Buffer.from(compact, 'base64').toString('utf8');
+  const ok = expect === 'certificate' ? pem.includes('-----BEGIN CERTIFICATE-----') : /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem);
+  if (!ok) fail(ctx, at, `does not decode to a PEM ${expect}`, fix);
+  return pem;
+}
+
+function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
+  const at = `clusters[${entry.index}].cluster`;
+  const c = entry.body;
+  const server = optString(ctx, c, 'server', at);
+  if (server === undefined || server.trim() === '') {
+    fail(ctx, `${at}.server`, 'is missing', 'set server to the API server URL, e.g. https://10.0.0.1:6443');
+  }
+  let url: URL;
+  try {
+    url = new URL(server.trim());
+  } catch {
+    fail(ctx, `${at}.server`, `${q(server)} is not a URL`, 'set server to the API server URL, e.g. https://10.0.0.1:6443');
+  }
+  if (url.protocol !== 'https:') {
+    fail(ctx, `${at}.server`, `${q(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`, 'use the https:// URL of the API server, e.g. https://10.0.0.1:6443');
+  }
+  if (optBool(ctx, c, 'insecure-skip-tls-verify', at) === true) {
+    fail(ctx, `${at}.insecure-skip-tls-verify`, 'is true; nodecred never disables TLS verification', 'remove insecure-skip-tls-verify and set certificate-authority-data (or certificate-authority) to the cluster CA', 'KUBECONFIG_INSECURE');
+  }
+  const out: KubeconfigCluster = { name: entry.name, server: server.trim() };
+  const caB64 = optString(ctx, c, 'certificate-authority-data', at);
+  const caFile = optString(ctx, c, 'certificate-authority', at);
+  if (caB64 && caFile) {
+    fail(ctx, at, 'sets both certificate-authority-data and certificate-authority', 'keep only one of certificate-authority-data and certificate-authority');
+  }
+  if (caB64) out.caData = decodePemData(ctx, caB64, `${at}.certificate-authority-data`, 'certificate');
+  if (caFile) out.caPath = resolvePath(ctx, caFile);
+  const tlsServerName = optString(ctx, c, 'tls-server-name', at);
+  if (tlsServerName) out.tlsServerName = tlsServerName;
+  const proxyUrl = optString(ctx, c, 'proxy-url', at);
+  if (proxyUrl) out.proxyUrl = proxyUrl;
+  return out;
+}
+
+function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
+  const command = optString(ctx, e, 'command', at);
+  if (!command) fail(ctx, `${at}.command`, 'is missing', 'set command to the credential plugin executable, e.g. aws or /usr/local/bin/plugin');
+  const apiVersion = optString(ctx, e, 'apiVersion', at);
+  if (!apiVersion) fail(ctx, `${at}.apiVersion`, 'is missing', 'set apiVersion: client.authentication.k8s.io/v1beta1 (or v1, if the plugin supports it)');
+  if (!(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
+    fail(ctx, `${at}.apiVersion`, `${q(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`, 'set apiVersion: client.authentication.k8s.io/v1beta1 and update the plugin if it only speaks v1alpha1');
+  }
+  const args = optList(ctx, e, 'args', at).map((a, i) => {
+    if (typeof a !== 'string') fail(ctx, `${at}.args[${i}]`, `must be a string, got a ${typeName(a)}`, 'quote every argument');
+    return a;
+  });
+  const env = optList(ctx, e, 'env', at).map((item, i): ExecEnvVar => {
+    const eat = `${at}.env[${i}]`;
+    if (!isObj(item)) fail(ctx, eat, `must be a mapping with name and value, got a ${typeName(item)}`, 'write env entries as {name: X, value: Y}');
+    const name = optString(ctx, item, 'name', eat);
+    if (!name) fail(ctx, `${eat}.name`, 'is missing', 'give every env entry a name');
+    return { name, value: optString(ctx, item, 'value', eat) ?? '' };
+  });
+  const interactiveMode = optString(ctx, e, 'interactiveMode', at);
+  if (interactiveMode !== undefined && !['Never', 'IfAvailable', 'Always'].includes(interactiveMode)) {
+    fail(ctx, `${at}.interactiveMode`, `${q(interactiveMode)} is not one of Never, IfAvailable, Always`, 'set interactiveMode: Never');
+  }
+  if (interactiveMode === 'Always') {
+    fail(ctx, `${at}.interactiveMode`, 'is Always, but nodecred runs without a terminal', 'set interactiveMode: Never and configure the plugin to authenticate non-interactively');
+  }
+  const provideClusterInfo = optBool(ctx, e, 'provideClusterInfo', at) ?? false;
+  // kubectl semantics: a bare name is looked up on PATH; anything with a separator is a path relative to the
+  // kubeconfig (client-node would resolve it against the cwd, hence we do it here).
+  const resolved = command.includes(path.sep) && !path.isAbsolute(command) ? resolvePath(ctx, command) : command;
+  return {
+    kind: 'exec',
+    command: resolved,
+    args,
+    env,
+    apiVersion: apiVersion as ExecApiVersion,
+    installHint: optString(ctx, e, 'installHint', at) || undefined,
+    provideClusterInfo,
+    where: `${ctx.file}: ${at}`,
+  };
+}
+
+function parseUser(ctx: Ctx, entry: Named): UserCredential {
+  const at = `users[${entry.index}].user`;
+  const u = entry.body;
+  const oneMethod = 'keep exactly one of: token / tokenFile, client-certificate(-data) + client-key(-data), exec';
+
+  if (own(u, 'auth-provider') != null) {
+    fail(ctx, `${at}.auth-provider`, 'auth-provider plugins were removed from Kubernetes', 'use an exec credential plugin (users[].user.exec) instead');
+  }
+  if (own(u, 'username') != null || own(u, 'password') != null) {
+    fail(ctx, at, 'uses username/password (basic auth), which Kubernetes no longer supports', 'use a bootstrap token, a client certificate or an exec plugin');
+  }
+  for (const k of ['as', 'as-uid', 'as-groups', 'as-user-extra']) {
+    if (own(u, k) != null) fail(ctx, `${at}.${k}`, 'impersonation is not supported by nodecred', `remove ${k}`);
+  }
+
+  const token = optString(ctx, u, 'token', at) || undefined;
+  const tokenFile = optString(ctx, u, 'tokenFile', at) || undefined;
+  const certFile = optString(ctx, u, 'client-certificate', at) || undefined;
+  const certB64 = optString(ctx, u, 'client-certificate-data', at) || undefined;
+  const keyFile = optString(ctx, u, 'client-key', at) || undefined;
+  const keyB64 = optString(ctx, u, 'client-key-data', at) || undefined;
+  const exec = optObj(ctx, u, 'exec', at);
+
+  const methods: string[] = [];
+  if (token || tokenFile) methods.push('token');
+  if (certFile || certB64 || keyFile || keyB64) methods.push('client certificate');
+  if (exec) methods.push('exec');
+  if (methods.length === 0) {
+    fail(ctx, at, `user ${q(entry.name)} has no credentials`, 'set token or tokenFile (bootstrap), client-certificate + client-key, or exec');
+  }
+  if (methods.length > 1) fail(ctx, at, `has more than one credential (${methods.join(', ')})`, oneMethod);
+
+  if (exec) return parseExec(ctx, exec, `${at}.exec`);
+  if (token || tokenFile) {
+    if (token && tokenFile) fail(ctx, at, 'sets both token and tokenFile', 'keep only one of token and tokenFile');
+    if (token) {
+      const t = token.trim();
+      if (t === '' || /\s/.test(t)) fail(ctx, `${at}.token`, t === '' ? 'is blank' : 'contains whitespace', 'set token to the bare token, e.g. abcdef.0123456789abcdef');
+      return { kind: 'token', token: t };
+    }
+    return { kind: 'token', tokenPath: resolvePath(ctx, tokenFile as string) };
+  }
+  if (certFile && certB64) fail(ctx, at, 'sets both client-certificate and client-certificate-data', 'keep only one of client-certificate and client-certificate-data');
+  if (keyFile && keyB64) fail(ctx, at, 'sets both client-key and client-key-data', 'keep only one of client-key and client-key-data');
+  if (!certFile && !certB64) fail(ctx, `${at}.client-certificate`, 'is missing (a client key is set but no certificate)', 'set client-certificate or client-certificate-data');
+  if (!keyFile && !keyB64) fail(ctx, `${at}.client-key`, 'is missing (a client certificate is set but no key)', 'set client-key or client-key-data');
+  const cert: CertSide = certFile
+    ? { certPath: resolvePath(ctx, certFile) }
+    : { certData: decodePemData(ctx, certB64 as string, `${at}.client-certificate-data`, 'certificate') };
+  const key: KeySide = keyFile
+    ? { keyPath: resolvePath(ctx, keyFile) }
+    : { keyData: decodePemData(ctx, keyB64 as string, `${at}.client-key-data`, 'private key') };
+  return { kind: 'clientCert', ...cert, ...key };
+}
+
+function makeCtx(file: string): Ctx {
+  const abs = path.resolve(file);
+  return { file: abs, dir: path.dirname(abs) };
+}
+
+/**
+ * Parse a kubeconfig and resolve its current-context (or opts.context) into a connection. `file` is the
+ * kubeconfig's path: it labels errors and anchors relative paths. Every problem is a UserError.
+ */
+export function parseKubeconfig(text: string, file: string, opts: ParseKubeconfigOptions = {}): KubeconfigConnection {
+  const ctx = makeCtx(file);
+  const root = loadRoot(text, ctx);
+  const clusters = namedList(ctx, root, 'clusters', 'cluster');
+  const contexts = namedList(ctx, root, 'contexts', 'context');
+  const users = namedList(ctx, root, 'users', 'user');
+
+  let contextName = opts.context;
+  let contextAt = 'current-context';
+  if (contextName === undefined) {
+    contextName = optString(ctx, root, 'current-context', '');
+    if (!contextName) {
+      const have = contexts.map((c) => `${q(c.name)}`).join(', ') || 'none';
+      fail(ctx, 'current-context', `is not set (contexts: ${have})`, 'set current-context to the context nodecred should use');
+    }
+  } else {
+    contextAt = '';
+  }
+  const context = lookup(ctx, contexts, contextName, contextAt, 'context', 'contexts');
+  const cat = `contexts[${context.index}].context`;
+  const clusterName = optString(ctx, context.body, 'cluster', cat);
+  if (!clusterName) fail(ctx, `${cat}.cluster`, 'is missing', 'set the context\'s cluster to one of the clusters entries');
+  const userName = optString(ctx, context.body, 'user', cat);
+  if (!userName) fail(ctx, `${cat}.user`, 'is missing', 'set the context\'s user to one of the users entries');
+  const cluster = parseCluster(ctx, lookup(ctx, clusters, clusterName, `${cat}.cluster`, 'cluster', 'clusters'));
+  const credential = parseUser(ctx, lookup(ctx, users, userName, `${cat}.user`, 'user', 'users'));
+  const namespace = optString(ctx, context.body, 'namespace', cat);
+  const out: KubeconfigConnection = { file: ctx.file, contextName, userName, cluster, credential };
+  if (namespace) out.namespace = namespace;
+  return out;
+}
+
+/**
+ * The cluster of a kubeconfig that may have no users or contexts (kube-public/cluster-info): the current
+ * context's cluster if current-context is set, else the only cluster. `label` names the source in errors.
+ */
+export function parseKubeconfigCluster(text: string, label: string): KubeconfigCluster {
+  const ctx: Ctx = { file: label, dir: path.resolve(path.dirname(label)) };
+  const root = loadRoot(text, ctx);
+  const clusters = namedList(ctx, root, 'clusters', 'cluster');
+  const current = optString(ctx, root, 'current-context', '');
+  if (current) {
+    const contexts = namedList(ctx, root, 'contexts', 'context');
+    const context = lookup(ctx, contexts, current, 'current-context', 'context', 'contexts');
+    const cat = `contexts[${context.index}].context`;
+    const clusterName = optString(ctx, context.body, 'cluster', cat);
+    if (!clusterName) fail(ctx, `${cat}.cluster`, 'is missing', 'set the context\'s cluster to one of the clusters entries');
+    return parseCluster(ctx, lookup(ctx, clusters, clusterName, `${cat}.cluster`, 'cluster', 'clusters'));
+  }
+  const [only, ...rest] = clusters;
+  if (!only) fail(ctx, 'clusters', 'defines no cluster', 'add a clusters entry with server and certificate-authority-data');
+  if (rest.length > 0) fail(ctx, 'current-context', `is not set and there are ${clusters.length} clusters`, 'set current-context, or keep a single cluster');
+  return parseCluster(ctx, only);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Writing
+
+export interface ClusterRenderOptions {
+  server: string;
+  /** PEM of the cluster CA (one or more certificates). */
+  caData: string;
+  tlsServerName?: string;
+  clusterName?: string;
+  userName?: string;
+  contextName?: string;
+}
+
+export interface NodeKubeconfigOptions extends ClusterRenderOptions {
+  certPath: string;
+  keyPath: string;
+}
+
+export interface ExecKubeconfigOptions extends ClusterRenderOptions {
+  command: string;
+  args?: string[];
+  env?: ExecEnvVar[];
+  apiVersion?: ExecApiVersion;
+  provideClusterInfo?: boolean;
+  installHint?: string;
+}
+
+function renderKubeconfig(o: ClusterRenderOptions, user: Obj): string {
+  if (!o.caData.includes('-----BEGIN CERTIFICATE-----')) throw new Error('renderKubeconfig: caData must be PEM');
+  const clusterName = o.clusterName ?? 'default-cluster';
+  const userName = o.userName ?? 'default-auth';
+  const contextName = o.contextName ?? 'default-context';
+  const cluster: Obj = {
+    'certificate-authority-data': Buffer.from(o.caData, 'utf8').toString('base64'),
+    server: o.server,
+  };
+  if (o.tlsServerName) cluster['tls-server-name'] = o.tlsServerName;
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ cluster, name: clusterName }],
+    contexts: [{ context: { cluster: clusterName, namespace: 'default', user: userName }, name: contextName }],
+    'current-context': contextName,
+    preferences: {},
+    users: [{ name: userName, user }],
+  };
+  // lineWidth 0: never fold the long base64 line; indentSeq false: the layout kubectl and kubelet write.
+  return stringify(config, { lineWidth: 0, indentSeq: false });
+}
+
+/** The node kubeconfig kubelet writes after TLS bootstrap: the client cert and key may be the same file. */
+export function renderNodeKubeconfig(o: NodeKubeconfigOptions): string {
+  return renderKubeconfig(o, { 'client-certificate': o.certPath, 'client-key': o.keyPath });
+}
+
+/** A kubeconfig whose user is an exec credential plugin (EKS style). */
+export function renderExecKubeconfig(o: ExecKubeconfigOptions): string {
+  const exec: Obj = {
+    apiVersion: o.apiVersion ?? 'client.authentication.k8s.io/v1beta1',
+    command: o.command,
+    args: o.args ?? [],
+    env: (o.env ?? []).map((e) => ({ name: e.name, value: e.value })),
+    interactiveMode: 'Never',
+    provideClusterInfo: o.provideClusterInfo ?? false,
+  };
+  if (o.installHint) exec.installHint = o.installHint;
+  return renderKubeconfig(o, { exec });
+}

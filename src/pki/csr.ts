@@ -1,0 +1,218 @@
+// PKCS#10 certificate signing requests: build them for our own keys, parse the ones the approver is asked
+// to approve. Built with @peculiar/x509 because node:crypto cannot make CSRs and node-forge cannot do ECDSA.
+
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
+import { UserError } from '../errors.ts';
+import { describeKeyAlgorithm, KEY_ALGORITHMS, publicKeyOf, supportedKeyAlgorithm, type KeyAlgorithm } from './keys.ts';
+import { libraryErrorMessage } from './library-error.ts';
+import { pemBlocksLabelled } from './pem.ts';
+import { canonicalIp } from './san.ts';
+import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
+
+export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
+/** The group every node certificate carries; the Node authorizer and the approvers key on it. */
+export const NODES_ORGANIZATION = 'system:nodes';
+const NODE_COMMON_NAME_PREFIX = 'system:node:';
+
+export interface CsrSubject {
+  commonName: string;
+  organizations: readonly string[];
+}
+
+export interface CsrRequest extends CsrSubject {
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
+}
+
+export interface ParsedCsr {
+  commonName: string | undefined;
+  organizations: string[];
+  /** Subject attributes other than CN and O, as "TYPE=value". */
+  otherSubjectAttributes: string[];
+  dnsNames: string[];
+  /** Canonical text (IPv6 compressed, IPv4-mapped as dotted IPv4). */
+  ipAddresses: string[];
+  emailAddresses: string[];
+  uris: string[];
+  /** SANs of other types as "type:value". */
+  otherSubjectAltNames: string[];
+  publicKey: KeyObject;
+  /** See describeKeyAlgorithm: one of KEY_ALGORITHMS, or a description of a key nodecred does not use. */
+  keyAlgorithm: string;
+  /** Whether the CSR is signed by the private key of the public key it carries (proof of possession). */
+  signatureValid: boolean;
+}
+
+/** The subject kubelet uses for both its client and serving certificates. */
+export function nodeSubject(nodeName: string): CsrSubject {
+  return { commonName: `${NODE_COMMON_NAME_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
+}
+
+interface WebCryptoAlgorithms {
+  importParams: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
+  signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm;
+}
+
+// Go's x509.CreateCertificateRequest picks the same hashes (SHA-384 for P-384), so our CSRs look like kubelet's.
+const WEBCRYPTO_ALGORITHMS: Record<KeyAlgorithm, WebCryptoAlgorithms> = {
+  'ecdsa-p256': ecdsa('P-256', 'SHA-256'),
+  'ecdsa-p384': ecdsa('P-384', 'SHA-384'),
+  'rsa-2048': rsaPkcs1Sha256(),
+  'rsa-3072': rsaPkcs1Sha256(),
+  'rsa-4096': rsaPkcs1Sha256(),
+};
+
+function ecdsa(namedCurve: string, hash: string): WebCryptoAlgorithms {
+  return { importParams: { name: 'ECDSA', namedCurve }, signingAlgorithm: { name: 'ECDSA', hash } };
+}
+
+function rsaPkcs1Sha256(): WebCryptoAlgorithms {
+  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+  return { importParams: algorithm, signingAlgorithm: algorithm };
+}
+
+/**
+ * A PEM CSR for `request`, signed with `privateKey`. SANs go in an extensionRequest attribute, and a
+ * request without SANs has no attributes at all — the client-certificate signer rejects any SAN.
+ */
+export async function buildCsrPem(privateKey: KeyObject, request: CsrRequest): Promise<string> {
+  const algorithm = requireSupportedKey(privateKey);
+  const { importParams, signingAlgorithm } = WEBCRYPTO_ALGORITHMS[algorithm];
+  const keys = {
+    privateKey: privateKey.toCryptoKey(importParams, false, ['sign']),
+    publicKey: publicKeyOf(privateKey).toCryptoKey(importParams, true, ['verify']),
+  };
+  const subjectAltNames = generalNamesFor(request);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    {
+      name: subjectNameFor(request),
+      keys,
+      signingAlgorithm,
+      extensions: subjectAltNames.length > 0 ? [new x509.SubjectAlternativeNameExtension(subjectAltNames)] : [],
+    },
+    webcrypto,
+  );
+  return `${csr.toString('pem')}\n`;
+}
+
+function requireSupportedKey(privateKey: KeyObject): KeyAlgorithm {
+  if (privateKey.type !== 'private') throw new Error('buildCsrPem needs a private key');
+  const algorithm = supportedKeyAlgorithm(privateKey);
+  if (algorithm !== undefined) return algorithm;
+  throw new UserError(`cannot build a CSR for a ${describeKeyAlgorithm(privateKey)} key`, {
+    fix: `use a key of one of ${KEY_ALGORITHMS.join(', ')}`,
+    code: 'KEY_UNSUPPORTED',
+  });
+}
+
+// Organization before CN, each attribute one RDN (several O values share one set), as Go's pkix.Name does.
+function subjectNameFor(subject: CsrSubject): x509.JsonName {
+  if (subject.commonName.length === 0) throw new UserError('a CSR needs a non-empty common name', { code: 'CSR_INVALID' });
+  const name: x509.JsonName = [];
+  if (subject.organizations.length > 0) name.push({ O: [...subject.organizations] });
+  name.push({ CN: [subject.commonName] });
+  return name;
+}
+
+function generalNamesFor(request: CsrRequest): x509.JsonGeneralNames {
+  const dnsNames = (request.dnsNames ?? []).map((name): x509.JsonGeneralName => ({ type: 'dns', value: checkedDnsName(name) }));
+  const ipAddresses = (request.ipAddresses ?? []).map((ip): x509.JsonGeneralName => ({ type: 'ip', value: checkedIp(ip) }));
+  return [...dnsNames, ...ipAddresses];
+}
+
+// Letters, digits, hyphens and underscores in dot-separated labels: what Node status addresses hold.
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+
+function checkedDnsName(name: string): string {
+  if (DNS_NAME.test(name)) return name;
+  throw new UserError(`invalid DNS name for a certificate SAN: ${JSON.stringify(name)}`, {
+    fix: 'use a host name of letters, digits, hyphens and dots',
+    code: 'CSR_INVALID',
+  });
+}
+
+function checkedIp(ip: string): string {
+  const canonical = canonicalIp(ip);
+  if (canonical !== undefined) return canonical;
+  throw new UserError(`invalid IP address for a certificate SAN: ${JSON.stringify(ip)}`, {
+    fix: 'use a plain IPv4 or IPv6 address, without zone or prefix length',
+    code: 'CSR_INVALID',
+  });
+}
+
+/**
+ * Parses one PEM CSR (as found in a CertificateSigningRequest's spec.request) into plain data. Throws a
+ * UserError for anything that is not exactly one well-formed CSR; a bad signature is reported in
+ * `signatureValid`, not thrown, so the approver can say why it refuses.
+ */
+export async function parseCsrPem(text: string, source?: string): Promise<ParsedCsr> {
+  const what = 'certificate signing request';
+  const blocks = pemBlocksLabelled(text, CSR_PEM_LABEL, what, source);
+  if (blocks.length !== 1) {
+    throw new UserError(`expected exactly one PEM "${CSR_PEM_LABEL}" block, found ${blocks.length}`, {
+      where: source,
+      fix: 'provide a single PEM-encoded PKCS#10 certificate signing request',
+      code: 'CSR_INVALID',
+    });
+  }
+  const csr = decodeCsr(blocks[0]!.der, source);
+  return describeCsr(csr, what, source);
+}
+
+function decodeCsr(der: Buffer, source: string | undefined): x509.Pkcs10CertificateRequest {
+  try {
+    return new x509.Pkcs10CertificateRequest(der);
+  } catch (cause) {
+    throw invalidCsr(cause, source);
+  }
+}
+
+async function describeCsr(csr: x509.Pkcs10CertificateRequest, what: string, source?: string): Promise<ParsedCsr> {
+  const { subject, sans, publicKey } = readCsrContents(csr, what, source);
+  return {
+    commonName: subject.commonName,
+    organizations: subject.organizations,
+    otherSubjectAttributes: subject.otherAttributes,
+    dnsNames: sans.dnsNames,
+    ipAddresses: sans.ipAddresses,
+    emailAddresses: sans.emailAddresses,
+    uris: sans.uris,
+    otherSubjectAltNames: sans.otherNames,
+    publicKey,
+    keyAlgorithm: describeKeyAlgorithm(publicKey),
+    signatureValid: await verifySignature(csr),
+  };
+}
+
+function readCsrContents(csr: x509.Pkcs10CertificateRequest, what: string, source?: string) {
+  try {
+    // @peculiar/x509 decodes names and extensions lazily, so malformed contents surface here, not earlier.
+    return {
+      subject: readSubjectFields(csr.subjectName, what, source),
+      sans: readSubjectAltNames(csr.extensions),
+      publicKey: createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' }),
+    };
+  } catch (cause) {
+    if (cause instanceof UserError) throw cause;
+    throw invalidCsr(cause, source);
+  }
+}
+
+async function verifySignature(csr: x509.Pkcs10CertificateRequest): Promise<boolean> {
+  try {
+    return await csr.verify(webcrypto);
+  } catch {
+    return false; // an algorithm WebCrypto cannot verify proves nothing
+  }
+}
+
+function invalidCsr(cause: unknown, source: string | undefined): UserError {
+  return new UserError(`the certificate signing request could not be parsed: ${libraryErrorMessage(cause)}`, {
+    where: source,
+    fix: 'provide a PEM-encoded PKCS#10 certificate signing request',
+    code: 'CSR_INVALID',
+    cause,
+  });
+}

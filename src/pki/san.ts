@@ -1,0 +1,43 @@
+// Canonical forms for subject alternative names, so that "2001:DB8:0::1" requested and "2001:db8::1"
+// issued compare equal, as they do for Go's net.IP.Equal in kubelet and the API server.
+
+import { isIP } from 'node:net';
+
+const IPV4_MAPPED_PREFIX = '::ffff:';
+
+/**
+ * The canonical text of an IP address, or undefined if `text` is not a plain IPv4/IPv6 address (zones,
+ * CIDR suffixes and IPv4 with leading zeros are rejected: none of them can appear in a certificate).
+ * IPv4-mapped IPv6 addresses become dotted IPv4, because Go encodes and prints them that way.
+ */
+export function canonicalIp(text: string): string | undefined {
+  const family = isIP(text);
+  if (family === 4) return text;
+  if (family !== 6) return undefined;
+  const compressed = compressIpv6(text);
+  if (compressed === undefined) return undefined;
+  return ipv4FromMapped(compressed) ?? compressed;
+}
+
+/** DNS names compare case-insensitively; a trailing dot is not legal in a certificate SAN so we keep it. */
+export function canonicalDnsName(name: string): string {
+  return name.toLowerCase();
+}
+
+function compressIpv6(text: string): string | undefined {
+  try {
+    // The WHATWG URL parser implements RFC 5952 compression, which Node has no other public API for.
+    const hostname = new URL(`http://[${text}]/`).hostname;
+    return hostname.slice(1, -1);
+  } catch {
+    return undefined; // e.g. a zone suffix ("fe80::1%eth0"), which isIP accepts but a SAN cannot hold
+  }
+}
+
+function ipv4FromMapped(ipv6: string): string | undefined {
+  if (!ipv6.startsWith(IPV4_MAPPED_PREFIX)) return undefined;
+  const groups = ipv6.slice(IPV4_MAPPED_PREFIX.length).split(':');
+  if (groups.length !== 2) return undefined;
+  const [high, low] = groups.map((group) => Number.parseInt(group, 16)) as [number, number];
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+}
