@@ -6,4 +6,7 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-export const COMMANDS: Command[] = [];
+import { bootstrapCommand } from './bootstrap.ts';
+import { runCommand } from './run.ts';
+
+export const COMMANDS: Command[] = [bootstrapCommand, runCommand];

@@ -14,6 +14,9 @@ export interface CsrNameInput {
   organizations: readonly string[];
   usages: readonly string[];
   signerName: string;
+  /** Serving SANs: a request for other addresses is another request, so it gets another name. */
+  dnsNames?: readonly string[];
+  ipAddresses?: readonly string[];
 }
 
 export type CsrKind = 'client' | 'serving';
@@ -57,6 +60,8 @@ export function canonicalCsrEncoding(input: CsrNameInput): Buffer {
     utf8(input.commonName),
     list(input.organizations),
     list(input.usages),
+    list(input.dnsNames ?? []),
+    list(input.ipAddresses ?? []),
   ]);
 }
 

@@ -8,7 +8,7 @@ import { UserError } from '../errors.ts';
 import { describeKeyAlgorithm, KEY_ALGORITHMS, publicKeyOf, supportedKeyAlgorithm, type KeyAlgorithm } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
 import { pemBlocksLabelled } from './pem.ts';
-import { canonicalIp } from './san.ts';
+import { canonicalIp, isDnsSanName } from './san.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
 
 export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
@@ -122,11 +122,8 @@ function generalNamesFor(request: CsrRequest): x509.JsonGeneralNames {
   return [...dnsNames, ...ipAddresses];
 }
 
-// Letters, digits, hyphens and underscores in dot-separated labels: what Node status addresses hold.
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
-
 function checkedDnsName(name: string): string {
-  if (DNS_NAME.test(name)) return name;
+  if (isDnsSanName(name)) return name;
   throw new UserError(`invalid DNS name for a certificate SAN: ${JSON.stringify(name)}`, {
     fix: 'use a host name of letters, digits, hyphens and dots',
     code: 'CSR_INVALID',

@@ -1,0 +1,144 @@
+// Flag parsing shared by `bootstrap` and `run`. kubelet's flag names where kubelet has one. Accepts
+// `--flag value`, `--flag=value`, and for booleans `--flag`, `--flag=true|false`. Unknown flags and bad
+// values are usage errors (exit 2) that name the flag.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { UserError } from '../errors.ts';
+import { parseDuration } from '../config/duration.ts';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
+import { parsePinHash } from '../pki/cert.ts';
+import {
+  overridesFromDocument, mergeConfig, validateNodeName, validateAddress, validateDiscoveryToken, validateApiServer,
+  type Config, type ConfigOverrides,
+} from '../config/schema.ts';
+
+interface FlagSpec {
+  name: string;
+  kind: 'string' | 'boolean' | 'list';
+  help: string;
+  placeholder?: string;
+}
+
+export const NODE_FLAGS: FlagSpec[] = [
+  { name: 'config', kind: 'string', placeholder: 'FILE', help: `YAML config file (apiVersion nodecred.io/v1alpha1, kind NodeCredConfiguration); flags override it` },
+  { name: 'node-name', kind: 'string', placeholder: 'NAME', help: 'the Node name (default: lower-cased hostname)' },
+  { name: 'kubeconfig', kind: 'string', placeholder: 'PATH', help: 'node kubeconfig to write (default /var/lib/kubelet/kubeconfig)' },
+  { name: 'bootstrap-kubeconfig', kind: 'string', placeholder: 'PATH', help: 'kubeconfig with bootstrap credentials (token, client certificate or exec plugin)' },
+  { name: 'cert-dir', kind: 'string', placeholder: 'DIR', help: 'where certificates and keys live (default /var/lib/kubelet/pki)' },
+  { name: 'rotate-certificates', kind: 'boolean', help: 'rotate the client certificate before it expires (default true)' },
+  { name: 'rotate-server-certificates', kind: 'boolean', help: 'request and rotate the kubelet serving certificate (default false)' },
+  { name: 'key-algorithm', kind: 'string', placeholder: 'ALG', help: `${KEY_ALGORITHMS.join(' | ')} (default ecdsa-p256)` },
+  { name: 'api-server', kind: 'string', placeholder: 'URL', help: 'token discovery: the API server to discover through' },
+  { name: 'discovery-token', kind: 'string', placeholder: 'ID.SECRET', help: 'token discovery: the bootstrap token' },
+  { name: 'discovery-token-ca-cert-hash', kind: 'list', placeholder: 'sha256:HEX', help: 'token discovery: CA public key pin (repeatable)' },
+  { name: 'tls-server-name', kind: 'string', placeholder: 'NAME', help: 'token discovery: name to verify the API server certificate against' },
+  { name: 'node-ip', kind: 'list', placeholder: 'IP', help: 'serving certificate IP SANs until the Node object exists (repeatable or comma-separated)' },
+  { name: 'requested-lifetime', kind: 'string', placeholder: 'DURATION', help: 'ask the signer for this lifetime (spec.expirationSeconds), e.g. 24h' },
+  { name: 'cluster-ca-file', kind: 'string', placeholder: 'FILE', help: 'CA bundle issued certificates must chain to (default: the API server CA)' },
+  { name: 'timeout', kind: 'string', placeholder: 'DURATION', help: 'bootstrap: give up after this long (default 15m)' },
+  { name: 'log-level', kind: 'string', placeholder: 'LEVEL', help: 'debug | info | warn | error (default info)' },
+];
+
+export type ParsedFlags = Map<string, string[]>;
+
+export function usageError(message: string, where?: string): UserError {
+  return new UserError(message, { ...(where ? { where } : {}), fix: 'see --help', code: 'USAGE' });
+}
+
+export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
+  const out: ParsedFlags = new Map();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw usageError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw usageError(`unknown flag --${name}`);
+    let value: string;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'boolean') value = 'true';
+    else {
+      const next = args[++i];
+      if (next === undefined) throw usageError(`--${name} needs a value`);
+      value = next;
+    }
+    if (spec.kind === 'boolean' && value !== 'true' && value !== 'false') throw usageError(`--${name} takes true or false, got "${value}"`);
+    if (spec.kind !== 'list' && out.has(name)) throw usageError(`--${name} given twice`);
+    out.set(name, [...(out.get(name) ?? []), value]);
+  }
+  return out;
+}
+
+export function flagsHelp(specs: FlagSpec[]): string {
+  const left = specs.map((s) => `  --${s.name}${s.kind === 'boolean' ? '[=true|false]' : ` ${s.placeholder ?? 'VALUE'}`}`);
+  const width = Math.max(...left.map((l) => l.length));
+  return specs.map((s, i) => `${left[i]!.padEnd(width)}  ${s.help}`).join('\n');
+}
+
+function one(flags: ParsedFlags, name: string): string | undefined {
+  return flags.get(name)?.[0];
+}
+
+/** Flag values as config overrides (validated as the config file's fields are). */
+export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
+  const o: ConfigOverrides = {};
+  const str = (name: string) => one(flags, name);
+  const bool = (name: string) => (flags.has(name) ? one(flags, name) === 'true' : undefined);
+  if (str('node-name')) o.nodeName = validateNodeName(str('node-name')!, '--node-name');
+  if (str('kubeconfig')) o.kubeconfig = str('kubeconfig')!;
+  if (str('bootstrap-kubeconfig')) o.bootstrapKubeconfig = str('bootstrap-kubeconfig')!;
+  if (str('cert-dir')) o.certDir = str('cert-dir')!;
+  if (bool('rotate-certificates') !== undefined) o.rotateCertificates = bool('rotate-certificates')!;
+  if (bool('rotate-server-certificates') !== undefined) o.rotateServerCertificates = bool('rotate-server-certificates')!;
+  if (str('key-algorithm')) {
+    const alg = str('key-algorithm')!;
+    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
+    o.keyAlgorithm = alg as KeyAlgorithm;
+  }
+  if (str('requested-lifetime')) o.requestedLifetimeMs = parseDuration(str('requested-lifetime')!, '--requested-lifetime');
+  if (str('timeout')) o.timeoutMs = parseDuration(str('timeout')!, '--timeout');
+  if (str('cluster-ca-file')) o.clusterCAFile = str('cluster-ca-file')!;
+  if (str('log-level')) {
+    const level = str('log-level')!;
+    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    o.logLevel = level as Config['logLevel'];
+  }
+  const ips = (flags.get('node-ip') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  if (ips.length) o.servingAddresses = ips.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
+  const discoveryFlags = ['api-server', 'discovery-token', 'discovery-token-ca-cert-hash'];
+  if (discoveryFlags.some((f) => flags.has(f))) {
+    const missing = discoveryFlags.filter((f) => !flags.has(f));
+    if (missing.length) throw usageError(`token discovery needs ${missing.map((m) => `--${m}`).join(' and ')} too`);
+    o.discovery = {
+      apiServer: validateApiServer(str('api-server')!, '--api-server'),
+      token: validateDiscoveryToken(str('discovery-token')!, '--discovery-token'),
+      caCertHashes: flags.get('discovery-token-ca-cert-hash')!.map((h) => parsePinHash(h, '--discovery-token-ca-cert-hash')),
+      ...(str('tls-server-name') ? { tlsServerName: str('tls-server-name')! } : {}),
+    };
+  }
+  return o;
+}
+
+export async function readConfigFile(path: string): Promise<ConfigOverrides> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: 'check --config', code: 'USAGE' });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
+  }
+  return overridesFromDocument(doc, path);
+}
+
+/** Defaults ← --config file ← flags. */
+export async function loadConfig(flags: ParsedFlags): Promise<Config> {
+  const file = one(flags, 'config');
+  const fromFile = file ? await readConfigFile(file) : {};
+  return mergeConfig(fromFile, overridesFromFlags(flags));
+}

@@ -1,0 +1,181 @@
+// API connections: where the API server is, how to trust it, and who we are to it. Built from a kubeconfig
+// file (bootstrap or node), from token discovery, or from an installed client certificate; turned into
+// @kubernetes/client-node clients on demand so file-based and exec credentials are always fresh.
+import { readFile } from 'node:fs/promises';
+import { KubeConfig, ApiException, CertificatesV1Api, CoreV1Api, AuthenticationV1Api } from '@kubernetes/client-node';
+import { UserError } from '../errors.ts';
+import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
+import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
+
+export interface ApiEndpoint {
+  server: string;
+  /** PEM bundle the API server's certificate must chain to; undefined means the system roots. */
+  caPem: string | undefined;
+  tlsServerName?: string;
+}
+
+export type ApiCredential =
+  | { kind: 'token'; token: string }
+  | { kind: 'clientCert'; certPem: string; keyPem: string }
+  | { kind: 'exec'; spec: ExecCredentialSpec; cache: ExecCredentialCache };
+
+export interface ApiConnection {
+  endpoint: ApiEndpoint;
+  credential: ApiCredential;
+  /** For messages: "bootstrap token from /etc/kubernetes/bootstrap-kubelet.conf". */
+  description: string;
+}
+
+async function readText(path: string, where: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where, fix: 'check the path and its permissions', code: 'FILE_UNREADABLE' });
+  }
+}
+
+export async function readKubeconfigFile(path: string): Promise<KubeconfigConnection> {
+  return parseKubeconfig(await readText(path, path), path);
+}
+
+/** The cluster half of a kubeconfig: server, CA (read from its file if need be), TLS server name. */
+export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint> {
+  return {
+    server: kc.cluster.server,
+    caPem: kc.cluster.caData ?? (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
+    ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
+  };
+}
+
+/** Reads every file a parsed kubeconfig refers to and returns a connection. */
+export async function connectionFromKubeconfig(kc: KubeconfigConnection, role: string): Promise<ApiConnection> {
+  const endpoint = await endpointOf(kc);
+  const c = kc.credential;
+  const where = `${kc.file}: users[${kc.userName}]`;
+  switch (c.kind) {
+    case 'token': {
+      const token = c.token ?? (await readText(c.tokenPath!, `${where}.tokenFile`)).trim();
+      return { endpoint, credential: { kind: 'token', token }, description: `${role} token from ${kc.file}` };
+    }
+    case 'clientCert': {
+      const certPem = c.certData ?? (await readText(c.certPath!, `${where}.client-certificate`));
+      const keyPem = c.keyData ?? (await readText(c.keyPath!, `${where}.client-key`));
+      return { endpoint, credential: { kind: 'clientCert', certPem, keyPem }, description: `${role} client certificate from ${kc.file}` };
+    }
+    case 'exec': {
+      const clusterInfo = { server: endpoint.server, ...(endpoint.caPem ? { caData: endpoint.caPem } : {}), ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}) };
+      const cache = new ExecCredentialCache(() => runExecPlugin(c, { timeoutMs: 60_000, clusterInfo }));
+      return { endpoint, credential: { kind: 'exec', spec: c, cache }, description: `${role} exec plugin ${c.command} from ${kc.file}` };
+    }
+  }
+}
+
+export async function connectionFromKubeconfigFile(path: string, role: string): Promise<ApiConnection> {
+  return connectionFromKubeconfig(await readKubeconfigFile(path), role);
+}
+
+/** A @kubernetes/client-node KubeConfig for one request burst (exec tokens are fetched here, cached). */
+export async function kubeConfigFor(conn: ApiConnection): Promise<KubeConfig> {
+  const { endpoint, credential } = conn;
+  let user: Record<string, string>;
+  switch (credential.kind) {
+    case 'token':
+      user = { token: credential.token };
+      break;
+    case 'clientCert':
+      user = { certData: Buffer.from(credential.certPem).toString('base64'), keyData: Buffer.from(credential.keyPem).toString('base64') };
+      break;
+    case 'exec': {
+      const cred = await credential.cache.get();
+      if (cred.token) user = { token: cred.token };
+      else if (cred.clientCertificateData && cred.clientKeyData) {
+        user = { certData: Buffer.from(cred.clientCertificateData).toString('base64'), keyData: Buffer.from(cred.clientKeyData).toString('base64') };
+      } else {
+        throw new UserError('exec plugin returned neither a token nor a client certificate', { where: credential.spec.where, fix: 'fix the credential plugin', code: 'EXEC_EMPTY' });
+      }
+      break;
+    }
+  }
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{
+      name: 'cluster',
+      server: endpoint.server,
+      skipTLSVerify: false,
+      ...(endpoint.caPem ? { caData: Buffer.from(endpoint.caPem).toString('base64') } : {}),
+      ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+    }],
+    users: [{ name: 'user', ...user }],
+    contexts: [{ name: 'context', cluster: 'cluster', user: 'user' }],
+    currentContext: 'context',
+  });
+  return kc;
+}
+
+export interface ApiClients {
+  kubeConfig: KubeConfig;
+  certificates: CertificatesV1Api;
+  core: CoreV1Api;
+  authentication: AuthenticationV1Api;
+}
+
+export async function clientsFor(conn: ApiConnection): Promise<ApiClients> {
+  const kubeConfig = await kubeConfigFor(conn);
+  return {
+    kubeConfig,
+    certificates: kubeConfig.makeApiClient(CertificatesV1Api),
+    core: kubeConfig.makeApiClient(CoreV1Api),
+    authentication: kubeConfig.makeApiClient(AuthenticationV1Api),
+  };
+}
+
+/** HTTP status of an API error, or undefined for transport errors (connection refused, TLS, timeout). */
+export function statusOf(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  // client-node's Watch reports HTTP failures as plain Errors carrying statusCode.
+  const statusCode = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof statusCode === 'number' ? statusCode : undefined;
+}
+
+/** The Status message the API server sent, if any, without echoing request bodies. */
+export function apiMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    try {
+      const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+      if (body && typeof body.message === 'string') return body.message;
+    } catch {
+      /* not JSON */
+    }
+    return `HTTP ${err.code}`;
+  }
+  const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+  return e.cause?.code ?? e.code ?? e.message ?? String(err);
+}
+
+/**
+ * Turns the API errors a user can fix into UserErrors naming the credential and the fix; everything else
+ * (network, 5xx) is returned unchanged for the caller to retry.
+ */
+export function explainApiError(err: unknown, conn: ApiConnection, action: string): unknown {
+  const status = statusOf(err);
+  if (status === 401) {
+    const fix = conn.credential.kind === 'token'
+      ? 'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) and update the bootstrap kubeconfig'
+      : conn.credential.kind === 'clientCert'
+        ? 'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again'
+        : 'the exec credential plugin returned a credential the API server rejects: check the plugin and its IAM/identity mapping';
+    return new UserError(`${action}: 401 Unauthorized with the ${conn.description}`, { where: conn.endpoint.server, fix, code: 'UNAUTHORIZED', cause: err });
+  }
+  if (status === 403) {
+    return new UserError(`${action}: 403 Forbidden: ${apiMessage(err)}`, { where: conn.endpoint.server, fix: rbacHintFor(action), code: 'FORBIDDEN', cause: err });
+  }
+  return err;
+}
+
+function rbacHintFor(action: string): string {
+  if (action.startsWith('create CSR')) {
+    return 'bind the ClusterRole system:node-bootstrapper to the bootstrap group (e.g. system:bootstrappers), as scripts/create-bootstrap-token does';
+  }
+  if (action.startsWith('read Node')) return 'the Node authorizer only lets system:node:<name> read its own Node; check --node-name matches the certificate';
+  return 'grant the missing permission named above';
+}

@@ -1,0 +1,112 @@
+// Rotation and request policy: pure functions of data, a clock value and a random source, so every rule
+// is tested without I/O. The driver (manager.ts) decides when to call them.
+import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
+
+/** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
+export type Random = () => number;
+
+export interface RotationWindow {
+  /** Fraction of the lifetime after which rotation may start; kubelet uses 0.7. */
+  from: number;
+  /** Fraction before which it must have started; kubelet uses 0.9. */
+  to: number;
+}
+
+export const KUBELET_ROTATION_WINDOW: RotationWindow = { from: 0.7, to: 0.9 };
+
+/**
+ * When to start rotating a certificate: NotBefore + uniform[from, to) of its lifetime, as kubelet does, so
+ * a fleet issued at the same moment does not renew at the same moment.
+ */
+export function rotationDeadline(notBefore: Date, notAfter: Date, window: RotationWindow, random: Random): Date {
+  const lifetime = notAfter.getTime() - notBefore.getTime();
+  const fraction = window.from + (window.to - window.from) * random();
+  return new Date(notBefore.getTime() + lifetime * fraction);
+}
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 5 * 60_000 };
+
+/**
+ * Delay before retry number `attempt` (0-based): exponential, capped, with "equal jitter" (uniform in
+ * [cap/2, cap]) so nodes that failed together do not retry together but none retries instantly.
+ */
+export function retryDelayMs(attempt: number, backoff: Backoff, random: Random): number {
+  const cap = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(cap / 2 + (cap / 2) * random());
+}
+
+export interface NodeAddress {
+  type: string;
+  address: string;
+}
+
+export interface SubjectAltNames {
+  dnsNames: string[];
+  ipAddresses: string[];
+}
+
+/**
+ * The serving certificate's SANs from a Node's status.addresses, following kubelet: Hostname is an IP if it
+ * parses as one, else a DNS name; InternalIP/ExternalIP are IPs; InternalDNS/ExternalDNS are DNS names.
+ * Other types are ignored. De-duplicated and sorted, so the same addresses always give the same request.
+ */
+export function servingSansFromAddresses(addresses: readonly NodeAddress[]): SubjectAltNames {
+  const dns = new Set<string>();
+  const ips = new Set<string>();
+  for (const { type, address } of addresses) {
+    const value = address.trim();
+    if (!value) continue;
+    // canonicalIp, not isIP: isIP accepts zoned IPv6 ("fe80::1%eth0"), which no certificate can hold.
+    const ip = canonicalIp(value);
+    switch (type) {
+      case 'Hostname':
+        if (ip !== undefined) ips.add(ip);
+        else dns.add(canonicalDnsName(value));
+        break;
+      case 'InternalIP':
+      case 'ExternalIP':
+        if (ip !== undefined) ips.add(ip);
+        break;
+      case 'InternalDNS':
+      case 'ExternalDNS':
+        dns.add(canonicalDnsName(value));
+        break;
+      default:
+        break;
+    }
+  }
+  return { dnsNames: [...dns].sort(), ipAddresses: [...ips].sort() };
+}
+
+/** Set equality: DNS names case-insensitively, IPs by canonical form, order and duplicates ignored. */
+export function sameSans(a: SubjectAltNames, b: SubjectAltNames): boolean {
+  const set = (values: string[]) => [...new Set(values)].sort();
+  const key = (s: SubjectAltNames) => JSON.stringify([set(s.dnsNames.map(canonicalDnsName)), set(s.ipAddresses.map((ip) => canonicalIp(ip) ?? ip))]);
+  return key(a) === key(b);
+}
+
+export interface CertificateTimes {
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export type CertificateCondition =
+  | { state: 'missing' }
+  | { state: 'expired' }
+  | { state: 'not-yet-valid' }
+  | { state: 'rotate'; deadline: Date }
+  | { state: 'valid'; deadline: Date };
+
+/** Where an installed certificate stands at `now`, given its (already drawn) rotation deadline. */
+export function certificateCondition(cert: CertificateTimes | null, deadline: Date | null, now: Date, skewMs: number): CertificateCondition {
+  if (!cert) return { state: 'missing' };
+  if (now.getTime() >= cert.notAfter.getTime()) return { state: 'expired' };
+  if (now.getTime() + skewMs < cert.notBefore.getTime()) return { state: 'not-yet-valid' };
+  const d = deadline ?? cert.notAfter;
+  return now.getTime() >= d.getTime() ? { state: 'rotate', deadline: d } : { state: 'valid', deadline: d };
+}
