@@ -87,7 +87,8 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<strin
     {
       serialNumber: randomSerial(),
       subject: subjectName(options),
-      issuer: `CN=${ca.name}`,
+      // The CA certificate's own subject bytes: Go matches issuers by raw DN, so a re-encoded name would not chain.
+      issuer: new x509.X509Certificate(ca.certificatePem).subjectName,
       notBefore: options.notBefore ?? new Date(Date.now() - 5 * 60 * 1000),
       notAfter: options.notAfter ?? new Date(Date.now() + 24 * HOUR_MS),
       publicKey: spki(options.publicKey),
