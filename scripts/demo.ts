@@ -1,0 +1,128 @@
+// `npm run demo`: build and start a real local control plane, prepare it for TLS bootstrap the way kubeadm
+// does, and bootstrap a node against it with `nodecred bootstrap`, showing each step and its result.
+// `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, writeFile, readdir, lstat, readlink, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { up, down, kubectl, type ClusterState } from './lib/local-cluster.ts';
+
+const run = promisify(execFile);
+const REPO = resolve(import.meta.dirname, '..');
+const NODECRED = join(REPO, 'bin/nodecred');
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const step = (s: string) => process.stdout.write(`\n${bold(`▶ ${s}`)}\n`);
+const show = (s: string) => process.stdout.write(s.replace(/^/gm, '  ') + (s.endsWith('\n') ? '' : '\n'));
+
+function token(): { id: string; secret: string } {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const pick = (n: number) => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join('');
+  return { id: pick(6), secret: pick(16) };
+}
+
+/** Runs nodecred, streaming its JSON log lines as a compact "msg" view. */
+function nodecred(args: string[]): Promise<number> {
+  return new Promise((res) => {
+    const child = spawn(NODECRED, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const { level, msg, csr } = JSON.parse(line) as { level: string; msg: string; csr?: string };
+          show(`[${level}] ${msg}${csr ? ` (${csr})` : ''}`);
+        } catch {
+          show(line);
+        }
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => show(d.toString()));
+    child.on('exit', (code) => res(code ?? 1));
+  });
+}
+
+async function prepareCluster(state: ClusterState, t: { id: string; secret: string }): Promise<void> {
+  const k = (args: string[]) => kubectl(state, args);
+  await k(['-n', 'kube-system', 'create', 'secret', 'generic', `bootstrap-token-${t.id}`, '--type', 'bootstrap.kubernetes.io/token',
+    `--from-literal=token-id=${t.id}`, `--from-literal=token-secret=${t.secret}`, '--from-literal=usage-bootstrap-authentication=true',
+    '--from-literal=usage-bootstrap-signing=true', `--from-literal=expiration=${new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z')}`]);
+  await k(['create', 'clusterrolebinding', 'kubeadm:kubelet-bootstrap', '--clusterrole=system:node-bootstrapper', '--group=system:bootstrappers']);
+  await k(['create', 'clusterrolebinding', 'kubeadm:node-autoapprove-bootstrap', '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient', '--group=system:bootstrappers']);
+  await k(['create', 'clusterrolebinding', 'kubeadm:node-autoapprove-certificate-rotation', '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', '--group=system:nodes']);
+}
+
+async function main(): Promise<number> {
+  const keep = process.argv.includes('--keep');
+  const base = await mkdtemp(join(tmpdir(), 'nodecred-demo-'));
+  const clusterDir = join(base, 'cluster');
+  const nodeDir = join(base, 'node');
+  const nodeName = 'demo-node-1';
+  let state: ClusterState | undefined;
+  try {
+    step('Building (first run only, then cached) and starting etcd, kube-apiserver and kube-controller-manager on loopback');
+    state = await up({ dir: clusterDir, log: (l) => show(l) });
+    const version = JSON.parse(await kubectl(state, ['get', '--raw', '/version'])) as { gitVersion: string };
+    show(`API server ${state.apiserver} reports ${version.gitVersion}`);
+
+    step('Preparing the cluster for TLS bootstrap as kubeadm does: a bootstrap token and the node RBAC');
+    const t = token();
+    await prepareCluster(state, t);
+    show(`bootstrap token ${t.id}.<secret> (expires in 1 h), node-bootstrapper + auto-approval ClusterRoleBindings`);
+    const bootstrapConf = join(base, 'bootstrap-kubelet.conf');
+    await writeFile(bootstrapConf, [
+      'apiVersion: v1', 'kind: Config',
+      'clusters:', '- name: local', '  cluster:', `    server: ${state.apiserver}`, `    certificate-authority: ${state.caFile}`,
+      'users:', '- name: kubelet-bootstrap', '  user:', `    token: ${t.id}.${t.secret}`,
+      'contexts:', '- name: bootstrap', '  context: {cluster: local, user: kubelet-bootstrap}', 'current-context: bootstrap', '',
+    ].join('\n'), { mode: 0o600 });
+
+    const flags = ['--bootstrap-kubeconfig', bootstrapConf, '--kubeconfig', join(nodeDir, 'kubeconfig'), '--cert-dir', join(nodeDir, 'pki'), '--node-name', nodeName];
+    step(`nodecred bootstrap --node-name ${nodeName} (key → CSR → auto-approval → issuance → verify → install → kubeconfig)`);
+    const started = Date.now();
+    const code = await nodecred(['bootstrap', ...flags]);
+    if (code !== 0) throw new Error(`nodecred bootstrap exited ${code}`);
+    show(`done in ${Date.now() - started} ms (including process start)`);
+
+    step('What is on disk (kubelet\'s layout)');
+    for (const name of (await readdir(join(nodeDir, 'pki'))).sort()) {
+      const p = join(nodeDir, 'pki', name);
+      const st = await lstat(p);
+      show(`${(st.mode & 0o777).toString(8)}  ${name}${st.isSymbolicLink() ? ` -> ${await readlink(p)}` : ''}`);
+    }
+    const cert = await run('openssl', ['x509', '-in', join(nodeDir, 'pki', 'kubelet-client-current.pem'), '-noout', '-subject', '-issuer', '-enddate']);
+    show(cert.stdout);
+
+    step('The node kubeconfig authenticates as the node (kubectl auth whoami)');
+    const who = await run(state.kubectl, ['--kubeconfig', join(nodeDir, 'kubeconfig'), 'auth', 'whoami']);
+    show(who.stdout);
+
+    step('Running bootstrap again changes nothing: the installed certificate is verified and kept');
+    await nodecred(['bootstrap', ...flags]);
+
+    step('CSRs in the cluster (one per request, named from the key and the request)');
+    show(await kubectl(state, ['get', 'csr']));
+    if (keep) {
+      show(`\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`);
+      show(`node files in ${nodeDir}`);
+    }
+    return 0;
+  } finally {
+    if (!keep) {
+      if (state) await down(clusterDir);
+      await rm(base, { recursive: true, force: true });
+    }
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`demo: ${err.message}\n`);
+    process.exit(1);
+  },
+);
