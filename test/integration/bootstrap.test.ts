@@ -217,3 +217,75 @@ test('token discovery: the right pin bootstraps; a wrong pin fails closed and sa
     await node.cleanup();
   }
 });
+
+test('P-384 and RSA keys bootstrap too; RSA requests add key encipherment as kubelet does', async () => {
+  const c = testCluster();
+  await ensureBootstrapRbac(c);
+  for (const [algorithm, expectKey] of [['ecdsa-p384', /ASN1 OID: secp384r1/], ['rsa-3072', /Public-Key: \(3072 bit\)/]] as const) {
+    const token = await createBootstrapToken(c);
+    const node = await newNodeDir();
+    try {
+      const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
+      const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, '--key-algorithm', algorithm, ...node.flags]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      await assertInstalledClient(node, c);
+      const text = await run('openssl', ['x509', '-in', join(node.certDir, 'kubelet-client-current.pem'), '-noout', '-text']);
+      assert.match(text.stdout, expectKey);
+      const csrName = /"csr":"(nodecred-client-[0-9a-f]+)"/.exec(r.stdout)?.[1];
+      assert.ok(csrName);
+      const csr = await c.certificates.readCertificateSigningRequest({ name: csrName });
+      assert.deepEqual(csr.spec.usages, algorithm.startsWith('rsa') ? ['digital signature', 'key encipherment', 'client auth'] : ['digital signature', 'client auth']);
+    } finally {
+      await node.cleanup();
+    }
+  }
+});
+
+test('a CSR deleted while pending is submitted again under the same name', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const { user, kubeconfig } = await manualApprovalBootstrapper(c, node.dir);
+    const child = runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '90s']);
+    const first = await waitFor('the node CSR', async () => (await csrsBy(c, user))[0]);
+    const name = first.metadata!.name!;
+    await c.certificates.deleteCertificateSigningRequest({ name });
+    const again = await waitFor('the CSR to be submitted again', async () => {
+      const found = (await csrsBy(c, user))[0];
+      return found && found.metadata!.uid !== first.metadata!.uid ? found : undefined;
+    });
+    assert.equal(again.metadata!.name, name, 'same key, same request, same name');
+    await approveCsr(c, name);
+    const r = await child;
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /CSR was deleted while pending; submitting it again/);
+    await assertInstalledClient(node, c);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('a foreign CSR under our derived name is reported clearly and nothing is installed', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const { user, kubeconfig } = await manualApprovalBootstrapper(c, node.dir);
+    const pending = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '2s']);
+    assert.equal(pending.code, 1);
+    const name = (await csrsBy(c, user))[0]!.metadata!.name!;
+    // Someone replaces it with a request for another key under the same name.
+    await c.certificates.deleteCertificateSigningRequest({ name });
+    await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(node.dir, 'other.key'),
+      '-subj', `/O=system:nodes/CN=system:node:${node.name}`, '-out', join(node.dir, 'other.csr')]);
+    await c.certificates.createCertificateSigningRequest({
+      body: { metadata: { name }, spec: { request: (await readFile(join(node.dir, 'other.csr'))).toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client-kubelet', usages: ['digital signature', 'client auth'] } },
+    });
+    const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '5s']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`a CSR named ${name} exists but is not ours: its public key is not our pending key`));
+    assert.match(r.stderr, /kubectl delete csr/);
+    await assert.rejects(lstat(join(node.certDir, 'kubelet-client-current.pem')));
+  } finally {
+    await node.cleanup();
+  }
+});
