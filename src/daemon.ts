@@ -34,7 +34,7 @@ export async function runDaemon(manager: CertificateManager, log: Logger, signal
     const passDeadline = Date.now() + config.recheckIntervalMs;
     let healthy = false;
     try {
-      await manager.ensureClient({ deadline: passDeadline, rotate: config.rotateCertificates });
+      if (config.clientCredentials === 'managed') await manager.ensureClient({ deadline: passDeadline, rotate: config.rotateCertificates });
       if (config.rotateServerCertificates) await manager.ensureServing({ deadline: passDeadline, rotate: true });
       healthy = true;
       failures = 0;

@@ -23,11 +23,18 @@ export const bootstrapCommand: Command = {
     const started = Date.now();
     const deadline = started + config.timeoutMs;
     try {
-      const client = await manager.ensureClient({ deadline, rotate: false });
+      const managed = config.clientCredentials === 'managed';
+      if (!managed && !config.rotateServerCertificates) {
+        throw new UserError('nothing to do: clientCredentials is external and serving certificates are off', { where: '--config', fix: 'set rotateServerCertificates: true (or --rotate-server-certificates)', code: 'USAGE' });
+      }
+      const client = managed ? await manager.ensureClient({ deadline, rotate: false }) : undefined;
       const serving = config.rotateServerCertificates ? await manager.ensureServing({ deadline, rotate: false }) : undefined;
       const c = manager.states.client;
-      const summary = `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}` +
-        (serving ? `; serving certificate ${serving} (${[...(manager.states.server.dnsNames ?? []), ...(manager.states.server.ipAddresses ?? [])].join(', ')})` : '');
+      const parts = [
+        client ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}` : `client credentials external (${config.kubeconfig})`,
+        serving ? `serving certificate ${serving} (${[...(manager.states.server.dnsNames ?? []), ...(manager.states.server.ipAddresses ?? [])].join(', ')})` : '',
+      ];
+      const summary = parts.filter(Boolean).join('; ');
       log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
       process.stderr.write(`nodecred: ${summary}\n`);
       return 0;

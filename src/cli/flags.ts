@@ -8,7 +8,7 @@ import { parseDuration } from '../config/duration.ts';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
 import { parsePinHash } from '../pki/cert.ts';
 import {
-  overridesFromDocument, mergeConfig, validateNodeName, validateAddress, validateDiscoveryToken, validateApiServer,
+  overridesFromDocument, mergeConfig, validateRequestedLifetime, validateTimeout, validateNodeName, validateAddress, validateDiscoveryToken, validateApiServer,
   type Config, type ConfigOverrides,
 } from '../config/schema.ts';
 
@@ -95,8 +95,8 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
     if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
     o.keyAlgorithm = alg as KeyAlgorithm;
   }
-  if (str('requested-lifetime')) o.requestedLifetimeMs = parseDuration(str('requested-lifetime')!, '--requested-lifetime');
-  if (str('timeout')) o.timeoutMs = parseDuration(str('timeout')!, '--timeout');
+  if (str('requested-lifetime')) o.requestedLifetimeMs = validateRequestedLifetime(parseDuration(str('requested-lifetime')!, '--requested-lifetime'), '--requested-lifetime');
+  if (str('timeout')) o.timeoutMs = validateTimeout(parseDuration(str('timeout')!, '--timeout'), '--timeout');
   if (str('cluster-ca-file')) o.clusterCAFile = str('cluster-ca-file')!;
   if (str('log-level')) {
     const level = str('log-level')!;

@@ -47,6 +47,12 @@ export interface Config {
    * CSR (re-read, never re-created). Short in tests, minutes in production.
    */
   recheckIntervalMs: number;
+  /**
+   * 'managed': nodecred bootstraps and rotates the client certificate. 'external': the node kubeconfig's
+   * credentials come from elsewhere (an exec plugin on EKS-style nodes); only the serving certificate is
+   * managed.
+   */
+  clientCredentials: 'managed' | 'external';
 }
 
 export function defaultConfig(): Config {
@@ -67,6 +73,7 @@ export function defaultConfig(): Config {
     clockSkewMs: 5 * 60_000,
     logLevel: 'info',
     recheckIntervalMs: 5 * 60_000,
+    clientCredentials: 'managed',
   };
 }
 
@@ -191,10 +198,27 @@ export function validateApiServer(url: string, where: string): string {
 const MIN_REQUESTED_LIFETIME_MS = 600 * 1000;
 const MAX_REQUESTED_LIFETIME_MS = (2 ** 31 - 1) * 1000;
 
+/** spec.expirationSeconds: the API server rejects less than 600, and it is an int32. */
+export function validateRequestedLifetime(ms: number, where: string): number {
+  if (ms < MIN_REQUESTED_LIFETIME_MS || ms > MAX_REQUESTED_LIFETIME_MS) {
+    throw new UserError(`requested lifetime must be between 10m and ${Math.floor(MAX_REQUESTED_LIFETIME_MS / 3_600_000)}h (spec.expirationSeconds limits)`, {
+      where,
+      fix: 'e.g. 8760h, or leave it out to let the signer decide',
+      code: 'CONFIG_INVALID',
+    });
+  }
+  return ms;
+}
+
+export function validateTimeout(ms: number, where: string): number {
+  if (ms <= 0) throw new UserError('timeout must be longer than 0', { where, fix: 'e.g. 15m', code: 'CONFIG_INVALID' });
+  return ms;
+}
+
 const TOP_LEVEL = [
   'apiVersion', 'kind', 'nodeName', 'kubeconfig', 'bootstrapKubeconfig', 'discovery', 'certDir', 'rotateCertificates',
   'rotateServerCertificates', 'keyAlgorithm', 'requestedLifetime', 'rotation', 'serving', 'clusterCAFile', 'timeout',
-  'clockSkew', 'logLevel', 'recheckInterval',
+  'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -218,19 +242,14 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
     o.keyAlgorithm = alg as KeyAlgorithm;
   }
-  if (raw.requestedLifetime !== undefined) {
-    const ms = r.duration(raw.requestedLifetime, 'requestedLifetime');
-    // spec.expirationSeconds: the API server rejects less than 600 and it is an int32.
-    if (ms < MIN_REQUESTED_LIFETIME_MS || ms > MAX_REQUESTED_LIFETIME_MS) {
-      r.fail('requestedLifetime', `must be between 10m and ${Math.floor(MAX_REQUESTED_LIFETIME_MS / 3_600_000)}h (spec.expirationSeconds limits), got ${String(raw.requestedLifetime)}`, 'e.g. 8760h, or leave it out to let the signer decide');
-    }
-    o.requestedLifetimeMs = ms;
-  }
-  if (raw.timeout !== undefined) {
-    o.timeoutMs = r.duration(raw.timeout, 'timeout');
-    if (o.timeoutMs <= 0) r.fail('timeout', 'must be longer than 0', 'e.g. 15m');
-  }
+  if (raw.requestedLifetime !== undefined) o.requestedLifetimeMs = validateRequestedLifetime(r.duration(raw.requestedLifetime, 'requestedLifetime'), r.where('requestedLifetime'));
+  if (raw.timeout !== undefined) o.timeoutMs = validateTimeout(r.duration(raw.timeout, 'timeout'), r.where('timeout'));
   if (raw.clockSkew !== undefined) o.clockSkewMs = r.duration(raw.clockSkew, 'clockSkew');
+  if (raw.clientCredentials !== undefined) {
+    const mode = r.string(raw.clientCredentials, 'clientCredentials');
+    if (mode !== 'managed' && mode !== 'external') r.fail('clientCredentials', `unknown mode "${mode}"`, 'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own credentials, e.g. an exec plugin)');
+    o.clientCredentials = mode as Config['clientCredentials'];
+  }
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {

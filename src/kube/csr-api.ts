@@ -93,6 +93,9 @@ export interface WaitOptions {
   retryDelayMs?: (attempt: number) => number;
 }
 
+/** setTimeout's largest delay; longer ones fire immediately. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class WaitTimeout extends Error {
   override name = 'WaitTimeout';
 }
@@ -131,7 +134,7 @@ export async function waitForCsr(conn: ApiConnection, name: string, opts: WaitOp
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, Math.min(MAX_TIMER_MS, ms));
     function done() {
       clearTimeout(timer);
       signal?.removeEventListener('abort', done);
@@ -158,7 +161,8 @@ async function watchOnce(
     let settled = false;
     let controller: AbortController | undefined;
     const remaining = opts.deadline - Date.now();
-    const deadlineTimer = setTimeout(() => finish(undefined), Math.max(0, remaining));
+    // Clamped: setTimeout fires at once for delays past 2^31-1 ms; the outer loop re-checks the deadline.
+    const deadlineTimer = setTimeout(() => finish(undefined), Math.min(MAX_TIMER_MS, Math.max(0, remaining)));
     const onAbort = () => finish(undefined);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     function finish(outcome: CsrOutcome | undefined, err?: unknown) {

@@ -21,7 +21,10 @@ export const KUBELET_ROTATION_WINDOW: RotationWindow = { from: 0.7, to: 0.9 };
 export function rotationDeadline(notBefore: Date, notAfter: Date, window: RotationWindow, random: Random): Date {
   const lifetime = notAfter.getTime() - notBefore.getTime();
   const fraction = window.from + (window.to - window.from) * random();
-  return new Date(notBefore.getTime() + lifetime * fraction);
+  // Whole milliseconds after NotBefore, kept below the end of the window: adding a fractional offset to an
+  // epoch value rounds, and could land exactly on `to` (e.g. 10-minute certificates), which [from, to) excludes.
+  const last = Math.max(Math.ceil(lifetime * window.to) - 1, Math.round(lifetime * window.from));
+  return new Date(notBefore.getTime() + Math.min(Math.round(lifetime * fraction), last));
 }
 
 export interface Backoff {

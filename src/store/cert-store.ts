@@ -78,8 +78,9 @@ export class CertStore {
   }
 
   /**
-   * The installed pair, or null when there is none. A current link that exists but cannot be read as a
-   * pair is an error (UserError naming the file), so callers can tell "missing" from "broken".
+   * The installed pair, or null when there is none (no link, or a link whose target is gone: prepare()
+   * repairs that). A pair file that cannot be read as a pair is an error (UserError naming that file), so
+   * callers can tell "missing" from "broken".
    */
   async readCurrent(kind: CertKind): Promise<StoredPair | null> {
     // Resolve the link first and read what it resolved to: reading through the link and asking readlink
