@@ -1,61 +1,120 @@
 // The `run` loop: keep the client (and serving) certificate valid until stopped. Everything it decides is
-// delegated to the manager; this file only schedules: wake at the earliest rotation deadline or recheck
-// interval, back off after failures, stop promptly on abort.
+// delegated to the manager; this file only schedules: a pass at the earliest rotation deadline or recheck
+// interval, at once when a watched file changes, after a capped backoff when a pass failed; and, between
+// passes, a cheap local check that the files on disk are still the ones verified.
 import { isUserError } from './errors.ts';
 import { retryDelayMs, DEFAULT_BACKOFF } from './manager/policy.ts';
 import { WaitTimeout } from './kube/csr-api.ts';
 import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
-export interface DaemonHooks {
+export interface DaemonOptions {
+  /** Between passes, how often to compare disk with memory (no API calls). */
+  localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
   onPass?: (healthy: boolean) => void;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, Math.max(0, ms));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export async function runDaemon(manager: CertificateManager, log: Logger, signal: AbortSignal, hooks: DaemonHooks = {}): Promise<void> {
-  const { config } = manager.deps;
-  let failures = 0;
-  while (!signal.aborted) {
+export class Daemon {
+  readonly manager: CertificateManager;
+  readonly log: Logger;
+  private readonly opts: DaemonOptions;
+  private wakeUp: (() => void) | undefined;
+  private wokenFor: string | undefined;
+  /** When the loop last started or finished a pass; /livez reads it. */
+  heartbeat: Date | undefined;
+  /** True while a pass is inside a CSR wait that may legitimately last up to the recheck interval. */
+  private inPass = false;
+
+  constructor(manager: CertificateManager, log: Logger, opts: DaemonOptions = {}) {
+    this.manager = manager;
+    this.log = log;
+    this.opts = opts;
+  }
+
+  /** Ask for a pass now (file changed, SIGHUP). Coalesces while a pass is running. */
+  wake(reason: string): void {
+    this.wokenFor = reason;
+    this.wakeUp?.();
+  }
+
+  /** The loop is alive when it beat recently, or is inside a pass (which is bounded by the recheck interval). */
+  alive(now: Date, staleMs: number): boolean {
+    if (!this.heartbeat) return false;
+    const limit = this.inPass ? staleMs + this.manager.deps.config.recheckIntervalMs : staleMs;
+    return now.getTime() - this.heartbeat.getTime() <= limit;
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted || this.wokenFor) return resolve();
+      const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        self.wakeUp = undefined;
+        resolve();
+      }
+      this.wakeUp = done;
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  private async pass(): Promise<{ healthy: boolean; failed: boolean }> {
+    const { config } = this.manager.deps;
     // A pass never waits on a CSR longer than the recheck interval: then it re-reads the CSR (same name,
     // no new request) and re-evaluates, so changed Node addresses are noticed while a request is pending.
-    const passDeadline = Date.now() + config.recheckIntervalMs;
-    let healthy = false;
+    const deadline = Date.now() + config.recheckIntervalMs;
+    this.inPass = true;
     try {
-      if (config.clientCredentials === 'managed') await manager.ensureClient({ deadline: passDeadline, rotate: config.rotateCertificates });
-      if (config.rotateServerCertificates) await manager.ensureServing({ deadline: passDeadline, rotate: true });
-      healthy = true;
-      failures = 0;
+      if (config.clientCredentials === 'managed') await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
+      if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
+      return { healthy: true, failed: false };
     } catch (err) {
-      if (signal.aborted) break;
       if (err instanceof WaitTimeout) {
-        log.info({ detail: err.message }, 'CSR still pending; will check again');
-      } else {
-        failures++;
-        log.error({ err: isUserError(err) ? err.oneLine() : (err as Error).stack ?? String(err), failures }, 'certificate pass failed');
+        this.log.info({ detail: err.message }, 'CSR still pending; will check again');
+        return { healthy: false, failed: false };
+      }
+      this.log.error({ err: isUserError(err) ? err.oneLine() : (err as Error).stack ?? String(err) }, 'certificate pass failed');
+      return { healthy: false, failed: true };
+    } finally {
+      this.inPass = false;
+      this.heartbeat = new Date();
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { config } = this.manager.deps;
+    const localCheckMs = this.opts.localCheckMs ?? 10_000;
+    let failures = 0;
+    this.heartbeat = new Date();
+    while (!signal.aborted) {
+      if (this.wokenFor) this.log.info({ reason: this.wokenFor }, 'checking certificates now');
+      this.wokenFor = undefined;
+      const result = await this.pass();
+      if (signal.aborted) break;
+      failures = result.failed ? failures + 1 : 0;
+      this.opts.onPass?.(result.healthy);
+
+      const now = Date.now();
+      const deadlines = [this.manager.states.client.rotationDeadline, config.rotateServerCertificates ? this.manager.states.server.rotationDeadline : undefined]
+        .filter((d): d is Date => d !== undefined)
+        .map((d) => d.getTime())
+        .filter((d) => d > now);
+      const next = failures > 0
+        ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
+        : Math.min(now + config.recheckIntervalMs, ...deadlines);
+      // Sleep in local-check slices: a file that vanished without a watcher event is still noticed.
+      while (!signal.aborted && !this.wokenFor && Date.now() < next) {
+        await this.sleep(Math.min(localCheckMs, next - Date.now()), signal);
+        this.heartbeat = new Date();
+        if (!signal.aborted && !this.wokenFor && Date.now() < next && result.healthy && !(await this.manager.diskMatchesMemory())) {
+          this.wokenFor = 'files on disk differ from the verified ones';
+        }
       }
     }
-    hooks.onPass?.(healthy);
-    const now = Date.now();
-    const deadlines = [manager.states.client.rotationDeadline, config.rotateServerCertificates ? manager.states.server.rotationDeadline : undefined]
-      .filter((d): d is Date => d !== undefined)
-      .map((d) => d.getTime());
-    const next = failures > 0
-      ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, manager.deps.random)
-      : Math.min(now + config.recheckIntervalMs, ...deadlines.filter((d) => d > now));
-    log.debug({ nextCheck: new Date(next).toISOString() }, 'sleeping');
-    await sleep(next - now, signal);
   }
 }

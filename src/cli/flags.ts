@@ -36,6 +36,9 @@ export const NODE_FLAGS: FlagSpec[] = [
   { name: 'requested-lifetime', kind: 'string', placeholder: 'DURATION', help: 'ask the signer for this lifetime (spec.expirationSeconds), e.g. 24h' },
   { name: 'cluster-ca-file', kind: 'string', placeholder: 'FILE', help: 'CA bundle issued certificates must chain to (default: the API server CA)' },
   { name: 'timeout', kind: 'string', placeholder: 'DURATION', help: 'bootstrap: give up after this long (default 15m)' },
+  { name: 'health-listen', kind: 'string', placeholder: 'HOST:PORT', help: 'run: plain /livez /readyz /healthz /metrics listener (default 127.0.0.1:10271; "" disables)' },
+  { name: 'secure-listen', kind: 'string', placeholder: 'HOST:PORT', help: 'run: the same behind TLS with the serving certificate and kubelet-style webhook authn/authz (default off)' },
+  { name: 'client-ca-file', kind: 'string', placeholder: 'FILE', help: 'run: CA for x509 client certificates on --secure-listen' },
   { name: 'log-level', kind: 'string', placeholder: 'LEVEL', help: 'debug | info | warn | error (default info)' },
 ];
 
@@ -103,6 +106,9 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
     o.logLevel = level as Config['logLevel'];
   }
+  if (flags.has('health-listen')) o.healthListen = str('health-listen')!;
+  if (flags.has('secure-listen')) o.secureListen = str('secure-listen')!;
+  if (str('client-ca-file')) o.clientCAFile = str('client-ca-file')!;
   const ips = (flags.get('node-ip') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
   if (ips.length) o.servingAddresses = ips.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
   const discoveryFlags = ['api-server', 'discovery-token', 'discovery-token-ca-cert-hash'];

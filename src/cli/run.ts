@@ -1,12 +1,35 @@
-// `nodecred run`: the daemon. Bootstraps if needed, then keeps the certificates valid until SIGTERM/SIGINT.
-import { runDaemon } from '../daemon.ts';
+// `nodecred run`: the daemon. Bootstraps if needed, keeps the certificates valid, serves health and
+// metrics, talks to systemd (READY/STATUS/WATCHDOG/RELOADING/STOPPING), reloads its config on SIGHUP and
+// stops gracefully on SIGTERM/SIGINT.
+import { Daemon } from '../daemon.ts';
+import { isUserError } from '../errors.ts';
+import { acquireLock, type Lock } from '../store/lock.ts';
+import { createMetrics } from '../health/metrics.ts';
+import { managerHealthSource } from '../health/source.ts';
+import { createHealthServer, listen, parseListen } from '../health/server.ts';
+import { createSecureServer } from '../health/secure.ts';
+import { systemdNotifier, watchdogIntervalMs } from '../systemd/notify.ts';
+import { watchCredentials } from '../watch/watcher.ts';
+import { runHooks } from '../hooks.ts';
+import { formatDuration } from '../config/duration.ts';
+import { parseFlags, loadConfig, NODE_FLAGS } from './flags.ts';
+import type { CertificateManager } from '../manager/manager.ts';
 import type { Command } from './commands.ts';
+import type { Server } from 'node:http';
 import { nodeHelp, setUpNode } from './node-setup.ts';
 
 const HELP = nodeHelp(
   'usage: nodecred run [flags]',
-  'Run the credential daemon: bootstrap if needed, then rotate the client certificate (and the serving\ncertificate with --rotate-server-certificates) before expiry, recovering from expired or missing files.',
+  'Run the credential daemon: bootstrap if needed, then rotate the client certificate (and the serving\ncertificate with --rotate-server-certificates) before expiry, recovering from expired or missing files.\nServes /livez /readyz /healthz /metrics on --health-listen; SIGHUP reloads the config.',
 );
+
+function statusLine(manager: CertificateManager): string {
+  const now = Date.now();
+  const { config } = manager.deps;
+  const part = (label: string, s: CertificateManager['states']['client']) =>
+    s.pendingCsr ? `${label}: waiting for CSR ${s.pendingCsr}` : s.notAfter ? `${label}: valid ${formatDuration(s.notAfter.getTime() - now)}` : `${label}: none${s.lastError ? ' (error)' : ''}`;
+  return [config.clientCredentials === 'managed' ? part('client', manager.states.client) : 'client: external', config.rotateServerCertificates ? part('serving', manager.states.server) : ''].filter(Boolean).join('; ');
+}
 
 export const runCommand: Command = {
   name: 'run',
@@ -16,16 +39,113 @@ export const runCommand: Command = {
       process.stdout.write(HELP);
       return 0;
     }
-    const { log, manager, config } = await setUpNode(args);
-    const stop = new AbortController();
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(sig, () => {
-        log.info({ signal: sig }, 'stopping');
-        stop.abort();
-      });
+    const started = Date.now();
+    let manager: CertificateManager | undefined;
+    const metrics = createMetrics(() => manager);
+    let lock: Lock | undefined;
+    let secure: ReturnType<typeof createSecureServer> | undefined;
+    // Set once the daemon exists; install events before that only come from the first pass, which runs later.
+    let health: ReturnType<typeof managerHealthSource> | undefined;
+    const setup = await setUpNode(args, {
+      // The lock is taken before anything touches the cert dir: a second daemon must not even repair it.
+      beforePrepare: async (config) => {
+        lock = await acquireLock(config.certDir);
+      },
+      events: {
+        installed: (kind, state, previous) => {
+          metrics.events.installed?.(kind, state, previous);
+          if (kind === 'client' && !previous) metrics.bootstrapDuration.observe((Date.now() - started) / 1000);
+          health?.invalidate();
+          secure?.reload();
+          void runHooks(setup.config.hooks, { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig }, setup.log);
+        },
+        failed: (kind, err) => metrics.events.failed?.(kind, err),
+      },
+    });
+    manager = setup.manager;
+    const { log, config } = setup;
+    const notifier = systemdNotifier();
+    const notify = (...a: string[]) => notifier.notify(...a).catch((err: Error) => log.warn({ err: err.message }, 'systemd notification failed'));
+    let ready = false;
+    const daemon = new Daemon(manager, log, {
+      onPass: (healthy: boolean) => {
+        void notify(`STATUS=${statusLine(manager!)}`);
+        if (healthy && !ready) {
+          ready = true;
+          void notify('READY=1');
+          log.info({ startupMs: Date.now() - started }, 'credentials in place; ready');
+        }
+      },
+    });
+    const loopStaleMs = 60_000;
+    health = managerHealthSource(manager, {
+      expiryThresholdMs: config.readyExpiryThresholdMs, loopStaleMs, authCacheMs: 30_000,
+      heartbeat: () => (daemon.alive(new Date(), loopStaleMs) ? new Date() : daemon.heartbeat),
+    });
+    const servers: Server[] = [];
+    if (config.healthListen) {
+      const server = createHealthServer(health, metrics.registry);
+      const addr = await listen(server, parseListen(config.healthListen, '--health-listen'), '--health-listen');
+      log.info({ address: `${addr.address}:${addr.port}` }, 'health and metrics listening');
+      servers.push(server);
     }
-    log.info({ nodeName: config.nodeName, certDir: config.certDir, kubeconfig: config.kubeconfig, rotateServerCertificates: config.rotateServerCertificates }, 'nodecred running');
-    await runDaemon(manager, log, stop.signal);
+    if (config.secureListen) {
+      secure = createSecureServer({ manager, health, registry: metrics.registry, log });
+      const addr = await listen(secure.server, parseListen(config.secureListen, '--secure-listen'), '--secure-listen');
+      log.info({ address: `${addr.address}:${addr.port}` }, 'secure health and metrics listening (serving certificate, webhook authn/authz)');
+      servers.push(secure.server);
+    }
+
+    const watchdogMs = watchdogIntervalMs();
+    const watchdog = watchdogMs
+      ? setInterval(() => {
+          // Only a loop that is making progress keeps the watchdog fed; a stuck one gets restarted.
+          if (daemon.alive(new Date(), loopStaleMs)) void notify('WATCHDOG=1');
+          else log.warn('manager loop looks stuck; not feeding the systemd watchdog');
+        }, watchdogMs)
+      : undefined;
+
+    const watcher = watchCredentials(
+      { certDir: config.certDir, files: [config.kubeconfig, ...(config.bootstrapKubeconfig ? [config.bootstrapKubeconfig] : [])] },
+      (path) => daemon.wake(`${path} changed`),
+    );
+
+    const stop = new AbortController();
+    const onStop = (sig: string) => {
+      log.info({ signal: sig }, 'stopping');
+      void notify('STOPPING=1');
+      stop.abort();
+    };
+    process.once('SIGTERM', () => onStop('SIGTERM'));
+    process.once('SIGINT', () => onStop('SIGINT'));
+    process.on('SIGHUP', () => {
+      void (async () => {
+        await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+        try {
+          const next = await loadConfig(parseFlags(args, NODE_FLAGS));
+          const restartOnly = (['certDir', 'kubeconfig', 'healthListen', 'secureListen'] as const).filter((k) => next[k] !== manager!.deps.config[k]);
+          if (restartOnly.length) log.warn({ fields: restartOnly }, 'these settings change only on restart; keeping the running values');
+          for (const k of restartOnly) (next as unknown as Record<string, unknown>)[k] = manager!.deps.config[k];
+          manager!.deps.config = next;
+          log.level = next.logLevel;
+          log.info('configuration reloaded');
+          daemon.wake('SIGHUP');
+        } catch (err) {
+          log.error({ err: isUserError(err) ? err.oneLine() : String(err) }, 'new configuration rejected; keeping the old one');
+        }
+        await notify('READY=1', `STATUS=${statusLine(manager!)}`);
+      })();
+    });
+
+    log.info({ nodeName: config.nodeName, certDir: config.certDir, kubeconfig: config.kubeconfig, rotateServerCertificates: config.rotateServerCertificates, systemd: notifier.enabled, watchdogMs }, 'nodecred running');
+    try {
+      await daemon.run(stop.signal);
+    } finally {
+      if (watchdog) clearInterval(watchdog);
+      await watcher.close();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      await lock?.release();
+    }
     log.info('stopped');
     return 0;
   },

@@ -53,6 +53,24 @@ export interface Config {
    * managed.
    */
   clientCredentials: 'managed' | 'external';
+  /** Plain health/metrics listener; '' disables it. Loopback by default. */
+  healthListen: string;
+  /** Authenticated listener (node serving certificate, webhook authn/authz); '' disables it. */
+  secureListen: string;
+  /** CA bundle for x509 client certificates on the secure listener. */
+  clientCAFile: string | undefined;
+  /** /readyz fails when a certificate expires sooner than this. */
+  readyExpiryThresholdMs: number;
+  hooks: HooksConfig;
+}
+
+export interface HooksConfig {
+  /** Run after each install, with NODECRED_KIND, NODECRED_CERT_FILE, NODECRED_KUBECONFIG in its environment. */
+  command: string[] | undefined;
+  timeoutMs: number;
+  /** Signal the process whose PID is in this file after each install (e.g. to make a server reload). */
+  pidFile: string | undefined;
+  signal: string;
 }
 
 export function defaultConfig(): Config {
@@ -74,6 +92,11 @@ export function defaultConfig(): Config {
     logLevel: 'info',
     recheckIntervalMs: 5 * 60_000,
     clientCredentials: 'managed',
+    healthListen: '127.0.0.1:10271',
+    secureListen: '',
+    clientCAFile: undefined,
+    readyExpiryThresholdMs: 10 * 60_000,
+    hooks: { command: undefined, timeoutMs: 30_000, pidFile: undefined, signal: 'SIGHUP' },
   };
 }
 
@@ -218,7 +241,8 @@ export function validateTimeout(ms: number, where: string): number {
 const TOP_LEVEL = [
   'apiVersion', 'kind', 'nodeName', 'kubeconfig', 'bootstrapKubeconfig', 'discovery', 'certDir', 'rotateCertificates',
   'rotateServerCertificates', 'keyAlgorithm', 'requestedLifetime', 'rotation', 'serving', 'clusterCAFile', 'timeout',
-  'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials',
+  'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials', 'healthListen', 'secureListen', 'clientCAFile',
+  'readyExpiryThreshold', 'hooks',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -249,6 +273,24 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     const mode = r.string(raw.clientCredentials, 'clientCredentials');
     if (mode !== 'managed' && mode !== 'external') r.fail('clientCredentials', `unknown mode "${mode}"`, 'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own credentials, e.g. an exec plugin)');
     o.clientCredentials = mode as Config['clientCredentials'];
+  }
+  if (raw.healthListen !== undefined) o.healthListen = raw.healthListen === '' ? '' : r.string(raw.healthListen, 'healthListen');
+  if (raw.secureListen !== undefined) o.secureListen = raw.secureListen === '' ? '' : r.string(raw.secureListen, 'secureListen');
+  if (raw.clientCAFile !== undefined) o.clientCAFile = r.string(raw.clientCAFile, 'clientCAFile');
+  if (raw.readyExpiryThreshold !== undefined) o.readyExpiryThresholdMs = r.duration(raw.readyExpiryThreshold, 'readyExpiryThreshold');
+  if (raw.hooks !== undefined) {
+    const hr = r.nested('hooks');
+    const h = r.object(raw.hooks, 'hooks');
+    hr.rejectUnknown(h, ['command', 'timeout', 'pidFile', 'signal']);
+    const signal = h.signal === undefined ? 'SIGHUP' : hr.string(h.signal, 'signal');
+    if (!/^SIG[A-Z0-9]+$/.test(signal)) hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP');
+    o.hooks = {
+      command: h.command === undefined ? undefined : hr.stringList(h.command, 'command'),
+      timeoutMs: h.timeout === undefined ? 30_000 : validateTimeout(hr.duration(h.timeout, 'timeout'), hr.where('timeout')),
+      pidFile: h.pidFile === undefined ? undefined : hr.string(h.pidFile, 'pidFile'),
+      signal,
+    };
+    if (o.hooks.command?.length === 0) hr.fail('command', 'must not be empty', 'list the program and its arguments, e.g. [systemctl, reload, nginx]');
   }
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');

@@ -25,6 +25,7 @@ export interface ManagerDeps {
   log: Logger;
   now: () => Date;
   random: Random;
+  events?: ManagerEvents;
 }
 
 /** What the manager knows about one managed certificate, for health checks, metrics and `status`. */
@@ -42,6 +43,17 @@ export interface CertificateState {
   pendingSince?: Date;
   lastError?: string;
   lastSuccess?: Date;
+  issuer?: string;
+  /** The installed certificate passed verification at the last check. */
+  verified?: boolean;
+  /** Why it did not, when it did not. */
+  problems?: string[];
+}
+
+/** What the manager tells observers (metrics, hooks): one call per install or failed pass. */
+export interface ManagerEvents {
+  installed?(kind: CertKind, state: CertificateState, previous: { notBefore?: Date; notAfter?: Date } | null): void;
+  failed?(kind: CertKind, error: unknown): void;
 }
 
 export type EnsureResult = 'valid' | 'installed';
@@ -49,6 +61,8 @@ export type EnsureResult = 'valid' | 'installed';
 export class CertificateManager {
   readonly deps: ManagerDeps;
   readonly states: Record<CertKind, CertificateState>;
+  /** The last pair that passed verification, to reinstall when the file vanishes or is damaged. */
+  private readonly lastGood: Partial<Record<CertKind, StoredPair>> = {};
   /** Rotation deadlines are drawn once per certificate (by fingerprint) so the jitter is stable. */
   private readonly deadlines = new Map<string, Date>();
 
@@ -128,7 +142,11 @@ export class CertificateManager {
   /** Verifies an installed pair against what we would request; records its state; returns the problems. */
   private assess(kind: CertKind, pair: StoredPair | null, ca: string, sans: SubjectAltNames): { usable: boolean; rotate: boolean; problems: string[] } {
     const state = this.states[kind];
-    if (!pair) return { usable: false, rotate: true, problems: ['no certificate installed'] };
+    if (!pair) {
+      for (const field of ['subject', 'dnsNames', 'ipAddresses', 'notBefore', 'notAfter', 'rotationDeadline', 'fingerprint', 'issuer'] as const) delete state[field];
+      Object.assign(state, { verified: false, problems: ['no certificate installed'] });
+      return { usable: false, rotate: true, problems: ['no certificate installed'] };
+    }
     const verdict = verifyIssuedCertificate({
       certificatePem: pair.chainPem,
       key: pair.key,
@@ -147,9 +165,43 @@ export class CertificateManager {
       notAfter: leaf.notAfter,
       rotationDeadline: deadline,
       fingerprint: leaf.sha256Fingerprint,
+      issuer: leaf.issuerCommonName,
+      verified: verdict.ok,
+      problems: verdict.ok ? [] : verdict.problems,
     });
     if (!verdict.ok) return { usable: false, rotate: true, problems: verdict.problems };
+    const previous = this.lastGood[kind];
+    if (previous && previous.certificates[0]!.summary.sha256Fingerprint !== leaf.sha256Fingerprint && this.states[kind].pendingCsr === undefined) {
+      this.log.info({ kind, fingerprint: leaf.sha256Fingerprint, path: pair.file }, 'adopted a valid certificate found on disk');
+    }
+    this.lastGood[kind] = pair;
     return { usable: true, rotate: this.deps.now().getTime() >= deadline.getTime(), problems: [] };
+  }
+
+  /**
+   * The file on disk is gone or damaged but the pair we last verified is still good: put it back rather
+   * than request a new certificate. Returns the reassessment, or null when memory has nothing usable.
+   */
+  private async reinstallFromMemory(kind: CertKind, ca: string, sans: SubjectAltNames, problems: string[]) {
+    const remembered = this.lastGood[kind];
+    if (!remembered) return null;
+    const again = this.assess(kind, remembered, ca, sans);
+    if (!again.usable) return null;
+    await this.deps.store.install(kind, remembered.chainPem, remembered.key, this.deps.now());
+    this.log.warn({ kind, problems, path: this.deps.store.currentPath(kind) }, 'certificate on disk missing or damaged; reinstalled the verified one from memory');
+    return again;
+  }
+
+  /** Cheap local check for the file watcher's safety net: does disk still hold what we last verified? */
+  async diskMatchesMemory(): Promise<boolean> {
+    const { config, store } = this.deps;
+    const kinds: CertKind[] = [...(config.clientCredentials === 'managed' ? ['client' as const] : []), ...(config.rotateServerCertificates ? ['server' as const] : [])];
+    for (const kind of kinds) {
+      const pair = await store.readCurrent(kind).catch(() => null);
+      if (!pair || pair.certificates[0]!.summary.sha256Fingerprint !== this.states[kind].fingerprint) return false;
+    }
+    const kubeconfig = await readFile(config.kubeconfig, 'utf8').catch(() => null);
+    return kubeconfig !== null && kubeconfig.length > 0;
   }
 
   private async writeNodeKubeconfig(endpoint: ApiEndpoint, caPem: string): Promise<void> {
@@ -171,6 +223,12 @@ export class CertificateManager {
 
   private recordError(kind: CertKind, err: unknown): void {
     this.states[kind].lastError = isUserError(err) ? err.oneLine() : (err as Error).message ?? String(err);
+    this.deps.events?.failed?.(kind, err);
+  }
+
+  private recordInstalled(kind: CertKind, previous: { notBefore?: Date; notAfter?: Date } | null): void {
+    Object.assign(this.states[kind], { lastError: undefined, lastSuccess: this.deps.now(), pendingCsr: undefined, pendingSince: undefined });
+    this.deps.events?.installed?.(kind, this.states[kind], previous);
   }
 
   /**
@@ -194,7 +252,8 @@ export class CertificateManager {
         throw new UserError('no node kubeconfig and no bootstrap credentials', { where: config.kubeconfig, fix: 'pass --bootstrap-kubeconfig, or --api-server with --discovery-token and --discovery-token-ca-cert-hash', code: 'NO_CREDENTIALS' });
       }
       const ca = await this.caBundle(endpoint);
-      const assessed = this.assess('client', pair, ca, { dnsNames: [], ipAddresses: [] });
+      let assessed = this.assess('client', pair, ca, { dnsNames: [], ipAddresses: [] });
+      if (!assessed.usable) assessed = (await this.reinstallFromMemory('client', ca, { dnsNames: [], ipAddresses: [] }, assessed.problems)) ?? assessed;
       if (assessed.usable && (!assessed.rotate || !opts.rotate)) {
         await this.writeNodeKubeconfig(endpoint, endpoint.caPem ?? ca);
         this.states.client.lastError = undefined;
@@ -202,8 +261,9 @@ export class CertificateManager {
       }
 
       let conn: ApiConnection | null = null;
-      if (assessed.usable && pair) {
-        conn = { endpoint, credential: { kind: 'clientCert', certPem: pair.chainPem, keyPem: encodePrivateKeyPem(pair.key) }, description: `node client certificate ${store.currentPath('client')}` };
+      const renewWith = assessed.usable ? this.lastGood.client : undefined;
+      if (renewWith) {
+        conn = { endpoint, credential: { kind: 'clientCert', certPem: renewWith.chainPem, keyPem: encodePrivateKeyPem(renewWith.key) }, description: `node client certificate ${store.currentPath('client')}` };
         this.log.info({ notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline }, 'client certificate due for rotation; renewing with it');
       } else {
         conn = await getBootstrap();
@@ -226,11 +286,12 @@ export class CertificateManager {
         }
         throw err;
       });
+      const previous = pair ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter } : null;
       await store.install('client', issued.chainPem, issued.key, this.deps.now());
       await store.removePendingKey('client');
       await this.writeNodeKubeconfig(endpoint, endpoint.caPem ?? ca);
       this.assess('client', await this.readCurrent('client'), ca, { dnsNames: [], ipAddresses: [] });
-      Object.assign(this.states.client, { lastError: undefined, lastSuccess: this.deps.now(), pendingCsr: undefined, pendingSince: undefined });
+      this.recordInstalled('client', previous);
       this.log.info({ csr: issued.csrName, notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline, path: store.currentPath('client') }, 'installed client certificate');
       return 'installed';
     } catch (err) {
@@ -289,7 +350,8 @@ export class CertificateManager {
       const ca = await this.caBundle(conn.endpoint);
       const sans = await this.wantedServingSans(conn);
       const pair = await this.readCurrent('server');
-      const assessed = this.assess('server', pair, ca, sans);
+      let assessed = this.assess('server', pair, ca, sans);
+      if (!assessed.usable) assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
       const addressesChanged = pair !== null && !sameSans(sans, { dnsNames: this.states.server.dnsNames ?? [], ipAddresses: this.states.server.ipAddresses ?? [] });
       if (assessed.usable && !addressesChanged && (!assessed.rotate || !opts.rotate)) {
         this.states.server.lastError = undefined;
@@ -299,10 +361,11 @@ export class CertificateManager {
       else if (pair) this.log.info({ problems: assessed.problems, deadline: this.states.server.rotationDeadline }, 'serving certificate due; requesting a new one');
       const spec: RequestSpec = { kind: 'server', signerName: SERVING_SIGNER, ...this.clientTemplate(), ...sans, ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}) };
       const issued = await this.request(conn, spec, ca, opts.deadline);
+      const previous = pair ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter } : null;
       await store.install('server', issued.chainPem, issued.key, this.deps.now());
       await store.removePendingKey('server');
       this.assess('server', await this.readCurrent('server'), ca, sans);
-      Object.assign(this.states.server, { lastError: undefined, lastSuccess: this.deps.now(), pendingCsr: undefined, pendingSince: undefined });
+      this.recordInstalled('server', previous);
       this.log.info({ csr: issued.csrName, dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses, notAfter: this.states.server.notAfter, path: store.currentPath('server') }, 'installed serving certificate');
       return 'installed';
     } catch (err) {

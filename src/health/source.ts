@@ -1,0 +1,67 @@
+// Feeds the health checks from the manager, and proves the node's credential really authenticates: a
+// SelfSubjectReview with the node kubeconfig, cached so probes every few seconds cost at most one API
+// request per cache period.
+import { clientsFor, statusOf, apiMessage } from '../kube/api.ts';
+import type { CertificateManager } from '../manager/manager.ts';
+import type { ApiAuthResult, HealthInput } from './checks.ts';
+import type { HealthSource } from './server.ts';
+
+export interface SourceOptions {
+  expiryThresholdMs: number;
+  loopStaleMs: number;
+  authCacheMs: number;
+  heartbeat: () => Date | undefined;
+  now?: () => Date;
+}
+
+export function managerHealthSource(manager: CertificateManager, opts: SourceOptions): HealthSource & { invalidate(): void } {
+  const now = opts.now ?? (() => new Date());
+  let cached: ApiAuthResult | undefined;
+  let inflight: Promise<ApiAuthResult> | undefined;
+
+  async function checkAuth(): Promise<ApiAuthResult> {
+    const { config } = manager.deps;
+    try {
+      const conn = await manager.nodeConnection();
+      const { authentication } = await clientsFor(conn);
+      const review = await authentication.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+      const user = review.status?.userInfo?.username ?? '';
+      const expected = `system:node:${config.nodeName}`;
+      if (config.clientCredentials === 'managed' && user !== expected) {
+        return { ok: false, message: `the node kubeconfig authenticates as ${user}, expected ${expected}`, checkedAt: now() };
+      }
+      return { ok: true, message: `authenticates as ${user}`, checkedAt: now() };
+    } catch (err) {
+      const status = statusOf(err);
+      const message = status === 401
+        ? 'the API server rejects the node credential (401 Unauthorized): certificate revoked, expired or not from the cluster CA'
+        : `cannot check with the API server: ${apiMessage(err)}`;
+      return { ok: false, message, checkedAt: now() };
+    }
+  }
+
+  async function apiAuth(): Promise<ApiAuthResult> {
+    if (cached && now().getTime() - cached.checkedAt.getTime() < opts.authCacheMs) return cached;
+    inflight ??= checkAuth().finally(() => (inflight = undefined));
+    cached = await inflight;
+    return cached;
+  }
+
+  return {
+    invalidate: () => (cached = undefined),
+    async input(): Promise<HealthInput> {
+      const { config } = manager.deps;
+      return {
+        now: now(),
+        client: manager.states.client,
+        server: manager.states.server,
+        clientManaged: config.clientCredentials === 'managed',
+        servingEnabled: config.rotateServerCertificates,
+        expiryThresholdMs: opts.expiryThresholdMs,
+        loopHeartbeat: opts.heartbeat(),
+        loopStaleMs: opts.loopStaleMs,
+        apiAuth: await apiAuth(),
+      };
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// File watching: the cert dir, the node kubeconfig, the bootstrap kubeconfig and the config file. Watching
+// directories, not files: kubelet-style symlink swaps replace the link, which a watch on the link misses.
+// Events are debounced into one wake-up; the daemon's periodic local check is the safety net for anything
+// a watcher misses (a directory deleted and re-created, an editor's rename dance).
+import { dirname, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+
+export interface WatchTargets {
+  certDir: string;
+  files: string[];
+}
+
+export interface FileWatcher {
+  close(): Promise<void>;
+}
+
+export function watchCredentials(targets: WatchTargets, onChange: (path: string) => void, debounceMs = 300): FileWatcher {
+  const certDir = resolve(targets.certDir);
+  const files = targets.files.map((f) => resolve(f));
+  // The cert dir's parent too, so deleting and re-creating the cert dir itself is seen.
+  const dirs = [...new Set([certDir, dirname(certDir), ...files.map((f) => dirname(f))])];
+  const relevant = (p: string) => {
+    const abs = resolve(p);
+    return abs === certDir || dirname(abs) === certDir || files.includes(abs);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let last = '';
+  const watcher: FSWatcher = watch(dirs, { depth: 0, ignoreInitial: true, followSymlinks: false, atomic: false });
+  watcher.on('all', (_event, path) => {
+    if (!relevant(path)) return;
+    last = path;
+    clearTimeout(timer);
+    timer = setTimeout(() => onChange(last), debounceMs);
+  });
+  // A watched directory that disappears is not an error worth dying for; the safety net covers it.
+  watcher.on('error', () => {});
+  return {
+    close: async () => {
+      clearTimeout(timer);
+      await watcher.close();
+    },
+  };
+}
