@@ -8,5 +8,6 @@ export interface Command {
 
 import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
+import { statusCommand, checkCommand } from './status.ts';
 
-export const COMMANDS: Command[] = [bootstrapCommand, runCommand];
+export const COMMANDS: Command[] = [bootstrapCommand, runCommand, statusCommand, checkCommand];

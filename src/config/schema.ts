@@ -62,6 +62,8 @@ export interface Config {
   /** /readyz fails when a certificate expires sooner than this. */
   readyExpiryThresholdMs: number;
   hooks: HooksConfig;
+  /** Other certificates `nodecred status`/`check` report on (etcd, apiserver, …). */
+  extraCertificates: Array<{ name: string; path: string; caFile?: string }>;
 }
 
 export interface HooksConfig {
@@ -97,6 +99,7 @@ export function defaultConfig(): Config {
     clientCAFile: undefined,
     readyExpiryThresholdMs: 10 * 60_000,
     hooks: { command: undefined, timeoutMs: 30_000, pidFile: undefined, signal: 'SIGHUP' },
+    extraCertificates: [],
   };
 }
 
@@ -242,7 +245,7 @@ const TOP_LEVEL = [
   'apiVersion', 'kind', 'nodeName', 'kubeconfig', 'bootstrapKubeconfig', 'discovery', 'certDir', 'rotateCertificates',
   'rotateServerCertificates', 'keyAlgorithm', 'requestedLifetime', 'rotation', 'serving', 'clusterCAFile', 'timeout',
   'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials', 'healthListen', 'secureListen', 'clientCAFile',
-  'readyExpiryThreshold', 'hooks',
+  'readyExpiryThreshold', 'hooks', 'extraCertificates',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -291,6 +294,16 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
       signal,
     };
     if (o.hooks.command?.length === 0) hr.fail('command', 'must not be empty', 'list the program and its arguments, e.g. [systemctl, reload, nginx]');
+  }
+  if (raw.extraCertificates !== undefined) {
+    const list = raw.extraCertificates;
+    if (!Array.isArray(list)) r.fail('extraCertificates', 'must be a list', 'e.g. - {name: etcd-server, path: /etc/kubernetes/pki/etcd/server.crt}');
+    o.extraCertificates = (list as unknown[]).map((entry, i) => {
+      const er = r.nested(`extraCertificates[${i}]`);
+      const e = r.object(entry, `extraCertificates[${i}]`);
+      er.rejectUnknown(e, ['name', 'path', 'caFile']);
+      return { name: er.string(e.name, 'name'), path: er.string(e.path, 'path'), ...(e.caFile !== undefined ? { caFile: er.string(e.caFile, 'caFile') } : {}) };
+    });
   }
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
