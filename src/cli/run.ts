@@ -99,7 +99,9 @@ export const runCommand: Command = {
     const watchdogMs = watchdogIntervalMs();
     const watchdog = watchdogMs
       ? setInterval(() => {
-          // Only a loop that is making progress keeps the watchdog fed; a stuck one gets restarted.
+          // systemd arms the watchdog once start-up is complete (READY=1). Only a loop that is making
+          // progress keeps it fed; a stuck one gets restarted.
+          if (!ready) return;
           if (daemon.alive(new Date(), loopStaleMs)) void notify('WATCHDOG=1');
           else log.warn('manager loop looks stuck; not feeding the systemd watchdog');
         }, watchdogMs)
