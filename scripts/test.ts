@@ -14,13 +14,32 @@ function phase(name: string, startedAt: number): void {
   process.stderr.write(`test: ${name} took ${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`);
 }
 
+// Secrets must never reach a log line: the whole suite's output (every test, every daemon log a test
+// prints) is scanned for private keys, certificate bodies and bearer tokens (JWTs).
+const SECRET_PATTERNS: Array<[string, RegExp]> = [
+  ['a private key', /-----BEGIN [A-Z ]*PRIVATE KEY-----/],
+  ['a certificate body', /-----BEGIN CERTIFICATE-----/],
+  ['a bearer token (JWT)', /eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\./],
+];
+
 function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): Promise<number> {
   // One `node --test` run for all files, so the runner prints one summary for the whole suite. A per-test
   // timeout turns a hang into a failure instead of eating the CI budget.
   const args = ['--test', '--test-timeout=300000', '--test-reporter=spec', ...extra, ...patterns];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: 'inherit', env });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let combined = '';
+    const tee = (to: NodeJS.WriteStream) => (d: Buffer) => {
+      to.write(d);
+      combined += d.toString();
+    };
+    child.stdout.on('data', tee(process.stdout));
+    child.stderr.on('data', tee(process.stderr));
+    child.on('exit', (code, signal) => {
+      const leaks = SECRET_PATTERNS.filter(([, re]) => re.test(combined)).map(([what]) => what);
+      if (leaks.length) process.stderr.write(`test: the suite's output contains ${leaks.join(', ')}: secrets must never be printed\n`);
+      resolve(leaks.length ? 1 : (code ?? (signal ? 1 : 0)));
+    });
   });
 }
 

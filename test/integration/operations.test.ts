@@ -1,0 +1,367 @@
+// The daemon as an SRE runs it: health endpoints, metrics scraped by a real Prometheus through the secure
+// listener, systemd notifications on a real NOTIFY_SOCKET, recovery from `rm -rf` of the cert dir, the
+// cert-dir lock, SIGHUP with a broken config, status/check exit codes, and no secret in any log line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { createPrivateKey } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile, readlink, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createInterface } from 'node:readline';
+import {
+  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, createNode, waitFor, uniqueName, type TestCluster,
+} from '../helpers/cluster.ts';
+import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, REPO, NODECRED, type NodeDir } from '../helpers/node.ts';
+import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
+import { makeCa, issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
+import { CertStore } from '../../src/store/cert-store.ts';
+
+const run = promisify(execFile);
+
+async function tokenBootstrap(c: TestCluster, node: NodeDir) {
+  await ensureBootstrapRbac(c);
+  const token = await createBootstrapToken(c);
+  return { token, kubeconfig: await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token }) };
+}
+
+const get = (port: number, path: string, headers: Record<string, string> = {}) =>
+  new Promise<{ status: number; body: string }>((resolve, reject) => {
+    import('node:http').then(({ request }) => {
+      const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    }, reject);
+  });
+
+test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; an identity the API server rejects turns apiserver-auth red', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const port = await freePort();
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
+    try {
+      const ready = await waitFor('/readyz 200', async () => {
+        const r = await get(port, '/readyz?verbose').catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      });
+      assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
+      assert.equal((await get(port, '/livez')).body, 'ok');
+      assert.equal((await get(port, '/readyz/client-cert')).status, 200);
+      const json = JSON.parse((await get(port, '/healthz', { accept: 'application/json' })).body) as { status: string; certificates: { client: { subject: string; secondsLeft: number; rotationDeadline: string } } };
+      assert.equal(json.status, 'ok');
+      assert.equal(json.certificates.client.subject, `CN=system:node:${node.name}, O=system:nodes`);
+      assert.ok(json.certificates.client.secondsLeft > 0);
+      assert.ok(Date.parse(json.certificates.client.rotationDeadline) > Date.now());
+      const excluded = await get(port, '/readyz?verbose&exclude=apiserver-auth');
+      assert.match(excluded.body, /\[\+\]apiserver-auth excluded: ok/);
+    } finally {
+      await daemon.stop();
+    }
+
+    // A certificate nodecred trusts (its CA is in clusterCAFile) but the API server does not: the local
+    // checks pass, the apiserver-auth check must not.
+    const rogueCa = await makeCa('nodecred-test-rogue-ca');
+    const keys = newEcKey();
+    const cert = await issueLeaf(rogueCa, { publicKey: keys.publicKey, commonName: `system:node:${node.name}`, organizations: ['system:nodes'], extendedKeyUsages: [CLIENT_AUTH] });
+    await new CertStore(node.certDir).install('client', cert, keys.privateKey, new Date());
+    const bundle = join(node.dir, 'trusted-cas.pem');
+    await writeFile(bundle, c.ca + rogueCa.certificatePem);
+    const rejected = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, '--cluster-ca-file', bundle, '--rotate-certificates=false', ...node.flags]);
+    try {
+      const red = await waitFor('/readyz 500 naming apiserver-auth', async () => {
+        const r = await get(port, '/readyz?verbose').catch(() => undefined);
+        return r?.status === 500 ? r : undefined;
+      });
+      assert.match(red.body, /\[\+\]client-cert ok/);
+      assert.match(red.body, /\[-\]apiserver-auth failed: the API server rejects the node credential \(401 Unauthorized\)/);
+    } finally {
+      await rejected.stop();
+    }
+  } finally {
+    await node.cleanup();
+  }
+});
+
+interface NotifyMessage { pid: number; message: string }
+
+test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTIFY_SOCKET in order', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const socketPath = join(node.dir, 'notify.sock');
+  const listener = spawn('python3', [join(REPO, 'test/helpers/notify-listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const messages: NotifyMessage[] = [];
+  const lines = createInterface(listener.stdout!);
+  const listening = new Promise<void>((resolve) => lines.once('line', () => resolve()));
+  lines.on('line', (l) => {
+    const m = JSON.parse(l) as Partial<NotifyMessage>;
+    if (m.message !== undefined) messages.push(m as NotifyMessage);
+  });
+  try {
+    await listening;
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const child = spawn(NODECRED, ['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], {
+      env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '1000000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await waitFor('two WATCHDOG=1 pings', async () => (messages.filter((m) => m.message === 'WATCHDOG=1').length >= 2 ? true : undefined), 30_000);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out.slice(-1000));
+    await waitFor('STOPPING=1', async () => (messages.some((m) => m.message === 'STOPPING=1') ? true : undefined), 10_000);
+
+    const kinds = messages.map((m) => m.message.split('=')[0]);
+    const firstReady = kinds.indexOf('READY');
+    assert.ok(firstReady >= 0, `READY=1 sent: ${kinds.join(',')}`);
+    assert.ok(kinds.indexOf('STATUS') >= 0 && kinds.indexOf('STATUS') < firstReady, 'STATUS before READY');
+    assert.ok(kinds.indexOf('WATCHDOG') > firstReady, 'the watchdog is fed only after READY=1 (systemd arms it then)');
+    assert.equal(kinds.at(-1), 'STOPPING', 'STOPPING=1 is the last message');
+    assert.match(messages.find((m) => m.message.startsWith('STATUS='))!.message, /^STATUS=client: valid \d+d/);
+    assert.ok(messages.every((m) => typeof m.pid === 'number' && m.pid > 0), 'every message carries sender credentials');
+  } finally {
+    listener.kill();
+    await node.cleanup();
+  }
+});
+
+test('rm -rf of the cert dir while running: valid credentials back on disk and /readyz ready again within 10 s', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const port = await freePort();
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
+    try {
+      await waitFor('ready', async () => ((await get(port, '/readyz').catch(() => undefined))?.status === 200 ? true : undefined));
+      const before = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
+      await rm(node.certDir, { recursive: true, force: true });
+      const started = Date.now();
+      await waitFor('credentials back on disk', async () => {
+        const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => undefined);
+        return text ? true : undefined;
+      }, 10_000);
+      await waitFor('/readyz ready again', async () => ((await get(port, '/readyz').catch(() => undefined))?.status === 200 ? true : undefined), 10_000 - (Date.now() - started));
+      const after = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
+      assert.equal(after.split('-----BEGIN')[1], before.split('-----BEGIN')[1], 'the same certificate, reinstalled from memory (no new CSR)');
+      assert.match(daemon.output(), /reinstalled the verified one from memory/);
+      const { stdout } = await run(c.state.kubectl, ['--kubeconfig', node.kubeconfig, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+      assert.equal(stdout, `system:node:${node.name}`);
+
+      // A truncated certificate is noticed too and put back.
+      const target = join(node.certDir, await readlink(join(node.certDir, 'kubelet-client-current.pem')));
+      await writeFile(target, before.slice(0, 100));
+      await waitFor('truncated certificate repaired', async () => {
+        const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => '');
+        return text.includes('PRIVATE KEY') ? true : undefined;
+      }, 10_000);
+    } finally {
+      await daemon.stop();
+    }
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('two daemons on one cert dir: the second refuses to start', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const first = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags]);
+    try {
+      await first.waitForLog(/credentials in place; ready/);
+      const second = await runNodecred(['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], { timeoutMs: 30_000 });
+      assert.equal(second.code, 1);
+      assert.match(second.stderr, new RegExp(`another nodecred \\(pid ${first.child.pid}\\) already manages ${node.certDir}`));
+    } finally {
+      await first.stop();
+    }
+    // Released on exit: a new daemon starts.
+    const third = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags]);
+    await third.waitForLog(/credentials in place; ready/);
+    assert.equal(await third.stop(), 0);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('SIGHUP reloads the config; a broken config is rejected and the old one kept', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const config = await writeConfig(join(node.dir, 'config.yaml'), { bootstrapKubeconfig: kubeconfig, logLevel: 'info' });
+    const daemon = startDaemon(['--config', config, '--health-listen', '', ...node.flags]);
+    try {
+      await daemon.waitForLog(/credentials in place; ready/);
+      await writeFile(config, 'apiVersion: nodecred.io/v1alpha1\nkind: NodeCredConfiguration\nrotation: {from: 0.9, to: 0.2}\n');
+      daemon.child.kill('SIGHUP');
+      await daemon.waitForLog(/new configuration rejected; keeping the old one/);
+      assert.match(daemon.output(), /rotation\.to: must not be below rotation\.from/);
+      await writeConfig(config, { bootstrapKubeconfig: kubeconfig, logLevel: 'debug' });
+      daemon.child.kill('SIGHUP');
+      await daemon.waitForLog(/configuration reloaded/);
+      assert.equal(daemon.child.exitCode, null, 'still running');
+    } finally {
+      assert.equal(await daemon.stop(), 0);
+    }
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('status --json and check exit codes on healthy, expiring and missing certificates', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const missing = await runNodecred(['check', ...node.flags, '--json']);
+    assert.equal(missing.code, 1);
+    assert.equal((JSON.parse(missing.stdout) as { certificates: Array<{ state: string }> }).certificates[0]!.state, 'missing');
+
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    assert.equal((await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags])).code, 0);
+    const healthy = await runNodecred(['check', ...node.flags, '--min-valid', '24h']);
+    assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
+    const expiring = await runNodecred(['check', ...node.flags, '--min-valid', '87600h', '--json']);
+    assert.equal(expiring.code, 1);
+    const report = JSON.parse(expiring.stdout) as { healthy: boolean; certificates: Array<{ name: string; state: string; problems: string[] }> };
+    assert.equal(report.healthy, false);
+    assert.equal(report.certificates[0]!.state, 'expiring');
+
+    const status = await runNodecred(['status', ...node.flags, '--json']);
+    assert.equal(status.code, 0);
+    const s = JSON.parse(status.stdout) as { certificates: Array<{ name: string; state: string; issuer: string; secondsLeft: number; rotationWindow: { from: string } }> };
+    assert.equal(s.certificates[0]!.name, 'client');
+    assert.equal(s.certificates[0]!.state, 'ok');
+    assert.equal(s.certificates[0]!.issuer, 'nodecred-local-ca');
+    assert.ok(Date.parse(s.certificates[0]!.rotationWindow.from) > Date.now());
+    const table = await runNodecred(['status', ...node.flags]);
+    assert.match(table.stdout, /^CERTIFICATE\s+EXPIRES\s+RESIDUAL TIME\s+ISSUER\s+ROTATION WINDOW\s+STATE$/m);
+    assert.match(table.stdout, /^client\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\s+\d+d\d+h\s+nodecred-local-ca .* ok$/m);
+
+    const usage = await runNodecred(['check', '--min-valid', 'soon']);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--min-valid: invalid duration "soon"/);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('a real Prometheus scrapes /metrics on --secure-listen with a ServiceAccount token allowed to get /metrics; without that permission 403 names it; no token 401', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const securePort = await freePort();
+  const promPort = await freePort();
+  const promDir = await mkdtemp(join(tmpdir(), 'nodecred-prom-'));
+  let prometheus: ReturnType<typeof spawn> | undefined;
+  try {
+    await createNode(c, node.name, [{ type: 'InternalIP', address: '127.0.0.1' }]);
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const ns = 'default';
+    const allowed = uniqueName('scraper');
+    const denied = uniqueName('nobody');
+    await c.kubectl(['-n', ns, 'create', 'serviceaccount', allowed]);
+    await c.kubectl(['-n', ns, 'create', 'serviceaccount', denied]);
+    await c.kubectl(['create', 'clusterrole', `${allowed}-metrics`, '--verb=get', '--non-resource-url=/metrics']);
+    await c.kubectl(['create', 'clusterrolebinding', `${allowed}-metrics`, `--clusterrole=${allowed}-metrics`, `--serviceaccount=${ns}:${allowed}`]);
+    const allowedToken = (await c.kubectl(['-n', ns, 'create', 'token', allowed, '--duration=1h'])).trim();
+    const deniedToken = (await c.kubectl(['-n', ns, 'create', 'token', denied, '--duration=1h'])).trim();
+    await writeFile(join(promDir, 'allowed.token'), allowedToken, { mode: 0o600 });
+    await writeFile(join(promDir, 'denied.token'), deniedToken, { mode: 0o600 });
+
+    const approving = (async () => {
+      const csr = await waitFor('serving CSR', async () => (await c.certificates.listCertificateSigningRequest()).items.find((x) => x.spec.username === `system:node:${node.name}` && x.spec.signerName === 'kubernetes.io/kubelet-serving')?.metadata?.name);
+      await approveCsr(c, csr);
+    })();
+    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--rotate-server-certificates', '--health-listen', '', '--secure-listen', `127.0.0.1:${securePort}`, '--client-ca-file', c.state.caFile, ...node.flags]);
+    try {
+      await approving;
+      await daemon.waitForLog(/secure listener now serves the current serving certificate/);
+      const url = `https://127.0.0.1:${securePort}/metrics`;
+      const noToken = await httpGet({ url, ca: c.ca });
+      assert.equal(noToken[0], 401);
+      assert.match(noToken[1], /bearer token/);
+      const forbidden = await new Promise<[number, string]>((resolve, reject) => {
+        import('node:https').then(({ request }) => {
+          const req = request(url, { ca: c.ca, headers: { authorization: `Bearer ${deniedToken}` } }, (res) => {
+            let b = '';
+            res.on('data', (d: Buffer) => (b += d.toString()));
+            res.on('end', () => resolve([res.statusCode ?? 0, b]));
+          });
+          req.on('error', reject);
+          req.end();
+        }, reject);
+      });
+      assert.equal(forbidden[0], 403);
+      assert.match(forbidden[1], new RegExp(`user "system:serviceaccount:${ns}:${denied}"`));
+      assert.match(forbidden[1], /nonResourceURLs: \["\/metrics"\]\n\s+verbs: \["get"\]/);
+
+      const config = [
+        'global: {scrape_interval: 1s, scrape_timeout: 1s}',
+        'scrape_configs:',
+        ...[['allowed', 'allowed.token'], ['denied', 'denied.token']].flatMap(([job, file]) => [
+          `- job_name: ${job}`, '  scheme: https', `  authorization: {credentials_file: ${join(promDir, file!)}}`,
+          `  tls_config: {ca_file: ${c.state.caFile}}`, `  static_configs: [{targets: ["127.0.0.1:${securePort}"]}]`,
+        ]),
+      ].join('\n');
+      await writeFile(join(promDir, 'prometheus.yml'), config + '\n');
+      prometheus = spawn('prometheus', [`--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+      type Target = { labels: { job: string }; health: string; lastError: string };
+      const targets = await waitFor('both targets scraped', async () => {
+        const [status, body] = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/targets` }).catch(() => [0, ''] as [number, string]);
+        if (status !== 200) return undefined;
+        const active = (JSON.parse(body) as { data: { activeTargets: Target[] } }).data.activeTargets;
+        return active.length === 2 && active.every((t) => t.health !== 'unknown') ? active : undefined;
+      }, 60_000);
+      const byJob = Object.fromEntries(targets.map((t) => [t.labels.job, t]));
+      assert.equal(byJob.allowed!.health, 'up', byJob.allowed!.lastError);
+      assert.equal(byJob.denied!.health, 'down');
+      assert.match(byJob.denied!.lastError, /403/);
+      const [, q] = await waitFor('kubelet_certificate_manager_server_ttl_seconds in Prometheus', async () => {
+        const r = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/query?query=kubelet_certificate_manager_server_ttl_seconds` });
+        return (JSON.parse(r[1]) as { data: { result: unknown[] } }).data.result.length ? r : undefined;
+      });
+      const ttl = Number((JSON.parse(q) as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]!.value[1]);
+      assert.ok(ttl > 0 && Number.isFinite(ttl), `serving TTL ${ttl}`);
+    } finally {
+      await daemon.stop();
+    }
+    const logs = daemon.output();
+    assert.ok(!logs.includes(allowedToken) && !logs.includes(deniedToken), 'no bearer token in the daemon log');
+    assert.doesNotMatch(logs, /BEGIN (CERTIFICATE|EC PRIVATE KEY|PRIVATE KEY)/);
+  } finally {
+    prometheus?.kill();
+    await rm(promDir, { recursive: true, force: true });
+    await node.cleanup();
+  }
+});
+
+test('the bundle from npm run build runs bootstrap without node_modules, and the unit verifies', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    await run(process.execPath, [join(REPO, 'scripts/build.ts')]);
+    const image = join(node.dir, 'image');
+    await cp(join(REPO, 'dist/nodecred.mjs'), join(image, 'usr/local/bin/nodecred'));
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const { stderr } = await run(process.execPath, [join(image, 'usr/local/bin/nodecred'), 'bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags], { cwd: image });
+    assert.match(stderr, /client certificate installed/);
+
+    // systemd-analyze verify needs ExecStart to exist: point a copy of the unit at the bundle.
+    const unit = (await readFile(join(REPO, 'systemd/nodecred.service'), 'utf8')).replaceAll('/usr/local/bin/nodecred', join(image, 'usr/local/bin/nodecred'));
+    await writeFile(join(node.dir, 'nodecred.service'), unit);
+    const verify = await run('systemd-analyze', ['verify', join(node.dir, 'nodecred.service')]).catch((e: { stderr: string }) => ({ stderr: e.stderr, failed: true }));
+    assert.ok(!('failed' in verify), verify.stderr);
+    assert.equal(verify.stderr.trim(), '', 'no warnings');
+  } finally {
+    await node.cleanup();
+  }
+});
