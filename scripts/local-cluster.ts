@@ -12,6 +12,7 @@ const USAGE = `usage: scripts/local-cluster <up|down|status> --dir DIR [options]
 options (up):
   --signing-duration D   kube-controller-manager --cluster-signing-duration (default 8760h)
   --audit                write an apiserver audit log to DIR/logs/audit.log
+  --controllers LIST     kube-controller-manager --controllers (default *,bootstrapsigner,tokencleaner)
 `;
 
 async function main(): Promise<number> {
@@ -21,6 +22,7 @@ async function main(): Promise<number> {
       dir: { type: 'string' },
       'signing-duration': { type: 'string' },
       audit: { type: 'boolean', default: false },
+      controllers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -39,6 +41,7 @@ async function main(): Promise<number> {
       const state = await up({
         dir,
         audit: values.audit,
+        ...(values.controllers ? { controllers: values.controllers } : {}),
         ...(values['signing-duration'] ? { signingDuration: values['signing-duration'] } : {}),
         log: (line) => process.stderr.write(`local-cluster: ${line}\n`),
       });

@@ -5,6 +5,7 @@
 import { isUserError } from './errors.ts';
 import { retryDelayMs, DEFAULT_BACKOFF } from './manager/policy.ts';
 import { WaitTimeout } from './kube/csr-api.ts';
+import { isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
@@ -78,7 +79,9 @@ export class Daemon {
         this.log.info({ detail: err.message }, 'CSR still pending; will check again');
         return { healthy: false, failed: false };
       }
-      this.log.error({ err: isUserError(err) ? err.oneLine() : (err as Error).stack ?? String(err) }, 'certificate pass failed');
+      const transient = isTransient(err);
+      const message = isUserError(err) ? err.oneLine() : transient ? (err as Error).message : (err as Error).stack ?? String(err);
+      this.log[transient ? 'warn' : 'error']({ err: message }, transient ? 'API server unreachable; will retry' : 'certificate pass failed');
       return { healthy: false, failed: true };
     } finally {
       this.inPass = false;

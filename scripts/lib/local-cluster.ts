@@ -48,6 +48,8 @@ export interface UpOptions {
   log?: (line: string) => void;
   /** Per-component readiness deadline. */
   readyTimeoutMs?: number;
+  /** kube-controller-manager --controllers; fault tests drop csrsigning to play the signer themselves. */
+  controllers?: string;
 }
 
 const REPO_ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
@@ -308,7 +310,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       `--authentication-kubeconfig=${kcmKubeconfig}`, `--authorization-kubeconfig=${kcmKubeconfig}`,
       '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`,
       `--tls-cert-file=${join(pki, 'controller-manager-serving.crt')}`, `--tls-private-key-file=${join(pki, 'controller-manager-serving.key')}`,
-      '--controllers=*,bootstrapsigner,tokencleaner',
+      `--controllers=${opts.controllers ?? '*,bootstrapsigner,tokencleaner'}`,
       `--cluster-signing-cert-file=${state.caFile}`, `--cluster-signing-key-file=${state.caKeyFile}`,
       `--cluster-signing-duration=${signingDuration}`,
       `--root-ca-file=${state.caFile}`,

@@ -8,9 +8,16 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
+// With libfaketime installed, certificates are made a day in the past (NotBefore = now − 1 day), so tests
+// can move a node's clock back (clock-skew scenarios) without the API server's own certificate turning
+// "not yet valid". Without it they start now, which is all the demo needs.
+let backdate: Promise<boolean> | undefined;
+const canBackdate = () => (backdate ??= run('faketime', ['-f', '-1d', 'true']).then(() => true, () => false));
+
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
-    await run('openssl', args, { cwd });
+    if (await canBackdate()) await run('faketime', ['-f', '-1d', 'openssl', ...args], { cwd });
+    else await run('openssl', args, { cwd });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';
     throw new Error(`openssl ${args[0]} failed in ${cwd}: ${stderr.trim().split('\n').slice(-3).join(' ')}`);

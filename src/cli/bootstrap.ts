@@ -2,14 +2,41 @@
 // kubeconfig (and a serving certificate when asked) are installed; otherwise one clear line and exit 1.
 import { UserError } from '../errors.ts';
 import { WaitTimeout } from '../kube/csr-api.ts';
+import { isTransient } from '../kube/api.ts';
+import { retryDelayMs } from '../manager/policy.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { Command } from './commands.ts';
-import { nodeHelp, setUpNode } from './node-setup.ts';
+import { nodeHelp, setUpNode, type NodeSetup } from './node-setup.ts';
 
 const HELP = nodeHelp(
   'usage: nodecred bootstrap [flags]',
-  'Make sure a valid client certificate and kubeconfig exist (and a serving certificate with\n--rotate-server-certificates), requesting them through the CSR API if needed, then exit.\nSafe to run again: it re-attaches to a CSR it submitted earlier instead of creating another.',
+  'Make sure a valid client certificate and kubeconfig exist (and a serving certificate with\n--rotate-server-certificates), requesting them through the CSR API if needed, then exit.\nSafe to run again: it re-attaches to a CSR it submitted earlier instead of creating another.\nAn unreachable API server is retried until --timeout.',
 );
+
+/** One attempt; returns the summary line. */
+async function ensureOnce({ config, manager }: NodeSetup, deadline: number): Promise<string> {
+  const managed = config.clientCredentials === 'managed';
+  if (!managed && !config.rotateServerCertificates) {
+    throw new UserError('nothing to do: clientCredentials is external and serving certificates are off', { where: '--config', fix: 'set rotateServerCertificates: true (or --rotate-server-certificates)', code: 'USAGE' });
+  }
+  const client = managed ? await manager.ensureClient({ deadline, rotate: false }) : undefined;
+  const serving = config.rotateServerCertificates ? await manager.ensureServing({ deadline, rotate: false }) : undefined;
+  const c = manager.states.client;
+  const s = manager.states.server;
+  return [
+    client ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}` : `client credentials external (${config.kubeconfig})`,
+    serving ? `serving certificate ${serving} (${[...(s.dnsNames ?? []), ...(s.ipAddresses ?? [])].join(', ')})` : '',
+  ].filter(Boolean).join('; ');
+}
+
+function timeoutError(setup: NodeSetup): UserError {
+  const pending = setup.manager.states.server.pendingCsr ?? setup.manager.states.client.pendingCsr;
+  return new UserError(`timed out after ${formatDuration(setup.config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to be approved and issued`, {
+    where: pending ? `certificatesigningrequest/${pending}` : setup.config.kubeconfig,
+    fix: 'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving approver; running bootstrap again re-attaches to the same CSR',
+    code: 'TIMEOUT',
+  });
+}
 
 export const bootstrapCommand: Command = {
   name: 'bootstrap',
@@ -19,35 +46,28 @@ export const bootstrapCommand: Command = {
       process.stdout.write(HELP);
       return 0;
     }
-    const { config, log, manager } = await setUpNode(args);
+    const setup = await setUpNode(args);
+    const { config, log } = setup;
     const started = Date.now();
     const deadline = started + config.timeoutMs;
-    try {
-      const managed = config.clientCredentials === 'managed';
-      if (!managed && !config.rotateServerCertificates) {
-        throw new UserError('nothing to do: clientCredentials is external and serving certificates are off', { where: '--config', fix: 'set rotateServerCertificates: true (or --rotate-server-certificates)', code: 'USAGE' });
+    // cloud-init may run us before the API server (or the network) is reachable: retry what can go away by
+    // itself until the deadline, with capped jittered backoff; what the user must fix ends the run at once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const summary = await ensureOnce(setup, deadline);
+        log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
+        process.stderr.write(`nodecred: ${summary}\n`);
+        return 0;
+      } catch (err) {
+        if (err instanceof WaitTimeout) throw timeoutError(setup);
+        if (!isTransient(err)) throw err;
+        const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, Math.random);
+        if (Date.now() + delay >= deadline) {
+          throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, { where: config.kubeconfig, fix: 'check that the API server is reachable from this node', code: 'UNREACHABLE' });
+        }
+        log.warn({ err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 }, 'API server unreachable; retrying');
+        await new Promise((r) => setTimeout(r, delay));
       }
-      const client = managed ? await manager.ensureClient({ deadline, rotate: false }) : undefined;
-      const serving = config.rotateServerCertificates ? await manager.ensureServing({ deadline, rotate: false }) : undefined;
-      const c = manager.states.client;
-      const parts = [
-        client ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}` : `client credentials external (${config.kubeconfig})`,
-        serving ? `serving certificate ${serving} (${[...(manager.states.server.dnsNames ?? []), ...(manager.states.server.ipAddresses ?? [])].join(', ')})` : '',
-      ];
-      const summary = parts.filter(Boolean).join('; ');
-      log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
-      process.stderr.write(`nodecred: ${summary}\n`);
-      return 0;
-    } catch (err) {
-      if (err instanceof WaitTimeout) {
-        const pending = manager.states.server.pendingCsr ?? manager.states.client.pendingCsr;
-        throw new UserError(`timed out after ${formatDuration(config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to be approved and issued`, {
-          where: pending ? `certificatesigningrequest/${pending}` : config.kubeconfig,
-          fix: 'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving approver; running bootstrap again re-attaches to the same CSR',
-          code: 'TIMEOUT',
-        });
-      }
-      throw err;
     }
   },
 };

@@ -48,6 +48,11 @@ export interface Config {
    */
   recheckIntervalMs: number;
   /**
+   * Server-side timeout of a CSR watch; a stream silent for 1.25× this (+1 s) is taken as half-open and
+   * re-opened after a fresh read of the CSR.
+   */
+  watchTimeoutMs: number;
+  /**
    * 'managed': nodecred bootstraps and rotates the client certificate. 'external': the node kubeconfig's
    * credentials come from elsewhere (an exec plugin on EKS-style nodes); only the serving certificate is
    * managed.
@@ -93,6 +98,7 @@ export function defaultConfig(): Config {
     clockSkewMs: 5 * 60_000,
     logLevel: 'info',
     recheckIntervalMs: 5 * 60_000,
+    watchTimeoutMs: 60_000,
     clientCredentials: 'managed',
     healthListen: '127.0.0.1:10271',
     secureListen: '',
@@ -245,7 +251,7 @@ const TOP_LEVEL = [
   'apiVersion', 'kind', 'nodeName', 'kubeconfig', 'bootstrapKubeconfig', 'discovery', 'certDir', 'rotateCertificates',
   'rotateServerCertificates', 'keyAlgorithm', 'requestedLifetime', 'rotation', 'serving', 'clusterCAFile', 'timeout',
   'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials', 'healthListen', 'secureListen', 'clientCAFile',
-  'readyExpiryThreshold', 'hooks', 'extraCertificates',
+  'readyExpiryThreshold', 'hooks', 'extraCertificates', 'watchTimeout',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -304,6 +310,10 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
       er.rejectUnknown(e, ['name', 'path', 'caFile']);
       return { name: er.string(e.name, 'name'), path: er.string(e.path, 'path'), ...(e.caFile !== undefined ? { caFile: er.string(e.caFile, 'caFile') } : {}) };
     });
+  }
+  if (raw.watchTimeout !== undefined) {
+    o.watchTimeoutMs = r.duration(raw.watchTimeout, 'watchTimeout');
+    if (o.watchTimeoutMs < 1000) r.fail('watchTimeout', 'must be at least 1s', 'e.g. 60s');
   }
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');

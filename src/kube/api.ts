@@ -74,6 +74,17 @@ export async function connectionFromKubeconfigFile(path: string, role: string): 
   return connectionFromKubeconfig(await readKubeconfigFile(path), role);
 }
 
+/** Every API request gets a deadline: a black-holed connection must fail, not hang the manager forever. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+class TimedKubeConfig extends KubeConfig {
+  override async applySecurityAuthentication(context: Parameters<KubeConfig['applySecurityAuthentication']>[0]): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    // client-node's Watch passes its own AbortController's signal to fetch, so this only bounds plain calls.
+    context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+  }
+}
+
 /** A @kubernetes/client-node KubeConfig for one request burst (exec tokens are fetched here, cached). */
 export async function kubeConfigFor(conn: ApiConnection): Promise<KubeConfig> {
   const { endpoint, credential } = conn;
@@ -96,7 +107,7 @@ export async function kubeConfigFor(conn: ApiConnection): Promise<KubeConfig> {
       break;
     }
   }
-  const kc = new KubeConfig();
+  const kc = new TimedKubeConfig();
   kc.loadFromOptions({
     clusters: [{
       name: 'cluster',
@@ -169,7 +180,60 @@ export function explainApiError(err: unknown, conn: ApiConnection, action: strin
   if (status === 403) {
     return new UserError(`${action}: 403 Forbidden: ${apiMessage(err)}`, { where: conn.endpoint.server, fix: rbacHintFor(action), code: 'FORBIDDEN', cause: err });
   }
+  const code = transportCode(err);
+  if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
+    return new UserError(`${action}: the API server's certificate is ${code === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired'} by this node's clock (${new Date().toISOString()}); refusing to talk to it`, {
+      where: conn.endpoint.server,
+      fix: 'check the node clock (NTP/chrony); if the clock is right, the API server certificate needs renewal',
+      code: 'TLS_UNTRUSTED',
+      cause: err,
+    });
+  }
+  if (code && TLS_TRUST_CODES.has(code)) {
+    return new UserError(`${action}: the API server's certificate is not trusted (${code}); refusing to talk to it`, {
+      where: conn.endpoint.server,
+      fix: `check the CA in the ${conn.description.replace(/^.*? from /, '')} (certificate-authority) and the server address / tls-server-name`,
+      code: 'TLS_UNTRUSTED',
+      cause: err,
+    });
+  }
+  if (status === undefined || status === 429 || status >= 500) {
+    return new TransientApiError(`${action}: cannot reach the API server at ${conn.endpoint.server}: ${status ? `HTTP ${status}` : (code ?? apiMessage(err))}`, err);
+  }
   return err;
+}
+
+/** A failure worth retrying (network, timeout, 5xx, 429); its message is one clean line. */
+export class TransientApiError extends Error {
+  override name = 'TransientApiError';
+  constructor(message: string, cause: unknown) {
+    super(message, { cause });
+  }
+}
+
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+]);
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** True for failures that may go away by themselves: worth retrying, not worth a stack trace. */
+export function isTransient(err: unknown): boolean {
+  if (err instanceof TransientApiError) return true;
+  const code = transportCode(err);
+  return code !== undefined && NETWORK_CODES.has(code);
+}
+
+/** The errno/TLS code of a transport error, digging through fetch's `cause` chain. */
+function transportCode(err: unknown): string | undefined {
+  let e = err as { code?: unknown; cause?: unknown; name?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (typeof e.code === 'string') return e.code;
+    if (e.name === 'TimeoutError') return 'TIMEOUT';
+    e = e.cause as typeof e;
+  }
+  return undefined;
 }
 
 function rbacHintFor(action: string): string {

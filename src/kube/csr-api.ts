@@ -107,7 +107,8 @@ export class WaitTimeout extends Error {
  */
 export async function waitForCsr(conn: ApiConnection, name: string, opts: WaitOptions): Promise<CsrOutcome> {
   const watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 60;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? watchTimeoutSeconds * 1000 + 15_000;
+  // The server ends the stream after timeoutSeconds; silence well past that means nobody is there.
+  const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
   const delay = opts.retryDelayMs ?? ((n: number) => Math.min(30_000, 500 * 2 ** n));
   let failures = 0;
   for (;;) {
@@ -181,6 +182,7 @@ async function watchOnce(
         (type: string, obj: V1CertificateSigningRequest) => {
           opts.onProgress?.({ what: 'event', detail: type });
           if (type === 'DELETED') return finish({ kind: 'deleted' });
+          if (type === 'BOOKMARK') return;
           if (type === 'ERROR') return finish(undefined, new Error(`watch error: ${(obj as { message?: string }).message ?? 'unknown'}`));
           if (type === 'ADDED' || type === 'MODIFIED') {
             const outcome = csrOutcome(obj);

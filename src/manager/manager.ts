@@ -13,7 +13,7 @@ import { renderNodeKubeconfig, type KubeconfigConnection } from '../kube/kubecon
 import { discover } from '../kube/discovery-client.ts';
 import { deleteCsr } from '../kube/csr-api.ts';
 import { writeFileAtomic, ensurePrivateDir } from '../store/atomic.ts';
-import type { CertStore, CertKind, StoredPair } from '../store/cert-store.ts';
+import { diskError, type CertStore, type CertKind, type StoredPair } from '../store/cert-store.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { rotationDeadline, servingSansFromAddresses, sameSans, type Random, type SubjectAltNames, type NodeAddress } from './policy.ts';
@@ -217,7 +217,9 @@ export class CertificateManager {
     const existing = await readFile(path, 'utf8').catch(() => null);
     if (existing === text) return;
     await ensurePrivateDir(dirname(path)).catch(() => undefined);
-    await writeFileAtomic(path, text, 0o600);
+    await writeFileAtomic(path, text, 0o600).catch((err: unknown) => {
+      throw diskError(err, path);
+    });
     this.log.info({ path, server: endpoint.server }, 'wrote node kubeconfig');
   }
 
@@ -313,7 +315,7 @@ export class CertificateManager {
       },
       conn,
       spec,
-      { deadline },
+      { deadline, watchTimeoutSeconds: Math.max(1, Math.round(this.deps.config.watchTimeoutMs / 1000)) },
     );
   }
 

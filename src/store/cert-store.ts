@@ -46,6 +46,20 @@ export function parsePairFile(text: string, file: string): { chainPem: string; c
   return { chainPem: certificates.map((c) => c.pem).join(''), certificates, key };
 }
 
+/** A write that failed for a reason the operator can fix (disk full, read-only, permissions) as one line. */
+export function diskError(err: unknown, path: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  const fixes: Record<string, string> = {
+    ENOSPC: `free space on the filesystem holding ${path}`,
+    EDQUOT: `raise the disk quota for ${path}`,
+    EROFS: `${path} is on a read-only filesystem: make it writable (systemd: ReadWritePaths=)`,
+    EACCES: `nodecred may not write ${path}: check its owner and mode`,
+    EPERM: `nodecred may not write ${path}: check its owner, mode and the unit's sandboxing`,
+  };
+  if (!code || !fixes[code]) return err;
+  return new UserError(`cannot write ${path}: ${code}; the installed certificate was left in place`, { where: path, fix: fixes[code], code: 'DISK', cause: err });
+}
+
 export class CertStore {
   readonly dir: string;
   readonly keep: number;
@@ -120,8 +134,12 @@ export class CertStore {
     const content = (chainPem.endsWith('\n') ? chainPem : `${chainPem}\n`) + encodePrivateKeyPem(key);
     // Never install what readCurrent would refuse (and prepare() would then silently replace).
     parsePairFile(content, join(this.dir, name));
-    await writeFileAtomic(join(this.dir, name), content, 0o600);
-    await replaceSymlink(name, this.currentPath(kind));
+    try {
+      await writeFileAtomic(join(this.dir, name), content, 0o600);
+      await replaceSymlink(name, this.currentPath(kind));
+    } catch (err) {
+      throw diskError(err, join(this.dir, name));
+    }
     await this.collectGarbage(kind);
     return join(this.dir, name);
   }
@@ -138,7 +156,9 @@ export class CertStore {
 
   async writePendingKey(kind: CertKind, key: KeyObject): Promise<void> {
     await ensurePrivateDir(this.dir);
-    await writeFileAtomic(this.pendingKeyPath(kind), encodePrivateKeyPem(key), 0o600);
+    await writeFileAtomic(this.pendingKeyPath(kind), encodePrivateKeyPem(key), 0o600).catch((err: unknown) => {
+      throw diskError(err, this.pendingKeyPath(kind));
+    });
   }
 
   async removePendingKey(kind: CertKind): Promise<void> {
