@@ -9,5 +9,6 @@ export interface Command {
 import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
 import { statusCommand, checkCommand } from './status.ts';
+import { approveCommand } from './approve.ts';
 
-export const COMMANDS: Command[] = [bootstrapCommand, runCommand, statusCommand, checkCommand];
+export const COMMANDS: Command[] = [bootstrapCommand, runCommand, statusCommand, checkCommand, approveCommand];

@@ -1,0 +1,214 @@
+// The approver's API access: a kubeconfig file (parsed by src/kube with errors that name the file) or the
+// in-cluster service account (client-node re-reads the projected token every minute), and the Lease store
+// the leader election writes through.
+import {
+  ApiException, AuthorizationV1Api, CertificatesV1Api, CoordinationV1Api, CoreV1Api, KubeConfig, type V1Lease,
+} from '@kubernetes/client-node';
+import { UserError } from '../errors.ts';
+import { apiMessage, connectionFromKubeconfigFile, kubeConfigFor, statusOf, type ApiConnection } from '../kube/api.ts';
+import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
+
+export interface ApproverClients {
+  kubeConfig: KubeConfig;
+  certificates: CertificatesV1Api;
+  core: CoreV1Api;
+  coordination: CoordinationV1Api;
+  authorization: AuthorizationV1Api;
+}
+
+/** Where the approver's credentials come from; clients are rebuilt now and then so rotated files are picked up. */
+export class ApiSource {
+  readonly description: string;
+  private readonly load: () => Promise<KubeConfig>;
+  private cached: { clients: ApproverClients; at: number } | undefined;
+  private readonly maxAgeMs: number;
+
+  private constructor(description: string, load: () => Promise<KubeConfig>, maxAgeMs: number) {
+    this.description = description;
+    this.load = load;
+    this.maxAgeMs = maxAgeMs;
+  }
+
+  /** From a kubeconfig file: token, client certificate or exec plugin; files are re-read every minute. */
+  static async fromKubeconfig(path: string): Promise<ApiSource> {
+    let conn: ApiConnection = await connectionFromKubeconfigFile(path, 'approver');
+    let readAt = Date.now();
+    return new ApiSource(conn.description, async () => {
+      // Re-read the kubeconfig and its files (rotated certificates or tokens); keep the old one if that fails.
+      if (Date.now() - readAt > 60_000) {
+        conn = await connectionFromKubeconfigFile(path, 'approver').catch(() => conn);
+        readAt = Date.now();
+      }
+      return kubeConfigFor(conn);
+    }, 60_000);
+  }
+
+  /** In a Pod: the service account token and CA mounted by the kubelet. */
+  static inCluster(): ApiSource {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return new ApiSource('in-cluster service account', async () => kc, Number.POSITIVE_INFINITY);
+  }
+
+  async clients(): Promise<ApproverClients> {
+    if (this.cached && Date.now() - this.cached.at < this.maxAgeMs) return this.cached.clients;
+    const kubeConfig = await this.load();
+    const clients = {
+      kubeConfig,
+      certificates: kubeConfig.makeApiClient(CertificatesV1Api),
+      core: kubeConfig.makeApiClient(CoreV1Api),
+      coordination: kubeConfig.makeApiClient(CoordinationV1Api),
+      authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
+    };
+    this.cached = { clients, at: Date.now() };
+    return clients;
+  }
+
+  /** After a 401: build fresh clients on the next call. */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+}
+
+/** One line for logs: status and the API server's message, never a request or response body. */
+export function describeApiError(err: unknown): string {
+  const status = statusOf(err);
+  if (err instanceof ApiException || status !== undefined) return `${status ?? '?'} ${apiMessage(err)}`.slice(0, 300);
+  return apiMessage(err).slice(0, 300);
+}
+
+export interface Permission {
+  verb: string;
+  group: string;
+  resource: string;
+  subresource?: string;
+  name?: string;
+  namespace?: string;
+}
+
+/** What the approver needs (deploy/approver-rbac.yaml grants exactly this). */
+export function requiredPermissions(leaseNamespace: string, leaseName: string): Permission[] {
+  const csrs = { group: 'certificates.k8s.io', resource: 'certificatesigningrequests' };
+  return [
+    { verb: 'list', ...csrs },
+    { verb: 'watch', ...csrs },
+    { verb: 'update', ...csrs, subresource: 'approval' },
+    { verb: 'approve', group: 'certificates.k8s.io', resource: 'signers', name: 'kubernetes.io/kubelet-serving' },
+    { verb: 'get', group: '', resource: 'nodes' },
+    { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
+    { verb: 'create', group: '', resource: 'events', namespace: 'default' },
+    { verb: 'get', group: 'coordination.k8s.io', resource: 'leases', namespace: leaseNamespace, name: leaseName },
+    { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: leaseNamespace },
+    { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: leaseNamespace, name: leaseName },
+  ];
+}
+
+export function describePermission(p: Permission): string {
+  const resource = `${p.resource}${p.subresource ? `/${p.subresource}` : ''}${p.group ? `.${p.group}` : ''}`;
+  return `${p.verb} ${resource}${p.name ? ` "${p.name}"` : ''}${p.namespace ? ` in namespace ${p.namespace}` : ''}`;
+}
+
+/**
+ * Asks the API server (SelfSubjectAccessReview) for each permission the approver needs, and fails with one
+ * line naming every missing rule: better than a controller that retries 403s forever.
+ */
+export async function checkPermissions(source: ApiSource, permissions: Permission[]): Promise<void> {
+  const { authorization } = await source.clients();
+  const missing: string[] = [];
+  for (const p of permissions) {
+    let allowed: boolean;
+    try {
+      const review = await authorization.createSelfSubjectAccessReview({
+        body: {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SelfSubjectAccessReview',
+          spec: {
+            resourceAttributes: {
+              verb: p.verb, group: p.group, resource: p.resource,
+              ...(p.subresource ? { subresource: p.subresource } : {}),
+              ...(p.name ? { name: p.name } : {}),
+              ...(p.namespace ? { namespace: p.namespace } : {}),
+            },
+          },
+        },
+      });
+      allowed = review.status?.allowed === true;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 401) {
+        throw new UserError(`401 Unauthorized with the ${source.description}`, { fix: 'the credentials are unknown or expired: issue a new token or certificate for the approver', code: 'UNAUTHORIZED', cause: err });
+      }
+      throw new UserError(`cannot check the approver's permissions: ${describeApiError(err)}`, { fix: 'check that the API server is reachable', code: 'API_UNREACHABLE', cause: err });
+    }
+    if (!allowed) missing.push(describePermission(p));
+  }
+  if (missing.length > 0) {
+    throw new UserError(`the ${source.description} lacks permissions: ${missing.join('; ')}`, {
+      fix: 'apply deploy/approver-rbac.yaml (and bind it to this identity), or grant the rules named here',
+      code: 'FORBIDDEN',
+    });
+  }
+}
+
+const LEASE_LABELS = { 'app.kubernetes.io/name': 'nodecred-approver' };
+
+/** The Lease store over the coordination.k8s.io/v1 API. */
+export function kubeLeaseStore(source: ApiSource, namespace: string, name: string): LeaseStore {
+  const toStored = (lease: V1Lease): StoredLease => {
+    const s = lease.spec ?? {};
+    return {
+      resourceVersion: lease.metadata?.resourceVersion ?? '',
+      record: {
+        holderIdentity: s.holderIdentity ?? '',
+        leaseDurationSeconds: s.leaseDurationSeconds ?? 0,
+        // MicroTime is not in client-node's type map: it arrives as the API server's string.
+        acquireTime: String(s.acquireTime ?? ''),
+        renewTime: String(s.renewTime ?? ''),
+        leaseTransitions: s.leaseTransitions ?? 0,
+      },
+    };
+  };
+  const spec = (r: LeaseRecord) => ({
+    holderIdentity: r.holderIdentity,
+    leaseDurationSeconds: r.leaseDurationSeconds,
+    acquireTime: r.acquireTime as unknown as Date,
+    renewTime: r.renewTime as unknown as Date,
+    leaseTransitions: r.leaseTransitions,
+  });
+  const conflict = (err: unknown) => (statusOf(err) === 409 ? new LeaseConflict(`lease ${namespace}/${name} changed under us`) : err);
+  return {
+    description: `${namespace}/${name}`,
+    async get() {
+      const { coordination } = await source.clients();
+      try {
+        return toStored(await coordination.readNamespacedLease({ name, namespace }));
+      } catch (err) {
+        if (statusOf(err) === 404) return null;
+        if (statusOf(err) === 401) source.invalidate();
+        throw err;
+      }
+    },
+    async create(record) {
+      const { coordination } = await source.clients();
+      try {
+        return toStored(await coordination.createNamespacedLease({
+          namespace,
+          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, labels: LEASE_LABELS }, spec: spec(record) },
+        }));
+      } catch (err) {
+        throw conflict(err);
+      }
+    },
+    async update(record, resourceVersion) {
+      const { coordination } = await source.clients();
+      try {
+        return toStored(await coordination.replaceNamespacedLease({
+          name, namespace,
+          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, resourceVersion, labels: LEASE_LABELS }, spec: spec(record) },
+        }));
+      } catch (err) {
+        throw conflict(err);
+      }
+    },
+  };
+}

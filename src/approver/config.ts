@@ -1,0 +1,198 @@
+// The approver's configuration: defaults ← an optional versioned YAML file (kind ApproverConfiguration) ←
+// flags. Unknown or mistyped fields are errors naming the file and field, as for NodeCredConfiguration.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { UserError } from '../errors.ts';
+import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
+import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
+import { isDnsSanName } from '../pki/san.ts';
+import { parseCidr, type ApproverPolicy, type LeaveOrDeny } from './policy.ts';
+
+export const APPROVER_CONFIG_KIND = 'ApproverConfiguration';
+
+export interface ApproverConfig {
+  dnsPatterns: string[];
+  allowedCidrs: string[];
+  maxExpirationSeconds: number | undefined;
+  allowedKeyAlgorithms: KeyAlgorithm[];
+  denyMode: LeaveOrDeny;
+  onUnknownNode: LeaveOrDeny;
+  /** Source of ApproverPolicy.nodeNamePattern, matched against the whole node name. */
+  nodeNamePattern: string | undefined;
+  leaseNamespace: string;
+  leaseName: string;
+  /** Re-list (and re-decide pending CSRs) at least this often, e.g. for a Node that appeared meanwhile. */
+  resyncIntervalMs: number;
+  /** host:port for /metrics and /healthz, or "off". */
+  metricsListen: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export function defaultApproverConfig(): ApproverConfig {
+  return {
+    dnsPatterns: [],
+    allowedCidrs: [],
+    maxExpirationSeconds: undefined,
+    allowedKeyAlgorithms: [...KEY_ALGORITHMS],
+    denyMode: 'deny',
+    onUnknownNode: 'deny',
+    nodeNamePattern: undefined,
+    leaseNamespace: 'kube-system',
+    leaseName: 'nodecred-approver',
+    resyncIntervalMs: 5 * 60_000,
+    metricsListen: '127.0.0.1:10291',
+    logLevel: 'info',
+  };
+}
+
+export type ApproverOverrides = Partial<ApproverConfig>;
+
+export function policyOf(config: ApproverConfig): ApproverPolicy {
+  return {
+    dnsPatterns: config.dnsPatterns,
+    allowedCidrs: config.allowedCidrs,
+    maxExpirationSeconds: config.maxExpirationSeconds,
+    allowedKeyAlgorithms: config.allowedKeyAlgorithms,
+    denyMode: config.denyMode,
+    onUnknownNode: config.onUnknownNode,
+    nodeNamePattern: config.nodeNamePattern === undefined ? undefined : wholeMatch(config.nodeNamePattern),
+  };
+}
+
+function wholeMatch(pattern: string): RegExp {
+  return new RegExp(`^(?:${pattern})$`);
+}
+
+const TOP_LEVEL = [
+  'apiVersion', 'kind', 'dnsPatterns', 'allowedCidrs', 'maxLifetime', 'allowedKeyAlgorithms', 'denyMode', 'onUnknownNode',
+  'nodeNamePattern', 'leaseNamespace', 'leaseName', 'resyncInterval', 'metricsListen', 'logLevel',
+] as const;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
+
+/** A dnsPatterns entry: a DNS name, or "*." followed by a DNS name of at least two labels. */
+export function validateDnsPattern(pattern: string, where: string): string {
+  const suffix = pattern.startsWith('*.') ? pattern.slice(2) : pattern;
+  const wildcard = suffix !== pattern;
+  if (!isDnsSanName(suffix) || suffix.includes('*') || (wildcard && suffix.split('.').length < 2)) {
+    throw new UserError(`"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`, {
+      where, fix: 'e.g. *.compute.internal ("*" matches exactly one label)', code: 'CONFIG_INVALID',
+    });
+  }
+  return pattern.toLowerCase();
+}
+
+export function validateCidr(cidr: string, where: string): string {
+  if (parseCidr(cidr) === undefined) throw new UserError(`"${cidr}" is not a CIDR`, { where, fix: 'e.g. 10.0.0.0/8 or 2001:db8::/32', code: 'CONFIG_INVALID' });
+  return cidr;
+}
+
+export function validateNodeNamePattern(pattern: string, where: string): string {
+  try {
+    wholeMatch(pattern);
+  } catch (err) {
+    throw new UserError(`not a valid regular expression: ${(err as Error).message}`, { where, fix: 'e.g. ip-10-.* (matched against the whole node name)', code: 'CONFIG_INVALID' });
+  }
+  return pattern;
+}
+
+export function validateNamespace(name: string, where: string): string {
+  if (name.length > 63 || !DNS_LABEL.test(name)) throw new UserError(`"${name}" is not a valid namespace name`, { where, fix: 'use lower-case letters, digits and "-"', code: 'CONFIG_INVALID' });
+  return name;
+}
+
+export function validateLeaseName(name: string, where: string): string {
+  if (name.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) {
+    throw new UserError(`"${name}" is not a valid object name`, { where, fix: 'use lower-case letters, digits, "-" and "."', code: 'CONFIG_INVALID' });
+  }
+  return name;
+}
+
+/** "host:port", "[v6]:port", or "off". Port 0 picks a free port (it is logged). */
+export function parseListen(value: string, where: string): { host: string; port: number } | null {
+  if (value === 'off') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UserError(`"${value}" is not host:port`, { where, fix: 'e.g. 127.0.0.1:10291, [::1]:10291, 0.0.0.0:10291 or off', code: 'USAGE' });
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function leaveOrDeny(r: FieldReader, value: unknown, field: string): LeaveOrDeny {
+  const v = r.string(value, field);
+  if (v !== 'deny' && v !== 'leave-pending') r.fail(field, `unknown mode "${v}"`, 'use deny or leave-pending');
+  return v;
+}
+
+/** Validates a parsed YAML document (from `source`) into overrides. */
+export function approverOverridesFromDocument(doc: unknown, source: string): ApproverOverrides {
+  const r = new FieldReader(source);
+  const raw = r.object(doc ?? {}, '(document)');
+  if (raw.apiVersion !== CONFIG_API_VERSION) r.fail('apiVersion', `must be ${CONFIG_API_VERSION}, got ${JSON.stringify(raw.apiVersion) ?? 'nothing'}`, `set apiVersion: ${CONFIG_API_VERSION}`);
+  if (raw.kind !== APPROVER_CONFIG_KIND) r.fail('kind', `must be ${APPROVER_CONFIG_KIND}, got ${JSON.stringify(raw.kind) ?? 'nothing'}`, `set kind: ${APPROVER_CONFIG_KIND}`);
+  r.rejectUnknown(raw, TOP_LEVEL);
+  const o: ApproverOverrides = {};
+  if (raw.dnsPatterns !== undefined) o.dnsPatterns = r.stringList(raw.dnsPatterns, 'dnsPatterns').map((p, i) => validateDnsPattern(p, r.where(`dnsPatterns[${i}]`)));
+  if (raw.allowedCidrs !== undefined) o.allowedCidrs = r.stringList(raw.allowedCidrs, 'allowedCidrs').map((c, i) => validateCidr(c, r.where(`allowedCidrs[${i}]`)));
+  if (raw.maxLifetime !== undefined) {
+    const ms = r.duration(raw.maxLifetime, 'maxLifetime');
+    if (ms < 600_000 || ms / 1000 > MAX_EXPIRATION_SECONDS) r.fail('maxLifetime', 'must be at least 10m (the shortest lifetime a signer issues)', 'e.g. 720h');
+    o.maxExpirationSeconds = Math.floor(ms / 1000);
+  }
+  if (raw.allowedKeyAlgorithms !== undefined) {
+    const algs = r.stringList(raw.allowedKeyAlgorithms, 'allowedKeyAlgorithms');
+    if (algs.length === 0) r.fail('allowedKeyAlgorithms', 'must not be empty (that would refuse every CSR)', `list some of ${KEY_ALGORITHMS.join(', ')}`);
+    o.allowedKeyAlgorithms = algs.map((a, i): KeyAlgorithm => {
+      if (isKeyAlgorithm(a)) return a;
+      return r.fail(`allowedKeyAlgorithms[${i}]`, `unknown key algorithm "${a}"`, `use some of ${KEY_ALGORITHMS.join(', ')}`);
+    });
+  }
+  if (raw.denyMode !== undefined) o.denyMode = leaveOrDeny(r, raw.denyMode, 'denyMode');
+  if (raw.onUnknownNode !== undefined) o.onUnknownNode = leaveOrDeny(r, raw.onUnknownNode, 'onUnknownNode');
+  if (raw.nodeNamePattern !== undefined) o.nodeNamePattern = validateNodeNamePattern(r.string(raw.nodeNamePattern, 'nodeNamePattern'), r.where('nodeNamePattern'));
+  if (raw.leaseNamespace !== undefined) o.leaseNamespace = validateNamespace(r.string(raw.leaseNamespace, 'leaseNamespace'), r.where('leaseNamespace'));
+  if (raw.leaseName !== undefined) o.leaseName = validateLeaseName(r.string(raw.leaseName, 'leaseName'), r.where('leaseName'));
+  if (raw.resyncInterval !== undefined) {
+    const ms = r.duration(raw.resyncInterval, 'resyncInterval');
+    if (ms < 1000) r.fail('resyncInterval', 'must be at least 1s', 'e.g. 5m');
+    o.resyncIntervalMs = ms;
+  }
+  if (raw.metricsListen !== undefined) {
+    const v = r.string(raw.metricsListen, 'metricsListen');
+    parseListen(v, r.where('metricsListen'));
+    o.metricsListen = v;
+  }
+  if (raw.logLevel !== undefined) {
+    const level = r.string(raw.logLevel, 'logLevel');
+    if (!['debug', 'info', 'warn', 'error'].includes(level)) r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
+    o.logLevel = level as ApproverConfig['logLevel'];
+  }
+  return o;
+}
+
+export async function readApproverConfigFile(path: string): Promise<ApproverOverrides> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: 'check --config', code: 'USAGE' });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
+  }
+  return approverOverridesFromDocument(doc, path);
+}
+
+export function mergeApproverConfig(...layers: ApproverOverrides[]): ApproverConfig {
+  const config = defaultApproverConfig();
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  return config;
+}
