@@ -144,9 +144,17 @@ export async function createNode(c: TestCluster, name: string, addresses: V1Node
 }
 
 export async function setNodeAddresses(c: TestCluster, name: string, addresses: V1NodeAddress[]): Promise<void> {
-  const node = await c.core.readNodeStatus({ name });
-  node.status = { ...(node.status ?? {}), addresses };
-  await c.core.replaceNodeStatus({ name, body: node });
+  // Controllers (node lifecycle, taints) update a new Node too: on a conflict, re-read and try again.
+  for (let attempt = 0; ; attempt++) {
+    const node = await c.core.readNodeStatus({ name });
+    node.status = { ...(node.status ?? {}), addresses };
+    try {
+      await c.core.replaceNodeStatus({ name, body: node });
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 409) || attempt >= 10) throw err;
+    }
+  }
 }
 
 async function setCondition(c: TestCluster, name: string, type: 'Approved' | 'Denied', reason: string, message: string): Promise<void> {
