@@ -132,6 +132,11 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
   } catch (err) {
     throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: 'check --config', code: 'USAGE' });
   }
+  return parseConfigText(text, path);
+}
+
+/** A config file's text (from `path`, for messages) as overrides; YAML errors are UserErrors too. */
+export function parseConfigText(text: string, path: string): ConfigOverrides {
   let doc: unknown;
   try {
     doc = parseYaml(text);
