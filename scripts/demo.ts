@@ -104,6 +104,28 @@ async function main(): Promise<number> {
     step('Running bootstrap again changes nothing: the installed certificate is verified and kept');
     await nodecred(['bootstrap', ...flags]);
 
+    step('The serving certificate: a Node with addresses, `nodecred approve` approving, `nodecred bootstrap --rotate-server-certificates`');
+    await kubectl(state, ['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));
+    await kubectl(state, ['patch', 'node', nodeName, '--subresource=status', '--type=merge', '-p',
+      JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: nodeName }] } })]);
+    show(`Node ${nodeName} with addresses InternalIP 127.0.0.1, Hostname ${nodeName}`);
+    const approver = spawn(NODECRED, ['approve', '--kubeconfig', state.kubeconfig, '--metrics-listen', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let approverLog = '';
+    approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
+    try {
+      const servingCode = await nodecred(['bootstrap', ...flags, '--rotate-server-certificates']);
+      if (servingCode !== 0) throw new Error(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`);
+    } finally {
+      approver.kill('SIGTERM');
+      await new Promise((r) => approver.once('exit', r));
+    }
+    for (const line of approverLog.split('\n').filter((l) => l.includes('"decision"'))) {
+      const { msg, csr, reason } = JSON.parse(line) as { msg: string; csr?: string; reason?: string };
+      show(`[approver] ${msg}${csr ? ` ${csr}` : ''}${reason ? ` (${reason})` : ''}`);
+    }
+    const serving = await run('openssl', ['x509', '-in', join(nodeDir, 'pki', 'kubelet-server-current.pem'), '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage']);
+    show(serving.stdout);
+
     step('CSRs in the cluster (one per request, named from the key and the request)');
     show(await kubectl(state, ['get', 'csr']));
     if (keep) {
