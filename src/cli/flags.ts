@@ -139,7 +139,8 @@ export async function readConfigFile(path: string): Promise<ConfigOverrides> {
 export function parseConfigText(text: string, path: string): ConfigOverrides {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // logLevel 'error': odd input must not print YAML warnings (with source excerpts) to the log.
+    doc = parseYaml(text, { logLevel: 'error', prettyErrors: false });
   } catch (err) {
     const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
     throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });

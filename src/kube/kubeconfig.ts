@@ -177,7 +177,7 @@ function loadRoot(text: string, ctx: Ctx): Obj {
   let doc;
   try {
     // prettyErrors would quote source lines, which may hold a token or key.
-    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   } catch (err) {
     fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
   }
