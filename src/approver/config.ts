@@ -1,7 +1,6 @@
 // The approver's configuration: defaults ← an optional versioned YAML file (kind ApproverConfiguration) ←
 // flags. Unknown or mistyped fields are errors naming the file and field, as for NodeCredConfiguration.
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
@@ -171,21 +170,7 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
 }
 
 export async function readApproverConfigFile(path: string): Promise<ApproverOverrides> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: 'check --config', code: 'USAGE' });
-  }
-  let doc: unknown;
-  try {
-    // logLevel 'error': odd input must not print YAML warnings (with source excerpts) to the log.
-    doc = parseYaml(text, { logLevel: 'error', prettyErrors: false });
-  } catch (err) {
-    const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
-    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
-  }
-  return approverOverridesFromDocument(doc, path);
+  return approverOverridesFromDocument(await readYamlFile(path), path);
 }
 
 export function mergeApproverConfig(...layers: ApproverOverrides[]): ApproverConfig {

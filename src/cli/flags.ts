@@ -1,8 +1,7 @@
 // Flag parsing shared by `bootstrap` and `run`. kubelet's flag names where kubelet has one. Accepts
 // `--flag value`, `--flag=value`, and for booleans `--flag`, `--flag=true|false`. Unknown flags and bad
 // values are usage errors (exit 2) that name the flag.
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile, parseYamlDocument } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
@@ -126,26 +125,12 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
 }
 
 export async function readConfigFile(path: string): Promise<ConfigOverrides> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: 'check --config', code: 'USAGE' });
-  }
-  return parseConfigText(text, path);
+  return overridesFromDocument(await readYamlFile(path), path);
 }
 
 /** A config file's text (from `path`, for messages) as overrides; YAML errors are UserErrors too. */
 export function parseConfigText(text: string, path: string): ConfigOverrides {
-  let doc: unknown;
-  try {
-    // logLevel 'error': odd input must not print YAML warnings (with source excerpts) to the log.
-    doc = parseYaml(text, { logLevel: 'error', prettyErrors: false });
-  } catch (err) {
-    const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
-    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
-  }
-  return overridesFromDocument(doc, path);
+  return overridesFromDocument(parseYamlDocument(text, path), path);
 }
 
 /** Defaults ← --config file ← flags. */

@@ -3,21 +3,13 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { UserError } from '../../../src/errors.ts';
 import { formatDuration, parseDuration } from '../../../src/config/duration.ts';
+import { userError } from '../../helpers/assert.ts';
 
 const WHERE = '/etc/nodecred/config.yaml: timeout';
 const S = 1000;
 const M = 60 * S;
 const H = 60 * M;
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof UserError) return err;
-    throw err;
-  }
-  assert.fail('expected a UserError');
-}
 
 test('parseDuration: single units', () => {
   assert.equal(parseDuration('500ms', WHERE), 500);

@@ -17,6 +17,7 @@ import {
   validateTimeout,
   type ConfigOverrides,
 } from '../../../src/config/schema.ts';
+import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/x.yaml';
 const PIN = `sha256:${'ab'.repeat(32)}`;
@@ -27,15 +28,6 @@ function doc(fields: Record<string, unknown> = {}): Record<string, unknown> {
   return { apiVersion: CONFIG_API_VERSION, kind: CONFIG_KIND, ...fields };
 }
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof UserError) return err;
-    throw err;
-  }
-  assert.fail('expected a UserError');
-}
 
 /** The error overridesFromDocument raises for `fields`, checked to name `<FILE>: <path>`. */
 function rejects(fields: Record<string, unknown>, path: string, message?: RegExp): UserError {

@@ -11,16 +11,8 @@ import {
   signClusterInfo,
   verifyClusterInfoJws,
 } from '../../../src/kube/discovery.ts';
+import { userError } from '../../helpers/assert.ts';
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof UserError) return err;
-    throw err;
-  }
-  assert.fail('expected a UserError');
-}
 
 test('parseDiscoveryToken splits id and secret and never echoes a bad secret', () => {
   assert.deepEqual(parseDiscoveryToken('abcdef.0123456789abcdef'), { tokenId: 'abcdef', tokenSecret: '0123456789abcdef' });

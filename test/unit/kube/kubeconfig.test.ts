@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { UserError } from '../../../src/errors.ts';
 import { parseKubeconfig, parseKubeconfigCluster, renderExecKubeconfig, renderNodeKubeconfig } from '../../../src/kube/kubeconfig.ts';
+import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/kubernetes/bootstrap-kubelet.conf';
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n';
@@ -26,15 +27,6 @@ function parse(obj: unknown, file = FILE) {
   return parseKubeconfig(stringify(obj), file);
 }
 
-function userError(fn: () => unknown): UserError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof UserError) return err;
-    throw err;
-  }
-  assert.fail('expected a UserError');
-}
 
 test('kubeadm bootstrap kubeconfig with a token', () => {
   const c = parse(config({ token: SECRET }));

@@ -1,0 +1,24 @@
+// Reading a YAML config file (node or approver), the one way: unreadable files and YAML syntax errors
+// become UserErrors naming the file; odd input never prints YAML warnings (they quote the source) to logs.
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { UserError } from '../errors.ts';
+
+export function parseYamlDocument(text: string, path: string): unknown {
+  try {
+    return parseYaml(text, { logLevel: 'error', prettyErrors: false });
+  } catch (err) {
+    const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
+  }
+}
+
+export async function readYamlFile(path: string, flag = '--config'): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: `check ${flag}`, code: 'USAGE' });
+  }
+  return parseYamlDocument(text, path);
+}
