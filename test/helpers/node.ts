@@ -60,7 +60,8 @@ export type KubeconfigUser =
   | { clientCertificate: string; clientKey: string }
   | { exec: { command: string; args?: string[]; env?: Array<{ name: string; value: string }> } };
 
-export async function writeKubeconfig(path: string, c: TestCluster, user: KubeconfigUser): Promise<string> {
+/** A kubeconfig for the test cluster (or `server`, e.g. a fault-injecting proxy in front of it). */
+export async function writeKubeconfig(path: string, c: TestCluster, user: KubeconfigUser, server = c.state.apiserver): Promise<string> {
   const u = 'token' in user
     ? { token: user.token }
     : 'exec' in user
@@ -69,7 +70,7 @@ export async function writeKubeconfig(path: string, c: TestCluster, user: Kubeco
   await writeFile(path, stringify({
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'local', cluster: { server: c.state.apiserver, 'certificate-authority': c.state.caFile } }],
+    clusters: [{ name: 'local', cluster: { server, 'certificate-authority': c.state.caFile } }],
     users: [{ name: 'bootstrap', user: u }],
     contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
     'current-context': 'bootstrap',

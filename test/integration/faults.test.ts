@@ -38,8 +38,7 @@ async function manualApprovalKubeconfig(c: TestCluster, node: NodeDir, server?: 
   const cert = await issueLeaf(await clusterCa(c), { publicKey: keys.publicKey, commonName: user, organizations: [group], extendedKeyUsages: [CLIENT_AUTH] });
   await writeFile(join(node.dir, 'id.crt'), cert);
   await writeFile(join(node.dir, 'id.key'), encodePrivateKeyPem(keys.privateKey), { mode: 0o600 });
-  const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { clientCertificate: join(node.dir, 'id.crt'), clientKey: join(node.dir, 'id.key') });
-  if (server) await writeFile(kubeconfig, (await readFile(kubeconfig, 'utf8')).replace(c.state.apiserver, server));
+  const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { clientCertificate: join(node.dir, 'id.crt'), clientKey: join(node.dir, 'id.key') }, server);
   return { user, kubeconfig };
 }
 
@@ -65,8 +64,7 @@ describe('fault suite', () => {
     try {
       await ensureBootstrapRbac(c);
       const token = await createBootstrapToken(c);
-      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
-      await writeFile(kubeconfig, (await readFile(kubeconfig, 'utf8')).replace(c.state.apiserver, proxy.url));
+      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token }, proxy.url);
       await proxy.refuse();
       const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
       try {
@@ -93,8 +91,7 @@ describe('fault suite', () => {
     try {
       await ensureBootstrapRbac(c);
       const token = await createBootstrapToken(c);
-      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
-      await writeFile(kubeconfig, (await readFile(kubeconfig, 'utf8')).replace(c.state.apiserver, proxy.url));
+      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token }, proxy.url);
       await proxy.refuse();
       const child = spawn(NODECRED, ['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '2m'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
