@@ -25,7 +25,9 @@ const SECRET_PATTERNS: Array<[string, RegExp]> = [
 function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): Promise<number> {
   // One `node --test` run for all files, so the runner prints one summary for the whole suite. A per-test
   // timeout turns a hang into a failure instead of eating the CI budget.
-  const args = ['--test', '--test-timeout=300000', '--test-reporter=spec', ...extra, ...patterns];
+  // --test-force-exit: a file whose tests are done exits even if a leaked handle would keep it alive (a
+  // stray child holding a pipe); leaks are still caught by the tests that check for leftover processes.
+  const args = ['--test', '--test-timeout=300000', '--test-force-exit', '--test-reporter=spec', ...extra, ...patterns];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let combined = '';

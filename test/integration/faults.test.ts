@@ -242,7 +242,9 @@ describe('fault suite', () => {
       const config = await writeConfig(join(node.dir, 'config.yaml'), { recheckInterval: '1m', watchTimeout: '30s' });
       // libfaketime at 40× speed: 15 s of real time is 10 minutes for nodecred's timers (ten recheck passes,
       // twenty watch timeouts), the span over which kubelet would have created a new CSR per attempt.
-      const child = spawn('faketime', ['-f', '+0 x40', NODECRED, 'run', '--config', config, '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // faketime forks the command: run it as its own process group and stop the whole group, or the
+      // daemon outlives the test (and keeps this file's pipes open).
+      const child = spawn('faketime', ['-f', '+0 x40', NODECRED, 'run', '--config', config, '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise((r) => child.on('exit', r));
@@ -253,8 +255,9 @@ describe('fault suite', () => {
         assert.ok((out.match(/re-attached to the pending CSR/g)?.length ?? 0) >= 9, 'each pass re-attached instead of creating');
         assert.equal(out.match(/submitted CSR/g)?.length, 1);
       } finally {
-        child.kill('SIGTERM');
+        process.kill(-child.pid!, 'SIGTERM');
         await exited;
+        await waitFor('the daemon under faketime to exit', async () => ((await run('pgrep', ['-f', node.certDir]).catch(() => ({ stdout: '' }))).stdout.trim() === '' ? true : undefined), 30_000);
       }
     } finally {
       await node.cleanup();
@@ -282,7 +285,10 @@ describe('fault suite', () => {
       for (let i = 0; i < 200; i++) {
         const child = spawn(process.execPath, [join(REPO, 'test/helpers/install-loop.ts'), node.certDir, node.kubeconfig, ...pairFiles], { stdio: ['ignore', 'pipe', 'inherit'] });
         const exited = new Promise((r) => child.on('exit', r));
-        await new Promise<void>((resolve) => createInterface(child.stdout!).once('line', () => resolve()));
+        await Promise.race([
+          new Promise<void>((resolve) => createInterface(child.stdout!).once('line', () => resolve())),
+          exited.then((code) => assert.fail(`install-loop exited (${code}) before it was ready`)),
+        ]);
         await new Promise((r) => setTimeout(r, Math.random() * 25));
         child.kill('SIGKILL');
         await exited;
