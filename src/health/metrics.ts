@@ -20,7 +20,9 @@ export interface Metrics {
 
 export function createMetrics(getManager: () => CertificateManager | undefined, now: () => Date = () => new Date()): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // Event-loop lag sampled once a second, not every 10 ms: the default precision was most of the idle
+  // daemon's CPU (bench P3), and a credential daemon's loop lag needs no finer view.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 1000 });
 
   const ttl = (kind: CertKind) => () => {
     const s = getManager()?.states[kind];

@@ -197,7 +197,10 @@ export function explainApiError(err: unknown, conn: ApiConnection, action: strin
       cause: err,
     });
   }
-  if (status === undefined || status === 429 || status >= 500) {
+  if (status === 429) {
+    return new TransientApiError(`${action}: the API server at ${conn.endpoint.server} is throttling requests (HTTP 429, API priority and fairness); backing off`, err);
+  }
+  if (status === undefined || status >= 500) {
     return new TransientApiError(`${action}: cannot reach the API server at ${conn.endpoint.server}: ${status ? `HTTP ${status}` : (code ?? apiMessage(err))}`, err);
   }
   return err;

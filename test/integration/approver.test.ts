@@ -170,9 +170,12 @@ async function waitForDecision(c: TestCluster, name: string, timeoutMs = 30_000)
   return waitFor(`a decision on CSR ${name}`, async () => decisionOf(await c.certificates.readCertificateSigningRequest({ name })), timeoutMs);
 }
 
+/** The Events on a CSR; the approver records them after its decision, so wait until there is one. */
 async function eventsFor(c: TestCluster, csr: string) {
-  const list = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${csr}` });
-  return list.items;
+  return waitFor(`an Event on CSR ${csr}`, async () => {
+    const list = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${csr}` });
+    return list.items.length ? list.items : undefined;
+  }, 30_000);
 }
 
 async function leaseHolder(c: TestCluster): Promise<string> {

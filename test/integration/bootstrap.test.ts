@@ -11,7 +11,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import {
   testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, denyCsr, whoAmI, waitFor, uniqueName, type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred, writeKubeconfig } from '../helpers/node.ts';
+import { newNodeDir, runNodecred, writeKubeconfig, REPO } from '../helpers/node.ts';
 import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { caPinHash } from '../../src/pki/cert.ts';
@@ -169,17 +169,9 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
   }
 });
 
+/** kube-public/cluster-info as kubeadm makes it, through the project's own script. */
 async function ensureClusterInfo(c: TestCluster): Promise<void> {
-  // What kubeadm (or scripts/setup-cluster-info) sets up: kube-public/cluster-info with the CA, readable
-  // anonymously; the bootstrapsigner controller adds one JWS per signing token.
-  const kubeconfig = [
-    'apiVersion: v1', 'kind: Config', 'clusters:', '- name: ""', '  cluster:',
-    `    certificate-authority-data: ${Buffer.from(c.ca).toString('base64')}`, `    server: ${c.state.apiserver}`,
-    'contexts: []', 'users: []', '',
-  ].join('\n');
-  await c.kubectl(['-n', 'kube-public', 'create', 'configmap', 'cluster-info', `--from-literal=kubeconfig=${kubeconfig}`]).catch(() => '');
-  await c.kubectl(['-n', 'kube-public', 'create', 'role', 'nodecred-test:cluster-info-reader', '--verb=get', '--resource=configmaps', '--resource-name=cluster-info']).catch(() => '');
-  await c.kubectl(['-n', 'kube-public', 'create', 'rolebinding', 'nodecred-test:cluster-info-reader', '--role=nodecred-test:cluster-info-reader', '--user=system:anonymous']).catch(() => '');
+  await run(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], { env: { ...process.env, KUBECTL: c.state.kubectl } });
 }
 
 test('token discovery: the right pin bootstraps; a wrong pin fails closed and says which', async () => {

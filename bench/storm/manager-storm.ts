@@ -1,0 +1,74 @@
+// P5 subject: N simulated nodes bootstrapping at once in one process through nodecred's own
+// CertificateManager + CertStore (one of each per node, own cert dir), exactly the code `nodecred
+// bootstrap` runs after argument parsing. A failed attempt is retried with the daemon's backoff.
+//
+//   node bench/storm/manager-storm.ts --bootstrap-kubeconfig F --dir D --count N --prefix P
+//        [--concurrency C] [--timeout-ms T]
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { CertificateManager } from '../../src/manager/manager.ts';
+import { CertStore } from '../../src/store/cert-store.ts';
+import { defaultConfig, type Config } from '../../src/config/schema.ts';
+import { retryDelayMs, DEFAULT_BACKOFF } from '../../src/manager/policy.ts';
+import { arg, Gate, peakRssKiB, report } from './common.ts';
+
+const bootstrapKubeconfig = arg('--bootstrap-kubeconfig');
+const dir = arg('--dir');
+const count = Number(arg('--count'));
+const prefix = arg('--prefix');
+const concurrency = Number(arg('--concurrency', String(count)));
+const timeoutMs = Number(arg('--timeout-ms', '600000'));
+const log = pino({ level: 'silent' });
+
+const gate = new Gate(concurrency);
+const perNodeMs: number[] = [];
+const firstErrors: string[] = [];
+let failedAttempts = 0;
+let nodesNotDone = 0;
+
+const cpu0 = process.cpuUsage();
+const startedAt = Date.now();
+const t0 = performance.now();
+const deadline = startedAt + timeoutMs;
+
+async function node(i: number): Promise<void> {
+  const name = `${prefix}-${i}`;
+  const config: Config = {
+    ...defaultConfig(),
+    nodeName: name,
+    bootstrapKubeconfig,
+    kubeconfig: join(dir, name, 'kubeconfig'),
+    certDir: join(dir, name, 'pki'),
+    healthListen: '',
+    logLevel: 'error',
+    timeoutMs,
+  };
+  await gate.run(async () => {
+    const store = new CertStore(config.certDir);
+    await store.prepare();
+    const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await manager.ensureClient({ deadline, rotate: false });
+        perNodeMs.push(performance.now() - t0);
+        return;
+      } catch (err) {
+        failedAttempts++;
+        if (firstErrors.length < 5) firstErrors.push(`${name}: ${(err as Error).message}`.slice(0, 300));
+        const wait = retryDelayMs(attempt, DEFAULT_BACKOFF, Math.random);
+        if (Date.now() + wait >= deadline) {
+          nodesNotDone++;
+          return;
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  });
+}
+
+await Promise.all(Array.from({ length: count }, (_, i) => node(i)));
+const allDoneMs = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
+report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts, nodesNotDone, firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
+process.exit(0);
