@@ -91,6 +91,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** Backoff between reconnects after errors. */
   retryDelayMs?: (attempt: number) => number;
+  /** The CSR as just created or read: the first round watches from it instead of reading it again. */
+  initial?: V1CertificateSigningRequest;
 }
 
 /** setTimeout's largest delay; longer ones fire immediately. */
@@ -111,11 +113,14 @@ export async function waitForCsr(conn: ApiConnection, name: string, opts: WaitOp
   const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
   const delay = opts.retryDelayMs ?? ((n: number) => Math.min(30_000, 500 * 2 ** n));
   let failures = 0;
+  let known = opts.initial;
   for (;;) {
     if (opts.signal?.aborted) throw opts.signal.reason;
     if (Date.now() >= opts.deadline) throw new WaitTimeout(`CSR ${name} still pending at the deadline`);
     try {
-      const csr = await getCsr(conn, name);
+      // Every later round re-reads: whatever happened while no watch was open is seen.
+      const csr = known ?? (await getCsr(conn, name));
+      known = undefined;
       if (!csr) return { kind: 'deleted' };
       const now = csrOutcome(csr);
       if (now) return now;

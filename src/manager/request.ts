@@ -107,24 +107,25 @@ export async function requestCertificate(deps: RequestDeps, conn: ApiConnection,
       dnsNames: spec.dnsNames,
       ipAddresses: spec.ipAddresses,
     });
-    // Reading a CSR by name needs 'get'; bootstrap identities have it through system:node-bootstrapper.
-    const existing = await getCsr(conn, name);
-    if (existing) {
-      await checkSameRequest(existing as never, spec, key, name);
-      log.info({ kind: spec.kind, csr: name }, 're-attached to the pending CSR submitted earlier');
-    } else {
-      const requestPem = await buildCsrPem(key, { commonName: spec.commonName, organizations: spec.organizations, dnsNames: spec.dnsNames, ipAddresses: spec.ipAddresses });
-      const created = await createCsr(conn, { name, requestPem, signerName: spec.signerName, usages, ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}) });
-      if (!created) {
-        const raced = await getCsr(conn, name);
-        if (raced) await checkSameRequest(raced as never, spec, key, name);
-      }
+    // Create first: on a fresh request that is the only write, and its response starts the watch (two
+    // requests per bootstrap). A 409 means we submitted it before (a restart, a retry): read it and
+    // re-attach, after making sure it really is ours.
+    const requestPem = await buildCsrPem(key, { commonName: spec.commonName, organizations: spec.organizations, dnsNames: spec.dnsNames, ipAddresses: spec.ipAddresses });
+    let current = await createCsr(conn, { name, requestPem, signerName: spec.signerName, usages, ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}) });
+    if (current) {
       log.info({ kind: spec.kind, csr: name, signer: spec.signerName, via: conn.description }, 'submitted CSR');
+    } else {
+      current = await getCsr(conn, name);
+      if (current) {
+        await checkSameRequest(current as never, spec, key, name);
+        log.info({ kind: spec.kind, csr: name }, 're-attached to the pending CSR submitted earlier');
+      }
     }
 
     deps.onPending?.(name);
     const outcome = await waitForCsr(conn, name, {
       ...wait,
+      ...(current ? { initial: current } : {}),
       onProgress: (p) => {
         if (p.what !== 'event') log.info({ kind: spec.kind, csr: name, detail: p.detail }, `waiting for CSR: ${p.what}`);
         wait.onProgress?.(p);
