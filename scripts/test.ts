@@ -52,6 +52,13 @@ async function main(): Promise<number> {
   if (unitOnly) return nodeTest([UNIT], process.env, extra);
 
   let started = Date.now();
+  await new Promise<void>((resolve, reject) => {
+    const deps = spawn(new URL('./install-test-deps', import.meta.url).pathname, [], { stdio: 'inherit' });
+    deps.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('scripts/install-test-deps failed (see above)'))));
+  });
+  phase('test tools (Debian packages)', started);
+
+  started = Date.now();
   const binary = await ensureBinary();
   phase('control-plane build (cached after the first)', started);
 
