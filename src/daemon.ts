@@ -48,9 +48,9 @@ export class Daemon {
     return now.getTime() - this.heartbeat.getTime() <= limit;
   }
 
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+  private sleep(ms: number, signal: AbortSignal, ignoreWake = false): Promise<void> {
     return new Promise((resolve) => {
-      if (signal.aborted || this.wokenFor) return resolve();
+      if (signal.aborted || (this.wokenFor && !ignoreWake)) return resolve();
       const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
       const self = this;
       function done() {
@@ -59,7 +59,7 @@ export class Daemon {
         self.wakeUp = undefined;
         resolve();
       }
-      this.wakeUp = done;
+      if (!ignoreWake) this.wakeUp = done;
       signal.addEventListener('abort', done, { once: true });
     });
   }
@@ -75,6 +75,7 @@ export class Daemon {
       if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
       return { healthy: true, failed: false };
     } catch (err) {
+      if ((err as Error).name === 'AbortError') return { healthy: false, failed: false };
       if (err instanceof WaitTimeout) {
         this.log.info({ detail: err.message }, 'CSR still pending; will check again');
         return { healthy: false, failed: false };
@@ -110,9 +111,11 @@ export class Daemon {
       const next = failures > 0
         ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
         : Math.min(now + config.recheckIntervalMs, ...deadlines);
-      // Sleep in local-check slices: a file that vanished without a watcher event is still noticed.
-      while (!signal.aborted && !this.wokenFor && Date.now() < next) {
-        await this.sleep(Math.min(localCheckMs, next - Date.now()), signal);
+      // Sleep in local-check slices: a file that vanished without a watcher event is still noticed. After a
+      // failure the backoff is served in full: a wake-up must not turn a failing pass into a tight loop.
+      const backoffUntil = failures > 0 ? next : 0;
+      while (!signal.aborted && (!this.wokenFor || Date.now() < backoffUntil) && Date.now() < next) {
+        await this.sleep(Math.min(localCheckMs, next - Date.now()), signal, Date.now() < backoffUntil);
         this.heartbeat = new Date();
         if (!signal.aborted && !this.wokenFor && Date.now() < next && result.healthy && !(await this.manager.diskMatchesMemory())) {
           this.wokenFor = 'files on disk differ from the verified ones';

@@ -47,27 +47,37 @@ export const bootstrapCommand: Command = {
       return 0;
     }
     const setup = await setUpNode(args);
-    const { config, log } = setup;
-    const started = Date.now();
-    const deadline = started + config.timeoutMs;
-    // cloud-init may run us before the API server (or the network) is reachable: retry what can go away by
-    // itself until the deadline, with capped jittered backoff; what the user must fix ends the run at once.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const summary = await ensureOnce(setup, deadline);
-        log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
-        process.stderr.write(`nodecred: ${summary}\n`);
-        return 0;
-      } catch (err) {
-        if (err instanceof WaitTimeout) throw timeoutError(setup);
-        if (!isTransient(err)) throw err;
-        const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, Math.random);
-        if (Date.now() + delay >= deadline) {
-          throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, { where: config.kubeconfig, fix: 'check that the API server is reachable from this node', code: 'UNREACHABLE' });
-        }
-        log.warn({ err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 }, 'API server unreachable; retrying');
-        await new Promise((r) => setTimeout(r, delay));
-      }
+    try {
+      return await bootstrapWithRetries(setup);
+    } finally {
+      await setup.lock.release();
     }
   },
 };
+
+/**
+ * cloud-init may run us before the API server (or the network) is reachable: retry what can go away by
+ * itself until the deadline, with capped jittered backoff; what the user must fix ends the run at once.
+ */
+async function bootstrapWithRetries(setup: NodeSetup): Promise<number> {
+  const { config, log } = setup;
+  const started = Date.now();
+  const deadline = started + config.timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const summary = await ensureOnce(setup, deadline);
+      log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
+      process.stderr.write(`nodecred: ${summary}\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof WaitTimeout) throw timeoutError(setup);
+      if (!isTransient(err)) throw err;
+      const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, Math.random);
+      if (Date.now() + delay >= deadline) {
+        throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, { where: config.kubeconfig, fix: 'check that the API server is reachable from this node', code: 'UNREACHABLE' });
+      }
+      log.warn({ err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 }, 'API server unreachable; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

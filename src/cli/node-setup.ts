@@ -1,5 +1,6 @@
 // What `bootstrap` and `run` share: flags → config → logger → prepared store → manager.
 import { CertStore } from '../store/cert-store.ts';
+import { acquireLock, type Lock } from '../store/lock.ts';
 import { CertificateManager, type ManagerEvents } from '../manager/manager.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Config } from '../config/schema.ts';
@@ -10,18 +11,26 @@ export interface NodeSetup {
   log: Logger;
   store: CertStore;
   manager: CertificateManager;
+  /** One nodecred per cert dir: bootstrap and run both hold it; release it on exit. */
+  lock: Lock;
 }
 
 export function nodeHelp(usage: string, description: string): string {
   return `${usage}\n\n${description}\n\nflags:\n${flagsHelp(NODE_FLAGS)}\n`;
 }
 
-export async function setUpNode(args: string[], opts: { events?: ManagerEvents; beforePrepare?: (config: Config) => Promise<void> } = {}): Promise<NodeSetup> {
+export async function setUpNode(args: string[], opts: { events?: ManagerEvents; signal?: AbortSignal } = {}): Promise<NodeSetup> {
   const config = await loadConfig(parseFlags(args, NODE_FLAGS));
-  await opts.beforePrepare?.(config);
-  const log = createLogger(config.logLevel);
-  const store = new CertStore(config.certDir);
-  for (const note of await store.prepare()) log[note.startsWith('created') ? 'info' : 'warn']({ certDir: config.certDir }, note);
-  const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random, ...(opts.events ? { events: opts.events } : {}) });
-  return { config, log, store, manager };
+  // The lock is taken before anything touches the cert dir: a second instance must not even repair it.
+  const lock = await acquireLock(config.certDir);
+  try {
+    const log = createLogger(config.logLevel);
+    const store = new CertStore(config.certDir);
+    for (const note of await store.prepare()) log[note.startsWith('created') ? 'info' : 'warn']({ certDir: config.certDir }, note);
+    const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random, ...(opts.events ? { events: opts.events } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+    return { config, log, store, manager, lock };
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
 }

@@ -3,7 +3,6 @@
 // stops gracefully on SIGTERM/SIGINT.
 import { Daemon } from '../daemon.ts';
 import { isUserError } from '../errors.ts';
-import { acquireLock, type Lock } from '../store/lock.ts';
 import { createMetrics } from '../health/metrics.ts';
 import { managerHealthSource } from '../health/source.ts';
 import { createHealthServer, listen, parseListen } from '../health/server.ts';
@@ -42,15 +41,12 @@ export const runCommand: Command = {
     const started = Date.now();
     let manager: CertificateManager | undefined;
     const metrics = createMetrics(() => manager);
-    let lock: Lock | undefined;
+    const stop = new AbortController();
     let secure: ReturnType<typeof createSecureServer> | undefined;
     // Set once the daemon exists; install events before that only come from the first pass, which runs later.
     let health: ReturnType<typeof managerHealthSource> | undefined;
     const setup = await setUpNode(args, {
-      // The lock is taken before anything touches the cert dir: a second daemon must not even repair it.
-      beforePrepare: async (config) => {
-        lock = await acquireLock(config.certDir);
-      },
+      signal: stop.signal,
       events: {
         installed: (kind, state, previous) => {
           metrics.events.installed?.(kind, state, previous);
@@ -60,6 +56,12 @@ export const runCommand: Command = {
           void runHooks(setup.config.hooks, { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig }, setup.log);
         },
         failed: (kind, err) => metrics.events.failed?.(kind, err),
+        // An operator's certificate is news for the secure listener and the hooks too.
+        adopted: (kind) => {
+          health?.invalidate();
+          if (kind === 'server') secure?.reload();
+          void runHooks(setup.config.hooks, { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig }, setup.log);
+        },
       },
     });
     manager = setup.manager;
@@ -112,7 +114,6 @@ export const runCommand: Command = {
       (path) => daemon.wake(`${path} changed`),
     );
 
-    const stop = new AbortController();
     const onStop = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
       void notify('STOPPING=1');
@@ -125,7 +126,7 @@ export const runCommand: Command = {
         await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
         try {
           const next = await loadConfig(parseFlags(args, NODE_FLAGS));
-          const restartOnly = (['certDir', 'kubeconfig', 'healthListen', 'secureListen'] as const).filter((k) => next[k] !== manager!.deps.config[k]);
+          const restartOnly = (['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const).filter((k) => next[k] !== manager!.deps.config[k]);
           if (restartOnly.length) log.warn({ fields: restartOnly }, 'these settings change only on restart; keeping the running values');
           for (const k of restartOnly) (next as unknown as Record<string, unknown>)[k] = manager!.deps.config[k];
           manager!.deps.config = next;
@@ -146,7 +147,7 @@ export const runCommand: Command = {
       if (watchdog) clearInterval(watchdog);
       await watcher.close();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-      await lock?.release();
+      await setup.lock.release();
     }
     log.info('stopped');
     return 0;

@@ -30,6 +30,18 @@ interface Cached<T> {
 }
 
 const TOKEN_TTL_MS = 2 * 60_000;
+/** Bounded: anyone who can reach the port can send garbage tokens. */
+const CACHE_MAX = 1000;
+
+function remember<T>(cache: Map<string, Cached<T>>, key: string, value: Cached<T>): void {
+  if (cache.size >= CACHE_MAX) {
+    const now = Date.now();
+    for (const [k, v] of cache) if (v.expires <= now) cache.delete(k);
+    // Still full of live entries: drop the oldest (Map keeps insertion order).
+    while (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+  }
+  cache.set(key, value);
+}
 const SAR_TTL_MS = 5 * 60_000;
 const SAR_DENY_TTL_MS = 30_000;
 
@@ -85,12 +97,12 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
     const identity: Identity | null = review.status?.authenticated && u?.username
       ? { user: u.username, groups: u.groups ?? [], via: 'token', ...(u.uid ? { uid: u.uid } : {}), ...(u.extra ? { extra: u.extra } : {}) }
       : null;
-    tokens.set(key, { value: identity, expires: Date.now() + TOKEN_TTL_MS });
+    remember(tokens, key, { value: identity, expires: Date.now() + TOKEN_TTL_MS });
     return identity ?? 'invalid';
   }
 
   async function authorize(who: Identity, path: string): Promise<{ allowed: boolean; reason: string }> {
-    const key = JSON.stringify([who.user, who.groups, path]);
+    const key = JSON.stringify([who.user, who.groups, who.uid ?? '', who.extra ?? {}, path]);
     const hit = decisions.get(key);
     if (hit && hit.expires > Date.now()) return hit.value;
     const sar = await (await api()).makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
@@ -101,7 +113,7 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
       },
     });
     const value = { allowed: sar.status?.allowed === true, reason: sar.status?.reason ?? sar.status?.evaluationError ?? '' };
-    decisions.set(key, { value, expires: Date.now() + (value.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS) });
+    remember(decisions, key, { value, expires: Date.now() + (value.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS) });
     return value;
   }
 

@@ -1,7 +1,7 @@
 // The certificate manager: makes sure a valid client certificate (and, when enabled, serving certificate)
 // is installed, decides when to rotate, and falls back to the bootstrap credentials when the node's own
 // certificate can no longer be used. Policy comes from policy.ts; disk from the store; API from kube/.
-import { readFile } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError, isUserError } from '../errors.ts';
 import { verifyIssuedCertificate } from '../pki/verify.ts';
@@ -12,7 +12,7 @@ import { readKubeconfigFile, connectionFromKubeconfig, endpointOf, clientsFor, e
 import { renderNodeKubeconfig, type KubeconfigConnection } from '../kube/kubeconfig.ts';
 import { discover } from '../kube/discovery-client.ts';
 import { deleteCsr } from '../kube/csr-api.ts';
-import { writeFileAtomic, ensurePrivateDir } from '../store/atomic.ts';
+import { writeFileAtomic } from '../store/atomic.ts';
 import { diskError, type CertStore, type CertKind, type StoredPair } from '../store/cert-store.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -26,6 +26,8 @@ export interface ManagerDeps {
   now: () => Date;
   random: Random;
   events?: ManagerEvents;
+  /** Aborts a CSR wait at once (SIGTERM), instead of after the recheck interval. */
+  signal?: AbortSignal;
 }
 
 /** What the manager knows about one managed certificate, for health checks, metrics and `status`. */
@@ -54,6 +56,8 @@ export interface CertificateState {
 export interface ManagerEvents {
   installed?(kind: CertKind, state: CertificateState, previous: { notBefore?: Date; notAfter?: Date } | null): void;
   failed?(kind: CertKind, error: unknown): void;
+  /** A different valid certificate was found on disk and adopted (an operator dropped it in). */
+  adopted?(kind: CertKind, state: CertificateState): void;
 }
 
 export type EnsureResult = 'valid' | 'installed';
@@ -173,6 +177,7 @@ export class CertificateManager {
     const previous = this.lastGood[kind];
     if (previous && previous.certificates[0]!.summary.sha256Fingerprint !== leaf.sha256Fingerprint && this.states[kind].pendingCsr === undefined) {
       this.log.info({ kind, fingerprint: leaf.sha256Fingerprint, path: pair.file }, 'adopted a valid certificate found on disk');
+      this.deps.events?.adopted?.(kind, state);
     }
     this.lastGood[kind] = pair;
     return { usable: true, rotate: this.deps.now().getTime() >= deadline.getTime(), problems: [] };
@@ -216,7 +221,8 @@ export class CertificateManager {
     });
     const existing = await readFile(path, 'utf8').catch(() => null);
     if (existing === text) return;
-    await ensurePrivateDir(dirname(path)).catch(() => undefined);
+    // Create the directory if missing, but never change the mode of one we do not own (/var/lib/kubelet).
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await writeFileAtomic(path, text, 0o600).catch((err: unknown) => {
       throw diskError(err, path);
     });
@@ -277,13 +283,22 @@ export class CertificateManager {
       }
 
       const spec: RequestSpec = { kind: 'client', signerName: CLIENT_SIGNER, ...this.clientTemplate(), dnsNames: [], ipAddresses: [], ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}) };
-      const issued = await this.request(conn, spec, ca, opts.deadline).catch(async (err: unknown) => {
-        // A renewal the API server refuses (certificate revoked, node deleted) falls back to bootstrap.
-        if (conn?.credential.kind === 'clientCert' && isUserError(err) && err.code === 'UNAUTHORIZED') {
+      const renewal = conn;
+      // A renewal keeps the node kubeconfig's endpoint; a bootstrap takes the bootstrap source's server and
+      // CA (which may have moved: a cluster CA rotation, a new endpoint) for verification and the kubeconfig.
+      const requestWith = async (c: ApiConnection) => {
+        const target = c === renewal && renewWith ? endpoint : c.endpoint;
+        const caFor = target === endpoint ? ca : await this.caBundle(target);
+        return { issued: await this.request(c, spec, caFor, opts.deadline), target, caFor };
+      };
+      const { issued, target, caFor } = await requestWith(conn).catch(async (err: unknown) => {
+        // A renewal the API server refuses (certificate revoked, node deleted) or whose endpoint is no
+        // longer trusted falls back to bootstrap.
+        if (renewWith && isUserError(err) && (err.code === 'UNAUTHORIZED' || err.code === 'TLS_UNTRUSTED')) {
           const fallback = await getBootstrap();
           if (fallback) {
-            this.log.warn({ via: fallback.description }, 'the API server rejected the node certificate; falling back to bootstrap credentials');
-            return this.request(fallback, spec, ca, opts.deadline);
+            this.log.warn({ via: fallback.description, why: err.code }, 'renewal with the node certificate failed; falling back to bootstrap credentials');
+            return requestWith(fallback);
           }
         }
         throw err;
@@ -291,8 +306,8 @@ export class CertificateManager {
       const previous = pair ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter } : null;
       await store.install('client', issued.chainPem, issued.key, this.deps.now());
       await store.removePendingKey('client');
-      await this.writeNodeKubeconfig(endpoint, endpoint.caPem ?? ca);
-      this.assess('client', await this.readCurrent('client'), ca, { dnsNames: [], ipAddresses: [] });
+      await this.writeNodeKubeconfig(target, target.caPem ?? caFor);
+      this.assess('client', await this.readCurrent('client'), caFor, { dnsNames: [], ipAddresses: [] });
       this.recordInstalled('client', previous);
       this.log.info({ csr: issued.csrName, notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline, path: store.currentPath('client') }, 'installed client certificate');
       return 'installed';
@@ -315,7 +330,7 @@ export class CertificateManager {
       },
       conn,
       spec,
-      { deadline, watchTimeoutSeconds: Math.max(1, Math.round(this.deps.config.watchTimeoutMs / 1000)) },
+      { deadline, watchTimeoutSeconds: Math.max(1, Math.round(this.deps.config.watchTimeoutMs / 1000)), ...(this.deps.signal ? { signal: this.deps.signal } : {}) },
     );
   }
 

@@ -54,7 +54,11 @@ async function pendingKey(deps: RequestDeps, kind: CertKind): Promise<KeyObject>
     deps.log.warn({ kind, err: (err as Error).message }, 'pending key unreadable; generating a new one');
     return null;
   });
-  if (existing) return existing;
+  // A crash between installing a certificate and removing its pending key leaves the installed key here;
+  // reusing it would re-attach to the already issued CSR and install the same certificate again.
+  const installed = await deps.store.readCurrent(kind).catch(() => null);
+  if (existing && !(installed && samePublicKey(installed.key, existing))) return existing;
+  if (existing) deps.log.info({ kind }, 'pending key is the installed one (interrupted install); generating a new one');
   const { privateKey } = await generateKey(deps.keyAlgorithm);
   await deps.store.writePendingKey(kind, privateKey);
   deps.log.info({ kind, algorithm: deps.keyAlgorithm, path: deps.store.pendingKeyPath(kind) }, 'generated a new private key for the request');
@@ -79,7 +83,7 @@ async function checkSameRequest(found: { spec: { request: string; signerName: st
 
 function deniedError(kind: 'denied' | 'failed', reason: string, message: string, spec: RequestSpec, name: string): UserError {
   const hint = spec.kind === 'client'
-    ? 'a client CSR is approved by kube-controller-manager when the requester\'s group is bound to system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); check those ClusterRoleBindings or approve it by hand'
+    ? 'a client CSR is approved by kube-controller-manager when the requester\'s group is bound to system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); fix those ClusterRoleBindings (or approve by hand); the next attempt is a new CSR'
     : 'kube-controller-manager never approves kubelet-serving CSRs: run an approver (nodecred approve) and check why it refused';
   return new UserError(`CSR ${name} was ${kind === 'denied' ? 'denied' : 'failed'}: ${reason || '(no reason)'}${message ? `: ${message}` : ''}`, {
     where: `certificatesigningrequest/${name}`,
@@ -134,9 +138,14 @@ export async function requestCertificate(deps: RequestDeps, conn: ApiConnection,
     switch (outcome.kind) {
       case 'deleted':
         log.warn({ kind: spec.kind, csr: name }, 'CSR was deleted while pending; submitting it again');
+        // Something deleting CSRs quickly must not turn this into a create/delete loop.
+        await new Promise((r) => setTimeout(r, 1000));
         continue;
       case 'denied':
       case 'failed':
+        // A decided CSR cannot be decided again: the next attempt (after backoff) is a new request with a
+        // new key, under a new name.
+        await store.removePendingKey(spec.kind);
         throw deniedError(outcome.kind, outcome.reason, outcome.message, spec, name);
       case 'issued': {
         const verdict = verifyIssuedCertificate({

@@ -2,7 +2,8 @@
 // directories, not files: kubelet-style symlink swaps replace the link, which a watch on the link misses.
 // Events are debounced into one wake-up; the daemon's periodic local check is the safety net for anything
 // a watcher misses (a directory deleted and re-created, an editor's rename dance).
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { TEMP_MARKER } from '../store/atomic.ts';
 import { watch, type FSWatcher } from 'chokidar';
 
 export interface WatchTargets {
@@ -19,8 +20,11 @@ export function watchCredentials(targets: WatchTargets, onChange: (path: string)
   const files = targets.files.map((f) => resolve(f));
   // The cert dir's parent too, so deleting and re-creating the cert dir itself is seen.
   const dirs = [...new Set([certDir, dirname(certDir), ...files.map((f) => dirname(f))])];
+  // nodecred's own scratch files (temporary files of atomic writes, pending request keys) are not news.
+  const ownScratch = (name: string) => name.startsWith(TEMP_MARKER) || /^nodecred-(client|server)-pending\.key$/.test(name);
   const relevant = (p: string) => {
     const abs = resolve(p);
+    if (ownScratch(basename(abs))) return false;
     return abs === certDir || dirname(abs) === certDir || files.includes(abs);
   };
   let timer: NodeJS.Timeout | undefined;

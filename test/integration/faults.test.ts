@@ -234,6 +234,45 @@ describe('fault suite', () => {
     }
   });
 
+  test('a daemon whose every issued certificate is rejected (clock 20 min behind) backs off: no CSR flood', async () => {
+    const c = testCluster();
+    const node = await newNodeDir();
+    try {
+      await ensureBootstrapRbac(c);
+      const token = await createBootstrapToken(c);
+      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
+      const child = spawn('faketime', ['-f', '-20m', NODECRED, 'run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise((r) => child.on('exit', r));
+      const started = Date.now();
+      try {
+        await waitFor('three rejected certificates', async () => ((out.match(/was rejected, nothing installed/g)?.length ?? 0) >= 3 ? true : undefined), 60_000);
+        // After each failed pass the next attempt (a new key) waits out the backoff (≥ 0.5 s, then ≥ 1 s, …),
+        // even though the failed attempt's own file changes wake the watcher. The log's clock is faked but
+        // runs at normal speed, so the gaps are real.
+        const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { time: string; msg: string });
+        const gaps: number[] = [];
+        lines.forEach((l, i) => {
+          if (l.msg !== 'certificate pass failed') return;
+          const next = lines.slice(i + 1).find((x) => x.msg === 'generated a new private key for the request');
+          if (next) gaps.push(Date.parse(next.time) - Date.parse(l.time));
+        });
+        assert.ok(gaps.length >= 2, `failed passes followed by new attempts: ${gaps.length}`);
+        assert.ok(gaps.every((g) => g >= 450), `backoff gaps ${gaps.join(', ')} ms: a wake-up cut the backoff short`);
+        const csrs = (await c.certificates.listCertificateSigningRequest()).items.filter((x) => x.spec.username === `system:bootstrap:${token.id}`);
+        assert.ok(csrs.length <= gaps.length + 2, `${csrs.length} CSRs for ${gaps.length + 1} attempts`);
+        assert.ok(Date.now() - started > 0);
+      } finally {
+        process.kill(-child.pid!, 'SIGTERM');
+        await exited;
+        await waitFor('the daemon under faketime to exit', async () => ((await run('pgrep', ['-f', node.certDir]).catch(() => ({ stdout: '' }))).stdout.trim() === '' ? true : undefined), 30_000);
+      }
+    } finally {
+      await node.cleanup();
+    }
+  });
+
   test('no approver for 10 simulated minutes: one pending CSR, no flood', async () => {
     const c = testCluster();
     const node = await newNodeDir();
