@@ -10,7 +10,7 @@ import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
 export interface DaemonOptions {
-  /** Between passes, how often to compare disk with memory (no API calls). */
+  /** Between passes, how often to compare disk with memory (no API calls; default 5 s). */
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
   onPass?: (healthy: boolean) => void;
@@ -92,7 +92,7 @@ export class Daemon {
 
   async run(signal: AbortSignal): Promise<void> {
     const { config } = this.manager.deps;
-    const localCheckMs = this.opts.localCheckMs ?? 10_000;
+    const localCheckMs = this.opts.localCheckMs ?? 5_000;
     let failures = 0;
     this.heartbeat = new Date();
     while (!signal.aborted) {

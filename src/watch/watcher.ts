@@ -30,7 +30,9 @@ export function watchCredentials(targets: WatchTargets, onChange: (path: string)
   let timer: NodeJS.Timeout | undefined;
   let last = '';
   const watcher: FSWatcher = watch(dirs, { depth: 0, ignoreInitial: true, followSymlinks: false, atomic: false });
-  watcher.on('all', (_event, path) => {
+  watcher.on('all', (event, path) => {
+    // A cert dir deleted and re-created is a new inode: the old watch on it is dead, so watch it again.
+    if (event === 'addDir' && resolve(path) === certDir) watcher.add(certDir);
     if (!relevant(path)) return;
     last = path;
     clearTimeout(timer);
