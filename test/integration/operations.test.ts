@@ -365,3 +365,33 @@ test('the bundle from npm run build runs bootstrap without node_modules, and the
     await node.cleanup();
   }
 });
+
+test('post-install hooks: the command gets the kind and paths, a failing hook never blocks the install, the pid file is signalled', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });
+  const sleeperExit = new Promise<NodeJS.Signals | null>((r) => sleeper.on('exit', (_code, signal) => r(signal)));
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const record = join(node.dir, 'hook.out');
+    const pidFile = join(node.dir, 'consumer.pid');
+    await writeFile(pidFile, `${sleeper.pid}\n`);
+    const config = await writeConfig(join(node.dir, 'config.yaml'), {
+      hooks: { command: ['sh', '-c', `echo "$NODECRED_KIND $NODECRED_CERT_FILE $NODECRED_KUBECONFIG" >> ${record}; exit 3`], timeout: '10s', pidFile, signal: 'SIGUSR1' },
+    });
+    const daemon = startDaemon(['--config', config, '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags]);
+    try {
+      await daemon.waitForLog(/post-install hook failed \(the certificate is installed regardless\)/);
+      await daemon.waitForLog(/signalled process after install/);
+      assert.equal((await readFile(record, 'utf8')).trim(), `client ${join(node.certDir, 'kubelet-client-current.pem')} ${node.kubeconfig}`);
+      assert.equal(await sleeperExit, 'SIGUSR1', 'the consumer got the configured signal');
+      assert.match(daemon.output(), /"why":"exit 3"/);
+      await daemon.waitForLog(/credentials in place; ready/);
+    } finally {
+      assert.equal(await daemon.stop(), 0);
+    }
+  } finally {
+    sleeper.kill();
+    await node.cleanup();
+  }
+});
