@@ -121,7 +121,14 @@ async function round1(state: ClusterState, admin: KubeConfig, nodes: NodeId[], l
     created.set(name, performance.now());
   });
   const deadline = Date.now() + 10 * 60_000;
-  while (decided.size < nodes.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  let reported = Date.now();
+  while (decided.size < nodes.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    if (Date.now() - reported >= 10_000) {
+      reported = Date.now();
+      process.stderr.write(`P6 ${label}: ${decided.size}/${nodes.length} decided after ${Math.round((performance.now() - t0) / 1000)} s\n`);
+    }
+  }
   stopped = true;
   controller?.abort();
   if (child.exitCode === null && child.signalCode === null) {

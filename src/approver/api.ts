@@ -2,28 +2,32 @@
 // in-cluster service account (client-node re-reads the projected token every minute), and the Lease store
 // the leader election writes through.
 import {
-  ApiException, AuthorizationV1Api, CertificatesV1Api, CoordinationV1Api, CoreV1Api, KubeConfig, type V1Lease,
+  ApiException, AuthorizationV1Api, CertificatesV1Api, CoordinationV1Api, CoreV1Api, type V1Lease,
 } from '@kubernetes/client-node';
 import { UserError } from '../errors.ts';
-import { apiMessage, connectionFromKubeconfigFile, kubeConfigFor, statusOf, type ApiConnection } from '../kube/api.ts';
+import { apiMessage, connectionFromKubeconfigFile, kubeConfigFor, statusOf, TimedKubeConfig, type ApiConnection } from '../kube/api.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
 export interface ApproverClients {
-  kubeConfig: KubeConfig;
+  kubeConfig: TimedKubeConfig;
   certificates: CertificatesV1Api;
   core: CoreV1Api;
   coordination: CoordinationV1Api;
   authorization: AuthorizationV1Api;
 }
 
-/** Where the approver's credentials come from; clients are rebuilt now and then so rotated files are picked up. */
+/**
+ * Where the approver's credentials come from. Clients are rebuilt now and then so rotated files are picked
+ * up; each generation shares its connections (HTTP/2 where the API server offers it), and a transport
+ * failure drops them so the next request cannot land on a connection that silently died.
+ */
 export class ApiSource {
   readonly description: string;
-  private readonly load: () => Promise<KubeConfig>;
+  private readonly load: () => Promise<TimedKubeConfig>;
   private cached: { clients: ApproverClients; at: number } | undefined;
   private readonly maxAgeMs: number;
 
-  private constructor(description: string, load: () => Promise<KubeConfig>, maxAgeMs: number) {
+  private constructor(description: string, load: () => Promise<TimedKubeConfig>, maxAgeMs: number) {
     this.description = description;
     this.load = load;
     this.maxAgeMs = maxAgeMs;
@@ -39,15 +43,17 @@ export class ApiSource {
         conn = await connectionFromKubeconfigFile(path, 'approver').catch(() => conn);
         readAt = Date.now();
       }
-      return kubeConfigFor(conn);
+      return kubeConfigFor(conn, { shareConnections: true });
     }, 60_000);
   }
 
-  /** In a Pod: the service account token and CA mounted by the kubelet. */
+  /** In a Pod: the service account token (re-read by client-node every minute) and CA mounted by the kubelet. */
   static inCluster(): ApiSource {
-    const kc = new KubeConfig();
-    kc.loadFromCluster();
-    return new ApiSource('in-cluster service account', async () => kc, Number.POSITIVE_INFINITY);
+    return new ApiSource('in-cluster service account', async () => {
+      const kc = new TimedKubeConfig({ shareConnections: true });
+      kc.loadFromCluster();
+      return kc;
+    }, 10 * 60_000);
   }
 
   async clients(): Promise<ApproverClients> {
@@ -60,13 +66,25 @@ export class ApiSource {
       coordination: kubeConfig.makeApiClient(CoordinationV1Api),
       authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
     };
+    // The previous generation's connections close once its in-flight requests and watch end.
+    this.cached?.clients.kubeConfig.retire();
     this.cached = { clients, at: Date.now() };
     return clients;
   }
 
-  /** After a 401: build fresh clients on the next call. */
+  /** After a 401: build fresh clients (credentials re-read) on the next call. */
   invalidate(): void {
+    this.cached?.clients.kubeConfig.retire();
     this.cached = undefined;
+  }
+
+  /**
+   * After an error that got no HTTP status (timeout, reset, refused): drop the shared connections at once.
+   * An HTTP error means the connection works and is kept.
+   */
+  noteFailure(err: unknown): void {
+    if (statusOf(err) === 401) this.invalidate();
+    else if (statusOf(err) === undefined) this.cached?.clients.kubeConfig.resetConnections();
   }
 }
 
@@ -175,7 +193,11 @@ export function kubeLeaseStore(source: ApiSource, namespace: string, name: strin
     renewTime: r.renewTime as unknown as Date,
     leaseTransitions: r.leaseTransitions,
   });
-  const conflict = (err: unknown) => (statusOf(err) === 409 ? new LeaseConflict(`lease ${namespace}/${name} changed under us`) : err);
+  const conflict = (err: unknown) => {
+    if (statusOf(err) === 409) return new LeaseConflict(`lease ${namespace}/${name} changed under us`);
+    source.noteFailure(err);
+    return err;
+  };
   return {
     description: `${namespace}/${name}`,
     async get() {
@@ -184,7 +206,7 @@ export function kubeLeaseStore(source: ApiSource, namespace: string, name: strin
         return toStored(await coordination.readNamespacedLease({ name, namespace }));
       } catch (err) {
         if (statusOf(err) === 404) return null;
-        if (statusOf(err) === 401) source.invalidate();
+        source.noteFailure(err);
         throw err;
       }
     },

@@ -94,7 +94,7 @@ export class ApprovalController {
       } catch (err) {
         if (signal.aborted) break;
         metrics.apiErrors.inc({ operation });
-        if (statusOf(err) === 401) source.invalidate();
+        source.noteFailure(err);
         const delay = retryDelayMs(failures++, BACKOFF, this.random);
         log.warn({ operation, err: describeApiError(err), retryInMs: delay }, `CSR ${operation} failed; re-listing`);
         await sleep(delay, signal);
@@ -361,7 +361,7 @@ export class ApprovalController {
 
   private failed(operation: string, err: unknown): void {
     this.o.metrics.apiErrors.inc({ operation });
-    if (statusOf(err) === 401) this.o.source.invalidate();
+    this.o.source.noteFailure(err);
   }
 }
 

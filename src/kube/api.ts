@@ -1,6 +1,7 @@
 // API connections: where the API server is, how to trust it, and who we are to it. Built from a kubeconfig
 // file (bootstrap or node), from token discovery, or from an installed client certificate; turned into
 // @kubernetes/client-node clients on demand so file-based and exec credentials are always fresh.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KubeConfig, ApiException, CertificatesV1Api, CoreV1Api, AuthenticationV1Api } from '@kubernetes/client-node';
 import { UserError } from '../errors.ts';
@@ -77,16 +78,86 @@ export async function connectionFromKubeconfigFile(path: string, role: string): 
 /** Every API request gets a deadline: a black-holed connection must fail, not hang the manager forever. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
-class TimedKubeConfig extends KubeConfig {
+type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
+/** The parts of undici's Agent used here (undici is client-node's dependency, not ours). */
+interface PooledDispatcher {
+  close(): Promise<void>;
+  destroy(): Promise<void>;
+  readonly stats?: Record<string, { connected?: number }>;
+}
+
+export interface KubeConfigOptions {
+  /**
+   * Share connections between this instance's requests. client-node 2.x builds a new undici Agent, so a new
+   * TCP connection and TLS handshake, for every request; the approver makes four requests per CSR and spent
+   * most of its time in handshakes. Off for the node daemon, which makes a few requests an hour and whose
+   * half-open-connection recovery relies on every request and watch opening a fresh connection.
+   */
+  shareConnections?: boolean;
+}
+
+/**
+ * A KubeConfig whose requests have a deadline and, optionally, share connections. One instance holds one
+ * identity (cluster and user are fixed when it is loaded) and callers build a new instance when credentials
+ * change, so reusing the first dispatcher is safe; the key check makes that explicit rather than assumed.
+ * A user of shared connections must call resetConnections() after a transport failure (timeout, reset):
+ * undici would otherwise keep sending on an HTTP/2 session that a NAT or load balancer silently dropped.
+ */
+export class TimedKubeConfig extends KubeConfig {
+  private shared: { key: string; dispatcher: PooledDispatcher } | undefined;
+
+  constructor(options: KubeConfigOptions = {}) {
+    super();
+    if (!options.shareConnections) return;
+    // createDispatcher is private in client-node's typings; it is the one place an Agent is made.
+    const self = this as unknown as { createDispatcher: CreateDispatcher };
+    const create = self.createDispatcher.bind(this);
+    self.createDispatcher = (cluster, agentOptions) => {
+      const key = dispatcherKey(cluster, agentOptions);
+      if (this.shared?.key !== key) {
+        void this.shared?.dispatcher.close().catch(() => {});
+        this.shared = { key, dispatcher: create(cluster, agentOptions) as PooledDispatcher };
+      }
+      return this.shared.dispatcher;
+    };
+  }
+
   override async applySecurityAuthentication(context: Parameters<KubeConfig['applySecurityAuthentication']>[0]): Promise<void> {
     await super.applySecurityAuthentication(context);
     // client-node's Watch passes its own AbortController's signal to fetch, so this only bounds plain calls.
     context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
   }
+
+  /** Open connections in the shared pool (0 without shared connections). */
+  openConnections(): number {
+    return Object.values(this.shared?.dispatcher.stats ?? {}).reduce((n, s) => n + (s.connected ?? 0), 0);
+  }
+
+  /** No new requests on the shared connections; they close once in-flight requests (and watches) end. */
+  retire(): void {
+    const old = this.shared;
+    this.shared = undefined;
+    void old?.dispatcher.close().catch(() => {});
+  }
+
+  /** Drop the shared connections now, failing whatever is in flight on them: after a transport failure. */
+  resetConnections(): void {
+    const old = this.shared;
+    this.shared = undefined;
+    void old?.dispatcher.destroy().catch(() => {});
+  }
+}
+
+/** Everything that decides which server a connection reaches and as whom, hashed (it includes a key). */
+function dispatcherKey(cluster: unknown, agentOptions: Record<string, unknown>): string {
+  const c = (cluster ?? {}) as { server?: string; proxyUrl?: string; skipTLSVerify?: boolean };
+  const text = (v: unknown) => (v === undefined || v === null ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v));
+  const parts = [c.server, c.proxyUrl, c.skipTLSVerify, ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => agentOptions[k])];
+  return createHash('sha256').update(parts.map(text).join('\0')).digest('hex');
 }
 
 /** A @kubernetes/client-node KubeConfig for one request burst (exec tokens are fetched here, cached). */
-export async function kubeConfigFor(conn: ApiConnection): Promise<KubeConfig> {
+export async function kubeConfigFor(conn: ApiConnection, options: KubeConfigOptions = {}): Promise<TimedKubeConfig> {
   const { endpoint, credential } = conn;
   let user: Record<string, string>;
   switch (credential.kind) {
@@ -107,7 +178,7 @@ export async function kubeConfigFor(conn: ApiConnection): Promise<KubeConfig> {
       break;
     }
   }
-  const kc = new TimedKubeConfig();
+  const kc = new TimedKubeConfig(options);
   kc.loadFromOptions({
     clusters: [{
       name: 'cluster',

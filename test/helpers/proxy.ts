@@ -13,6 +13,8 @@ export interface FaultProxy {
   stallOpenConnections(): void;
   reset(): void;
   connections(): number;
+  /** Connections accepted since start: how many TCP (so TLS) connections the client opened. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
@@ -21,8 +23,10 @@ export async function startProxy(target: string): Promise<FaultProxy> {
   const open = new Set<{ client: Socket; upstream: Socket; stalled: boolean }>();
   let server: Server | undefined;
   let port = 0;
+  let accepted = 0;
 
   function handle(client: Socket) {
+    accepted++;
     const upstream = connect(Number(targetPort), hostname);
     const pair = { client, upstream, stalled: false };
     open.add(pair);
@@ -72,6 +76,7 @@ export async function startProxy(target: string): Promise<FaultProxy> {
       open.clear();
     },
     connections: () => [...open].filter((p) => !p.stalled).length,
+    accepted: () => accepted,
     async close() {
       for (const p of open) { p.client.destroy(); p.upstream.destroy(); }
       open.clear();
