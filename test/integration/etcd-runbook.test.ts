@@ -36,6 +36,7 @@ let dead: EtcdMember;
 let survivors: EtcdMember[];
 let replacement: EtcdMember;
 let replacementCerts: { server: CertFiles; peer: CertFiles };
+let learner: EtcdMember;
 let badCerts: { server: CertFiles; peer: CertFiles };
 
 // ------------------------------------------------------------------------------------------- helpers
@@ -96,13 +97,13 @@ async function ctl(endpoints: EtcdMember[], args: string[]): Promise<string> {
   return stdout;
 }
 
-interface MemberRow { id: string; status: string; name: string; peers: string; clients: string }
+interface MemberRow { id: string; status: string; name: string; peers: string; clients: string; learner: boolean }
 
 async function memberList(via: EtcdMember[]): Promise<MemberRow[]> {
   const out = await ctl(via, ['member', 'list', '-w', 'simple']);
   return out.trim().split('\n').filter(Boolean).map((line) => {
-    const [id, status, name, peers, clients] = line.split(', ');
-    return { id: id!, status: status!, name: name!, peers: peers!, clients: clients! };
+    const [id, status, name, peers, clients, isLearner] = line.split(', ');
+    return { id: id!, status: status!, name: name!, peers: peers!, clients: clients!, learner: isLearner === 'true' };
   });
 }
 
@@ -197,12 +198,13 @@ before(async () => {
   // Everything the test needs, issued at once: the members', the runbook's client certificate, the
   // replacement's (a new machine at a new address) and two bad ones for it.
   const ips = { 'cp-a': '127.0.0.21', 'cp-b': '127.0.0.22', 'cp-c': '127.0.0.23' };
-  const [memberPki, clientCert, freshCerts, noSan, rogue] = await Promise.all([
+  const [memberPki, clientCert, freshCerts, noSan, rogue, learnerCerts] = await Promise.all([
     Promise.all(Object.entries(ips).map(([name, ip]) => memberCerts(ca, pki, name, ip))),
     issueCert(ca, pki, 'runbook-client', { cn: 'etcd-replace-member', usages: ['clientAuth'] }),
     memberCerts(ca, pki, 'cp-d', '127.0.0.24'),
     issueCert(ca, pki, 'cp-d-nosan-server', { cn: 'cp-d', sans: ['IP:127.0.0.99', 'IP:127.0.0.1'], usages: ['serverAuth', 'clientAuth'] }),
     memberCerts(otherCa, pki, 'cp-d-rogue', '127.0.0.24'),
+    memberCerts(ca, pki, 'cp-e', '127.0.0.25'),
   ]);
   client = clientCert;
   tls = readClientTls(ca.crt, client);
@@ -213,6 +215,7 @@ before(async () => {
   replacementCerts = freshCerts;
   replacement = await planMember(dir, 'cp-d', '127.0.0.24', replacementCerts);
   badCerts = { server: noSan, peer: rogue.peer };
+  learner = await planMember(dir, 'cp-e', '127.0.0.25', learnerCerts);
   if (withCluster) {
     cluster = await loadCluster();
     await createKubeadmRecords(cluster);
@@ -221,7 +224,7 @@ before(async () => {
 
 after(async () => {
   // Safety net: the last test asserts the same; this only makes sure nothing outlives a failed run.
-  for (const m of [...members, ...(replacement ? [replacement] : [])]) await killMember(m).catch(() => {});
+  for (const m of [...members, ...(replacement ? [replacement] : []), ...(learner ? [learner] : [])]) await killMember(m).catch(() => {});
   if (cluster) await deleteKubeadmRecords(cluster);
   if (dir && (await processesMentioning(dir)).length === 0) await rm(dir, { recursive: true, force: true });
 });
@@ -356,18 +359,58 @@ test('running the same command again changes nothing and confirms the cluster is
   }
 });
 
+test('--learner: the replacement joins without a vote, is promoted once in sync, and the cluster ends whole', async () => {
+  const [keep, victim] = [survivors[0]!, survivors[1]!];
+  const live = [keep, replacement];
+  await killMember(victim);
+  await waitHealthy(live, tls);
+  const running = startScript([
+    '--endpoints', live.map((m) => m.clientUrl).join(','), ...tlsFlags(), '--dead-member', victim.name,
+    '--new-name', learner.name, '--new-peer-url', learner.peerUrl, '--new-client-url', learner.clientUrl, '--learner',
+    '--new-member-certs', `${learner.server.crt},${learner.peer.crt}`, '--yes', '--wait-timeout', '120s',
+  ]);
+  const deadline = Date.now() + 90_000;
+  let initialCluster: string | undefined;
+  let exited: Result | undefined;
+  void running.done.then((r) => (exited = r), () => {});
+  while (!(initialCluster = /^ {2}--initial-cluster=(\S+)$/m.exec(running.output())?.[1])) {
+    if (exited) assert.fail(`the script exited before printing the flags: ${show(exited)}`);
+    if (Date.now() > deadline) assert.fail(`no --initial-cluster line within 90 s; stdout so far:\n${running.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const out = running.output();
+  assert.match(out, new RegExp(`member add ${learner.name} --peer-urls=${learner.peerUrl} --learner\\n`));
+  assert.match(out, /as a learner; the cluster keeps 2 voting members \(quorum 2\) until it is promoted, then 3 \(quorum 2\)/);
+  const added = (await memberList(live)).find((x) => x.name === learner.name || x.peers === learner.peerUrl);
+  assert.ok(added?.learner, `added as a learner: ${JSON.stringify(added)}`);
+
+  startEtcd(binary, learner, memberFlags(learner, ca.crt, initialCluster, 'existing'));
+  const r = await running.done;
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.stdout, new RegExp(`member promote ${added!.id}\\n`));
+  assert.match(r.stdout, new RegExp(`promoted ${learner.name} \\(${added!.id}\\) from learner to voting member`));
+  assert.match(r.stdout, /done: 3 members, all healthy; cp-e has joined/);
+
+  const rows = await memberList([keep, replacement, learner]);
+  assert.deepEqual(rows.map((x) => x.name).sort(), [keep.name, replacement.name, learner.name].sort());
+  assert.ok(rows.every((x) => x.status === 'started' && !x.learner), JSON.stringify(rows));
+  const health = await ctl([learner], ['endpoint', 'health', '--cluster']);
+  assert.equal(health.match(/ is healthy: /g)?.length, 3, health);
+  survivors = [keep, replacement, learner];
+});
+
 test('with a majority down the script refuses: the cluster has lost quorum', async () => {
-  const [first, second] = survivors;
+  const [first, second, third] = survivors;
   await killMember(first!);
   await killMember(second!);
-  const r = await runScript(['--endpoints', replacement.clientUrl, ...tlsFlags(), '--dead-member', first!.name, '--yes']);
+  const r = await runScript(['--endpoints', third!.clientUrl, ...tlsFlags(), '--dead-member', first!.name, '--yes']);
   assert.equal(r.code, 1, show(r));
   assert.match(r.stderr, /only 0 of 3 voting members are healthy and etcd needs 2 for quorum: the cluster has lost quorum/);
   assert.match(r.stdout, /0 of 3 voting members healthy/, 'the member list still shows (serializable read)');
 });
 
 test('every etcd process the test started is gone', async () => {
-  for (const m of [...members, replacement]) await killMember(m);
-  assert.deepEqual([...members, replacement].filter((m) => m.pid !== undefined && isAlive(m.pid)).map((m) => m.name), []);
+  for (const m of [...members, replacement, learner]) await killMember(m);
+  assert.deepEqual([...members, replacement, learner].filter((m) => m.pid !== undefined && isAlive(m.pid)).map((m) => m.name), []);
   assert.deepEqual(await processesMentioning(dir), [], `no process still refers to ${dir}`);
 });
