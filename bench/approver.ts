@@ -182,7 +182,12 @@ try {
       }));
     }
   }
-  const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  // Median; for an even number of rounds the mean of the middle two.
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
   const b = results.bare!;
   const n = results.nodecred!;
   const table = {

@@ -12,22 +12,25 @@ export interface ApproverClients {
   kubeConfig: TimedKubeConfig;
   certificates: CertificatesV1Api;
   core: CoreV1Api;
-  coordination: CoordinationV1Api;
   authorization: AuthorizationV1Api;
+  /** On a connection per request: see ApiSource. */
+  coordination: CoordinationV1Api;
 }
 
 /**
  * Where the approver's credentials come from. Clients are rebuilt now and then so rotated files are picked
- * up; each generation shares its connections (HTTP/2 where the API server offers it), and a transport
- * failure drops them so the next request cannot land on a connection that silently died.
+ * up. The decision path of each generation shares its connections (HTTP/2 where the API server offers it;
+ * undici PINGs a session that stops answering and replaces it). The Lease does not: one renewal every few
+ * seconds must never wait on a silently dead connection, or leadership is lost for nothing.
  */
 export class ApiSource {
   readonly description: string;
-  private readonly load: () => Promise<TimedKubeConfig>;
+  private readonly load: (shared: boolean) => Promise<TimedKubeConfig>;
   private cached: { clients: ApproverClients; at: number } | undefined;
+  private building: Promise<ApproverClients> | undefined;
   private readonly maxAgeMs: number;
 
-  private constructor(description: string, load: () => Promise<TimedKubeConfig>, maxAgeMs: number) {
+  private constructor(description: string, load: (shared: boolean) => Promise<TimedKubeConfig>, maxAgeMs: number) {
     this.description = description;
     this.load = load;
     this.maxAgeMs = maxAgeMs;
@@ -37,20 +40,20 @@ export class ApiSource {
   static async fromKubeconfig(path: string): Promise<ApiSource> {
     let conn: ApiConnection = await connectionFromKubeconfigFile(path, 'approver');
     let readAt = Date.now();
-    return new ApiSource(conn.description, async () => {
+    return new ApiSource(conn.description, async (shared) => {
       // Re-read the kubeconfig and its files (rotated certificates or tokens); keep the old one if that fails.
       if (Date.now() - readAt > 60_000) {
         conn = await connectionFromKubeconfigFile(path, 'approver').catch(() => conn);
         readAt = Date.now();
       }
-      return kubeConfigFor(conn, { shareConnections: true });
+      return kubeConfigFor(conn, { shareConnections: shared });
     }, 60_000);
   }
 
   /** In a Pod: the service account token (re-read by client-node every minute) and CA mounted by the kubelet. */
   static inCluster(): ApiSource {
-    return new ApiSource('in-cluster service account', async () => {
-      const kc = new TimedKubeConfig({ shareConnections: true });
+    return new ApiSource('in-cluster service account', async (shared) => {
+      const kc = new TimedKubeConfig({ shareConnections: shared });
       kc.loadFromCluster();
       return kc;
     }, 10 * 60_000);
@@ -58,13 +61,19 @@ export class ApiSource {
 
   async clients(): Promise<ApproverClients> {
     if (this.cached && Date.now() - this.cached.at < this.maxAgeMs) return this.cached.clients;
-    const kubeConfig = await this.load();
+    // One generation at a time: callers arriving together share it instead of each opening a pool.
+    this.building ??= this.build().finally(() => (this.building = undefined));
+    return this.building;
+  }
+
+  private async build(): Promise<ApproverClients> {
+    const kubeConfig = await this.load(true);
     const clients = {
       kubeConfig,
       certificates: kubeConfig.makeApiClient(CertificatesV1Api),
       core: kubeConfig.makeApiClient(CoreV1Api),
-      coordination: kubeConfig.makeApiClient(CoordinationV1Api),
       authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
+      coordination: (await this.load(false)).makeApiClient(CoordinationV1Api),
     };
     // The previous generation's connections close once its in-flight requests and watch end.
     this.cached?.clients.kubeConfig.retire();
@@ -79,12 +88,12 @@ export class ApiSource {
   }
 
   /**
-   * After an error that got no HTTP status (timeout, reset, refused): drop the shared connections at once.
-   * An HTTP error means the connection works and is kept.
+   * Every failed request is reported here. Only a 401 changes anything: the credentials are re-read.
+   * Connection failures are undici's to handle (see SHARED_HEADERS_TIMEOUT_MS): dropping the pool here
+   * would also kill the healthy requests and the watch sharing it.
    */
   noteFailure(err: unknown): void {
     if (statusOf(err) === 401) this.invalidate();
-    else if (statusOf(err) === undefined) this.cached?.clients.kubeConfig.resetConnections();
   }
 }
 

@@ -3,7 +3,9 @@
 // @kubernetes/client-node clients on demand so file-based and exec credentials are always fresh.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { KubeConfig, ApiException, CertificatesV1Api, CoreV1Api, AuthenticationV1Api } from '@kubernetes/client-node';
+import type * as https from 'node:https';
+import { KubeConfig, ApiException, CertificatesV1Api, CoreV1Api, AuthenticationV1Api, type Cluster } from '@kubernetes/client-node';
+import { Agent, type Dispatcher } from 'undici';
 import { UserError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
@@ -78,47 +80,56 @@ export async function connectionFromKubeconfigFile(path: string, role: string): 
 /** Every API request gets a deadline: a black-holed connection must fail, not hang the manager forever. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
-type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
-/** The parts of undici's Agent used here (undici is client-node's dependency, not ours). */
-interface PooledDispatcher {
-  close(): Promise<void>;
-  destroy(): Promise<void>;
-  readonly stats?: Record<string, { connected?: number }>;
-}
+type CreateDispatcher = (cluster: Cluster | null, agentOptions: https.AgentOptions) => Dispatcher | undefined;
+
+/**
+ * How long a shared connection may keep a request waiting for response headers before undici gives up
+ * on that request and PINGs the HTTP/2 session: no answer within as long again and the session is
+ * dropped, so requests move to a fresh connection (client-go's HTTP/2 health check does the same). Below
+ * REQUEST_TIMEOUT_MS, so the probe starts before our own deadline fails the request; above what a
+ * SubjectAccessReview through a slow authorization webhook takes.
+ */
+export const SHARED_HEADERS_TIMEOUT_MS = 20_000;
 
 export interface KubeConfigOptions {
   /**
    * Share connections between this instance's requests. client-node 2.x builds a new undici Agent, so a new
    * TCP connection and TLS handshake, for every request; the approver makes four requests per CSR and spent
-   * most of its time in handshakes. Off for the node daemon, which makes a few requests an hour and whose
-   * half-open-connection recovery relies on every request and watch opening a fresh connection.
+   * most of its time in handshakes. Off for the node daemon and the approver's Lease: a few requests a
+   * minute, and a fresh connection each is what makes them immune to a silently dropped one.
    */
   shareConnections?: boolean;
+  /** Test hook: SHARED_HEADERS_TIMEOUT_MS otherwise. */
+  headersTimeoutMs?: number;
 }
 
 /**
  * A KubeConfig whose requests have a deadline and, optionally, share connections. One instance holds one
  * identity (cluster and user are fixed when it is loaded) and callers build a new instance when credentials
- * change, so reusing the first dispatcher is safe; the key check makes that explicit rather than assumed.
- * A user of shared connections must call resetConnections() after a transport failure (timeout, reset):
- * undici would otherwise keep sending on an HTTP/2 session that a NAT or load balancer silently dropped.
+ * change; the key check makes "same identity, same connections" explicit rather than assumed. After
+ * retire() the instance goes back to a connection per request, so nothing it still does holds a pool open.
  */
 export class TimedKubeConfig extends KubeConfig {
-  private shared: { key: string; dispatcher: PooledDispatcher } | undefined;
+  private shared: { key: string; agent: Agent } | undefined;
+  private retired = false;
 
   constructor(options: KubeConfigOptions = {}) {
     super();
     if (!options.shareConnections) return;
+    const headersTimeout = options.headersTimeoutMs ?? SHARED_HEADERS_TIMEOUT_MS;
     // createDispatcher is private in client-node's typings; it is the one place an Agent is made.
     const self = this as unknown as { createDispatcher: CreateDispatcher };
-    const create = self.createDispatcher.bind(this);
+    const perRequest = self.createDispatcher.bind(this);
     self.createDispatcher = (cluster, agentOptions) => {
+      const opts = this.createDispatcherOptions(cluster, agentOptions);
+      // Proxies, and servers needing no TLS options (undici's global pool serves those), stay as client-node has them.
+      if (this.retired || opts.type !== 'agent') return perRequest(cluster, agentOptions);
       const key = dispatcherKey(cluster, agentOptions);
       if (this.shared?.key !== key) {
-        void this.shared?.dispatcher.close().catch(() => {});
-        this.shared = { key, dispatcher: create(cluster, agentOptions) as PooledDispatcher };
+        void this.shared?.agent.close().catch(() => {});
+        this.shared = { key, agent: new Agent({ connect: opts.connect, headersTimeout }) };
       }
-      return this.shared.dispatcher;
+      return this.shared.agent;
     };
   }
 
@@ -128,31 +139,26 @@ export class TimedKubeConfig extends KubeConfig {
     context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
   }
 
-  /** Open connections in the shared pool (0 without shared connections). */
+  /** Open connections in the shared pool (0 without one). */
   openConnections(): number {
-    return Object.values(this.shared?.dispatcher.stats ?? {}).reduce((n, s) => n + (s.connected ?? 0), 0);
+    return Object.values(this.shared?.agent.stats ?? {}).reduce((n, s) => n + ((s as { connected?: number }).connected ?? 0), 0);
   }
 
   /** No new requests on the shared connections; they close once in-flight requests (and watches) end. */
   retire(): void {
+    this.retired = true;
     const old = this.shared;
     this.shared = undefined;
-    void old?.dispatcher.close().catch(() => {});
-  }
-
-  /** Drop the shared connections now, failing whatever is in flight on them: after a transport failure. */
-  resetConnections(): void {
-    const old = this.shared;
-    this.shared = undefined;
-    void old?.dispatcher.destroy().catch(() => {});
+    void old?.agent.close().catch(() => {});
   }
 }
 
 /** Everything that decides which server a connection reaches and as whom, hashed (it includes a key). */
-function dispatcherKey(cluster: unknown, agentOptions: Record<string, unknown>): string {
-  const c = (cluster ?? {}) as { server?: string; proxyUrl?: string; skipTLSVerify?: boolean };
+function dispatcherKey(cluster: Cluster | null, agentOptions: https.AgentOptions): string {
+  const c: Partial<Cluster> = cluster ?? {};
+  const o = agentOptions as Record<string, unknown>;
   const text = (v: unknown) => (v === undefined || v === null ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v));
-  const parts = [c.server, c.proxyUrl, c.skipTLSVerify, ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => agentOptions[k])];
+  const parts = [c.server, c.proxyUrl, c.skipTLSVerify, ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => o[k])];
   return createHash('sha256').update(parts.map(text).join('\0')).digest('hex');
 }
 
