@@ -91,8 +91,9 @@ export interface Daemon {
 }
 
 /** Starts `nodecred run` and collects its JSON log lines. */
-export function startDaemon(args: string[]): Daemon {
-  const child = spawn(NODECRED, ['run', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nodecred run ARGS`; `binary` runs another build of nodecred (the bundle, the single executable). */
+export function startDaemon(args: string[], opts: { binary?: string; cwd?: string } = {}): Daemon {
+  const child = spawn(opts.binary ?? NODECRED, ['run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

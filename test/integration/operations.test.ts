@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
+import { KubeConfig } from '@kubernetes/client-node';
 import {
-  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, createNode, waitFor, uniqueName, type TestCluster,
+  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, createNode, waitFor, uniqueName, whoAmI, type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, REPO, NODECRED, type NodeDir } from '../helpers/node.ts';
 import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
@@ -361,6 +362,39 @@ test('the bundle from npm run build runs bootstrap without node_modules, and the
     const verify = await run('systemd-analyze', ['verify', join(node.dir, 'nodecred.service')]).catch((e: { stderr: string }) => ({ stderr: e.stderr, failed: true }));
     assert.ok(!('failed' in verify), verify.stderr);
     assert.equal(verify.stderr.trim(), '', 'no warnings');
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('the single executable from npm run build:sea reports its version, and runs the daemon to ready and a clean stop', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const port = await freePort();
+  try {
+    await run(process.execPath, [join(REPO, 'scripts/build.ts'), '--sea']);
+    const image = join(node.dir, 'image');
+    const exe = join(image, 'usr/local/bin/nodecred');
+    await cp(join(REPO, 'dist/nodecred'), exe);
+    // No node on PATH and no node_modules anywhere near: the executable carries both.
+    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin'.split(':').filter((d) => !d.includes('node')).join(':') };
+    const { stdout } = await run(exe, ['--version'], { cwd: image, env });
+    assert.match(stdout, /^nodecred \d+\.\d+\.\d+ \(node v24\./);
+
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags], { binary: exe, cwd: image });
+    try {
+      const ready = await waitFor('/readyz 200 from the single executable', async () => {
+        const r = await get(port, '/readyz?verbose').catch(() => undefined);
+        return r?.status === 200 ? r : undefined;
+      });
+      assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
+      const kc = new KubeConfig();
+      kc.loadFromFile(node.kubeconfig);
+      assert.equal((await whoAmI(kc)).username, `system:node:${node.name}`, 'the kubeconfig it wrote works');
+    } finally {
+      assert.equal(await daemon.stop(), 0, daemon.output().slice(-2000));
+    }
   } finally {
     await node.cleanup();
   }
