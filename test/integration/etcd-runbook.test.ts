@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBinary, isAlive } from '../../scripts/lib/local-cluster.ts';
+import { waitFor } from '../helpers/cluster.ts';
 import {
   createCa, issueCert, memberCerts, planMember, memberFlags, startEtcd, waitHealthy, killMember, readClientTls,
   type CaFiles, type CertFiles, type ClientTls, type EtcdMember,
@@ -37,6 +38,7 @@ let survivors: EtcdMember[];
 let replacement: EtcdMember;
 let replacementCerts: { server: CertFiles; peer: CertFiles };
 let learner: EtcdMember;
+let bystander: EtcdMember;
 let badCerts: { server: CertFiles; peer: CertFiles };
 
 // ------------------------------------------------------------------------------------------- helpers
@@ -198,13 +200,14 @@ before(async () => {
   // Everything the test needs, issued at once: the members', the runbook's client certificate, the
   // replacement's (a new machine at a new address) and two bad ones for it.
   const ips = { 'cp-a': '127.0.0.21', 'cp-b': '127.0.0.22', 'cp-c': '127.0.0.23' };
-  const [memberPki, clientCert, freshCerts, noSan, rogue, learnerCerts] = await Promise.all([
+  const [memberPki, clientCert, freshCerts, noSan, rogue, learnerCerts, bystanderCerts] = await Promise.all([
     Promise.all(Object.entries(ips).map(([name, ip]) => memberCerts(ca, pki, name, ip))),
     issueCert(ca, pki, 'runbook-client', { cn: 'etcd-replace-member', usages: ['clientAuth'] }),
     memberCerts(ca, pki, 'cp-d', '127.0.0.24'),
     issueCert(ca, pki, 'cp-d-nosan-server', { cn: 'cp-d', sans: ['IP:127.0.0.99', 'IP:127.0.0.1'], usages: ['serverAuth', 'clientAuth'] }),
     memberCerts(otherCa, pki, 'cp-d-rogue', '127.0.0.24'),
     memberCerts(ca, pki, 'cp-e', '127.0.0.25'),
+    memberCerts(ca, pki, 'cp-f', '127.0.0.26'),
   ]);
   client = clientCert;
   tls = readClientTls(ca.crt, client);
@@ -216,6 +219,7 @@ before(async () => {
   replacement = await planMember(dir, 'cp-d', '127.0.0.24', replacementCerts);
   badCerts = { server: noSan, peer: rogue.peer };
   learner = await planMember(dir, 'cp-e', '127.0.0.25', learnerCerts);
+  bystander = await planMember(dir, 'cp-f', '127.0.0.26', bystanderCerts);
   if (withCluster) {
     cluster = await loadCluster();
     await createKubeadmRecords(cluster);
@@ -224,7 +228,7 @@ before(async () => {
 
 after(async () => {
   // Safety net: the last test asserts the same; this only makes sure nothing outlives a failed run.
-  for (const m of [...members, ...(replacement ? [replacement] : []), ...(learner ? [learner] : [])]) await killMember(m).catch(() => {});
+  for (const m of [...members, ...(replacement ? [replacement] : []), ...(learner ? [learner] : []), ...(bystander ? [bystander] : [])]) await killMember(m).catch(() => {});
   if (cluster) await deleteKubeadmRecords(cluster);
   if (dir && (await processesMentioning(dir)).length === 0) await rm(dir, { recursive: true, force: true });
 });
@@ -399,6 +403,40 @@ test('--learner: the replacement joins without a vote, is promoted once in sync,
   survivors = [keep, replacement, learner];
 });
 
+test('a running learner someone else added is not removed as dead, and a second learner is refused, both before anything changes', async () => {
+  const live = survivors;
+  // A join in progress elsewhere: cp-f added as a learner by hand and started.
+  // etcd refuses membership changes for a few seconds after a member became active ("unhealthy cluster").
+  const added = await waitFor('etcd to accept the learner add', async () =>
+    ctl(live, ['member', 'add', bystander.name, `--peer-urls=${bystander.peerUrl}`, '--learner']).catch((err: { stderr?: string }) => {
+      if (/unhealthy cluster/.test(err.stderr ?? '')) return undefined;
+      throw err;
+    }), 30_000);
+  const id = /Member ([0-9a-f]+) added/.exec(added)?.[1];
+  const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(added)?.[1];
+  assert.ok(id && initialCluster, added);
+  try {
+    startEtcd(binary, bystander, memberFlags(bystander, ca.crt, initialCluster, 'existing'));
+    await waitFor('the learner to answer endpoint status', async () => (await ctl([bystander], ['endpoint', 'status']).then(() => true, () => undefined)), 60_000);
+    const before = await memberList(live);
+
+    const asDead = await runScript(['--endpoints', live.map((m) => m.clientUrl).join(','), ...tlsFlags(), '--dead-member', bystander.name, '--dry-run']);
+    assert.equal(asDead.code, 1, show(asDead));
+    assert.match(asDead.stderr, new RegExp(`member ${bystander.name} \\(${id}\\) is a running learner .*refusing to remove it.*--force`));
+    assert.match(asDead.stdout, /answers \(learner: no health check until promoted\)/);
+
+    const second = await runScript(['--endpoints', live.map((m) => m.clientUrl).join(','), ...tlsFlags(), '--dead-member', 'cp-gone',
+      '--new-name', 'cp-g', '--new-peer-url', 'https://127.0.0.27:2380', '--learner', '--yes']);
+    assert.equal(second.code, 1, show(second));
+    assert.match(second.stderr, new RegExp(`member ${bystander.name} \\(${id}\\) is already a learner, and etcd allows one learner by default .*nothing was changed`));
+    assert.deepEqual(await memberList(live), before, 'member list unchanged');
+  } finally {
+    await ctl(live, ['member', 'remove', id!]).catch(() => '');
+    await killMember(bystander);
+  }
+  assert.equal((await memberList(live)).length, 3);
+});
+
 test('with a majority down the script refuses: the cluster has lost quorum', async () => {
   const [first, second, third] = survivors;
   await killMember(first!);
@@ -410,7 +448,7 @@ test('with a majority down the script refuses: the cluster has lost quorum', asy
 });
 
 test('every etcd process the test started is gone', async () => {
-  for (const m of [...members, replacement, learner]) await killMember(m);
-  assert.deepEqual([...members, replacement, learner].filter((m) => m.pid !== undefined && isAlive(m.pid)).map((m) => m.name), []);
+  for (const m of [...members, replacement, learner, bystander]) await killMember(m);
+  assert.deepEqual([...members, replacement, learner, bystander].filter((m) => m.pid !== undefined && isAlive(m.pid)).map((m) => m.name), []);
   assert.deepEqual(await processesMentioning(dir), [], `no process still refers to ${dir}`);
 });
