@@ -22,6 +22,7 @@ import { AuditLog, describeRequests, type AuditRequest } from './lib/audit.ts';
 import { summarize, ratio, round, type Summary } from './lib/stats.ts';
 import { run, start, killAll, sampleProc, CLK_TCK, type ProcSample, type Background } from './lib/proc.ts';
 import { bundle } from './lib/bundle.ts';
+import { buildSingleExecutable } from '../scripts/lib/sea.ts';
 import { admin as adminClients, createTokens, ensureBootstrapRbac, writeBootstrapKubeconfig, uniq, type Admin, type Token } from './lib/cluster.ts';
 import { CertStore } from '../src/store/cert-store.ts';
 import { writeFileAtomic } from '../src/store/atomic.ts';
@@ -106,8 +107,10 @@ Starts its own control plane (audit log on) in a temporary directory, runs the s
   P4  API requests per bootstrap and per rotation (audit log) vs the floor script
   P5  N simultaneous bootstraps through CertificateManager vs a bare CSR driver
 Besides bin/nodecred, P1–P3 also measure nodecred bundled with esbuild as \`npm run build\` does (from the
-current sources, into the temp dir) against floor.ts bundled the same way; --no-bundle skips that.
---quick: N=5, S=15, 100 storm nodes, 50 installs. Results: bench/results/<timestamp>.json, latest.json.
+current sources, into the temp dir) against floor.ts bundled the same way, and P3 the single executable
+(npm run build:sea); --no-bundle skips both.
+--quick: N=5, S=15, 100 storm nodes, 50 installs. Results: bench/results/<timestamp>.json, and latest.json
+(with --only, the phases run replace theirs there and the others are kept).
 `;
 
 // -------------------------------------------------------------------------------------------- utilities
@@ -178,9 +181,10 @@ type Flow = 'nodecred' | 'bundle' | 'floor' | 'floorBundle' | 'shell';
 /**
  * Besides bin/nodecred (sources run by Node's type stripping), the shipped form: one esbuild bundle as
  * `npm run build` makes it, built from the current sources into the run's temp dir, with the floor script
- * bundled the same way as its like-for-like baseline. Set by main() once the bundles are built.
+ * bundled the same way as its like-for-like baseline; for P3 also the single executable (`npm run
+ * build:sea`). Set by main() once the bundles are built.
  */
-const BUNDLES: { nodecred?: string; floor?: string } = {};
+const BUNDLES: { nodecred?: string; floor?: string; sea?: string } = {};
 let FLOWS: readonly Flow[] = ['floor', 'shell', 'nodecred'];
 const FLOW_LABEL: Record<Flow, string> = {
   nodecred: 'nodecred (bin/nodecred)', bundle: 'nodecred (esbuild bundle)', floor: 'floor.ts', floorBundle: 'floor.ts (esbuild bundle)', shell: 'poll-shell.sh',
@@ -452,13 +456,17 @@ async function writeNodeConfig(ctx: Ctx, dir: string, nodeName: string, bootstra
   return path;
 }
 
-async function startDaemon(ctx: Ctx, tag: string, token: Token, extra: string[] = [], bundle = false): Promise<{ d: Background; nodeName: string; dir: string }> {
+type Build = 'sources' | 'bundle' | 'sea';
+
+async function startDaemon(ctx: Ctx, tag: string, token: Token, extra: string[] = [], build: Build = 'sources'): Promise<{ d: Background; nodeName: string; dir: string }> {
   const nodeName = uniq(tag);
   const dir = join(ctx.tmp, nodeName);
   await mkdir(dir, { recursive: true });
   const bk = await writeBootstrapKubeconfig(join(dir, 'bootstrap.conf'), ctx.state, token.token);
   const config = await writeNodeConfig(ctx, dir, nodeName, bk, extra);
-  return { d: bundle ? start(NODE, [BUNDLES.nodecred!, 'run', '--config', config]) : start(NODECRED, ['run', '--config', config]), nodeName, dir };
+  const args = ['run', '--config', config];
+  const d = build === 'bundle' ? start(NODE, [BUNDLES.nodecred!, ...args]) : build === 'sea' ? start(BUNDLES.sea!, args) : start(NODECRED, args);
+  return { d, nodeName, dir };
 }
 
 function httpGetLocal(port: number, path: string): Promise<number> {
@@ -475,14 +483,15 @@ function httpGetLocal(port: number, path: string): Promise<number> {
 
 async function p3(ctx: Ctx): Promise<void> {
   const seconds = ctx.opts.idleSeconds;
-  progress(`P3: idle ${seconds} s — nodecred run (unprobed), nodecred run (/readyz probed every 5 s)${BUNDLES.nodecred ? ', bundle' : ''}, bare node, sampled together`);
-  const tokens = await createTokens(ctx.admin, 3);
+  progress(`P3: idle ${seconds} s — nodecred run (unprobed), nodecred run (/readyz probed every 5 s)${BUNDLES.nodecred ? ', bundle' : ''}${BUNDLES.sea ? ', single executable' : ''}, bare node, sampled together`);
+  const tokens = await createTokens(ctx.admin, 4);
   const daemons: Record<string, { d: Background; nodeName: string; dir: string; token: Token }> = {};
   const bare = start(NODE, ['-e', 'setInterval(() => {}, 1e6)']);
   try {
     daemons.nodecred = { ...(await startDaemon(ctx, 'p3-idle', tokens[0]!)), token: tokens[0]! };
     daemons['nodecred (probed)'] = { ...(await startDaemon(ctx, 'p3-probed', tokens[1]!)), token: tokens[1]! };
-    if (BUNDLES.nodecred) daemons['bundle'] = { ...(await startDaemon(ctx, 'p3-bundle', tokens[2]!, [], true)), token: tokens[2]! };
+    if (BUNDLES.nodecred) daemons['bundle'] = { ...(await startDaemon(ctx, 'p3-bundle', tokens[2]!, [], 'bundle')), token: tokens[2]! };
+    if (BUNDLES.sea) daemons['sea'] = { ...(await startDaemon(ctx, 'p3-sea', tokens[3]!, [], 'sea')), token: tokens[3]! };
     await Promise.all(Object.values(daemons).map((x) => x.d.waitForLine(/credentials in place; ready/, 120_000)));
     const probed = daemons['nodecred (probed)']!;
     const port = Number(/"address":"127\.0\.0\.1:(\d+)"/.exec((await probed.d.waitForLine(/health and metrics listening/, 5000)).line)?.[1]);
@@ -523,7 +532,7 @@ async function p3(ctx: Ctx): Promise<void> {
     const z = stats['bare node']!;
     const cpuRatio = (ms_: number, base: number): { ratio: number | null; note?: string } =>
       base > 0 ? { ratio: ratio(ms_, base) } : { ratio: null, note: ms_ > 0 ? `≥ ${round(ms_ / (1000 / CLK_TCK), 0)}× (baseline < 1 tick)` : 'both 0' };
-    const label = (k: string) => (k === 'bundle' ? FLOW_LABEL.bundle : k === 'nodecred' ? FLOW_LABEL.nodecred : `${FLOW_LABEL.nodecred}, /readyz every 5 s`);
+    const label = (k: string) => (k === 'bundle' ? FLOW_LABEL.bundle : k === 'sea' ? 'nodecred (single executable)' : k === 'nodecred' ? FLOW_LABEL.nodecred : `${FLOW_LABEL.nodecred}, /readyz every 5 s`);
     for (const k of Object.keys(daemons)) {
       const n = stats[k]!;
       row(ctx, { phase: 'P3', figure: `idle ${seconds} s after bootstrap: RSS at end`, who: label(k), subject: mib(n.rssEndKiB), baseline: 'bare node -e setInterval', baselineValue: mib(z.rssEndKiB), ratio: ratio(n.rssEndKiB, z.rssEndKiB) });
@@ -749,6 +758,11 @@ async function main(): Promise<number> {
         BUNDLES.floor = await bundle(FLOOR, join(tmp, 'bundle', 'floor.mjs'));
         FLOWS = ['floor', 'floorBundle', 'shell', 'nodecred', 'bundle'];
         progress(`bundled nodecred and floor.ts with esbuild into ${join(tmp, 'bundle')}`);
+        if (opts.only.has('P3')) {
+          BUNDLES.sea = join(tmp, 'bundle', 'nodecred');
+          await buildSingleExecutable(join(REPO, 'src/cli/main.ts'), BUNDLES.sea);
+          progress(`built the single executable into ${BUNDLES.sea}`);
+        }
       } catch (err) {
         progress(`esbuild bundles unavailable, measuring bin/nodecred only: ${(err as Error).message}`);
       }
@@ -777,7 +791,7 @@ async function main(): Promise<number> {
     const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
     const text = `${JSON.stringify(doc, null, 1)}\n`;
     await writeFile(join(RESULTS, `${stamp}.json`), text);
-    await writeFile(join(RESULTS, 'latest.json'), text);
+    await writeFile(join(RESULTS, 'latest.json'), await mergeIntoLatest(doc, [...opts.only]));
     const header = `Machine: ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB} GiB RAM, Linux ${m.kernel}, Node ${m.node}, Kubernetes ${m.kubernetes} (local control plane, audit log on)` +
       `${opts.quick ? ', --quick' : ''}; load average during the run: ${Object.entries(phaseInfo).map(([p, i]) => `${p} ${i.loadavgAfter[0]}`).join(', ')}`;
     const sorted = [...ctx.rows].sort((x, y) => x.phase.localeCompare(y.phase));
@@ -786,6 +800,25 @@ async function main(): Promise<number> {
   } finally {
     await cleanup();
   }
+}
+
+/**
+ * latest.json holds the newest figures of every phase: a run of some phases (--only) replaces those
+ * phases' rows and results and keeps the others, noting which run each came from.
+ */
+async function mergeIntoLatest(doc: { startedAt: string; phases: Record<string, unknown>; rows: Row[]; results: Record<string, unknown> } & Record<string, unknown>, ran: string[]): Promise<string> {
+  const all = PHASES.every((p) => ran.includes(p));
+  const old = all ? undefined : await readFile(join(RESULTS, 'latest.json'), 'utf8').then((t) => JSON.parse(t) as typeof doc, () => undefined);
+  if (!old) return `${JSON.stringify({ ...doc, phaseRuns: Object.fromEntries(ran.map((p) => [p, doc.startedAt])) }, null, 1)}\n`;
+  const keep = (p: string) => !ran.includes(p);
+  const merged = {
+    ...doc,
+    phases: { ...Object.fromEntries(Object.entries(old.phases).filter(([p]) => keep(p))), ...doc.phases },
+    rows: [...old.rows.filter((r) => keep(r.phase)), ...doc.rows],
+    results: { ...Object.fromEntries(Object.entries(old.results).filter(([p]) => keep(p))), ...doc.results },
+    phaseRuns: { ...(old.phaseRuns as Record<string, string> | undefined ?? Object.fromEntries(Object.keys(old.phases).map((p) => [p, old.startedAt]))), ...Object.fromEntries(ran.map((p) => [p, doc.startedAt])) },
+  };
+  return `${JSON.stringify(merged, null, 1)}\n`;
 }
 
 main().then(

@@ -1,0 +1,60 @@
+// A Node single executable (SEA) of nodecred: the pinned Node 24 binary with a CommonJS bundle of an entry
+// point injected. Used by `npm run build:sea` (scripts/build.ts) and by the benchmarks (bench/run.ts), so
+// both measure and ship the same thing.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync, renameSync, realpathSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+const REPO = resolve(import.meta.dirname, '../..');
+/** Node's fuse string that marks the binary as carrying a SEA blob. */
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+export async function buildSingleExecutable(entry: string, target: string): Promise<void> {
+  // A failed build must not leave last time's executable behind.
+  rmSync(target, { force: true });
+  mkdirSync(dirname(target), { recursive: true });
+  // The pinned Node (package.json "node"), never whatever node runs this: a distro or nvm build may link a
+  // shared libnode, and the executable would then need it on every host.
+  const pinnedNode = realpathSync(join(REPO, 'node_modules/.bin/node'));
+  // Staged beside the target so the final rename never crosses filesystems (a tmpfs /tmp).
+  const work = mkdtempSync(join(dirname(target), '.sea-'));
+  try {
+    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    // Node 24's SEA runs a CommonJS main only. The one import.meta use (src/version.ts) sits in the branch
+    // the version define removes; the check below fails the build if any other ever reaches the output.
+    const main = join(work, 'nodecred.cjs');
+    await build({
+      entryPoints: [entry], outfile: main, bundle: true, platform: 'node', format: 'cjs', target: 'node24', minifySyntax: true,
+      legalComments: 'none', define: { __NODECRED_VERSION__: JSON.stringify(version) }, logLevel: 'warning',
+      logOverride: { 'empty-import-meta': 'silent' },
+    });
+    if (readFileSync(main, 'utf8').includes('import_meta')) {
+      throw new Error('the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency');
+    }
+    const blob = join(work, 'sea-prep.blob');
+    // The code cache (V8 bytecode for this exact binary) cuts start-up by a third.
+    writeFileSync(join(work, 'sea-config.json'), JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+    try {
+      execFileSync(pinnedNode, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
+    } catch (err) {
+      throw new Error(`node --experimental-sea-config failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`);
+    }
+    const exe = join(work, 'nodecred');
+    copyFileSync(pinnedNode, exe);
+    const { inject } = await import('postject');
+    // postject warns "Can't find string offset for section name '.note.100'" for every Node binary on Linux;
+    // anything else it says is passed on.
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => { if (!String(args[0]).includes("Can't find string offset for section name")) warn(...args); };
+    try {
+      await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
+    } finally {
+      console.warn = warn;
+    }
+    chmodSync(exe, 0o755);
+    renameSync(exe, target);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
