@@ -21,7 +21,7 @@ import { up, down, kubectl, type ClusterState } from '../scripts/lib/local-clust
 import { AuditLog, describeRequests, type AuditRequest } from './lib/audit.ts';
 import { summarize, ratio, round, type Summary } from './lib/stats.ts';
 import { run, start, killAll, sampleProc, CLK_TCK, type ProcSample, type Background } from './lib/proc.ts';
-import { bundle } from './lib/bundle.ts';
+import { bundleNodecred } from '../scripts/lib/bundle.ts';
 import { buildSingleExecutable } from '../scripts/lib/sea.ts';
 import { admin as adminClients, createTokens, ensureBootstrapRbac, writeBootstrapKubeconfig, uniq, type Admin, type Token } from './lib/cluster.ts';
 import { CertStore } from '../src/store/cert-store.ts';
@@ -754,8 +754,8 @@ async function main(): Promise<number> {
     const ctx: Ctx = { opts, state, admin: a, audit: new AuditLog(state.auditLog!), tmp, rows: [], results: {} };
     if (!opts.noBundle && (['P1', 'P2', 'P3', 'P4'] as const).some((p) => opts.only.has(p))) {
       try {
-        BUNDLES.nodecred = await bundle(join(REPO, 'src/cli/main.ts'), join(tmp, 'bundle', 'nodecred.mjs'));
-        BUNDLES.floor = await bundle(FLOOR, join(tmp, 'bundle', 'floor.mjs'));
+        BUNDLES.nodecred = await bundleNodecred(join(REPO, 'src/cli/main.ts'), join(tmp, 'bundle', 'nodecred.mjs'), { format: 'esm', legalComments: 'none' });
+        BUNDLES.floor = await bundleNodecred(FLOOR, join(tmp, 'bundle', 'floor.mjs'), { format: 'esm', legalComments: 'none' });
         FLOWS = ['floor', 'floorBundle', 'shell', 'nodecred', 'bundle'];
         progress(`bundled nodecred and floor.ts with esbuild into ${join(tmp, 'bundle')}`);
         if (opts.only.has('P3')) {

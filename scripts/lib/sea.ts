@@ -1,10 +1,10 @@
 // A Node single executable (SEA) of nodecred: the pinned Node 24 binary with a CommonJS bundle of an entry
 // point injected. Used by `npm run build:sea` (scripts/build.ts) and by the benchmarks (bench/run.ts), so
 // both measure and ship the same thing.
-import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync, renameSync, realpathSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { bundleNodecred } from './bundle.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 /** Node's fuse string that marks the binary as carrying a SEA blob. */
@@ -20,15 +20,8 @@ export async function buildSingleExecutable(entry: string, target: string): Prom
   // Staged beside the target so the final rename never crosses filesystems (a tmpfs /tmp).
   const work = mkdtempSync(join(dirname(target), '.sea-'));
   try {
-    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
-    // Node 24's SEA runs a CommonJS main only. The one import.meta use (src/version.ts) sits in the branch
-    // the version define removes; the check below fails the build if any other ever reaches the output.
-    const main = join(work, 'nodecred.cjs');
-    await build({
-      entryPoints: [entry], outfile: main, bundle: true, platform: 'node', format: 'cjs', target: 'node24', minifySyntax: true,
-      legalComments: 'none', define: { __NODECRED_VERSION__: JSON.stringify(version) }, logLevel: 'warning',
-      logOverride: { 'empty-import-meta': 'silent' },
-    });
+    // Node 24's SEA runs a CommonJS main only; import.meta is empty there, so no use of it may reach the output.
+    const main = await bundleNodecred(entry, join(work, 'nodecred.cjs'), { format: 'cjs', legalComments: 'none' });
     if (readFileSync(main, 'utf8').includes('import_meta')) {
       throw new Error('the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency');
     }

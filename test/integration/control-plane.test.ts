@@ -20,6 +20,7 @@ import {
   waitFor,
 } from '../helpers/cluster.ts';
 import { readState, isAlive, COMPONENTS } from '../../scripts/lib/local-cluster.ts';
+import { processesMentioning } from '../helpers/processes.ts';
 
 const run = promisify(execFile);
 const repo = resolve(import.meta.dirname, '../..');
@@ -141,13 +142,3 @@ test('scripts/local-cluster up/status/down: a second control plane starts, repor
   }
 });
 
-/** Every live, non-zombie process whose command line mentions `needle`. */
-async function processesMentioning(needle: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || !isAlive(Number(entry))) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(needle)) found.push(`${entry}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
-  }
-  return found;
-}

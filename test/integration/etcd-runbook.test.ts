@@ -8,12 +8,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBinary, isAlive } from '../../scripts/lib/local-cluster.ts';
 import { waitFor } from '../helpers/cluster.ts';
+import { processesMentioning } from '../helpers/processes.ts';
 import {
   createCa, issueCert, memberCerts, planMember, memberFlags, startEtcd, waitHealthy, killMember, readClientTls,
   type CaFiles, type CertFiles, type ClientTls, type EtcdMember,
@@ -77,6 +78,23 @@ function startScript(args: string[], timeoutMs = 120_000): Running {
 const runScript = (args: string[], timeoutMs?: number) => startScript(args, timeoutMs).done;
 const show = (r: Result) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 
+/**
+ * Waits for the flags the new member must start with, as an operator would read them off the screen:
+ * the --initial-cluster value and the output so far. Fails at once if the script exits first.
+ */
+async function startFlags(running: Running): Promise<{ initialCluster: string; out: string }> {
+  const deadline = Date.now() + 90_000;
+  let exited: Result | undefined;
+  void running.done.then((r) => (exited = r), () => {});
+  for (;;) {
+    const initialCluster = /^ {2}--initial-cluster=(\S+)$/m.exec(running.output())?.[1];
+    if (initialCluster) return { initialCluster, out: running.output() };
+    if (exited) assert.fail(`the script exited before printing the flags: ${show(exited)}`);
+    if (Date.now() > deadline) assert.fail(`no --initial-cluster line within 90 s; stdout so far:\n${running.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function tlsFlags(): string[] {
   return ['--cacert', ca.crt, '--cert', client.crt, '--key', client.key, '--etcdctl', etcdctl];
 }
@@ -124,16 +142,6 @@ async function leader(of: EtcdMember[]): Promise<EtcdMember> {
   throw new Error(`no leader in endpoint status: ${out}`);
 }
 
-/** Every live process whose command line mentions `needle`. */
-async function processesMentioning(needle: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || !isAlive(Number(entry))) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(needle)) found.push(`${entry}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
-  }
-  return found;
-}
 
 // ------------------------------------------------------------------------------------------- kubeadm
 // Only with a control plane: kubeadm's two records of control-plane nodes, as kubeadm writes them.
@@ -301,17 +309,7 @@ test('replacement certificates without the new address, or from another CA, stop
 
 test('the dead member is removed, kubeadm\'s records fixed, the replacement added with the printed flags, and the cluster ends whole', async () => {
   const running = startScript([...replaceArgs(), '--new-member-certs', `${replacementCerts.server.crt},${replacementCerts.peer.crt}`, '--yes', '--wait-timeout', '120s']);
-  // Wait for the flags the new member must start with, as an operator would read them off the screen.
-  const deadline = Date.now() + 90_000;
-  let initialCluster: string | undefined;
-  let exited: Result | undefined;
-  void running.done.then((r) => (exited = r), () => {});
-  while (!(initialCluster = /^ {2}--initial-cluster=(\S+)$/m.exec(running.output())?.[1])) {
-    if (exited) assert.fail(`the script exited before printing the flags: ${show(exited)}`);
-    if (Date.now() > deadline) assert.fail(`no --initial-cluster line within 90 s; stdout so far:\n${running.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const out = running.output();
+  const { initialCluster, out } = await startFlags(running);
   assert.match(out, new RegExp(`^ {2}--name=${replacement.name}$`, 'm'));
   assert.match(out, /^ {2}--initial-cluster-state=existing$/m);
   assert.match(out, /must be empty or absent/);
@@ -373,16 +371,7 @@ test('--learner: the replacement joins without a vote, is promoted once in sync,
     '--new-name', learner.name, '--new-peer-url', learner.peerUrl, '--new-client-url', learner.clientUrl, '--learner',
     '--new-member-certs', `${learner.server.crt},${learner.peer.crt}`, '--yes', '--wait-timeout', '120s',
   ]);
-  const deadline = Date.now() + 90_000;
-  let initialCluster: string | undefined;
-  let exited: Result | undefined;
-  void running.done.then((r) => (exited = r), () => {});
-  while (!(initialCluster = /^ {2}--initial-cluster=(\S+)$/m.exec(running.output())?.[1])) {
-    if (exited) assert.fail(`the script exited before printing the flags: ${show(exited)}`);
-    if (Date.now() > deadline) assert.fail(`no --initial-cluster line within 90 s; stdout so far:\n${running.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const out = running.output();
+  const { initialCluster, out } = await startFlags(running);
   assert.match(out, new RegExp(`member add ${learner.name} --peer-urls=${learner.peerUrl} --learner\\n`));
   assert.match(out, /as a learner; the cluster keeps 2 voting members \(quorum 2\) until it is promoted, then 3 \(quorum 2\)/);
   const added = (await memberList(live)).find((x) => x.name === learner.name || x.peers === learner.peerUrl);
