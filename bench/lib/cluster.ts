@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { KubeConfig, CoreV1Api, RbacAuthorizationV1Api, AuthenticationV1Api, ApiException } from '@kubernetes/client-node';
 import type { ClusterState } from '../../scripts/lib/local-cluster.ts';
+import { createBootstrapTokenSecret } from '../../scripts/lib/bootstrap-token.ts';
 
 export interface Admin {
   state: ClusterState;
@@ -26,27 +27,9 @@ export interface Token {
   user: string;
 }
 
-const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-const pick = (n: number) => Array.from(randomBytes(n), (b) => ALPHABET[b % ALPHABET.length]).join('');
-
 export async function createToken(a: Admin): Promise<Token> {
-  const id = pick(6);
-  const secret = pick(16);
-  await a.core.createNamespacedSecret({
-    namespace: 'kube-system',
-    body: {
-      metadata: { name: `bootstrap-token-${id}`, namespace: 'kube-system' },
-      type: 'bootstrap.kubernetes.io/token',
-      stringData: {
-        'token-id': id,
-        'token-secret': secret,
-        'usage-bootstrap-authentication': 'true',
-        'usage-bootstrap-signing': 'true',
-        expiration: new Date(Date.now() + 6 * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
-      },
-    },
-  });
-  return { id, secret, token: `${id}.${secret}`, user: `system:bootstrap:${id}` };
+  const t = await createBootstrapTokenSecret(a.core, { expiration: new Date(Date.now() + 6 * 3600_000) });
+  return { ...t, user: `system:bootstrap:${t.id}` };
 }
 
 /** Creates `n` tokens (a few at a time), then waits until the apiserver's token cache knows them. */

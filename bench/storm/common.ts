@@ -1,6 +1,7 @@
 // What both storm drivers share: a concurrency gate, the retry policy (the daemon's own backoff), and
 // the result line they print.
 import { readFileSync } from 'node:fs';
+import { retryDelayMs, DEFAULT_BACKOFF } from '../../src/manager/policy.ts';
 
 export function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(name);
@@ -51,4 +52,30 @@ export interface StormResult {
 
 export function report(r: StormResult): void {
   process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+}
+
+/** Failed attempts as both storm programs count them, retried with the daemon's own backoff. */
+export class Attempts {
+  failed = 0;
+  nodesNotDone = 0;
+  readonly firstErrors: string[] = [];
+
+  /** Runs `attempt` until it succeeds (true), or until the next wait would pass `deadline` (false: not done). */
+  async untilDone(name: string, deadline: number, attempt: () => Promise<unknown>): Promise<boolean> {
+    for (let n = 0; ; n++) {
+      try {
+        await attempt();
+        return true;
+      } catch (err) {
+        this.failed++;
+        if (this.firstErrors.length < 5) this.firstErrors.push(`${name}: ${(err as Error).message}`.slice(0, 300));
+        const wait = retryDelayMs(n, DEFAULT_BACKOFF, Math.random);
+        if (Date.now() + wait >= deadline) {
+          this.nodesNotDone++;
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
 }

@@ -9,8 +9,7 @@ import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import * as x509 from '@peculiar/x509';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
-import { retryDelayMs, DEFAULT_BACKOFF } from '../../src/manager/policy.ts';
-import { arg, Gate, peakRssKiB, report } from './common.ts';
+import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
 
 const bootstrapKubeconfig = arg('--bootstrap-kubeconfig');
 const count = Number(arg('--count'));
@@ -27,9 +26,7 @@ const alg = { name: 'ECDSA', namedCurve: 'P-256' };
 
 const gate = new Gate(concurrency);
 const perNodeMs: number[] = [];
-const firstErrors: string[] = [];
-let failedAttempts = 0;
-let nodesNotDone = 0;
+const attempts = new Attempts();
 /** CSR name → resolve when issued. */
 const waiters = new Map<string, () => void>();
 const issued = new Set<string>();
@@ -77,7 +74,7 @@ async function node(i: number): Promise<void> {
     }, webcrypto);
     const done = new Promise<void>((r) => waiters.set(name, r));
     if (issued.has(name)) waiters.get(name)!();
-    for (let attempt = 0; ; attempt++) {
+    const created = await attempts.untilDone(name, deadline, async () => {
       try {
         await api.createCertificateSigningRequest({
           body: {
@@ -86,25 +83,17 @@ async function node(i: number): Promise<void> {
             spec: { request: Buffer.from(csr.toString('pem')).toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client-kubelet', usages: ['digital signature', 'client auth'] },
           },
         });
-        break;
       } catch (err) {
-        if ((err as { code?: number }).code === 409) break; // a retried create that had gone through
-        failedAttempts++;
-        if (firstErrors.length < 5) firstErrors.push(`${name}: ${(err as Error).message}`.slice(0, 300));
-        const wait = retryDelayMs(attempt, DEFAULT_BACKOFF, Math.random);
-        if (Date.now() + wait >= deadline) {
-          nodesNotDone++;
-          return;
-        }
-        await new Promise((r) => setTimeout(r, wait));
+        if ((err as { code?: number }).code !== 409) throw err; // 409: a retried create that had gone through
       }
-    }
+    });
+    if (!created) return;
     const left = deadline - Date.now();
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, left))))]);
     clearTimeout(timer);
     if (ok) perNodeMs.push(performance.now() - t0);
-    else nodesNotDone++;
+    else attempts.nodesNotDone++;
   });
 }
 
@@ -113,6 +102,6 @@ const allDoneMs = performance.now() - t0;
 stopWatching = true;
 controller?.abort();
 const cpu = process.cpuUsage(cpu0);
-report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts, nodesNotDone, firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
+report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts: attempts.failed, nodesNotDone: attempts.nodesNotDone, firstErrors: attempts.firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
 void watching;
 process.exit(0);

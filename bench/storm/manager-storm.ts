@@ -10,8 +10,7 @@ import pino from 'pino';
 import { CertificateManager } from '../../src/manager/manager.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
 import { defaultConfig, type Config } from '../../src/config/schema.ts';
-import { retryDelayMs, DEFAULT_BACKOFF } from '../../src/manager/policy.ts';
-import { arg, Gate, peakRssKiB, report } from './common.ts';
+import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
 
 const bootstrapKubeconfig = arg('--bootstrap-kubeconfig');
 const dir = arg('--dir');
@@ -23,9 +22,7 @@ const log = pino({ level: 'silent' });
 
 const gate = new Gate(concurrency);
 const perNodeMs: number[] = [];
-const firstErrors: string[] = [];
-let failedAttempts = 0;
-let nodesNotDone = 0;
+const attempts = new Attempts();
 
 const cpu0 = process.cpuUsage();
 const startedAt = Date.now();
@@ -48,27 +45,12 @@ async function node(i: number): Promise<void> {
     const store = new CertStore(config.certDir);
     await store.prepare();
     const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await manager.ensureClient({ deadline, rotate: false });
-        perNodeMs.push(performance.now() - t0);
-        return;
-      } catch (err) {
-        failedAttempts++;
-        if (firstErrors.length < 5) firstErrors.push(`${name}: ${(err as Error).message}`.slice(0, 300));
-        const wait = retryDelayMs(attempt, DEFAULT_BACKOFF, Math.random);
-        if (Date.now() + wait >= deadline) {
-          nodesNotDone++;
-          return;
-        }
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+    if (await attempts.untilDone(name, deadline, () => manager.ensureClient({ deadline, rotate: false }))) perNodeMs.push(performance.now() - t0);
   });
 }
 
 await Promise.all(Array.from({ length: count }, (_, i) => node(i)));
 const allDoneMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
-report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts, nodesNotDone, firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
+report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts: attempts.failed, nodesNotDone: attempts.nodesNotDone, firstErrors: attempts.firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
 process.exit(0);

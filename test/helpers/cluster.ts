@@ -14,6 +14,7 @@ import {
   type V1NodeAddress,
 } from '@kubernetes/client-node';
 import { readState, kubectl, type ClusterState } from '../../scripts/lib/local-cluster.ts';
+import { createBootstrapTokenSecret, type BootstrapToken } from '../../scripts/lib/bootstrap-token.ts';
 
 export interface TestCluster {
   state: ClusterState;
@@ -66,38 +67,11 @@ export function tokenKubeConfig(c: TestCluster, token: string): KubeConfig {
   return kc;
 }
 
-export interface BootstrapToken {
-  id: string;
-  secret: string;
-  /** "<id>.<secret>" */
-  token: string;
-}
+export type { BootstrapToken };
 
 /** Creates a kube-system/bootstrap-token-<id> Secret as kubeadm does. */
-export async function createBootstrapToken(
-  c: TestCluster,
-  opts: { expiration?: Date; extraGroups?: string[] } = {},
-): Promise<BootstrapToken> {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-  const pick = (n: number) => Array.from(randomBytes(n), (b) => alphabet[b % alphabet.length]).join('');
-  const id = pick(6);
-  const secret = pick(16);
-  await c.core.createNamespacedSecret({
-    namespace: 'kube-system',
-    body: {
-      metadata: { name: `bootstrap-token-${id}`, namespace: 'kube-system' },
-      type: 'bootstrap.kubernetes.io/token',
-      stringData: {
-        'token-id': id,
-        'token-secret': secret,
-        'usage-bootstrap-authentication': 'true',
-        'usage-bootstrap-signing': 'true',
-        ...(opts.expiration ? { expiration: opts.expiration.toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
-        ...(opts.extraGroups?.length ? { 'auth-extra-groups': opts.extraGroups.join(',') } : {}),
-      },
-    },
-  });
-  return { id, secret, token: `${id}.${secret}` };
+export function createBootstrapToken(c: TestCluster, opts: { expiration?: Date; extraGroups?: string[] } = {}): Promise<BootstrapToken> {
+  return createBootstrapTokenSecret(c.core, opts);
 }
 
 export async function deleteBootstrapToken(c: TestCluster, id: string): Promise<void> {

@@ -40,6 +40,13 @@ const get = (port: number, path: string, headers: Record<string, string> = {}) =
     }, reject);
   });
 
+/** Waits until `path` answers `status` (a health endpoint turning ready, or red) and returns that answer. */
+const waitForStatus = (port: number, path: string, status: number, timeoutMs?: number) =>
+  waitFor(`${path} ${status}`, async () => {
+    const r = await get(port, path).catch(() => undefined);
+    return r?.status === status ? r : undefined;
+  }, timeoutMs);
+
 test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; an identity the API server rejects turns apiserver-auth red', async () => {
   const c = testCluster();
   const node = await newNodeDir();
@@ -48,10 +55,7 @@ test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; a
     const { kubeconfig } = await tokenBootstrap(c, node);
     const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
     try {
-      const ready = await waitFor('/readyz 200', async () => {
-        const r = await get(port, '/readyz?verbose').catch(() => undefined);
-        return r?.status === 200 ? r : undefined;
-      });
+      const ready = await waitForStatus(port, '/readyz?verbose', 200);
       assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
       assert.equal((await get(port, '/livez')).body, 'ok');
       assert.equal((await get(port, '/readyz/client-cert')).status, 200);
@@ -76,10 +80,7 @@ test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; a
     await writeFile(bundle, c.ca + rogueCa.certificatePem);
     const rejected = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, '--cluster-ca-file', bundle, '--rotate-certificates=false', ...node.flags]);
     try {
-      const red = await waitFor('/readyz 500 naming apiserver-auth', async () => {
-        const r = await get(port, '/readyz?verbose').catch(() => undefined);
-        return r?.status === 500 ? r : undefined;
-      });
+      const red = await waitForStatus(port, '/readyz?verbose', 500);
       assert.match(red.body, /\[\+\]client-cert ok/);
       assert.match(red.body, /\[-\]apiserver-auth failed: the API server rejects the node credential \(401 Unauthorized\)/);
     } finally {
@@ -141,7 +142,7 @@ test('rm -rf of the cert dir while running: valid credentials back on disk and /
     const { kubeconfig } = await tokenBootstrap(c, node);
     const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
     try {
-      await waitFor('ready', async () => ((await get(port, '/readyz').catch(() => undefined))?.status === 200 ? true : undefined));
+      await waitForStatus(port, '/readyz', 200);
       const before = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
       await rm(node.certDir, { recursive: true, force: true });
       const started = Date.now();
@@ -149,7 +150,7 @@ test('rm -rf of the cert dir while running: valid credentials back on disk and /
         const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => undefined);
         return text ? true : undefined;
       }, 10_000);
-      await waitFor('/readyz ready again', async () => ((await get(port, '/readyz').catch(() => undefined))?.status === 200 ? true : undefined), 10_000 - (Date.now() - started));
+      await waitForStatus(port, '/readyz', 200, 10_000 - (Date.now() - started));
       const after = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
       assert.equal(after.split('-----BEGIN')[1], before.split('-----BEGIN')[1], 'the same certificate, reinstalled from memory (no new CSR)');
       assert.match(daemon.output(), /reinstalled the verified one from memory/);
@@ -384,10 +385,7 @@ test('the single executable from npm run build:sea reports its version, and runs
     const { kubeconfig } = await tokenBootstrap(c, node);
     const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags], { binary: exe, cwd: image });
     try {
-      const ready = await waitFor('/readyz 200 from the single executable', async () => {
-        const r = await get(port, '/readyz?verbose').catch(() => undefined);
-        return r?.status === 200 ? r : undefined;
-      });
+      const ready = await waitForStatus(port, '/readyz?verbose', 200);
       assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
       const kc = new KubeConfig();
       kc.loadFromFile(node.kubeconfig);
