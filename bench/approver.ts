@@ -11,14 +11,23 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { KubeConfig, CoreV1Api, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  CoreV1Api,
+  CertificatesV1Api,
+  Watch,
+  type V1CertificateSigningRequest,
+} from '@kubernetes/client-node';
 import { up, down, type ClusterState } from '../scripts/lib/local-cluster.ts';
 import { buildCsrPem } from '../src/pki/csr.ts';
 import { encodePrivateKeyPem } from '../src/pki/keys.ts';
 import { summarize, ratio, round } from './lib/stats.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
-const arg = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : dflt; };
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
 const N = arg('--nodes', 1000);
 const ROUNDS = arg('--rounds', 1);
 const CONCURRENCY = 20;
@@ -26,21 +35,33 @@ const SIGNER = 'kubernetes.io/kubelet-serving';
 
 async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) { const i = next++; await fn(items[i]!, i); }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i]!, i);
+      }
+    }),
+  );
 }
 
 async function retry<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
-    try { return await fn(); } catch (err) {
+    try {
+      return await fn();
+    } catch (err) {
       if (attempt >= 20) throw err;
       await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
     }
   }
 }
 
-interface NodeId { name: string; ip: string; key: KeyObject; kc: KubeConfig }
+interface NodeId {
+  name: string;
+  ip: string;
+  key: KeyObject;
+  kc: KubeConfig;
+}
 
 async function makeNodes(state: ClusterState, admin: KubeConfig, runId: string): Promise<NodeId[]> {
   const core = admin.makeApiClient(CoreV1Api);
@@ -52,18 +73,42 @@ async function makeNodes(state: ClusterState, admin: KubeConfig, runId: string):
   for (let i = 0; i < N; i++) {
     const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const name = `p6-${runId}-${i}`;
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: randomBytes(8).toString('hex').replace(/^[89a-f]/, '1'), subject: `O=system:nodes, CN=system:node:${name}`, issuer: caCert.subjectName,
-      notBefore: new Date(Date.now() - 3600_000), notAfter: new Date(Date.now() + 86400_000),
-      publicKey: await webcrypto.subtle.importKey('spki', keys.publicKey.export({ type: 'spki', format: 'der' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
-      signingKey, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-      extensions: [new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.2'])],
-    }, webcrypto);
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: randomBytes(8)
+          .toString('hex')
+          .replace(/^[89a-f]/, '1'),
+        subject: `O=system:nodes, CN=system:node:${name}`,
+        issuer: caCert.subjectName,
+        notBefore: new Date(Date.now() - 3600_000),
+        notAfter: new Date(Date.now() + 86400_000),
+        publicKey: await webcrypto.subtle.importKey(
+          'spki',
+          keys.publicKey.export({ type: 'spki', format: 'der' }),
+          { name: 'ECDSA', namedCurve: 'P-256' },
+          true,
+          ['verify'],
+        ),
+        signingKey,
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        extensions: [new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.2'])],
+      },
+      webcrypto,
+    );
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'c', server: state.apiserver, caData: Buffer.from(caPem).toString('base64'), skipTLSVerify: false }],
-      users: [{ name: 'u', certData: Buffer.from(cert.toString('pem')).toString('base64'), keyData: Buffer.from(encodePrivateKeyPem(keys.privateKey)).toString('base64') }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+      clusters: [
+        { name: 'c', server: state.apiserver, caData: Buffer.from(caPem).toString('base64'), skipTLSVerify: false },
+      ],
+      users: [
+        {
+          name: 'u',
+          certData: Buffer.from(cert.toString('pem')).toString('base64'),
+          keyData: Buffer.from(encodePrivateKeyPem(keys.privateKey)).toString('base64'),
+        },
+      ],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
     });
     nodes.push({ name, ip: `10.${60 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, key: keys.privateKey, kc });
   }
@@ -82,14 +127,29 @@ function startApprover(cmd: string, args: string[], ready: RegExp): Promise<Chil
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((res, rej) => {
     const lines = createInterface(child.stdout!);
-    lines.on('line', (l) => { if (ready.test(l)) res(child); });
+    lines.on('line', (l) => {
+      if (ready.test(l)) res(child);
+    });
     child.on('exit', (code) => rej(new Error(`${cmd} exited ${code} before it was ready`)));
   });
 }
 
-interface RoundResult { decisionsPerSecond: number; latencyMs: ReturnType<typeof summarize>; fromSentMs: ReturnType<typeof summarize>; approved: number; denied: number; seconds: number }
+interface RoundResult {
+  decisionsPerSecond: number;
+  latencyMs: ReturnType<typeof summarize>;
+  fromSentMs: ReturnType<typeof summarize>;
+  approved: number;
+  denied: number;
+  seconds: number;
+}
 
-async function round1(state: ClusterState, admin: KubeConfig, nodes: NodeId[], label: string, approver: () => Promise<ChildProcess>): Promise<RoundResult> {
+async function round1(
+  _state: ClusterState,
+  admin: KubeConfig,
+  nodes: NodeId[],
+  label: string,
+  approver: () => Promise<ChildProcess>,
+): Promise<RoundResult> {
   const sent = new Map<string, number>();
   const created = new Map<string, number>();
   const decided = new Map<string, { at: number; type: string }>();
@@ -103,25 +163,44 @@ async function round1(state: ClusterState, admin: KubeConfig, nodes: NodeId[], l
     if (stopped) return;
     const watch = new Watch(admin);
     (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 600_000;
-    controller = await watch.watch('/apis/certificates.k8s.io/v1/certificatesigningrequests', { fieldSelector: `spec.signerName=${SIGNER}` },
+    controller = await watch.watch(
+      '/apis/certificates.k8s.io/v1/certificatesigningrequests',
+      { fieldSelector: `spec.signerName=${SIGNER}` },
       (_type: string, csr: V1CertificateSigningRequest) => {
         const name = csr.metadata?.name ?? '';
         if (!name.startsWith(prefix) || decided.has(name)) return;
         const c = csr.status?.conditions?.find((x) => x.type === 'Approved' || x.type === 'Denied');
         if (c) decided.set(name, { at: performance.now(), type: c.type });
-      }, () => { void openWatch(); });
+      },
+      () => {
+        void openWatch();
+      },
+    );
   };
   await openWatch();
-  const csrPems = await Promise.all(nodes.map((n) => buildCsrPem(n.key, { commonName: `system:node:${n.name}`, organizations: ['system:nodes'], ipAddresses: [n.ip] })));
+  const csrPems = await Promise.all(
+    nodes.map((n) =>
+      buildCsrPem(n.key, { commonName: `system:node:${n.name}`, organizations: ['system:nodes'], ipAddresses: [n.ip] }),
+    ),
+  );
   const t0 = performance.now();
   await pool(nodes, CONCURRENCY, async (n, i) => {
     const name = `${prefix}${i}`;
     // Two latencies: from sending the create (the node's view, retries after a 429 included) and from its
     // answer (the approver's share alone).
     sent.set(name, performance.now());
-    await retry(() => n.kc.makeApiClient(CertificatesV1Api).createCertificateSigningRequest({
-      body: { metadata: { name }, spec: { request: Buffer.from(csrPems[i]!).toString('base64'), signerName: SIGNER, usages: ['digital signature', 'server auth'] } },
-    }));
+    await retry(() =>
+      n.kc.makeApiClient(CertificatesV1Api).createCertificateSigningRequest({
+        body: {
+          metadata: { name },
+          spec: {
+            request: Buffer.from(csrPems[i]!).toString('base64'),
+            signerName: SIGNER,
+            usages: ['digital signature', 'server auth'],
+          },
+        },
+      }),
+    );
     created.set(name, performance.now());
   });
   const deadline = Date.now() + 10 * 60_000;
@@ -130,7 +209,9 @@ async function round1(state: ClusterState, admin: KubeConfig, nodes: NodeId[], l
     await new Promise((r) => setTimeout(r, 50));
     if (Date.now() - reported >= 10_000) {
       reported = Date.now();
-      process.stderr.write(`P6 ${label}: ${decided.size}/${nodes.length} decided after ${Math.round((performance.now() - t0) / 1000)} s\n`);
+      process.stderr.write(
+        `P6 ${label}: ${decided.size}/${nodes.length} decided after ${Math.round((performance.now() - t0) / 1000)} s\n`,
+      );
     }
   }
   stopped = true;
@@ -163,23 +244,44 @@ try {
   admin.loadFromFile(state.kubeconfig);
   const nodes = await makeNodes(state, admin, randomBytes(2).toString('hex'));
   const s = state;
-  const bare = () => startApprover(join(REPO, 'node_modules/.bin/node'), [join(REPO, 'bench/baselines/bare-approver.ts'), s.kubeconfig], /^ready$/);
+  const bare = () =>
+    startApprover(
+      join(REPO, 'node_modules/.bin/node'),
+      [join(REPO, 'bench/baselines/bare-approver.ts'), s.kubeconfig],
+      /^ready$/,
+    );
   const results: Record<string, RoundResult[]> = { bare: [], nodecred: [] };
   for (let r = 0; r < ROUNDS; r++) {
     // ABBA: alternate which goes first.
     const order = r % 2 === 0 ? (['bare', 'nodecred'] as const) : (['nodecred', 'bare'] as const);
     for (const which of order) {
       process.stderr.write(`P6 round ${r + 1}: ${which}\n`);
-      results[which]!.push(await round1(s, admin, nodes, which, which === 'bare' ? bare : async () => {
-        // nodecred logs nothing at warn until something is wrong: wait for its lease instead.
-        const child = spawn(join(REPO, 'bin/nodecred'), ['approve', '--kubeconfig', s.kubeconfig, '--metrics-listen', 'off'], { stdio: ['ignore', 'pipe', 'inherit'] });
-        await new Promise<void>((res, rej) => {
-          createInterface(child.stdout!).on('line', (l) => { if (/"became leader"/.test(l)) res(); });
-          child.on('exit', (code) => rej(new Error(`nodecred approve exited ${code}`)));
-        });
-        child.stdout!.resume();
-        return child;
-      }));
+      results[which]!.push(
+        await round1(
+          s,
+          admin,
+          nodes,
+          which,
+          which === 'bare'
+            ? bare
+            : async () => {
+                // nodecred logs nothing at warn until something is wrong: wait for its lease instead.
+                const child = spawn(
+                  join(REPO, 'bin/nodecred'),
+                  ['approve', '--kubeconfig', s.kubeconfig, '--metrics-listen', 'off'],
+                  { stdio: ['ignore', 'pipe', 'inherit'] },
+                );
+                await new Promise<void>((res, rej) => {
+                  createInterface(child.stdout!).on('line', (l) => {
+                    if (/"became leader"/.test(l)) res();
+                  });
+                  child.on('exit', (code) => rej(new Error(`nodecred approve exited ${code}`)));
+                });
+                child.stdout!.resume();
+                return child;
+              },
+        ),
+      );
     }
   }
   // Median; for an even number of rounds the mean of the middle two.
@@ -191,17 +293,47 @@ try {
   const b = results.bare!;
   const n = results.nodecred!;
   const table = {
-    nodes: N, rounds: ROUNDS,
-    nodecred: { decisionsPerSecond: round(med(n.map((x) => x.decisionsPerSecond))), p50Ms: round(med(n.map((x) => x.latencyMs.p50))), p95Ms: round(med(n.map((x) => x.latencyMs.p95))), sentP50Ms: round(med(n.map((x) => x.fromSentMs.p50))), sentP95Ms: round(med(n.map((x) => x.fromSentMs.p95))), approved: n[0]!.approved, denied: n[0]!.denied },
-    bare: { decisionsPerSecond: round(med(b.map((x) => x.decisionsPerSecond))), p50Ms: round(med(b.map((x) => x.latencyMs.p50))), p95Ms: round(med(b.map((x) => x.latencyMs.p95))), sentP50Ms: round(med(b.map((x) => x.fromSentMs.p50))), sentP95Ms: round(med(b.map((x) => x.fromSentMs.p95))) },
+    nodes: N,
+    rounds: ROUNDS,
+    nodecred: {
+      decisionsPerSecond: round(med(n.map((x) => x.decisionsPerSecond))),
+      p50Ms: round(med(n.map((x) => x.latencyMs.p50))),
+      p95Ms: round(med(n.map((x) => x.latencyMs.p95))),
+      sentP50Ms: round(med(n.map((x) => x.fromSentMs.p50))),
+      sentP95Ms: round(med(n.map((x) => x.fromSentMs.p95))),
+      approved: n[0]!.approved,
+      denied: n[0]!.denied,
+    },
+    bare: {
+      decisionsPerSecond: round(med(b.map((x) => x.decisionsPerSecond))),
+      p50Ms: round(med(b.map((x) => x.latencyMs.p50))),
+      p95Ms: round(med(b.map((x) => x.latencyMs.p95))),
+      sentP50Ms: round(med(b.map((x) => x.fromSentMs.p50))),
+      sentP95Ms: round(med(b.map((x) => x.fromSentMs.p95))),
+    },
   };
-  const out = { ...table, ratios: { decisionsPerSecond: ratio(table.nodecred.decisionsPerSecond, table.bare.decisionsPerSecond), p50: ratio(table.nodecred.p50Ms, table.bare.p50Ms) }, raw: results };
+  const out = {
+    ...table,
+    ratios: {
+      decisionsPerSecond: ratio(table.nodecred.decisionsPerSecond, table.bare.decisionsPerSecond),
+      p50: ratio(table.nodecred.p50Ms, table.bare.p50Ms),
+    },
+    raw: results,
+  };
   await mkdir(join(REPO, 'bench/results'), { recursive: true });
-  await writeFile(join(REPO, 'bench/results/p6-latest.json'), JSON.stringify(out, null, 2) + '\n');
-  process.stdout.write(`| P6 | decisions/s (${N} CSRs, ${N} Nodes) | nodecred approve ${table.nodecred.decisionsPerSecond} | bare approver ${table.bare.decisionsPerSecond} | ${out.ratios.decisionsPerSecond}× |\n`);
-  process.stdout.write(`| P6 | create answered → decision seen, p50 / p95 | ${table.nodecred.p50Ms} / ${table.nodecred.p95Ms} ms | ${table.bare.p50Ms} / ${table.bare.p95Ms} ms | ${out.ratios.p50}× (p50) |\n`);
-  process.stdout.write(`| P6 | create sent → decision seen (node's view), p50 / p95 | ${table.nodecred.sentP50Ms} / ${table.nodecred.sentP95Ms} ms | ${table.bare.sentP50Ms} / ${table.bare.sentP95Ms} ms | ${ratio(table.nodecred.sentP50Ms, table.bare.sentP50Ms)}× (p50) |\n`);
-  process.stdout.write(`| P6 | nodecred decisions | ${table.nodecred.approved} approved, ${table.nodecred.denied} denied | | |\n`);
+  await writeFile(join(REPO, 'bench/results/p6-latest.json'), `${JSON.stringify(out, null, 2)}\n`);
+  process.stdout.write(
+    `| P6 | decisions/s (${N} CSRs, ${N} Nodes) | nodecred approve ${table.nodecred.decisionsPerSecond} | bare approver ${table.bare.decisionsPerSecond} | ${out.ratios.decisionsPerSecond}× |\n`,
+  );
+  process.stdout.write(
+    `| P6 | create answered → decision seen, p50 / p95 | ${table.nodecred.p50Ms} / ${table.nodecred.p95Ms} ms | ${table.bare.p50Ms} / ${table.bare.p95Ms} ms | ${out.ratios.p50}× (p50) |\n`,
+  );
+  process.stdout.write(
+    `| P6 | create sent → decision seen (node's view), p50 / p95 | ${table.nodecred.sentP50Ms} / ${table.nodecred.sentP95Ms} ms | ${table.bare.sentP50Ms} / ${table.bare.sentP95Ms} ms | ${ratio(table.nodecred.sentP50Ms, table.bare.sentP50Ms)}× (p50) |\n`,
+  );
+  process.stdout.write(
+    `| P6 | nodecred decisions | ${table.nodecred.approved} approved, ${table.nodecred.denied} denied | | |\n`,
+  );
 } finally {
   if (state) await down(join(dir, 'cluster')).catch(() => {});
   await rm(dir, { recursive: true, force: true });

@@ -14,7 +14,10 @@ const entry = join(root, 'src/cli/main.ts');
 const mib = (path: string) => (statSync(path).size / 1048576).toFixed(1);
 
 const started = Date.now();
-const outfile = await bundleNodecred(entry, join(root, 'dist/nodecred.mjs'), { format: 'esm', legalComments: 'linked' });
+const outfile = await bundleNodecred(entry, join(root, 'dist/nodecred.mjs'), {
+  format: 'esm',
+  legalComments: 'linked',
+});
 chmodSync(outfile, 0o755);
 process.stdout.write(`built ${outfile} (${mib(outfile)} MiB, nodecred ${version}) in ${Date.now() - started} ms\n`);
 
@@ -23,7 +26,9 @@ if (process.argv.includes('--sea')) {
   const target = join(root, 'dist/nodecred');
   try {
     await buildSingleExecutable(entry, target);
-    process.stdout.write(`built ${target} (single executable, ${mib(target)} MiB: ${execFileSync(target, ['--version'], { encoding: 'utf8' }).trim()}) in ${Date.now() - seaStarted} ms\n`);
+    process.stdout.write(
+      `built ${target} (single executable, ${mib(target)} MiB: ${execFileSync(target, ['--version'], { encoding: 'utf8' }).trim()}) in ${Date.now() - seaStarted} ms\n`,
+    );
   } catch (err) {
     process.stderr.write(`build: single executable not built: ${(err as Error).message}\n`);
     process.exitCode = 1;

@@ -29,8 +29,7 @@ function nodecred(args: string[]): Promise<number> {
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
         try {
@@ -48,12 +47,42 @@ function nodecred(args: string[]): Promise<number> {
 
 async function prepareCluster(state: ClusterState, t: { id: string; secret: string }): Promise<void> {
   const k = (args: string[]) => kubectl(state, args);
-  await k(['-n', 'kube-system', 'create', 'secret', 'generic', `bootstrap-token-${t.id}`, '--type', 'bootstrap.kubernetes.io/token',
-    `--from-literal=token-id=${t.id}`, `--from-literal=token-secret=${t.secret}`, '--from-literal=usage-bootstrap-authentication=true',
-    '--from-literal=usage-bootstrap-signing=true', `--from-literal=expiration=${new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z')}`]);
-  await k(['create', 'clusterrolebinding', 'kubeadm:kubelet-bootstrap', '--clusterrole=system:node-bootstrapper', '--group=system:bootstrappers']);
-  await k(['create', 'clusterrolebinding', 'kubeadm:node-autoapprove-bootstrap', '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient', '--group=system:bootstrappers']);
-  await k(['create', 'clusterrolebinding', 'kubeadm:node-autoapprove-certificate-rotation', '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', '--group=system:nodes']);
+  await k([
+    '-n',
+    'kube-system',
+    'create',
+    'secret',
+    'generic',
+    `bootstrap-token-${t.id}`,
+    '--type',
+    'bootstrap.kubernetes.io/token',
+    `--from-literal=token-id=${t.id}`,
+    `--from-literal=token-secret=${t.secret}`,
+    '--from-literal=usage-bootstrap-authentication=true',
+    '--from-literal=usage-bootstrap-signing=true',
+    `--from-literal=expiration=${new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, 'Z')}`,
+  ]);
+  await k([
+    'create',
+    'clusterrolebinding',
+    'kubeadm:kubelet-bootstrap',
+    '--clusterrole=system:node-bootstrapper',
+    '--group=system:bootstrappers',
+  ]);
+  await k([
+    'create',
+    'clusterrolebinding',
+    'kubeadm:node-autoapprove-bootstrap',
+    '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+    '--group=system:bootstrappers',
+  ]);
+  await k([
+    'create',
+    'clusterrolebinding',
+    'kubeadm:node-autoapprove-certificate-rotation',
+    '--clusterrole=system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
+    '--group=system:nodes',
+  ]);
 }
 
 async function main(): Promise<number> {
@@ -64,7 +93,9 @@ async function main(): Promise<number> {
   const nodeName = 'demo-node-1';
   let state: ClusterState | undefined;
   try {
-    step('Building (first run only, then cached) and starting etcd, kube-apiserver and kube-controller-manager on loopback');
+    step(
+      'Building (first run only, then cached) and starting etcd, kube-apiserver and kube-controller-manager on loopback',
+    );
     state = await up({ dir: clusterDir, log: (l) => show(l) });
     const version = JSON.parse(await kubectl(state, ['get', '--raw', '/version'])) as { gitVersion: string };
     show(`API server ${state.apiserver} reports ${version.gitVersion}`);
@@ -74,27 +105,62 @@ async function main(): Promise<number> {
     await prepareCluster(state, t);
     show(`bootstrap token ${t.id}.<secret> (expires in 1 h), node-bootstrapper + auto-approval ClusterRoleBindings`);
     const bootstrapConf = join(base, 'bootstrap-kubelet.conf');
-    await writeFile(bootstrapConf, [
-      'apiVersion: v1', 'kind: Config',
-      'clusters:', '- name: local', '  cluster:', `    server: ${state.apiserver}`, `    certificate-authority: ${state.caFile}`,
-      'users:', '- name: kubelet-bootstrap', '  user:', `    token: ${t.id}.${t.secret}`,
-      'contexts:', '- name: bootstrap', '  context: {cluster: local, user: kubelet-bootstrap}', 'current-context: bootstrap', '',
-    ].join('\n'), { mode: 0o600 });
+    await writeFile(
+      bootstrapConf,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'clusters:',
+        '- name: local',
+        '  cluster:',
+        `    server: ${state.apiserver}`,
+        `    certificate-authority: ${state.caFile}`,
+        'users:',
+        '- name: kubelet-bootstrap',
+        '  user:',
+        `    token: ${t.id}.${t.secret}`,
+        'contexts:',
+        '- name: bootstrap',
+        '  context: {cluster: local, user: kubelet-bootstrap}',
+        'current-context: bootstrap',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
 
-    const flags = ['--bootstrap-kubeconfig', bootstrapConf, '--kubeconfig', join(nodeDir, 'kubeconfig'), '--cert-dir', join(nodeDir, 'pki'), '--node-name', nodeName];
-    step(`nodecred bootstrap --node-name ${nodeName} (key → CSR → auto-approval → issuance → verify → install → kubeconfig)`);
+    const flags = [
+      '--bootstrap-kubeconfig',
+      bootstrapConf,
+      '--kubeconfig',
+      join(nodeDir, 'kubeconfig'),
+      '--cert-dir',
+      join(nodeDir, 'pki'),
+      '--node-name',
+      nodeName,
+    ];
+    step(
+      `nodecred bootstrap --node-name ${nodeName} (key → CSR → auto-approval → issuance → verify → install → kubeconfig)`,
+    );
     const started = Date.now();
     const code = await nodecred(['bootstrap', ...flags]);
     if (code !== 0) throw new Error(`nodecred bootstrap exited ${code}`);
     show(`done in ${Date.now() - started} ms (including process start)`);
 
-    step('What is on disk (kubelet\'s layout)');
+    step("What is on disk (kubelet's layout)");
     for (const name of (await readdir(join(nodeDir, 'pki'))).sort()) {
       const p = join(nodeDir, 'pki', name);
       const st = await lstat(p);
       show(`${(st.mode & 0o777).toString(8)}  ${name}${st.isSymbolicLink() ? ` -> ${await readlink(p)}` : ''}`);
     }
-    const cert = await run('openssl', ['x509', '-in', join(nodeDir, 'pki', 'kubelet-client-current.pem'), '-noout', '-subject', '-issuer', '-enddate']);
+    const cert = await run('openssl', [
+      'x509',
+      '-in',
+      join(nodeDir, 'pki', 'kubelet-client-current.pem'),
+      '-noout',
+      '-subject',
+      '-issuer',
+      '-enddate',
+    ]);
     show(cert.stdout);
 
     step('The node kubeconfig authenticates as the node (kubectl auth whoami)');
@@ -104,12 +170,34 @@ async function main(): Promise<number> {
     step('Running bootstrap again changes nothing: the installed certificate is verified and kept');
     await nodecred(['bootstrap', ...flags]);
 
-    step('The serving certificate: a Node with addresses, `nodecred approve` approving, `nodecred bootstrap --rotate-server-certificates`');
-    await kubectl(state, ['create', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));
-    await kubectl(state, ['patch', 'node', nodeName, '--subresource=status', '--type=merge', '-p',
-      JSON.stringify({ status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: nodeName }] } })]);
+    step(
+      'The serving certificate: a Node with addresses, `nodecred approve` approving, `nodecred bootstrap --rotate-server-certificates`',
+    );
+    await kubectl(
+      state,
+      ['create', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }),
+    );
+    await kubectl(state, [
+      'patch',
+      'node',
+      nodeName,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({
+        status: {
+          addresses: [
+            { type: 'InternalIP', address: '127.0.0.1' },
+            { type: 'Hostname', address: nodeName },
+          ],
+        },
+      }),
+    ]);
     show(`Node ${nodeName} with addresses InternalIP 127.0.0.1, Hostname ${nodeName}`);
-    const approver = spawn(NODECRED, ['approve', '--kubeconfig', state.kubeconfig, '--metrics-listen', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const approver = spawn(NODECRED, ['approve', '--kubeconfig', state.kubeconfig, '--metrics-listen', 'off'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let approverLog = '';
     approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
     try {
@@ -123,13 +211,23 @@ async function main(): Promise<number> {
       const { msg, csr, reason } = JSON.parse(line) as { msg: string; csr?: string; reason?: string };
       show(`[approver] ${msg}${csr ? ` ${csr}` : ''}${reason ? ` (${reason})` : ''}`);
     }
-    const serving = await run('openssl', ['x509', '-in', join(nodeDir, 'pki', 'kubelet-server-current.pem'), '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage']);
+    const serving = await run('openssl', [
+      'x509',
+      '-in',
+      join(nodeDir, 'pki', 'kubelet-server-current.pem'),
+      '-noout',
+      '-subject',
+      '-ext',
+      'subjectAltName,extendedKeyUsage',
+    ]);
     show(serving.stdout);
 
     step('CSRs in the cluster (one per request, named from the key and the request)');
     show(await kubectl(state, ['get', 'csr']));
     if (keep) {
-      show(`\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`);
+      show(
+        `\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`,
+      );
       show(`node files in ${nodeDir}`);
     }
     return 0;

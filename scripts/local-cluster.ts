@@ -32,7 +32,9 @@ async function main(): Promise<number> {
     return 0;
   }
   if (!command || !['up', 'down', 'status'].includes(command) || positionals.length > 1 || !values.dir) {
-    process.stderr.write(`local-cluster: ${!values.dir ? '--dir DIR is required' : `unknown command '${positionals.join(' ')}'`}\n${USAGE}`);
+    process.stderr.write(
+      `local-cluster: ${!values.dir ? '--dir DIR is required' : `unknown command '${positionals.join(' ')}'`}\n${USAGE}`,
+    );
     return 2;
   }
   const dir = values.dir;
@@ -50,7 +52,9 @@ async function main(): Promise<number> {
     }
     case 'down': {
       const pids = await down(dir);
-      process.stderr.write(pids.length ? `local-cluster: stopped ${pids.join(', ')}\n` : `local-cluster: nothing running in ${dir}\n`);
+      process.stderr.write(
+        pids.length ? `local-cluster: stopped ${pids.join(', ')}\n` : `local-cluster: nothing running in ${dir}\n`,
+      );
       return 0;
     }
     default: {
@@ -62,7 +66,9 @@ async function main(): Promise<number> {
       const state = readState(dir);
       process.stdout.write(`apiserver ${state?.apiserver}  kubeconfig ${state?.kubeconfig}\n`);
       for (const r of rows) {
-        process.stdout.write(`${r.component.padEnd(24)} pid ${String(r.pid).padEnd(8)} ${r.healthy ? 'healthy' : r.alive ? 'UNHEALTHY' : 'STOPPED'}  ${r.detail}\n`);
+        process.stdout.write(
+          `${r.component.padEnd(24)} pid ${String(r.pid).padEnd(8)} ${r.healthy ? 'healthy' : r.alive ? 'UNHEALTHY' : 'STOPPED'}  ${r.detail}\n`,
+        );
       }
       return rows.every((r) => r.healthy) ? 0 : 1;
     }

@@ -39,8 +39,14 @@ function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): 
     let timedOut = false;
     const deadline = setTimeout(() => {
       timedOut = true;
-      process.stderr.write(`test: the suite did not finish within ${SUITE_DEADLINE_MIN} min; stopping it. A test file that never exits (a leaked handle: a server, a child process, a timer) is the usual cause; the output above ends where it stuck\n`);
-      try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      process.stderr.write(
+        `test: the suite did not finish within ${SUITE_DEADLINE_MIN} min; stopping it. A test file that never exits (a leaked handle: a server, a child process, a timer) is the usual cause; the output above ends where it stuck\n`,
+      );
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }, SUITE_DEADLINE_MIN * 60_000);
     const tee = (to: NodeJS.WriteStream) => (d: Buffer) => {
       to.write(d);
@@ -51,7 +57,8 @@ function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): 
     child.on('exit', (code, signal) => {
       clearTimeout(deadline);
       const leaks = SECRET_PATTERNS.filter(([, re]) => re.test(combined)).map(([what]) => what);
-      if (leaks.length) process.stderr.write(`test: the suite's output contains ${leaks.join(', ')}: secrets must never be printed\n`);
+      if (leaks.length)
+        process.stderr.write(`test: the suite's output contains ${leaks.join(', ')}: secrets must never be printed\n`);
       resolve(leaks.length || timedOut ? 1 : (code ?? (signal ? 1 : 0)));
     });
   });
@@ -66,7 +73,9 @@ async function main(): Promise<number> {
   let started = Date.now();
   await new Promise<void>((resolve, reject) => {
     const deps = spawn(new URL('./install-test-deps', import.meta.url).pathname, [], { stdio: 'inherit' });
-    deps.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('scripts/install-test-deps failed (see above)'))));
+    deps.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error('scripts/install-test-deps failed (see above)')),
+    );
   });
   phase('test tools (Debian packages)', started);
 
@@ -89,7 +98,11 @@ async function main(): Promise<number> {
   phase('control-plane start', started);
 
   started = Date.now();
-  const code = await nodeTest([UNIT, INTEGRATION], { ...process.env, NODECRED_TEST_CLUSTER: dir, NODECRED_CLUSTER_BINARY: binary }, extra);
+  const code = await nodeTest(
+    [UNIT, INTEGRATION],
+    { ...process.env, NODECRED_TEST_CLUSTER: dir, NODECRED_CLUSTER_BINARY: binary },
+    extra,
+  );
   phase('tests', started);
   await stop();
   if (code === 0) await rm(dir, { recursive: true, force: true });

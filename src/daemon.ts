@@ -71,7 +71,8 @@ export class Daemon {
     const deadline = Date.now() + config.recheckIntervalMs;
     this.inPass = true;
     try {
-      if (config.clientCredentials === 'managed') await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
+      if (config.clientCredentials === 'managed')
+        await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
       if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
       return { healthy: true, failed: false };
     } catch (err) {
@@ -81,8 +82,15 @@ export class Daemon {
         return { healthy: false, failed: false };
       }
       const transient = isTransient(err);
-      const message = isUserError(err) ? err.oneLine() : transient ? (err as Error).message : (err as Error).stack ?? String(err);
-      this.log[transient ? 'warn' : 'error']({ err: message }, transient ? 'API server unreachable; will retry' : 'certificate pass failed');
+      const message = isUserError(err)
+        ? err.oneLine()
+        : transient
+          ? (err as Error).message
+          : ((err as Error).stack ?? String(err));
+      this.log[transient ? 'warn' : 'error'](
+        { err: message },
+        transient ? 'API server unreachable; will retry' : 'certificate pass failed',
+      );
       return { healthy: false, failed: true };
     } finally {
       this.inPass = false;
@@ -104,20 +112,30 @@ export class Daemon {
       this.opts.onPass?.(result.healthy);
 
       const now = Date.now();
-      const deadlines = [this.manager.states.client.rotationDeadline, config.rotateServerCertificates ? this.manager.states.server.rotationDeadline : undefined]
+      const deadlines = [
+        this.manager.states.client.rotationDeadline,
+        config.rotateServerCertificates ? this.manager.states.server.rotationDeadline : undefined,
+      ]
         .filter((d): d is Date => d !== undefined)
         .map((d) => d.getTime())
         .filter((d) => d > now);
-      const next = failures > 0
-        ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
-        : Math.min(now + config.recheckIntervalMs, ...deadlines);
+      const next =
+        failures > 0
+          ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
+          : Math.min(now + config.recheckIntervalMs, ...deadlines);
       // Sleep in local-check slices: a file that vanished without a watcher event is still noticed. After a
       // failure the backoff is served in full: a wake-up must not turn a failing pass into a tight loop.
       const backoffUntil = failures > 0 ? next : 0;
       while (!signal.aborted && (!this.wokenFor || Date.now() < backoffUntil) && Date.now() < next) {
         await this.sleep(Math.min(localCheckMs, next - Date.now()), signal, Date.now() < backoffUntil);
         this.heartbeat = new Date();
-        if (!signal.aborted && !this.wokenFor && Date.now() < next && result.healthy && !(await this.manager.diskMatchesMemory())) {
+        if (
+          !signal.aborted &&
+          !this.wokenFor &&
+          Date.now() < next &&
+          result.healthy &&
+          !(await this.manager.diskMatchesMemory())
+        ) {
           this.wokenFor = 'files on disk differ from the verified ones';
         }
       }

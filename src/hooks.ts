@@ -16,19 +16,34 @@ export async function runHooks(hooks: HooksConfig, info: InstallInfo, log: Logge
   if (hooks.command) {
     const [program, ...args] = hooks.command;
     await new Promise<void>((resolve) => {
-      execFile(program!, args, {
-        timeout: hooks.timeoutMs,
-        killSignal: 'SIGKILL',
-        env: { ...process.env, NODECRED_KIND: info.kind, NODECRED_CERT_FILE: info.certFile, NODECRED_KUBECONFIG: info.kubeconfig },
-      }, (err, _stdout, stderr) => {
-        if (err) {
-          const why = (err as { killed?: boolean }).killed ? `killed after ${hooks.timeoutMs} ms` : `exit ${(err as { code?: unknown }).code}`;
-          log.warn({ hook: program, kind: info.kind, why, stderr: stderr.slice(-300) }, 'post-install hook failed (the certificate is installed regardless)');
-        } else {
-          log.info({ hook: program, kind: info.kind }, 'post-install hook ran');
-        }
-        resolve();
-      });
+      execFile(
+        program!,
+        args,
+        {
+          timeout: hooks.timeoutMs,
+          killSignal: 'SIGKILL',
+          env: {
+            ...process.env,
+            NODECRED_KIND: info.kind,
+            NODECRED_CERT_FILE: info.certFile,
+            NODECRED_KUBECONFIG: info.kubeconfig,
+          },
+        },
+        (err, _stdout, stderr) => {
+          if (err) {
+            const why = (err as { killed?: boolean }).killed
+              ? `killed after ${hooks.timeoutMs} ms`
+              : `exit ${(err as { code?: unknown }).code}`;
+            log.warn(
+              { hook: program, kind: info.kind, why, stderr: stderr.slice(-300) },
+              'post-install hook failed (the certificate is installed regardless)',
+            );
+          } else {
+            log.info({ hook: program, kind: info.kind }, 'post-install hook ran');
+          }
+          resolve();
+        },
+      );
     });
   }
   if (hooks.pidFile) {

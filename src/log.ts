@@ -6,12 +6,33 @@ import pino, { type Logger } from 'pino';
 export type { Logger };
 
 export const REDACTED_PATHS = [
-  'token', '*.token', 'key', '*.key', 'keyPem', '*.keyPem', 'privateKey', '*.privateKey', 'certPem', '*.certPem',
-  'certificatePem', '*.certificatePem', 'chainPem', '*.chainPem', 'requestPem', '*.requestPem', 'authorization', '*.authorization',
-  'headers.authorization', 'tokenSecret', '*.tokenSecret',
+  'token',
+  '*.token',
+  'key',
+  '*.key',
+  'keyPem',
+  '*.keyPem',
+  'privateKey',
+  '*.privateKey',
+  'certPem',
+  '*.certPem',
+  'certificatePem',
+  '*.certificatePem',
+  'chainPem',
+  '*.chainPem',
+  'requestPem',
+  '*.requestPem',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'tokenSecret',
+  '*.tokenSecret',
 ];
 
-export function createLogger(level: string, destination: pino.DestinationStream = pino.destination({ fd: 1, sync: true })): Logger {
+export function createLogger(
+  level: string,
+  destination: pino.DestinationStream = pino.destination({ fd: 1, sync: true }),
+): Logger {
   return pino(
     {
       level,

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 // `nodecred --version`, build_info metrics and the User-Agent agree either way.
 declare const __NODECRED_VERSION__: string | undefined;
 
-export const VERSION: string = typeof __NODECRED_VERSION__ === 'string'
-  ? __NODECRED_VERSION__
-  : (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string =
+  typeof __NODECRED_VERSION__ === 'string'
+    ? __NODECRED_VERSION__
+    : (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

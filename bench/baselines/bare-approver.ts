@@ -16,7 +16,18 @@ async function approve(csr: V1CertificateSigningRequest): Promise<void> {
   if (seen.has(name) || csr.spec.signerName !== SIGNER || csr.status?.conditions?.length) return;
   seen.add(name);
   for (let attempt = 0; ; attempt++) {
-    csr.status = { ...(csr.status ?? {}), conditions: [{ type: 'Approved', status: 'True', reason: 'BareApprover', message: 'bench baseline', lastUpdateTime: new Date() }] };
+    csr.status = {
+      ...(csr.status ?? {}),
+      conditions: [
+        {
+          type: 'Approved',
+          status: 'True',
+          reason: 'BareApprover',
+          message: 'bench baseline',
+          lastUpdateTime: new Date(),
+        },
+      ],
+    };
     try {
       await certs.replaceCertificateSigningRequestApproval({ name, body: csr });
       return;
@@ -38,10 +49,20 @@ async function listAndWatch(): Promise<void> {
   for (const csr of list.items) void approve(csr);
   const watch = new Watch(kc);
   (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 3_600_000;
-  await watch.watch('/apis/certificates.k8s.io/v1/certificatesigningrequests',
-    { fieldSelector: `spec.signerName=${SIGNER}`, resourceVersion: list.metadata?.resourceVersion, allowWatchBookmarks: true },
-    (type: string, obj: V1CertificateSigningRequest) => { if (type === 'ADDED' || type === 'MODIFIED') void approve(obj); },
-    () => { setTimeout(() => void listAndWatch().catch(() => process.exit(1)), 200); });
+  await watch.watch(
+    '/apis/certificates.k8s.io/v1/certificatesigningrequests',
+    {
+      fieldSelector: `spec.signerName=${SIGNER}`,
+      resourceVersion: list.metadata?.resourceVersion,
+      allowWatchBookmarks: true,
+    },
+    (type: string, obj: V1CertificateSigningRequest) => {
+      if (type === 'ADDED' || type === 'MODIFIED') void approve(obj);
+    },
+    () => {
+      setTimeout(() => void listAndWatch().catch(() => process.exit(1)), 200);
+    },
+  );
   if (!ready) {
     ready = true;
     process.stdout.write('ready\n');

@@ -32,14 +32,17 @@ const timer = setTimeout(() => {
 
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const alg = { name: 'ECDSA', namedCurve: 'P-256' };
-const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-  name: [{ O: ['system:nodes'] }, { CN: [`system:node:${nodeName}`] }],
-  keys: {
-    privateKey: privateKey.toCryptoKey(alg, false, ['sign']),
-    publicKey: createPublicKey(privateKey).toCryptoKey(alg, true, ['verify']),
+const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+  {
+    name: [{ O: ['system:nodes'] }, { CN: [`system:node:${nodeName}`] }],
+    keys: {
+      privateKey: privateKey.toCryptoKey(alg, false, ['sign']),
+      publicKey: createPublicKey(privateKey).toCryptoKey(alg, true, ['verify']),
+    },
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
   },
-  signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-}, webcrypto);
+  webcrypto,
+);
 
 const kc = new KubeConfig();
 kc.loadFromFile(kubeconfig);
@@ -59,12 +62,17 @@ const created = await api.createCertificateSigningRequest({
 });
 const createdAt = Date.now();
 
-const issued = (o: V1CertificateSigningRequest) => typeof o.status?.certificate === 'string' && o.status.certificate.length > 0;
+const issued = (o: V1CertificateSigningRequest) =>
+  typeof o.status?.certificate === 'string' && o.status.certificate.length > 0;
 await new Promise<void>((resolve, reject) => {
   void new Watch(kc)
     .watch(
       '/apis/certificates.k8s.io/v1/certificatesigningrequests',
-      { fieldSelector: `metadata.name=${name}`, resourceVersion: created.metadata?.resourceVersion ?? '', timeoutSeconds: Math.ceil(timeoutMs / 1000) },
+      {
+        fieldSelector: `metadata.name=${name}`,
+        resourceVersion: created.metadata?.resourceVersion ?? '',
+        timeoutSeconds: Math.ceil(timeoutMs / 1000),
+      },
       (type: string, obj: V1CertificateSigningRequest) => {
         if ((type === 'ADDED' || type === 'MODIFIED') && issued(obj)) {
           process.stdout.write(`${JSON.stringify({ csr: name, importedAt, createdAt, issuedSeenAt: Date.now() })}\n`);

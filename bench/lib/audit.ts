@@ -112,7 +112,14 @@ export class AuditLog {
 
   /** When kube-controller-manager's signer wrote the certificate into the CSR's status (ms since epoch). */
   issuedAt(csrName: string): number | undefined {
-    const r = this.requests.find((x) => x.name === csrName && x.resource === 'certificatesigningrequests' && x.subresource === 'status' && x.verb === 'update' && x.code === 200);
+    const r = this.requests.find(
+      (x) =>
+        x.name === csrName &&
+        x.resource === 'certificatesigningrequests' &&
+        x.subresource === 'status' &&
+        x.verb === 'update' &&
+        x.code === 200,
+    );
     return r?.completed;
   }
 

@@ -3,7 +3,13 @@
 // auto-approval ClusterRoleBindings, and bootstrap kubeconfigs.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { KubeConfig, CoreV1Api, RbacAuthorizationV1Api, AuthenticationV1Api, ApiException } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  CoreV1Api,
+  RbacAuthorizationV1Api,
+  AuthenticationV1Api,
+  ApiException,
+} from '@kubernetes/client-node';
 import type { ClusterState } from '../../scripts/lib/local-cluster.ts';
 import { createBootstrapTokenSecret } from '../../scripts/lib/bootstrap-token.ts';
 
@@ -47,7 +53,9 @@ export async function createTokens(a: Admin, n: number): Promise<Token[]> {
   let delay = 20;
   for (let i = 0; i < 200; i++) {
     try {
-      await auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+      await auth.createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
       return tokens;
     } catch (err) {
       if (!(err instanceof ApiException && err.code === 401) || Date.now() > deadline) throw err;
@@ -70,12 +78,28 @@ export function tokenKubeConfig(state: ClusterState, token: string): KubeConfig 
 }
 
 export async function writeBootstrapKubeconfig(path: string, state: ClusterState, token: string): Promise<string> {
-  await writeFile(path, [
-    'apiVersion: v1', 'kind: Config',
-    'clusters:', '- name: local', '  cluster:', `    server: ${state.apiserver}`, `    certificate-authority: ${state.caFile}`,
-    'users:', '- name: kubelet-bootstrap', '  user:', `    token: ${token}`,
-    'contexts:', '- name: bootstrap', '  context: {cluster: local, user: kubelet-bootstrap}', 'current-context: bootstrap', '',
-  ].join('\n'), { mode: 0o600 });
+  await writeFile(
+    path,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters:',
+      '- name: local',
+      '  cluster:',
+      `    server: ${state.apiserver}`,
+      `    certificate-authority: ${state.caFile}`,
+      'users:',
+      '- name: kubelet-bootstrap',
+      '  user:',
+      `    token: ${token}`,
+      'contexts:',
+      '- name: bootstrap',
+      '  context: {cluster: local, user: kubelet-bootstrap}',
+      'current-context: bootstrap',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   return path;
 }
 
@@ -96,8 +120,18 @@ async function binding(a: Admin, name: string, role: string, group: string): Pro
 /** kubeadm's bootstrap RBAC: bootstrappers may create CSRs; their and nodes' client CSRs are auto-approved. */
 export async function ensureBootstrapRbac(a: Admin): Promise<void> {
   await binding(a, 'kubeadm:kubelet-bootstrap', 'system:node-bootstrapper', 'system:bootstrappers');
-  await binding(a, 'kubeadm:node-autoapprove-bootstrap', 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'system:bootstrappers');
-  await binding(a, 'kubeadm:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'system:nodes');
+  await binding(
+    a,
+    'kubeadm:node-autoapprove-bootstrap',
+    'system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+    'system:bootstrappers',
+  );
+  await binding(
+    a,
+    'kubeadm:node-autoapprove-certificate-rotation',
+    'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
+    'system:nodes',
+  );
 }
 
 export const uniq = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;

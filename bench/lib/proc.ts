@@ -44,7 +44,11 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { timeoutM
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.slice(0, 2).join(' ')} did not finish within ${opts.timeoutMs} ms; stderr: ${stderr.slice(-600)}`));
+      reject(
+        new Error(
+          `${cmd} ${args.slice(0, 2).join(' ')} did not finish within ${opts.timeoutMs} ms; stderr: ${stderr.slice(-600)}`,
+        ),
+      );
     }, opts.timeoutMs);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -83,11 +87,13 @@ export function start(cmd: string, args: string[], opts: SpawnOptions = {}): Bac
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => {
-    live.delete(child);
-    for (const l of listeners) l();
-    r(code);
-  }));
+  const exited = new Promise<number | null>((r) =>
+    child.on('close', (code) => {
+      live.delete(child);
+      for (const l of listeners) l();
+      r(code);
+    }),
+  );
   const lines = () => out.split('\n').filter(Boolean);
   return {
     child,
@@ -106,7 +112,11 @@ export function start(cmd: string, args: string[], opts: SpawnOptions = {}): Bac
           }
           if (child.exitCode !== null || child.signalCode !== null) {
             done();
-            reject(new Error(`${cmd} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; output:\n${out.slice(-1500)}`));
+            reject(
+              new Error(
+                `${cmd} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; output:\n${out.slice(-1500)}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {

@@ -35,4 +35,5 @@ export function ratio(subject: number, baseline: number): number | null {
   return Math.round((subject / baseline) * 100) / 100;
 }
 
-export const round = (v: number, digits = 1): number => (Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v);
+export const round = (v: number, digits = 1): number =>
+  Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v;

@@ -38,7 +38,8 @@ const deadline = startedAt + timeoutMs;
 
 function markIssued(o: V1CertificateSigningRequest): void {
   const name = o.metadata?.name;
-  if (!name || issued.has(name) || !(typeof o.status?.certificate === 'string' && o.status.certificate.length > 0)) return;
+  if (!name || issued.has(name) || !(typeof o.status?.certificate === 'string' && o.status.certificate.length > 0))
+    return;
   issued.add(name);
   waiters.get(name)?.();
 }
@@ -52,12 +53,18 @@ async function watchLoop(): Promise<void> {
     for (const o of list.items) markIssued(o);
     await new Promise<void>((resolve) => {
       new Watch(kc)
-        .watch('/apis/certificates.k8s.io/v1/certificatesigningrequests', { labelSelector: label, resourceVersion: list.metadata?.resourceVersion ?? '', timeoutSeconds: 60 },
+        .watch(
+          '/apis/certificates.k8s.io/v1/certificatesigningrequests',
+          { labelSelector: label, resourceVersion: list.metadata?.resourceVersion ?? '', timeoutSeconds: 60 },
           (type: string, o: V1CertificateSigningRequest) => {
             if (type === 'ADDED' || type === 'MODIFIED') markIssued(o);
           },
-          () => resolve())
-        .then((c) => (controller = c), () => resolve());
+          () => resolve(),
+        )
+        .then(
+          (c) => (controller = c),
+          () => resolve(),
+        );
     });
   }
 }
@@ -66,21 +73,32 @@ const watching = watchLoop();
 async function node(i: number): Promise<void> {
   const name = `${prefix}-${i}`;
   await gate.run(async () => {
-    const { privateKey } = await gen('ec', { namedCurve: 'P-256' }) as { privateKey: KeyObject };
-    const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-      name: [{ O: ['system:nodes'] }, { CN: [`system:node:${name}`] }],
-      keys: { privateKey: privateKey.toCryptoKey(alg, false, ['sign']), publicKey: createPublicKey(privateKey).toCryptoKey(alg, true, ['verify']) },
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    }, webcrypto);
+    const { privateKey } = (await gen('ec', { namedCurve: 'P-256' })) as { privateKey: KeyObject };
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+      {
+        name: [{ O: ['system:nodes'] }, { CN: [`system:node:${name}`] }],
+        keys: {
+          privateKey: privateKey.toCryptoKey(alg, false, ['sign']),
+          publicKey: createPublicKey(privateKey).toCryptoKey(alg, true, ['verify']),
+        },
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      },
+      webcrypto,
+    );
     const done = new Promise<void>((r) => waiters.set(name, r));
     if (issued.has(name)) waiters.get(name)!();
     const created = await attempts.untilDone(name, deadline, async () => {
       try {
         await api.createCertificateSigningRequest({
           body: {
-            apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest',
+            apiVersion: 'certificates.k8s.io/v1',
+            kind: 'CertificateSigningRequest',
             metadata: { name, labels: { 'bench-storm': prefix } },
-            spec: { request: Buffer.from(csr.toString('pem')).toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client-kubelet', usages: ['digital signature', 'client auth'] },
+            spec: {
+              request: Buffer.from(csr.toString('pem')).toString('base64'),
+              signerName: 'kubernetes.io/kube-apiserver-client-kubelet',
+              usages: ['digital signature', 'client auth'],
+            },
           },
         });
       } catch (err) {
@@ -90,7 +108,10 @@ async function node(i: number): Promise<void> {
     if (!created) return;
     const left = deadline - Date.now();
     let timer: NodeJS.Timeout | undefined;
-    const ok = await Promise.race([done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, left))))]);
+    const ok = await Promise.race([
+      done.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, left)))),
+    ]);
     clearTimeout(timer);
     if (ok) perNodeMs.push(performance.now() - t0);
     else attempts.nodesNotDone++;
@@ -102,6 +123,17 @@ const allDoneMs = performance.now() - t0;
 stopWatching = true;
 controller?.abort();
 const cpu = process.cpuUsage(cpu0);
-report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts: attempts.failed, nodesNotDone: attempts.nodesNotDone, firstErrors: attempts.firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
+report({
+  count,
+  concurrency,
+  allDoneMs,
+  perNodeMs,
+  failedAttempts: attempts.failed,
+  nodesNotDone: attempts.nodesNotDone,
+  firstErrors: attempts.firstErrors,
+  startedAt,
+  peakRssKiB: peakRssKiB(),
+  cpuMs: (cpu.user + cpu.system) / 1000,
+});
 void watching;
 process.exit(0);

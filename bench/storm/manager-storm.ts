@@ -45,12 +45,24 @@ async function node(i: number): Promise<void> {
     const store = new CertStore(config.certDir);
     await store.prepare();
     const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random });
-    if (await attempts.untilDone(name, deadline, () => manager.ensureClient({ deadline, rotate: false }))) perNodeMs.push(performance.now() - t0);
+    if (await attempts.untilDone(name, deadline, () => manager.ensureClient({ deadline, rotate: false })))
+      perNodeMs.push(performance.now() - t0);
   });
 }
 
 await Promise.all(Array.from({ length: count }, (_, i) => node(i)));
 const allDoneMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
-report({ count, concurrency, allDoneMs, perNodeMs, failedAttempts: attempts.failed, nodesNotDone: attempts.nodesNotDone, firstErrors: attempts.firstErrors, startedAt, peakRssKiB: peakRssKiB(), cpuMs: (cpu.user + cpu.system) / 1000 });
+report({
+  count,
+  concurrency,
+  allDoneMs,
+  perNodeMs,
+  failedAttempts: attempts.failed,
+  nodesNotDone: attempts.nodesNotDone,
+  firstErrors: attempts.firstErrors,
+  startedAt,
+  peakRssKiB: peakRssKiB(),
+  cpuMs: (cpu.user + cpu.system) / 1000,
+});
 process.exit(0);

@@ -14,7 +14,10 @@ export interface BootstrapToken {
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const pick = (n: number) => Array.from(randomBytes(n), (b) => ALPHABET[b % ALPHABET.length]).join('');
 
-export async function createBootstrapTokenSecret(core: CoreV1Api, opts: { expiration?: Date; extraGroups?: string[] } = {}): Promise<BootstrapToken> {
+export async function createBootstrapTokenSecret(
+  core: CoreV1Api,
+  opts: { expiration?: Date; extraGroups?: string[] } = {},
+): Promise<BootstrapToken> {
   const id = pick(6);
   const secret = pick(16);
   await core.createNamespacedSecret({

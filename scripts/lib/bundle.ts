@@ -28,11 +28,15 @@ export async function bundleNodecred(entry: string, outfile: string, opts: Bundl
     define: { __NODECRED_VERSION__: JSON.stringify(version) },
     logLevel: 'warning',
     ...(opts.format === 'esm'
-      // CommonJS dependencies call require(); give the ESM bundle one.
-      ? { banner: { js: `#!/usr/bin/env node\nimport { createRequire as __nodecredRequire } from 'node:module'; const require = __nodecredRequire(import.meta.url);` } }
-      // The one import.meta use (src/version.ts) sits in the branch the version define removes; callers
-      // check the output (scripts/lib/sea.ts) so no other use can slip through unnoticed.
-      : { logOverride: { 'empty-import-meta': 'silent' } }),
+      ? // CommonJS dependencies call require(); give the ESM bundle one.
+        {
+          banner: {
+            js: `#!/usr/bin/env node\nimport { createRequire as __nodecredRequire } from 'node:module'; const require = __nodecredRequire(import.meta.url);`,
+          },
+        }
+      : // The one import.meta use (src/version.ts) sits in the branch the version define removes; callers
+        // check the output (scripts/lib/sea.ts) so no other use can slip through unnoticed.
+        { logOverride: { 'empty-import-meta': 'silent' } }),
   });
   return outfile;
 }

@@ -10,8 +10,22 @@ import { dirname, resolve, delimiter, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import { parseDocument, stringify } from 'yaml';
 import { UserError, isUserError } from '../../src/errors.ts';
-import { renderExecKubeconfig, parseKubeconfig, EXEC_API_VERSIONS, type ExecApiVersion, type ExecEnvVar } from '../../src/kube/kubeconfig.ts';
-import { overridesFromDocument, mergeConfig, validateNodeName, validateAddress, validateApiServer, CONFIG_API_VERSION, CONFIG_KIND } from '../../src/config/schema.ts';
+import {
+  renderExecKubeconfig,
+  parseKubeconfig,
+  EXEC_API_VERSIONS,
+  type ExecApiVersion,
+  type ExecEnvVar,
+} from '../../src/kube/kubeconfig.ts';
+import {
+  overridesFromDocument,
+  mergeConfig,
+  validateNodeName,
+  validateAddress,
+  validateApiServer,
+  CONFIG_API_VERSION,
+  CONFIG_KIND,
+} from '../../src/config/schema.ts';
 import { parseCertificateBundle } from '../../src/pki/cert.ts';
 import { writeFileAtomic } from '../../src/store/atomic.ts';
 import type { NodeAddress } from '../../src/manager/policy.ts';
@@ -43,7 +57,18 @@ export interface ProvisionOverrides {
 type Obj = Record<string, unknown>;
 
 /** Fields of the generated NodeCredConfiguration that the NodeConfig sets itself (so spec.nodecred.config may not). */
-const OWNED = ['apiVersion', 'kind', 'nodeName', 'kubeconfig', 'certDir', 'clientCredentials', 'rotateCertificates', 'rotateServerCertificates', 'bootstrapKubeconfig', 'discovery'];
+const OWNED = [
+  'apiVersion',
+  'kind',
+  'nodeName',
+  'kubeconfig',
+  'certDir',
+  'clientCredentials',
+  'rotateCertificates',
+  'rotateServerCertificates',
+  'bootstrapKubeconfig',
+  'discovery',
+];
 
 class Reader {
   readonly file: string;
@@ -66,7 +91,8 @@ class Reader {
 
   known(o: Obj, at: string, keys: string[]): void {
     for (const k of Object.keys(o)) {
-      if (!keys.includes(k)) this.fail(at ? `${at}.${k}` : k, 'unknown field', `remove it; known fields here: ${keys.join(', ')}`);
+      if (!keys.includes(k))
+        this.fail(at ? `${at}.${k}` : k, 'unknown field', `remove it; known fields here: ${keys.join(', ')}`);
     }
   }
 
@@ -90,9 +116,11 @@ class Reader {
 export function parseNodeConfig(text: string, file: string, overrides: ProvisionOverrides = {}): NodeConfig {
   const r = new Reader(file);
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  if (doc.errors[0]) r.fail('(document)', `is not valid YAML: ${doc.errors[0].message.split('\n')[0]}`, 'fix the YAML syntax');
+  if (doc.errors[0])
+    r.fail('(document)', `is not valid YAML: ${doc.errors[0].message.split('\n')[0]}`, 'fix the YAML syntax');
   const root = r.obj(doc.toJS({ maxAliasCount: 100 }), '(document)')!;
-  if (root.apiVersion !== NODE_CONFIG_API_VERSION) r.fail('apiVersion', `must be ${NODE_CONFIG_API_VERSION}`, `set apiVersion: ${NODE_CONFIG_API_VERSION}`);
+  if (root.apiVersion !== NODE_CONFIG_API_VERSION)
+    r.fail('apiVersion', `must be ${NODE_CONFIG_API_VERSION}`, `set apiVersion: ${NODE_CONFIG_API_VERSION}`);
   if (root.kind !== NODE_CONFIG_KIND) r.fail('kind', `must be ${NODE_CONFIG_KIND}`, `set kind: ${NODE_CONFIG_KIND}`);
   r.known(root, '', ['apiVersion', 'kind', 'metadata', 'spec']);
   const spec = r.obj(root.spec, 'spec')!;
@@ -102,17 +130,26 @@ export function parseNodeConfig(text: string, file: string, overrides: Provision
   r.known(cluster, 'spec.cluster', ['name', 'apiServerEndpoint', 'certificateAuthority']);
   const clusterName = r.str(cluster.name, 'spec.cluster.name')!;
   const endpoint = r.str(cluster.apiServerEndpoint, 'spec.cluster.apiServerEndpoint')!;
-  if (!/^https:\/\//.test(endpoint)) r.fail('spec.cluster.apiServerEndpoint', `"${endpoint}" is not an https:// URL`, 'use the endpoint from `aws eks describe-cluster --query cluster.endpoint`');
+  if (!/^https:\/\//.test(endpoint))
+    r.fail(
+      'spec.cluster.apiServerEndpoint',
+      `"${endpoint}" is not an https:// URL`,
+      'use the endpoint from `aws eks describe-cluster --query cluster.endpoint`',
+    );
   const server = validateApiServer(endpoint, `${file}: spec.cluster.apiServerEndpoint`);
   const caB64 = r.str(cluster.certificateAuthority, 'spec.cluster.certificateAuthority')!.replace(/\s+/g, '');
-  const caFix = 'set it to the base64 of the cluster CA PEM (`aws eks describe-cluster --query cluster.certificateAuthority.data`)';
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(caB64) || caB64.length % 4 !== 0) r.fail('spec.cluster.certificateAuthority', 'is not base64', caFix);
+  const caFix =
+    'set it to the base64 of the cluster CA PEM (`aws eks describe-cluster --query cluster.certificateAuthority.data`)';
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(caB64) || caB64.length % 4 !== 0)
+    r.fail('spec.cluster.certificateAuthority', 'is not base64', caFix);
   const caPem = Buffer.from(caB64, 'base64').toString('utf8');
-  if (!caPem.includes('-----BEGIN CERTIFICATE-----')) r.fail('spec.cluster.certificateAuthority', 'does not decode to a PEM certificate', caFix);
+  if (!caPem.includes('-----BEGIN CERTIFICATE-----'))
+    r.fail('spec.cluster.certificateAuthority', 'does not decode to a PEM certificate', caFix);
   try {
     parseCertificateBundle(caPem, 'cluster CA', `${file}: spec.cluster.certificateAuthority`);
   } catch (err) {
-    if (isUserError(err)) r.fail('spec.cluster.certificateAuthority', `is not a valid certificate: ${err.message}`, caFix);
+    if (isUserError(err))
+      r.fail('spec.cluster.certificateAuthority', `is not a valid certificate: ${err.message}`, caFix);
     throw err;
   }
 
@@ -120,14 +157,23 @@ export function parseNodeConfig(text: string, file: string, overrides: Provision
   r.known(node, 'spec.node', ['name', 'addresses']);
   const nodeName = overrides.nodeName
     ? validateNodeName(overrides.nodeName, '--node-name')
-    : validateNodeName(r.str(node.name, 'spec.node.name', false) ?? hostname().toLowerCase(), `${file}: spec.node.name`);
+    : validateNodeName(
+        r.str(node.name, 'spec.node.name', false) ?? hostname().toLowerCase(),
+        `${file}: spec.node.name`,
+      );
   let addresses = r.list(node.addresses, 'spec.node.addresses').map((a, i) => {
     const at = `spec.node.addresses[${i}]`;
     const o = r.obj(a, at)!;
     r.known(o, at, ['type', 'address']);
-    return validateAddress(r.str(o.type, `${at}.type`)!, r.str(o.address, `${at}.address`)!, `${file}: ${at}.address`, `${file}: ${at}.type`);
+    return validateAddress(
+      r.str(o.type, `${at}.type`)!,
+      r.str(o.address, `${at}.address`)!,
+      `${file}: ${at}.address`,
+      `${file}: ${at}.type`,
+    );
   });
-  if (overrides.nodeIps?.length) addresses = overrides.nodeIps.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
+  if (overrides.nodeIps?.length)
+    addresses = overrides.nodeIps.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
 
   const credentials = r.obj(spec.credentials, 'spec.credentials', false) ?? {};
   r.known(credentials, 'spec.credentials', ['exec']);
@@ -135,32 +181,55 @@ export function parseNodeConfig(text: string, file: string, overrides: Provision
   let exec: NodeConfig['exec'];
   if (e) {
     r.known(e, 'spec.credentials.exec', ['command', 'args', 'env', 'apiVersion']);
-    const apiVersion = r.str(e.apiVersion, 'spec.credentials.exec.apiVersion', false) ?? 'client.authentication.k8s.io/v1beta1';
+    const apiVersion =
+      r.str(e.apiVersion, 'spec.credentials.exec.apiVersion', false) ?? 'client.authentication.k8s.io/v1beta1';
     if (!(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-      r.fail('spec.credentials.exec.apiVersion', `"${apiVersion}" is not supported`, `use one of ${EXEC_API_VERSIONS.join(', ')}`);
+      r.fail(
+        'spec.credentials.exec.apiVersion',
+        `"${apiVersion}" is not supported`,
+        `use one of ${EXEC_API_VERSIONS.join(', ')}`,
+      );
     }
     exec = {
       command: r.str(e.command, 'spec.credentials.exec.command')!,
-      args: r.list(e.args, 'spec.credentials.exec.args').map((a, i): string =>
-        typeof a === 'string' ? a : r.fail(`spec.credentials.exec.args[${i}]`, 'must be a string', 'quote every argument')),
+      args: r
+        .list(e.args, 'spec.credentials.exec.args')
+        .map((a, i): string =>
+          typeof a === 'string'
+            ? a
+            : r.fail(`spec.credentials.exec.args[${i}]`, 'must be a string', 'quote every argument'),
+        ),
       env: r.list(e.env, 'spec.credentials.exec.env').map((v, i) => {
         const at = `spec.credentials.exec.env[${i}]`;
         const o = r.obj(v, at)!;
         r.known(o, at, ['name', 'value']);
-        return { name: r.str(o.name, `${at}.name`)!, value: typeof o.value === 'string' ? o.value : r.fail(`${at}.value`, 'must be a string', 'quote the value') };
+        return {
+          name: r.str(o.name, `${at}.name`)!,
+          value: typeof o.value === 'string' ? o.value : r.fail(`${at}.value`, 'must be a string', 'quote the value'),
+        };
       }),
       apiVersion: apiVersion as ExecApiVersion,
     };
   } else {
     // What EKS nodes use: the IAM identity of the instance, mapped to system:node:<name> by the cluster.
-    exec = { command: 'aws-iam-authenticator', args: ['token', '-i', clusterName], env: [], apiVersion: 'client.authentication.k8s.io/v1beta1' };
+    exec = {
+      command: 'aws-iam-authenticator',
+      args: ['token', '-i', clusterName],
+      env: [],
+      apiVersion: 'client.authentication.k8s.io/v1beta1',
+    };
   }
 
   const nc = r.obj(spec.nodecred, 'spec.nodecred', false) ?? {};
   r.known(nc, 'spec.nodecred', ['kubeconfig', 'configFile', 'certDir', 'config']);
   const extraConfig = r.obj(nc.config, 'spec.nodecred.config', false) ?? {};
   for (const k of Object.keys(extraConfig)) {
-    if (OWNED.includes(k)) r.fail(`spec.nodecred.config.${k}`, 'is set by the NodeConfig itself', 'remove it; use spec.node.name, spec.nodecred.kubeconfig / certDir instead (client credentials are always external here)');
+    if (OWNED.includes(k))
+      r.fail(
+        `spec.nodecred.config.${k}`,
+        'is set by the NodeConfig itself',
+        'remove it; use spec.node.name, spec.nodecred.kubeconfig / certDir instead (client credentials are always external here)',
+      );
   }
   return {
     clusterName,
@@ -169,8 +238,14 @@ export function parseNodeConfig(text: string, file: string, overrides: Provision
     nodeName,
     addresses,
     exec,
-    kubeconfigPath: resolve(overrides.kubeconfigPath ?? r.str(nc.kubeconfig, 'spec.nodecred.kubeconfig', false) ?? '/var/lib/kubelet/kubeconfig'),
-    configPath: resolve(overrides.configPath ?? r.str(nc.configFile, 'spec.nodecred.configFile', false) ?? '/etc/nodecred/config.yaml'),
+    kubeconfigPath: resolve(
+      overrides.kubeconfigPath ??
+        r.str(nc.kubeconfig, 'spec.nodecred.kubeconfig', false) ??
+        '/var/lib/kubelet/kubeconfig',
+    ),
+    configPath: resolve(
+      overrides.configPath ?? r.str(nc.configFile, 'spec.nodecred.configFile', false) ?? '/etc/nodecred/config.yaml',
+    ),
     certDir: resolve(r.str(nc.certDir, 'spec.nodecred.certDir', false) ?? '/var/lib/kubelet/pki'),
     extraConfig,
   };
@@ -223,7 +298,12 @@ async function writeIfChanged(path: string, text: string, mode: number): Promise
 }
 
 function onPath(command: string): boolean {
-  const candidates = command.includes('/') ? [command] : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, command));
+  const candidates = command.includes('/')
+    ? [command]
+    : (process.env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, command));
   return candidates.some((c) => {
     try {
       accessSync(c, constants.X_OK);
@@ -263,7 +343,8 @@ export async function main(argv: string[]): Promise<number> {
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const value = (): string => {
       const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-      if (v === undefined || v === '') throw new UserError(`${flag} needs a value`, { fix: 'see --help', code: 'USAGE' });
+      if (v === undefined || v === '')
+        throw new UserError(`${flag} needs a value`, { fix: 'see --help', code: 'USAGE' });
       return v;
     };
     switch (flag) {
@@ -271,20 +352,43 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
         process.stdout.write(USAGE);
         return 0;
-      case '--node-config': nodeConfigPath = value(); break;
-      case '--node-name': overrides.nodeName = value(); break;
-      case '--node-ip': overrides.nodeIps = [...(overrides.nodeIps ?? []), ...value().split(',').map((s) => s.trim()).filter(Boolean)]; break;
-      case '--kubeconfig-out': overrides.kubeconfigPath = value(); break;
-      case '--config-out': overrides.configPath = value(); break;
-      case '--dry-run': dryRun = true; break;
-      default: throw new UserError(`unknown argument "${arg}"`, { fix: 'see --help', code: 'USAGE' });
+      case '--node-config':
+        nodeConfigPath = value();
+        break;
+      case '--node-name':
+        overrides.nodeName = value();
+        break;
+      case '--node-ip':
+        overrides.nodeIps = [
+          ...(overrides.nodeIps ?? []),
+          ...value()
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        ];
+        break;
+      case '--kubeconfig-out':
+        overrides.kubeconfigPath = value();
+        break;
+      case '--config-out':
+        overrides.configPath = value();
+        break;
+      case '--dry-run':
+        dryRun = true;
+        break;
+      default:
+        throw new UserError(`unknown argument "${arg}"`, { fix: 'see --help', code: 'USAGE' });
     }
   }
   let text: string;
   try {
     text = await readFile(nodeConfigPath, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read the NodeConfig: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { where: nodeConfigPath, fix: 'pass --node-config FILE (cloud-init writes it, see examples/eks/user-data.yaml)', code: 'USAGE' });
+    throw new UserError(`cannot read the NodeConfig: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      where: nodeConfigPath,
+      fix: 'pass --node-config FILE (cloud-init writes it, see examples/eks/user-data.yaml)',
+      code: 'USAGE',
+    });
   }
   const nc = parseNodeConfig(text, nodeConfigPath, overrides);
   const files = renderFiles(nc);
@@ -293,11 +397,17 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const k = await writeIfChanged(nc.kubeconfigPath, files.kubeconfig, 0o600);
-  process.stderr.write(`provision: kubeconfig ${nc.kubeconfigPath} ${k} (server ${nc.server}, exec ${[nc.exec.command, ...nc.exec.args].join(' ')})\n`);
+  process.stderr.write(
+    `provision: kubeconfig ${nc.kubeconfigPath} ${k} (server ${nc.server}, exec ${[nc.exec.command, ...nc.exec.args].join(' ')})\n`,
+  );
   const c = await writeIfChanged(nc.configPath, files.config, 0o644);
-  process.stderr.write(`provision: nodecred config ${nc.configPath} ${c} (node ${nc.nodeName}, client credentials external, serving certificate managed in ${nc.certDir})\n`);
+  process.stderr.write(
+    `provision: nodecred config ${nc.configPath} ${c} (node ${nc.nodeName}, client credentials external, serving certificate managed in ${nc.certDir})\n`,
+  );
   if (!onPath(nc.exec.command)) {
-    process.stderr.write(`provision: warning: exec command "${nc.exec.command}" is not an executable on PATH yet; nodecred and kubelet fail to authenticate until it is installed\n`);
+    process.stderr.write(
+      `provision: warning: exec command "${nc.exec.command}" is not an executable on PATH yet; nodecred and kubelet fail to authenticate until it is installed\n`,
+    );
   }
   return 0;
 }

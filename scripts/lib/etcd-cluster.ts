@@ -37,10 +37,29 @@ export interface CertFiles {
 export async function createCa(dir: string, name: string, cn = name): Promise<CaFiles> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await openssl(
-    ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`,
-      '-subj', `/CN=${cn}`, '-days', '3650', '-sha256',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-      '-out', `${name}.crt`],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-subj',
+      `/CN=${cn}`,
+      '-days',
+      '3650',
+      '-sha256',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      '-out',
+      `${name}.crt`,
+    ],
     dir,
   );
   await chmod(join(dir, `${name}.key`), 0o600);
@@ -61,19 +80,52 @@ export interface LeafOptions {
  */
 export async function issueCert(ca: CaFiles, dir: string, name: string, opts: LeafOptions): Promise<CertFiles> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ext = [
+  const ext = `${[
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     `extendedKeyUsage=${opts.usages.join(',')}`,
     ...(opts.sans?.length ? [`subjectAltName=${opts.sans.join(',')}`] : []),
-  ].join('\n') + '\n';
+  ].join('\n')}\n`;
   await writeFile(join(dir, `${name}.ext`), ext);
-  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`,
-    '-subj', `/CN=${opts.cn}`, '-out', `${name}.csr`], dir);
+  await openssl(
+    [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-subj',
+      `/CN=${opts.cn}`,
+      '-out',
+      `${name}.csr`,
+    ],
+    dir,
+  );
   await chmod(join(dir, `${name}.key`), 0o600);
   await openssl(
-    ['x509', '-req', '-in', `${name}.csr`, '-CA', ca.crt, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`,
-      '-days', String(opts.days ?? 365), '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      ca.crt,
+      '-CAkey',
+      ca.key,
+      '-set_serial',
+      `0x${randomBytes(16).toString('hex')}`,
+      '-days',
+      String(opts.days ?? 365),
+      '-sha256',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    ],
     dir,
   );
   return { crt: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) };
@@ -85,7 +137,13 @@ export async function issueCert(ca: CaFiles, dir: string, name: string, opts: Le
  * outgoing peer connection comes from 127.0.0.1, and with --peer-client-cert-auth etcd checks the client
  * certificate's SANs against the remote address, so here the loopback SANs are not optional.
  */
-export async function memberCerts(ca: CaFiles, dir: string, name: string, ip: string, extraSans: string[] = []): Promise<{ server: CertFiles; peer: CertFiles }> {
+export async function memberCerts(
+  ca: CaFiles,
+  dir: string,
+  name: string,
+  ip: string,
+  extraSans: string[] = [],
+): Promise<{ server: CertFiles; peer: CertFiles }> {
   const sans = [`DNS:${name}`, 'DNS:localhost', `IP:${ip}`, 'IP:127.0.0.1', 'IP:::1', ...extraSans];
   const [server, peer] = await Promise.all([
     issueCert(ca, dir, `${name}-server`, { cn: name, sans, usages: ['serverAuth', 'clientAuth'] }),
@@ -120,12 +178,18 @@ export interface EtcdMember {
 }
 
 /** Allocates addresses and ports for a member; certificates must be issued separately. */
-export async function planMember(dir: string, name: string, ip: string, certs: { server: CertFiles; peer: CertFiles }): Promise<EtcdMember> {
+export async function planMember(
+  dir: string,
+  name: string,
+  ip: string,
+  certs: { server: CertFiles; peer: CertFiles },
+): Promise<EtcdMember> {
   const clientPort = await freePortOn(ip);
   let peerPort = await freePortOn(ip);
   while (peerPort === clientPort) peerPort = await freePortOn(ip);
   return {
-    name, ip,
+    name,
+    ip,
     clientUrl: `https://${ip}:${clientPort}`,
     peerUrl: `https://${ip}:${peerPort}`,
     dataDir: join(dir, `${name}.etcd`),
@@ -135,17 +199,34 @@ export async function planMember(dir: string, name: string, ip: string, certs: {
 }
 
 /** The flags a member runs with, TLS and client/peer certificate authentication included. */
-export function memberFlags(m: EtcdMember, caFile: string, initialCluster: string, state: 'new' | 'existing'): string[] {
+export function memberFlags(
+  m: EtcdMember,
+  caFile: string,
+  initialCluster: string,
+  state: 'new' | 'existing',
+): string[] {
   return [
-    `--name=${m.name}`, `--data-dir=${m.dataDir}`,
-    `--listen-client-urls=${m.clientUrl}`, `--advertise-client-urls=${m.clientUrl}`,
-    `--listen-peer-urls=${m.peerUrl}`, `--initial-advertise-peer-urls=${m.peerUrl}`,
-    `--initial-cluster=${initialCluster}`, `--initial-cluster-state=${state}`,
-    `--cert-file=${m.server.crt}`, `--key-file=${m.server.key}`, `--trusted-ca-file=${caFile}`, '--client-cert-auth',
-    `--peer-cert-file=${m.peer.crt}`, `--peer-key-file=${m.peer.key}`, `--peer-trusted-ca-file=${caFile}`, '--peer-client-cert-auth',
+    `--name=${m.name}`,
+    `--data-dir=${m.dataDir}`,
+    `--listen-client-urls=${m.clientUrl}`,
+    `--advertise-client-urls=${m.clientUrl}`,
+    `--listen-peer-urls=${m.peerUrl}`,
+    `--initial-advertise-peer-urls=${m.peerUrl}`,
+    `--initial-cluster=${initialCluster}`,
+    `--initial-cluster-state=${state}`,
+    `--cert-file=${m.server.crt}`,
+    `--key-file=${m.server.key}`,
+    `--trusted-ca-file=${caFile}`,
+    '--client-cert-auth',
+    `--peer-cert-file=${m.peer.crt}`,
+    `--peer-key-file=${m.peer.key}`,
+    `--peer-trusted-ca-file=${caFile}`,
+    '--peer-client-cert-auth',
     // A throwaway store on a busy 2-core machine: no fsync, and an election timeout that tolerates a
     // stalled scheduler without flapping leaders.
-    '--unsafe-no-fsync', '--heartbeat-interval=200', '--election-timeout=2000',
+    '--unsafe-no-fsync',
+    '--heartbeat-interval=200',
+    '--election-timeout=2000',
     '--log-level=warn',
   ];
 }
@@ -168,7 +249,11 @@ export interface ClientTls {
 }
 
 export function readClientTls(caFile: string, cert: CertFiles): ClientTls {
-  return { ca: readFileSync(caFile, 'utf8'), cert: readFileSync(cert.crt, 'utf8'), key: readFileSync(cert.key, 'utf8') };
+  return {
+    ca: readFileSync(caFile, 'utf8'),
+    cert: readFileSync(cert.crt, 'utf8'),
+    key: readFileSync(cert.key, 'utf8'),
+  };
 }
 
 /** True when the member answers /health with "true" over mutual TLS. */
@@ -195,13 +280,16 @@ export async function waitHealthy(members: EtcdMember[], tls: ClientTls, timeout
   let delay = 100;
   for (;;) {
     for (const m of members) {
-      if (m.pid !== undefined && !isAlive(m.pid)) throw new Error(`etcd member ${m.name} exited; last lines of ${m.logFile}:\n${tail(m.logFile)}`);
+      if (m.pid !== undefined && !isAlive(m.pid))
+        throw new Error(`etcd member ${m.name} exited; last lines of ${m.logFile}:\n${tail(m.logFile)}`);
     }
     const states = await Promise.all(members.map((m) => memberHealthy(m, tls)));
     if (states.every(Boolean)) return;
     if (Date.now() > deadline) {
       const sick = members.filter((_, i) => !states[i]);
-      throw new Error(`etcd members not healthy within ${timeoutMs / 1000}s: ${sick.map((m) => `${m.name}; last lines of ${m.logFile}:\n${tail(m.logFile)}`).join('\n')}`);
+      throw new Error(
+        `etcd members not healthy within ${timeoutMs / 1000}s: ${sick.map((m) => `${m.name}; last lines of ${m.logFile}:\n${tail(m.logFile)}`).join('\n')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 500);
@@ -221,7 +309,8 @@ export async function killMember(m: EtcdMember, signal: NodeJS.Signals = 'SIGKIL
   }
   const deadline = Date.now() + timeoutMs;
   while (isAlive(m.pid)) {
-    if (Date.now() > deadline) throw new Error(`etcd member ${m.name} (pid ${m.pid}) still alive ${timeoutMs} ms after ${signal}`);
+    if (Date.now() > deadline)
+      throw new Error(`etcd member ${m.name} (pid ${m.pid}) still alive ${timeoutMs} ms after ${signal}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -130,7 +130,11 @@ interface HttpCheck {
 export function httpGet(check: HttpCheck, timeoutMs = 3000): Promise<[number, string]> {
   return new Promise((res, rej) => {
     const url = new URL(check.url);
-    const options = { ...(check.ca ? { ca: check.ca } : {}), ...(check.cert ? { cert: check.cert, key: check.key } : {}), timeout: timeoutMs };
+    const options = {
+      ...(check.ca ? { ca: check.ca } : {}),
+      ...(check.cert ? { cert: check.cert, key: check.key } : {}),
+      timeout: timeoutMs,
+    };
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (resp) => {
       let body = '';
       resp.on('data', (d: Buffer) => (body += d.toString()));
@@ -220,7 +224,9 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const timeoutMs = opts.readyTimeoutMs ?? 120_000;
   const existing = readState(dir);
   if (existing && COMPONENTS.some((c) => isAlive(existing.pids[c]))) {
-    throw new ClusterError(`a control plane is already running in ${dir} (apiserver ${existing.apiserver}); run 'scripts/local-cluster down --dir ${dir}' first`);
+    throw new ClusterError(
+      `a control plane is already running in ${dir} (apiserver ${existing.apiserver}); run 'scripts/local-cluster down --dir ${dir}' first`,
+    );
   }
   const binary = opts.binary ?? (await ensureBinary());
   const signingDuration = opts.signingDuration ?? '8760h';
@@ -233,9 +239,17 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const ca = read('ca.crt');
   log(`pki generated in ${pki} (${Date.now() - started} ms)`);
 
-  const [etcdClient, etcdPeer, apiPort, kcmPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [etcdClient, etcdPeer, apiPort, kcmPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const pids = {} as Record<Component, number>;
-  const logs = Object.fromEntries(COMPONENTS.map((c) => [c, join(dir, 'logs', `${c}.log`)])) as Record<Component, string>;
+  const logs = Object.fromEntries(COMPONENTS.map((c) => [c, join(dir, 'logs', `${c}.log`)])) as Record<
+    Component,
+    string
+  >;
   const state: ClusterState = {
     dir,
     binary,
@@ -252,23 +266,50 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     startedAt: new Date().toISOString(),
   };
   await writeFile(state.caFile, ca);
-  await writeFile(state.kubeconfig, kubeconfigYaml(state.apiserver, ca, read('admin.crt'), read('admin.key'), 'admin'), { mode: 0o600 });
+  await writeFile(
+    state.kubeconfig,
+    kubeconfigYaml(state.apiserver, ca, read('admin.crt'), read('admin.key'), 'admin'),
+    { mode: 0o600 },
+  );
   const kcmKubeconfig = join(dir, 'controller-manager.kubeconfig');
-  await writeFile(kcmKubeconfig, kubeconfigYaml(state.apiserver, ca, read('controller-manager.crt'), read('controller-manager.key'), 'kube-controller-manager'), { mode: 0o600 });
-  const saveState = () => writeFile(join(dir, STATE_FILE), JSON.stringify(state, null, 2) + '\n');
+  await writeFile(
+    kcmKubeconfig,
+    kubeconfigYaml(
+      state.apiserver,
+      ca,
+      read('controller-manager.crt'),
+      read('controller-manager.key'),
+      'kube-controller-manager',
+    ),
+    { mode: 0o600 },
+  );
+  const saveState = () => writeFile(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
 
   try {
     // etcd: plain HTTP on loopback only, and no fsync: this is a throwaway test store, as in upstream's
     // own integration tests.
-    pids.etcd = startProcess(binary, 'etcd', [
-      '--name=local', `--data-dir=${join(dir, 'etcd-data')}`,
-      `--listen-client-urls=${state.etcd}`, `--advertise-client-urls=${state.etcd}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=local=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
-    ], logs.etcd);
+    pids.etcd = startProcess(
+      binary,
+      'etcd',
+      [
+        '--name=local',
+        `--data-dir=${join(dir, 'etcd-data')}`,
+        `--listen-client-urls=${state.etcd}`,
+        `--advertise-client-urls=${state.etcd}`,
+        `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+        `--initial-cluster=local=http://127.0.0.1:${etcdPeer}`,
+        '--unsafe-no-fsync',
+        '--log-level=warn',
+      ],
+      logs.etcd,
+    );
     await saveState();
     const etcdMs = await waitReady({
-      component: 'etcd', pid: pids.etcd, logFile: logs.etcd, timeoutMs,
+      component: 'etcd',
+      pid: pids.etcd,
+      logFile: logs.etcd,
+      timeoutMs,
       ready: async () => {
         const [status, body] = await httpGet({ url: `${state.etcd}/health` });
         return status === 200 && body.includes('"health":"true"');
@@ -278,8 +319,11 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
 
     const apiArgs = [
       `--etcd-servers=${state.etcd}`,
-      '--bind-address=127.0.0.1', `--secure-port=${apiPort}`, '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`, `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      '--advertise-address=127.0.0.1',
+      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
+      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
       `--client-ca-file=${state.caFile}`,
       '--enable-bootstrap-token-auth',
       '--authorization-mode=Node,RBAC',
@@ -300,27 +344,42 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     await saveState();
     const adminTls = { ca, cert: read('admin.crt'), key: read('admin.key') };
     const apiMs = await waitReady({
-      component: 'kube-apiserver', pid: pids['kube-apiserver'], logFile: logs['kube-apiserver'], timeoutMs,
+      component: 'kube-apiserver',
+      pid: pids['kube-apiserver'],
+      logFile: logs['kube-apiserver'],
+      timeoutMs,
       ready: async () => (await httpGet({ url: `${state.apiserver}/readyz`, ...adminTls }))[0] === 200,
     });
     log(`kube-apiserver ready at ${state.apiserver} (${apiMs} ms)`);
 
-    pids['kube-controller-manager'] = startProcess(binary, 'kube-controller-manager', [
-      `--kubeconfig=${kcmKubeconfig}`,
-      `--authentication-kubeconfig=${kcmKubeconfig}`, `--authorization-kubeconfig=${kcmKubeconfig}`,
-      '--bind-address=127.0.0.1', `--secure-port=${kcmPort}`,
-      `--tls-cert-file=${join(pki, 'controller-manager-serving.crt')}`, `--tls-private-key-file=${join(pki, 'controller-manager-serving.key')}`,
-      `--controllers=${opts.controllers ?? '*,bootstrapsigner,tokencleaner'}`,
-      `--cluster-signing-cert-file=${state.caFile}`, `--cluster-signing-key-file=${state.caKeyFile}`,
-      `--cluster-signing-duration=${signingDuration}`,
-      `--root-ca-file=${state.caFile}`,
-      `--service-account-private-key-file=${join(pki, 'sa.key')}`,
-      '--use-service-account-credentials=true',
-      '--leader-elect=false',
-    ], logs['kube-controller-manager']);
+    pids['kube-controller-manager'] = startProcess(
+      binary,
+      'kube-controller-manager',
+      [
+        `--kubeconfig=${kcmKubeconfig}`,
+        `--authentication-kubeconfig=${kcmKubeconfig}`,
+        `--authorization-kubeconfig=${kcmKubeconfig}`,
+        '--bind-address=127.0.0.1',
+        `--secure-port=${kcmPort}`,
+        `--tls-cert-file=${join(pki, 'controller-manager-serving.crt')}`,
+        `--tls-private-key-file=${join(pki, 'controller-manager-serving.key')}`,
+        `--controllers=${opts.controllers ?? '*,bootstrapsigner,tokencleaner'}`,
+        `--cluster-signing-cert-file=${state.caFile}`,
+        `--cluster-signing-key-file=${state.caKeyFile}`,
+        `--cluster-signing-duration=${signingDuration}`,
+        `--root-ca-file=${state.caFile}`,
+        `--service-account-private-key-file=${join(pki, 'sa.key')}`,
+        '--use-service-account-credentials=true',
+        '--leader-elect=false',
+      ],
+      logs['kube-controller-manager'],
+    );
     await saveState();
     const kcmMs = await waitReady({
-      component: 'kube-controller-manager', pid: pids['kube-controller-manager'], logFile: logs['kube-controller-manager'], timeoutMs,
+      component: 'kube-controller-manager',
+      pid: pids['kube-controller-manager'],
+      logFile: logs['kube-controller-manager'],
+      timeoutMs,
       ready: async () => (await httpGet({ url: `${state.controllerManager}/healthz`, ca }))[0] === 200,
     });
     log(`kube-controller-manager ready at ${state.controllerManager} (${kcmMs} ms)`);
@@ -379,7 +438,11 @@ export async function status(dir: string): Promise<ComponentStatus[] | null> {
   if (!state) return null;
   const ca = await readFile(state.caFile, 'utf8');
   const pki = join(state.dir, 'pki');
-  const admin = { ca, cert: readFileSync(join(pki, 'admin.crt'), 'utf8'), key: readFileSync(join(pki, 'admin.key'), 'utf8') };
+  const admin = {
+    ca,
+    cert: readFileSync(join(pki, 'admin.crt'), 'utf8'),
+    key: readFileSync(join(pki, 'admin.key'), 'utf8'),
+  };
   const probes: Record<Component, HttpCheck> = {
     etcd: { url: `${state.etcd}/health` },
     'kube-apiserver': { url: `${state.apiserver}/readyz`, ...admin },

@@ -12,7 +12,11 @@ const run = promisify(execFile);
 // can move a node's clock back (clock-skew scenarios) without the API server's own certificate turning
 // "not yet valid". Without it they start now, which is all the demo needs.
 let backdate: Promise<boolean> | undefined;
-const canBackdate = () => (backdate ??= run('faketime', ['-f', '-1d', 'true']).then(() => true, () => false));
+const canBackdate = () =>
+  (backdate ??= run('faketime', ['-f', '-1d', 'true']).then(
+    () => true,
+    () => false,
+  ));
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   try {
@@ -42,15 +46,32 @@ async function signedLeaf(dir: string, ca: string, spec: LeafSpec): Promise<void
   await writeFile(join(dir, ext), spec.extensions);
   await openssl(['req', '-new', '-key', `${spec.name}.key`, '-subj', spec.subject, '-out', `${spec.name}.csr`], dir);
   await openssl(
-    ['x509', '-req', '-in', `${spec.name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-      '-days', String(spec.days), '-sha256', '-extfile', ext, '-out', `${spec.name}.crt`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${spec.name}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-days',
+      String(spec.days),
+      '-sha256',
+      '-extfile',
+      ext,
+      '-out',
+      `${spec.name}.crt`,
+    ],
     dir,
   );
 }
 
 const serverExt = (sans: string) =>
   `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`;
-const clientExt = 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
+const clientExt =
+  'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
 
 /** Writes everything into `dir/pki` (0700) and returns that directory. */
 export async function generateClusterPki(dir: string): Promise<string> {
@@ -58,19 +79,53 @@ export async function generateClusterPki(dir: string): Promise<string> {
   await mkdir(pki, { recursive: true, mode: 0o700 });
   await ecKey(pki, 'ca');
   await openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=nodecred-local-ca', '-days', '3650', '-sha256',
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-      '-out', 'ca.crt'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-subj',
+      '/CN=nodecred-local-ca',
+      '-days',
+      '3650',
+      '-sha256',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      '-out',
+      'ca.crt',
+    ],
     pki,
   );
   const loopbackSans = 'IP:127.0.0.1,IP:::1,DNS:localhost';
   await signedLeaf(pki, 'ca', {
-    name: 'apiserver', subject: '/CN=kube-apiserver', days: 3650,
-    extensions: serverExt(`${loopbackSans},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1`),
+    name: 'apiserver',
+    subject: '/CN=kube-apiserver',
+    days: 3650,
+    extensions: serverExt(
+      `${loopbackSans},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1`,
+    ),
   });
-  await signedLeaf(pki, 'ca', { name: 'controller-manager-serving', subject: '/CN=kube-controller-manager', days: 3650, extensions: serverExt(loopbackSans) });
-  await signedLeaf(pki, 'ca', { name: 'admin', subject: '/O=system:masters/CN=kubernetes-admin', days: 3650, extensions: clientExt });
-  await signedLeaf(pki, 'ca', { name: 'controller-manager', subject: '/CN=system:kube-controller-manager', days: 3650, extensions: clientExt });
+  await signedLeaf(pki, 'ca', {
+    name: 'controller-manager-serving',
+    subject: '/CN=kube-controller-manager',
+    days: 3650,
+    extensions: serverExt(loopbackSans),
+  });
+  await signedLeaf(pki, 'ca', {
+    name: 'admin',
+    subject: '/O=system:masters/CN=kubernetes-admin',
+    days: 3650,
+    extensions: clientExt,
+  });
+  await signedLeaf(pki, 'ca', {
+    name: 'controller-manager',
+    subject: '/CN=system:kube-controller-manager',
+    days: 3650,
+    extensions: clientExt,
+  });
   await ecKey(pki, 'sa');
   await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
   return pki;

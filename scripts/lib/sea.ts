@@ -2,7 +2,17 @@
 // point injected. Used by `npm run build:sea` (scripts/build.ts) and by the benchmarks (bench/run.ts), so
 // both measure and ship the same thing.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync, renameSync, realpathSync, mkdirSync } from 'node:fs';
+import {
+  readFileSync,
+  chmodSync,
+  copyFileSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+  renameSync,
+  realpathSync,
+  mkdirSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { bundleNodecred } from './bundle.ts';
 
@@ -23,15 +33,22 @@ export async function buildSingleExecutable(entry: string, target: string): Prom
     // Node 24's SEA runs a CommonJS main only; import.meta is empty there, so no use of it may reach the output.
     const main = await bundleNodecred(entry, join(work, 'nodecred.cjs'), { format: 'cjs', legalComments: 'none' });
     if (readFileSync(main, 'utf8').includes('import_meta')) {
-      throw new Error('the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency');
+      throw new Error(
+        'the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency',
+      );
     }
     const blob = join(work, 'sea-prep.blob');
     // The code cache (V8 bytecode for this exact binary) cuts start-up by a third.
-    writeFileSync(join(work, 'sea-config.json'), JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+    writeFileSync(
+      join(work, 'sea-config.json'),
+      JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+    );
     try {
       execFileSync(pinnedNode, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });
     } catch (err) {
-      throw new Error(`node --experimental-sea-config failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`);
+      throw new Error(
+        `node --experimental-sea-config failed: ${String((err as { stderr?: Buffer }).stderr ?? err).trim()}`,
+      );
     }
     const exe = join(work, 'nodecred');
     copyFileSync(pinnedNode, exe);
@@ -39,7 +56,9 @@ export async function buildSingleExecutable(entry: string, target: string): Prom
     // postject warns "Can't find string offset for section name '.note.100'" for every Node binary on Linux;
     // anything else it says is passed on.
     const warn = console.warn;
-    console.warn = (...args: unknown[]) => { if (!String(args[0]).includes("Can't find string offset for section name")) warn(...args); };
+    console.warn = (...args: unknown[]) => {
+      if (!String(args[0]).includes("Can't find string offset for section name")) warn(...args);
+    };
     try {
       await inject(exe, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: SEA_FUSE });
     } finally {

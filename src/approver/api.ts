@@ -2,10 +2,22 @@
 // in-cluster service account (client-node re-reads the projected token every minute), and the Lease store
 // the leader election writes through.
 import {
-  ApiException, AuthorizationV1Api, CertificatesV1Api, CoordinationV1Api, CoreV1Api, type V1Lease,
+  ApiException,
+  AuthorizationV1Api,
+  CertificatesV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  type V1Lease,
 } from '@kubernetes/client-node';
 import { UserError } from '../errors.ts';
-import { apiMessage, connectionFromKubeconfigFile, kubeConfigFor, statusOf, TimedKubeConfig, type ApiConnection } from '../kube/api.ts';
+import {
+  apiMessage,
+  connectionFromKubeconfigFile,
+  kubeConfigFor,
+  statusOf,
+  TimedKubeConfig,
+  type ApiConnection,
+} from '../kube/api.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
 export interface ApproverClients {
@@ -40,23 +52,31 @@ export class ApiSource {
   static async fromKubeconfig(path: string): Promise<ApiSource> {
     let conn: ApiConnection = await connectionFromKubeconfigFile(path, 'approver');
     let readAt = Date.now();
-    return new ApiSource(conn.description, async (shared) => {
-      // Re-read the kubeconfig and its files (rotated certificates or tokens); keep the old one if that fails.
-      if (Date.now() - readAt > 60_000) {
-        conn = await connectionFromKubeconfigFile(path, 'approver').catch(() => conn);
-        readAt = Date.now();
-      }
-      return kubeConfigFor(conn, { shareConnections: shared });
-    }, 60_000);
+    return new ApiSource(
+      conn.description,
+      async (shared) => {
+        // Re-read the kubeconfig and its files (rotated certificates or tokens); keep the old one if that fails.
+        if (Date.now() - readAt > 60_000) {
+          conn = await connectionFromKubeconfigFile(path, 'approver').catch(() => conn);
+          readAt = Date.now();
+        }
+        return kubeConfigFor(conn, { shareConnections: shared });
+      },
+      60_000,
+    );
   }
 
   /** In a Pod: the service account token (re-read by client-node every minute) and CA mounted by the kubelet. */
   static inCluster(): ApiSource {
-    return new ApiSource('in-cluster service account', async (shared) => {
-      const kc = new TimedKubeConfig({ shareConnections: shared });
-      kc.loadFromCluster();
-      return kc;
-    }, 10 * 60_000);
+    return new ApiSource(
+      'in-cluster service account',
+      async (shared) => {
+        const kc = new TimedKubeConfig({ shareConnections: shared });
+        kc.loadFromCluster();
+        return kc;
+      },
+      10 * 60_000,
+    );
   }
 
   async clients(): Promise<ApproverClients> {
@@ -151,7 +171,9 @@ export async function checkPermissions(source: ApiSource, permissions: Permissio
           kind: 'SelfSubjectAccessReview',
           spec: {
             resourceAttributes: {
-              verb: p.verb, group: p.group, resource: p.resource,
+              verb: p.verb,
+              group: p.group,
+              resource: p.resource,
               ...(p.subresource ? { subresource: p.subresource } : {}),
               ...(p.name ? { name: p.name } : {}),
               ...(p.namespace ? { namespace: p.namespace } : {}),
@@ -163,9 +185,17 @@ export async function checkPermissions(source: ApiSource, permissions: Permissio
     } catch (err) {
       const status = statusOf(err);
       if (status === 401) {
-        throw new UserError(`401 Unauthorized with the ${source.description}`, { fix: 'the credentials are unknown or expired: issue a new token or certificate for the approver', code: 'UNAUTHORIZED', cause: err });
+        throw new UserError(`401 Unauthorized with the ${source.description}`, {
+          fix: 'the credentials are unknown or expired: issue a new token or certificate for the approver',
+          code: 'UNAUTHORIZED',
+          cause: err,
+        });
       }
-      throw new UserError(`cannot check the approver's permissions: ${describeApiError(err)}`, { fix: 'check that the API server is reachable', code: 'API_UNREACHABLE', cause: err });
+      throw new UserError(`cannot check the approver's permissions: ${describeApiError(err)}`, {
+        fix: 'check that the API server is reachable',
+        code: 'API_UNREACHABLE',
+        cause: err,
+      });
     }
     if (!allowed) missing.push(describePermission(p));
   }
@@ -222,10 +252,17 @@ export function kubeLeaseStore(source: ApiSource, namespace: string, name: strin
     async create(record) {
       const { coordination } = await source.clients();
       try {
-        return toStored(await coordination.createNamespacedLease({
-          namespace,
-          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, labels: LEASE_LABELS }, spec: spec(record) },
-        }));
+        return toStored(
+          await coordination.createNamespacedLease({
+            namespace,
+            body: {
+              apiVersion: 'coordination.k8s.io/v1',
+              kind: 'Lease',
+              metadata: { name, namespace, labels: LEASE_LABELS },
+              spec: spec(record),
+            },
+          }),
+        );
       } catch (err) {
         throw conflict(err);
       }
@@ -233,10 +270,18 @@ export function kubeLeaseStore(source: ApiSource, namespace: string, name: strin
     async update(record, resourceVersion) {
       const { coordination } = await source.clients();
       try {
-        return toStored(await coordination.replaceNamespacedLease({
-          name, namespace,
-          body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, resourceVersion, labels: LEASE_LABELS }, spec: spec(record) },
-        }));
+        return toStored(
+          await coordination.replaceNamespacedLease({
+            name,
+            namespace,
+            body: {
+              apiVersion: 'coordination.k8s.io/v1',
+              kind: 'Lease',
+              metadata: { name, namespace, resourceVersion, labels: LEASE_LABELS },
+              spec: spec(record),
+            },
+          }),
+        );
       } catch (err) {
         throw conflict(err);
       }

@@ -63,8 +63,20 @@ function wholeMatch(pattern: string): RegExp {
 }
 
 const TOP_LEVEL = [
-  'apiVersion', 'kind', 'dnsPatterns', 'allowedCidrs', 'maxLifetime', 'allowedKeyAlgorithms', 'denyMode', 'onUnknownNode',
-  'nodeNamePattern', 'leaseNamespace', 'leaseName', 'resyncInterval', 'metricsListen', 'logLevel',
+  'apiVersion',
+  'kind',
+  'dnsPatterns',
+  'allowedCidrs',
+  'maxLifetime',
+  'allowedKeyAlgorithms',
+  'denyMode',
+  'onUnknownNode',
+  'nodeNamePattern',
+  'leaseNamespace',
+  'leaseName',
+  'resyncInterval',
+  'metricsListen',
+  'logLevel',
 ] as const;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -75,15 +87,25 @@ export function validateDnsPattern(pattern: string, where: string): string {
   const suffix = pattern.startsWith('*.') ? pattern.slice(2) : pattern;
   const wildcard = suffix !== pattern;
   if (!isDnsSanName(suffix) || suffix.includes('*') || (wildcard && suffix.split('.').length < 2)) {
-    throw new UserError(`"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`, {
-      where, fix: 'e.g. *.compute.internal ("*" matches exactly one label)', code: 'CONFIG_INVALID',
-    });
+    throw new UserError(
+      `"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`,
+      {
+        where,
+        fix: 'e.g. *.compute.internal ("*" matches exactly one label)',
+        code: 'CONFIG_INVALID',
+      },
+    );
   }
   return pattern.toLowerCase();
 }
 
 export function validateCidr(cidr: string, where: string): string {
-  if (parseCidr(cidr) === undefined) throw new UserError(`"${cidr}" is not a CIDR`, { where, fix: 'e.g. 10.0.0.0/8 or 2001:db8::/32', code: 'CONFIG_INVALID' });
+  if (parseCidr(cidr) === undefined)
+    throw new UserError(`"${cidr}" is not a CIDR`, {
+      where,
+      fix: 'e.g. 10.0.0.0/8 or 2001:db8::/32',
+      code: 'CONFIG_INVALID',
+    });
   return cidr;
 }
 
@@ -91,19 +113,32 @@ export function validateNodeNamePattern(pattern: string, where: string): string 
   try {
     wholeMatch(pattern);
   } catch (err) {
-    throw new UserError(`not a valid regular expression: ${(err as Error).message}`, { where, fix: 'e.g. ip-10-.* (matched against the whole node name)', code: 'CONFIG_INVALID' });
+    throw new UserError(`not a valid regular expression: ${(err as Error).message}`, {
+      where,
+      fix: 'e.g. ip-10-.* (matched against the whole node name)',
+      code: 'CONFIG_INVALID',
+    });
   }
   return pattern;
 }
 
 export function validateNamespace(name: string, where: string): string {
-  if (name.length > 63 || !DNS_LABEL.test(name)) throw new UserError(`"${name}" is not a valid namespace name`, { where, fix: 'use lower-case letters, digits and "-"', code: 'CONFIG_INVALID' });
+  if (name.length > 63 || !DNS_LABEL.test(name))
+    throw new UserError(`"${name}" is not a valid namespace name`, {
+      where,
+      fix: 'use lower-case letters, digits and "-"',
+      code: 'CONFIG_INVALID',
+    });
   return name;
 }
 
 export function validateLeaseName(name: string, where: string): string {
   if (name.length > 253 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) {
-    throw new UserError(`"${name}" is not a valid object name`, { where, fix: 'use lower-case letters, digits, "-" and "."', code: 'CONFIG_INVALID' });
+    throw new UserError(`"${name}" is not a valid object name`, {
+      where,
+      fix: 'use lower-case letters, digits, "-" and "."',
+      code: 'CONFIG_INVALID',
+    });
   }
   return name;
 }
@@ -113,7 +148,12 @@ export function parseListen(value: string, where: string): { host: string; port:
   if (value === 'off') return null;
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UserError(`"${value}" is not host:port`, { where, fix: 'e.g. 127.0.0.1:10291, [::1]:10291, 0.0.0.0:10291 or off', code: 'USAGE' });
+  if (!m || port > 65535)
+    throw new UserError(`"${value}" is not host:port`, {
+      where,
+      fix: 'e.g. 127.0.0.1:10291, [::1]:10291, 0.0.0.0:10291 or off',
+      code: 'USAGE',
+    });
   return { host: m[1] ?? m[2]!, port };
 }
 
@@ -127,30 +167,62 @@ function leaveOrDeny(r: FieldReader, value: unknown, field: string): LeaveOrDeny
 export function approverOverridesFromDocument(doc: unknown, source: string): ApproverOverrides {
   const r = new FieldReader(source);
   const raw = r.object(doc ?? {}, '(document)');
-  if (raw.apiVersion !== CONFIG_API_VERSION) r.fail('apiVersion', `must be ${CONFIG_API_VERSION}, got ${JSON.stringify(raw.apiVersion) ?? 'nothing'}`, `set apiVersion: ${CONFIG_API_VERSION}`);
-  if (raw.kind !== APPROVER_CONFIG_KIND) r.fail('kind', `must be ${APPROVER_CONFIG_KIND}, got ${JSON.stringify(raw.kind) ?? 'nothing'}`, `set kind: ${APPROVER_CONFIG_KIND}`);
+  if (raw.apiVersion !== CONFIG_API_VERSION)
+    r.fail(
+      'apiVersion',
+      `must be ${CONFIG_API_VERSION}, got ${JSON.stringify(raw.apiVersion) ?? 'nothing'}`,
+      `set apiVersion: ${CONFIG_API_VERSION}`,
+    );
+  if (raw.kind !== APPROVER_CONFIG_KIND)
+    r.fail(
+      'kind',
+      `must be ${APPROVER_CONFIG_KIND}, got ${JSON.stringify(raw.kind) ?? 'nothing'}`,
+      `set kind: ${APPROVER_CONFIG_KIND}`,
+    );
   r.rejectUnknown(raw, TOP_LEVEL);
   const o: ApproverOverrides = {};
-  if (raw.dnsPatterns !== undefined) o.dnsPatterns = r.stringList(raw.dnsPatterns, 'dnsPatterns').map((p, i) => validateDnsPattern(p, r.where(`dnsPatterns[${i}]`)));
-  if (raw.allowedCidrs !== undefined) o.allowedCidrs = r.stringList(raw.allowedCidrs, 'allowedCidrs').map((c, i) => validateCidr(c, r.where(`allowedCidrs[${i}]`)));
+  if (raw.dnsPatterns !== undefined)
+    o.dnsPatterns = r
+      .stringList(raw.dnsPatterns, 'dnsPatterns')
+      .map((p, i) => validateDnsPattern(p, r.where(`dnsPatterns[${i}]`)));
+  if (raw.allowedCidrs !== undefined)
+    o.allowedCidrs = r
+      .stringList(raw.allowedCidrs, 'allowedCidrs')
+      .map((c, i) => validateCidr(c, r.where(`allowedCidrs[${i}]`)));
   if (raw.maxLifetime !== undefined) {
     const ms = r.duration(raw.maxLifetime, 'maxLifetime');
-    if (ms < 600_000 || ms / 1000 > MAX_EXPIRATION_SECONDS) r.fail('maxLifetime', 'must be at least 10m (the shortest lifetime a signer issues)', 'e.g. 720h');
+    if (ms < 600_000 || ms / 1000 > MAX_EXPIRATION_SECONDS)
+      r.fail('maxLifetime', 'must be at least 10m (the shortest lifetime a signer issues)', 'e.g. 720h');
     o.maxExpirationSeconds = Math.floor(ms / 1000);
   }
   if (raw.allowedKeyAlgorithms !== undefined) {
     const algs = r.stringList(raw.allowedKeyAlgorithms, 'allowedKeyAlgorithms');
-    if (algs.length === 0) r.fail('allowedKeyAlgorithms', 'must not be empty (that would refuse every CSR)', `list some of ${KEY_ALGORITHMS.join(', ')}`);
+    if (algs.length === 0)
+      r.fail(
+        'allowedKeyAlgorithms',
+        'must not be empty (that would refuse every CSR)',
+        `list some of ${KEY_ALGORITHMS.join(', ')}`,
+      );
     o.allowedKeyAlgorithms = algs.map((a, i): KeyAlgorithm => {
       if (isKeyAlgorithm(a)) return a;
-      return r.fail(`allowedKeyAlgorithms[${i}]`, `unknown key algorithm "${a}"`, `use some of ${KEY_ALGORITHMS.join(', ')}`);
+      return r.fail(
+        `allowedKeyAlgorithms[${i}]`,
+        `unknown key algorithm "${a}"`,
+        `use some of ${KEY_ALGORITHMS.join(', ')}`,
+      );
     });
   }
   if (raw.denyMode !== undefined) o.denyMode = leaveOrDeny(r, raw.denyMode, 'denyMode');
   if (raw.onUnknownNode !== undefined) o.onUnknownNode = leaveOrDeny(r, raw.onUnknownNode, 'onUnknownNode');
-  if (raw.nodeNamePattern !== undefined) o.nodeNamePattern = validateNodeNamePattern(r.string(raw.nodeNamePattern, 'nodeNamePattern'), r.where('nodeNamePattern'));
-  if (raw.leaseNamespace !== undefined) o.leaseNamespace = validateNamespace(r.string(raw.leaseNamespace, 'leaseNamespace'), r.where('leaseNamespace'));
-  if (raw.leaseName !== undefined) o.leaseName = validateLeaseName(r.string(raw.leaseName, 'leaseName'), r.where('leaseName'));
+  if (raw.nodeNamePattern !== undefined)
+    o.nodeNamePattern = validateNodeNamePattern(
+      r.string(raw.nodeNamePattern, 'nodeNamePattern'),
+      r.where('nodeNamePattern'),
+    );
+  if (raw.leaseNamespace !== undefined)
+    o.leaseNamespace = validateNamespace(r.string(raw.leaseNamespace, 'leaseNamespace'), r.where('leaseNamespace'));
+  if (raw.leaseName !== undefined)
+    o.leaseName = validateLeaseName(r.string(raw.leaseName, 'leaseName'), r.where('leaseName'));
   if (raw.resyncInterval !== undefined) {
     const ms = r.duration(raw.resyncInterval, 'resyncInterval');
     if (ms < 1000) r.fail('resyncInterval', 'must be at least 1s', 'e.g. 5m');
@@ -163,7 +235,8 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
   }
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
     o.logLevel = level as ApproverConfig['logLevel'];
   }
   return o;

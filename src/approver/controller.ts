@@ -7,7 +7,11 @@
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Watch, type V1CertificateSigningRequest, type V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
+import {
+  Watch,
+  type V1CertificateSigningRequest,
+  type V1CertificateSigningRequestCondition,
+} from '@kubernetes/client-node';
 import { isUserError } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
 import type { Logger } from '../log.ts';
@@ -18,8 +22,16 @@ import { describeApiError, type ApiSource } from './api.ts';
 import { sleep } from './leader.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import {
-  APPROVED_REASON, KUBELET_SERVING_SIGNER, applyAuthorization, decideServingCsr, inScope, nodeNameOf,
-  type ApproverPolicy, type CsrFacts, type Decision, type NodeFacts,
+  APPROVED_REASON,
+  KUBELET_SERVING_SIGNER,
+  applyAuthorization,
+  decideServingCsr,
+  inScope,
+  nodeNameOf,
+  type ApproverPolicy,
+  type CsrFacts,
+  type Decision,
+  type NodeFacts,
 } from './policy.ts';
 import { WorkQueue } from './queue.ts';
 
@@ -48,7 +60,9 @@ export interface ControllerOptions {
 type Csr = V1CertificateSigningRequest;
 
 export function isPending(csr: Csr): boolean {
-  return !(csr.status?.conditions ?? []).some((c) => ['Approved', 'Denied', 'Failed'].includes(c.type) && c.status === 'True');
+  return !(csr.status?.conditions ?? []).some(
+    (c) => ['Approved', 'Denied', 'Failed'].includes(c.type) && c.status === 'True',
+  );
 }
 
 export class ApprovalController {
@@ -88,7 +102,10 @@ export class ApprovalController {
         const list = await certificates.listCertificateSigningRequest({ fieldSelector: FIELD_SELECTOR });
         this.replaceCache(list.items);
         failures = 0;
-        log.debug({ csrs: list.items.length, pending: list.items.filter(isPending).length }, 'listed kubelet-serving CSRs');
+        log.debug(
+          { csrs: list.items.length, pending: list.items.filter(isPending).length },
+          'listed kubelet-serving CSRs',
+        );
         operation = 'watch';
         await this.watchOnce(list.metadata?.resourceVersion ?? '', signal);
       } catch (err) {
@@ -154,7 +171,9 @@ export class ApprovalController {
               log.debug('watch expired (410 Gone); re-listing');
               return finish();
             }
-            return finish(Object.assign(new Error(`watch error: ${status.message ?? 'unknown'}`), { statusCode: status.code }));
+            return finish(
+              Object.assign(new Error(`watch error: ${status.message ?? 'unknown'}`), { statusCode: status.code }),
+            );
           }
           if (type === 'BOOKMARK') return;
           const csr = obj as Csr;
@@ -167,11 +186,20 @@ export class ApprovalController {
           finish();
         }
       };
-      watch.watch(CSR_PATH, { fieldSelector: FIELD_SELECTOR, resourceVersion, timeoutSeconds, allowWatchBookmarks: true }, onEvent, (err: unknown) => finish(err ?? undefined))
-        .then((c) => {
-          controller = c;
-          if (settled) c.abort();
-        }, (err: unknown) => finish(err));
+      watch
+        .watch(
+          CSR_PATH,
+          { fieldSelector: FIELD_SELECTOR, resourceVersion, timeoutSeconds, allowWatchBookmarks: true },
+          onEvent,
+          (err: unknown) => finish(err ?? undefined),
+        )
+        .then(
+          (c) => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          (err: unknown) => finish(err),
+        );
     });
   }
 
@@ -188,7 +216,10 @@ export class ApprovalController {
           const n = this.failures.get(name) ?? 0;
           this.failures.set(name, n + 1);
           const delay = retryDelayMs(n, BACKOFF, this.random);
-          log.warn({ csr: name, err: isUserError(err) ? err.oneLine() : describeApiError(err), retryInMs: delay }, 'could not decide CSR; will retry');
+          log.warn(
+            { csr: name, err: isUserError(err) ? err.oneLine() : describeApiError(err), retryInMs: delay },
+            'could not decide CSR; will retry',
+          );
           const timer = setTimeout(() => {
             this.retryTimers.delete(timer);
             if (!signal.aborted && this.cache.has(name)) this.queue.add(name);
@@ -216,7 +247,10 @@ export class ApprovalController {
       const nodeName = nodeNameOf(facts.username);
       const node = nodeName === undefined ? null : await this.readNode(nodeName);
       const judged = decideServingCsr(facts, node, policy);
-      const decision: Decision = judged.decision === 'approve' ? applyAuthorization(judged, await this.review(csr), facts.username, policy) : judged;
+      const decision: Decision =
+        judged.decision === 'approve'
+          ? applyAuthorization(judged, await this.review(csr), facts.username, policy)
+          : judged;
       if (decision.decision === 'skip') return this.leavePending(csr, decision);
       if (signal.aborted || !this.o.isLeader()) {
         log.info({ csr: name }, 'no longer leader; not writing the decision');
@@ -229,7 +263,10 @@ export class ApprovalController {
         if (!fresh) return this.forget(name);
         this.cache.set(name, fresh);
         if (!isPending(fresh)) {
-          log.info({ csr: name, conditions: (fresh.status?.conditions ?? []).map((c) => c.type) }, 'CSR was decided by someone else meanwhile');
+          log.info(
+            { csr: name, conditions: (fresh.status?.conditions ?? []).map((c) => c.type) },
+            'CSR was decided by someone else meanwhile',
+          );
           return;
         }
         continue;
@@ -240,7 +277,13 @@ export class ApprovalController {
       const fields = { csr: name, node: nodeName, reason, detail: decision.message };
       if (decision.decision === 'approve') log.info(fields, 'approved CSR');
       else log.warn(fields, 'denied CSR');
-      await this.event(csr, decision.decision === 'approve' ? 'Normal' : 'Warning', reason, decision.message, decision.decision === 'approve' ? 'Approve' : 'Deny');
+      await this.event(
+        csr,
+        decision.decision === 'approve' ? 'Normal' : 'Warning',
+        reason,
+        decision.message,
+        decision.decision === 'approve' ? 'Approve' : 'Deny',
+      );
       return;
     }
     throw new Error(`CSR ${name} kept changing under us (${MAX_CONFLICT_RETRIES + 1} conflicts)`);
@@ -263,7 +306,10 @@ export class ApprovalController {
     const { core } = await this.o.source.clients();
     try {
       const node = await core.readNode({ name });
-      const addresses: NodeAddress[] = (node.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address }));
+      const addresses: NodeAddress[] = (node.status?.addresses ?? []).map((a) => ({
+        type: a.type,
+        address: a.address,
+      }));
       return { name, addresses };
     } catch (err) {
       if (statusOf(err) === 404) return null;
@@ -296,7 +342,11 @@ export class ApprovalController {
             groups: csr.spec.groups ?? [],
             ...(csr.spec.uid ? { uid: csr.spec.uid } : {}),
             ...(csr.spec.extra ? { extra: csr.spec.extra } : {}),
-            resourceAttributes: { group: 'certificates.k8s.io', resource: 'certificatesigningrequests', verb: 'create' },
+            resourceAttributes: {
+              group: 'certificates.k8s.io',
+              resource: 'certificatesigningrequests',
+              verb: 'create',
+            },
           },
         },
       });
@@ -307,7 +357,10 @@ export class ApprovalController {
     }
   }
 
-  private async write(csr: Csr, decision: Extract<Decision, { decision: 'approve' | 'deny' }>): Promise<'ok' | 'conflict' | 'gone'> {
+  private async write(
+    csr: Csr,
+    decision: Extract<Decision, { decision: 'approve' | 'deny' }>,
+  ): Promise<'ok' | 'conflict' | 'gone'> {
     const { certificates } = await this.o.source.clients();
     const name = csr.metadata!.name!;
     const condition: V1CertificateSigningRequestCondition = {
@@ -317,7 +370,10 @@ export class ApprovalController {
       message: decision.message,
       lastUpdateTime: new Date(),
     };
-    const body: Csr = { ...csr, status: { ...(csr.status ?? {}), conditions: [...(csr.status?.conditions ?? []), condition] } };
+    const body: Csr = {
+      ...csr,
+      status: { ...(csr.status ?? {}), conditions: [...(csr.status?.conditions ?? []), condition] },
+    };
     try {
       this.cache.set(name, await certificates.replaceCertificateSigningRequestApproval({ name, body }));
       return 'ok';
@@ -331,7 +387,13 @@ export class ApprovalController {
   }
 
   /** A core/v1 Event on the CSR (cluster-scoped objects' Events live in "default", as client-go puts them). */
-  private async event(csr: Csr, type: 'Normal' | 'Warning', reason: string, message: string, action: string): Promise<void> {
+  private async event(
+    csr: Csr,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    action: string,
+  ): Promise<void> {
     const name = csr.metadata!.name!;
     const now = new Date();
     try {
@@ -340,7 +402,12 @@ export class ApprovalController {
         namespace: EVENT_NAMESPACE,
         body: {
           metadata: { name: `${name.slice(0, 236)}.${randomBytes(8).toString('hex')}`, namespace: EVENT_NAMESPACE },
-          involvedObject: { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', name, ...(csr.metadata?.uid ? { uid: csr.metadata.uid } : {}) },
+          involvedObject: {
+            apiVersion: 'certificates.k8s.io/v1',
+            kind: 'CertificateSigningRequest',
+            name,
+            ...(csr.metadata?.uid ? { uid: csr.metadata.uid } : {}),
+          },
           type,
           reason,
           message: message.slice(0, 1024),
@@ -373,7 +440,7 @@ export async function csrFacts(csr: Csr): Promise<CsrFacts> {
     const pem = Buffer.from(String(csr.spec.request ?? ''), 'base64').toString('utf8');
     request = await parseCsrPem(pem, `certificatesigningrequest/${name}`);
   } catch (err) {
-    request = { error: isUserError(err) ? err.message : (err as Error).message ?? String(err) };
+    request = { error: isUserError(err) ? err.message : ((err as Error).message ?? String(err)) };
   }
   return {
     signerName: csr.spec.signerName,

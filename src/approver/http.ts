@@ -12,7 +12,11 @@ export interface ApproverHttp {
   close(): Promise<void>;
 }
 
-export async function startApproverHttp(listen: { host: string; port: number }, registry: Registry, status: () => Record<string, unknown>): Promise<ApproverHttp> {
+export async function startApproverHttp(
+  listen: { host: string; port: number },
+  registry: Registry,
+  status: () => Record<string, unknown>,
+): Promise<ApproverHttp> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -20,13 +24,16 @@ export async function startApproverHttp(listen: { host: string; port: number }, 
       return;
     }
     if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'ok', ...status() })}\n`);
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(`${JSON.stringify({ status: 'ok', ...status() })}\n`);
       return;
     }
     if (path === '/metrics') {
       registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
+        (err: unknown) =>
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
       );
       return;
     }
@@ -34,9 +41,15 @@ export async function startApproverHttp(listen: { host: string; port: number }, 
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new UserError(`cannot listen on ${listen.host}:${listen.port}: ${err.code ?? err.message}`, {
-      where: '--metrics-listen', fix: 'pick a free port, or --metrics-listen off', code: 'LISTEN_FAILED',
-    })));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new UserError(`cannot listen on ${listen.host}:${listen.port}: ${err.code ?? err.message}`, {
+          where: '--metrics-listen',
+          fix: 'pick a free port, or --metrics-listen off',
+          code: 'LISTEN_FAILED',
+        }),
+      ),
+    );
     server.listen(listen.port, listen.host, () => resolve());
   });
   const a = server.address() as AddressInfo;
@@ -44,9 +57,10 @@ export async function startApproverHttp(listen: { host: string; port: number }, 
   return {
     server,
     address,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

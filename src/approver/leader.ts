@@ -40,7 +40,11 @@ export interface LeaderTimings {
 }
 
 /** client-go's defaults, and kube-controller-manager's. */
-export const DEFAULT_LEADER_TIMINGS: LeaderTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 };
+export const DEFAULT_LEADER_TIMINGS: LeaderTimings = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
 
 export interface LeaderElectorOptions {
   store: LeaseStore;
@@ -83,7 +87,11 @@ export class LeaderElector {
    * write, so a leader whose renewals stalled stops deciding even before its renew loop notices.
    */
   isLeader(): boolean {
-    return this.leading && this.observed?.record.holderIdentity === this.identity && this.now() - this.lastRenewAt < this.timings.renewDeadlineMs;
+    return (
+      this.leading &&
+      this.observed?.record.holderIdentity === this.identity &&
+      this.now() - this.lastRenewAt < this.timings.renewDeadlineMs
+    );
   }
 
   /**
@@ -100,17 +108,27 @@ export class LeaderElector {
       const onStop = () => term.abort();
       signal.addEventListener('abort', onStop, { once: true });
       let ended: { error: unknown } | undefined;
-      const leading = this.opts.lead(term.signal).then(
-        () => { ended = { error: term.signal.aborted ? undefined : new Error('the controller returned while leading') }; },
-        (error: unknown) => { ended = { error }; },
-      ).finally(() => term.abort());
+      const leading = this.opts
+        .lead(term.signal)
+        .then(
+          () => {
+            ended = { error: term.signal.aborted ? undefined : new Error('the controller returned while leading') };
+          },
+          (error: unknown) => {
+            ended = { error };
+          },
+        )
+        .finally(() => term.abort());
       const lost = await this.renewUntilLost(term.signal);
       term.abort();
       signal.removeEventListener('abort', onStop);
       this.setLeading(false);
       await leading;
       if (lost && !signal.aborted) {
-        log.warn({ lease: store.description, renewDeadlineMs: this.timings.renewDeadlineMs }, 'lost the lease: stopped deciding');
+        log.warn(
+          { lease: store.description, renewDeadlineMs: this.timings.renewDeadlineMs },
+          'lost the lease: stopped deciding',
+        );
         continue;
       }
       await this.release();
@@ -130,7 +148,10 @@ export class LeaderElector {
     while (!signal.aborted) {
       if (await this.tryAcquireOrRenew()) return true;
       if (!announced && this.observed) {
-        this.opts.log.info({ lease: this.opts.store.description, holder: this.observed.record.holderIdentity }, 'waiting for the lease');
+        this.opts.log.info(
+          { lease: this.opts.store.description, holder: this.observed.record.holderIdentity },
+          'waiting for the lease',
+        );
         announced = true;
       }
       // client-go's JitterUntil(retryPeriod, 1.2): candidates do not retry in lockstep.
@@ -165,7 +186,13 @@ export class LeaderElector {
     const { store, log } = this.opts;
     const now = this.now();
     const durationSeconds = Math.round(this.timings.leaseDurationMs / 1000);
-    const fresh: LeaseRecord = { holderIdentity: this.identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 };
+    const fresh: LeaseRecord = {
+      holderIdentity: this.identity,
+      leaseDurationSeconds: durationSeconds,
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: 0,
+    };
     try {
       const current = await store.get();
       if (current === null) {
@@ -204,10 +231,20 @@ export class LeaderElector {
       const current = await withTimeout(store.get(), this.timings.renewDeadlineMs, null);
       if (!current || current.record.holderIdentity !== this.identity) return;
       const now = microTime(this.now());
-      await withTimeout(store.update({ ...current.record, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now }, current.resourceVersion), this.timings.renewDeadlineMs, null);
+      await withTimeout(
+        store.update(
+          { ...current.record, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
+          current.resourceVersion,
+        ),
+        this.timings.renewDeadlineMs,
+        null,
+      );
       log.info({ lease: store.description }, 'released the lease');
     } catch (err) {
-      log.warn({ lease: store.description, err: describeError(err) }, 'could not release the lease; it expires on its own');
+      log.warn(
+        { lease: store.description, err: describeError(err) },
+        'could not release the lease; it expires on its own',
+      );
     }
   }
 }
@@ -234,6 +271,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function withTimeout<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(fallback), ms);
-    promise.then((v) => { clearTimeout(timer); resolve(v); }, (e: unknown) => { clearTimeout(timer); reject(e); });
+    promise.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
   });
 }

@@ -32,7 +32,11 @@ export function createApproverMetrics(): ApproverMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    leader: new Gauge({ name: 'nodecred_approver_leader', help: '1 while this instance holds the leader Lease and decides CSRs', registers: [registry] }),
+    leader: new Gauge({
+      name: 'nodecred_approver_leader',
+      help: '1 while this instance holds the leader Lease and decides CSRs',
+      registers: [registry],
+    }),
     apiErrors: new Counter({
       name: 'nodecred_approver_api_errors_total',
       help: 'Failed API requests of the approver by operation',

@@ -93,14 +93,25 @@ export function nodeNameOf(username: string): string | undefined {
 }
 
 /** Whether this approver should look at the CSR at all (cheap, before any API call for it). */
-export function inScope(csr: Pick<CsrFacts, 'signerName' | 'username'>, policy: Pick<ApproverPolicy, 'nodeNamePattern'>): Extract<Decision, { decision: 'skip' }> | undefined {
+export function inScope(
+  csr: Pick<CsrFacts, 'signerName' | 'username'>,
+  policy: Pick<ApproverPolicy, 'nodeNamePattern'>,
+): Extract<Decision, { decision: 'skip' }> | undefined {
   if (csr.signerName !== KUBELET_SERVING_SIGNER) {
-    return { decision: 'skip', reason: 'OtherSigner', message: `signer ${csr.signerName} is not ${KUBELET_SERVING_SIGNER}` };
+    return {
+      decision: 'skip',
+      reason: 'OtherSigner',
+      message: `signer ${csr.signerName} is not ${KUBELET_SERVING_SIGNER}`,
+    };
   }
   if (policy.nodeNamePattern) {
     const node = nodeNameOf(csr.username);
     if (node === undefined || !policy.nodeNamePattern.test(node)) {
-      return { decision: 'skip', reason: 'OutOfScope', message: `requester ${csr.username} is not a node matching nodeNamePattern ${policy.nodeNamePattern.source}` };
+      return {
+        decision: 'skip',
+        reason: 'OutOfScope',
+        message: `requester ${csr.username} is not a node matching nodeNamePattern ${policy.nodeNamePattern.source}`,
+      };
     }
   }
   return undefined;
@@ -114,14 +125,28 @@ export function decideServingCsr(csr: CsrFacts, node: NodeFacts, policy: Approve
   if (refusal) return refuse(refusal, policy);
   const req = csr.request as ParsedCsr;
   const sans = [...req.dnsNames, ...req.ipAddresses].join(', ');
-  return { decision: 'approve', message: `kubelet serving certificate for node ${node!.name}; SANs ${sans} are the Node's addresses or allowed patterns` };
+  return {
+    decision: 'approve',
+    message: `kubelet serving certificate for node ${node!.name}; SANs ${sans} are the Node's addresses or allowed patterns`,
+  };
 }
 
 /** Applies the SubjectAccessReview verdict (may the requester create CSRs?) to an approval. */
-export function applyAuthorization(decision: Decision, review: { allowed: boolean; reason?: string | undefined }, username: string, policy: Pick<ApproverPolicy, 'denyMode'>): Decision {
+export function applyAuthorization(
+  decision: Decision,
+  review: { allowed: boolean; reason?: string | undefined },
+  username: string,
+  policy: Pick<ApproverPolicy, 'denyMode'>,
+): Decision {
   if (decision.decision !== 'approve' || review.allowed) return decision;
   const why = review.reason ? ` (${review.reason})` : '';
-  return refuse({ reason: 'RequesterNotAuthorized', message: `${username} may not create certificatesigningrequests (SubjectAccessReview denied${why})` }, policy);
+  return refuse(
+    {
+      reason: 'RequesterNotAuthorized',
+      message: `${username} may not create certificatesigningrequests (SubjectAccessReview denied${why})`,
+    },
+    policy,
+  );
 }
 
 interface Refusal {
@@ -129,37 +154,81 @@ interface Refusal {
   message: string;
 }
 
-function refuse(r: Refusal, policy: Pick<ApproverPolicy, 'denyMode'> & Partial<Pick<ApproverPolicy, 'onUnknownNode'>>): Decision {
-  const mode = r.reason === 'NodeNotFound' && policy.onUnknownNode === 'leave-pending' ? 'leave-pending' : policy.denyMode;
+function refuse(
+  r: Refusal,
+  policy: Pick<ApproverPolicy, 'denyMode'> & Partial<Pick<ApproverPolicy, 'onUnknownNode'>>,
+): Decision {
+  const mode =
+    r.reason === 'NodeNotFound' && policy.onUnknownNode === 'leave-pending' ? 'leave-pending' : policy.denyMode;
   return mode === 'deny' ? { decision: 'deny', ...r } : { decision: 'skip', ...r };
 }
 
 function checkRequest(csr: CsrFacts, policy: ApproverPolicy): Refusal | undefined {
-  if ('error' in csr.request) return { reason: 'InvalidRequest', message: `spec.request is not a usable PKCS#10 request: ${csr.request.error}` };
+  if ('error' in csr.request)
+    return { reason: 'InvalidRequest', message: `spec.request is not a usable PKCS#10 request: ${csr.request.error}` };
   const req = csr.request;
-  if (!req.signatureValid) return { reason: 'InvalidSignature', message: 'the CSR signature does not verify with the public key it carries (no proof of possession)' };
+  if (!req.signatureValid)
+    return {
+      reason: 'InvalidSignature',
+      message: 'the CSR signature does not verify with the public key it carries (no proof of possession)',
+    };
 
   const nodeName = nodeNameOf(csr.username);
-  if (nodeName === undefined) return { reason: 'RequesterNotANode', message: `requester ${csr.username} is not a node (username must be ${NODE_USER_PREFIX}<name>)` };
-  if (req.commonName !== csr.username) return { reason: 'CommonNameMismatch', message: `subject CN ${req.commonName ?? '(none)'} is not the requester ${csr.username}` };
-  if (!csr.groups.includes(NODES_ORGANIZATION)) return { reason: 'RequesterNotANode', message: `requester ${csr.username} is not in group ${NODES_ORGANIZATION} (groups: ${csr.groups.join(', ') || 'none'})` };
+  if (nodeName === undefined)
+    return {
+      reason: 'RequesterNotANode',
+      message: `requester ${csr.username} is not a node (username must be ${NODE_USER_PREFIX}<name>)`,
+    };
+  if (req.commonName !== csr.username)
+    return {
+      reason: 'CommonNameMismatch',
+      message: `subject CN ${req.commonName ?? '(none)'} is not the requester ${csr.username}`,
+    };
+  if (!csr.groups.includes(NODES_ORGANIZATION))
+    return {
+      reason: 'RequesterNotANode',
+      message: `requester ${csr.username} is not in group ${NODES_ORGANIZATION} (groups: ${csr.groups.join(', ') || 'none'})`,
+    };
   if (req.organizations.length !== 1 || req.organizations[0] !== NODES_ORGANIZATION) {
-    return { reason: 'OrganizationMismatch', message: `subject O must be exactly [${NODES_ORGANIZATION}], got [${req.organizations.join(', ')}]` };
+    return {
+      reason: 'OrganizationMismatch',
+      message: `subject O must be exactly [${NODES_ORGANIZATION}], got [${req.organizations.join(', ')}]`,
+    };
   }
-  if (req.otherSubjectAttributes.length > 0) return { reason: 'UnexpectedSubjectAttributes', message: `subject may hold only O and CN, also has ${req.otherSubjectAttributes.join(', ')}` };
+  if (req.otherSubjectAttributes.length > 0)
+    return {
+      reason: 'UnexpectedSubjectAttributes',
+      message: `subject may hold only O and CN, also has ${req.otherSubjectAttributes.join(', ')}`,
+    };
 
   const usages = checkUsages(csr.usages);
   if (usages) return usages;
 
-  const disallowed = [...req.emailAddresses.map((e) => `email:${e}`), ...req.uris.map((u) => `URI:${u}`), ...req.otherSubjectAltNames];
-  if (disallowed.length > 0) return { reason: 'DisallowedSANType', message: `only DNS and IP SANs are allowed, got ${disallowed.join(', ')}` };
-  if (req.dnsNames.length === 0 && req.ipAddresses.length === 0) return { reason: 'NoSubjectAltNames', message: 'a serving certificate needs at least one DNS or IP SAN' };
+  const disallowed = [
+    ...req.emailAddresses.map((e) => `email:${e}`),
+    ...req.uris.map((u) => `URI:${u}`),
+    ...req.otherSubjectAltNames,
+  ];
+  if (disallowed.length > 0)
+    return { reason: 'DisallowedSANType', message: `only DNS and IP SANs are allowed, got ${disallowed.join(', ')}` };
+  if (req.dnsNames.length === 0 && req.ipAddresses.length === 0)
+    return { reason: 'NoSubjectAltNames', message: 'a serving certificate needs at least one DNS or IP SAN' };
 
   if (!(policy.allowedKeyAlgorithms as readonly string[]).includes(req.keyAlgorithm)) {
-    return { reason: 'KeyAlgorithmNotAllowed', message: `key ${req.keyAlgorithm} is not allowed (allowed: ${policy.allowedKeyAlgorithms.join(', ')})` };
+    return {
+      reason: 'KeyAlgorithmNotAllowed',
+      message: `key ${req.keyAlgorithm} is not allowed (allowed: ${policy.allowedKeyAlgorithms.join(', ')})`,
+    };
   }
-  if (policy.maxExpirationSeconds !== undefined && csr.expirationSeconds !== undefined && csr.expirationSeconds > policy.maxExpirationSeconds) {
-    return { reason: 'LifetimeTooLong', message: `spec.expirationSeconds ${csr.expirationSeconds} exceeds the maximum ${policy.maxExpirationSeconds}` };
+  if (
+    policy.maxExpirationSeconds !== undefined &&
+    csr.expirationSeconds !== undefined &&
+    csr.expirationSeconds > policy.maxExpirationSeconds
+  ) {
+    return {
+      reason: 'LifetimeTooLong',
+      message: `spec.expirationSeconds ${csr.expirationSeconds} exceeds the maximum ${policy.maxExpirationSeconds}`,
+    };
   }
   return undefined;
 }
@@ -169,29 +238,45 @@ function checkUsages(usages: readonly string[]): Refusal | undefined {
   const extra = [...new Set(usages.filter((u) => !allowed.includes(u)))];
   const missing = REQUIRED_USAGES.filter((u) => !usages.includes(u));
   if (extra.length === 0 && missing.length === 0) return undefined;
-  const parts = [extra.length ? `not allowed: ${extra.join(', ')}` : '', missing.length ? `missing: ${missing.join(', ')}` : ''].filter(Boolean);
-  return { reason: 'DisallowedUsages', message: `usages must be ${REQUIRED_USAGES.join(' + ')} (+ ${OPTIONAL_USAGES.join(', ')}); ${parts.join('; ')}` };
+  const parts = [
+    extra.length ? `not allowed: ${extra.join(', ')}` : '',
+    missing.length ? `missing: ${missing.join(', ')}` : '',
+  ].filter(Boolean);
+  return {
+    reason: 'DisallowedUsages',
+    message: `usages must be ${REQUIRED_USAGES.join(' + ')} (+ ${OPTIONAL_USAGES.join(', ')}); ${parts.join('; ')}`,
+  };
 }
 
 function checkAgainstNode(csr: CsrFacts, node: NodeFacts, policy: ApproverPolicy): Refusal | undefined {
   const req = csr.request as ParsedCsr;
   const nodeName = nodeNameOf(csr.username)!;
-  if (node === null) return { reason: 'NodeNotFound', message: `Node ${nodeName} does not exist, so its addresses cannot be checked` };
+  if (node === null)
+    return { reason: 'NodeNotFound', message: `Node ${nodeName} does not exist, so its addresses cannot be checked` };
   const allowed = servingSansFromAddresses(node.addresses);
   const allowedDns = new Set(allowed.dnsNames);
   const allowedIps = new Set(allowed.ipAddresses);
   const offending = [
-    ...req.dnsNames.filter((d) => !allowedDns.has(canonicalDnsName(d)) && !policy.dnsPatterns.some((p) => dnsPatternMatches(p, d))).map((d) => `DNS:${d}`),
+    ...req.dnsNames
+      .filter((d) => !allowedDns.has(canonicalDnsName(d)) && !policy.dnsPatterns.some((p) => dnsPatternMatches(p, d)))
+      .map((d) => `DNS:${d}`),
     ...req.ipAddresses.filter((ip) => !allowedIps.has(canonicalIp(ip) ?? ip)).map((ip) => `IP:${ip}`),
   ];
   if (offending.length > 0) {
     const addresses = node.addresses.map((a) => `${a.type} ${a.address}`).join(', ') || 'none';
     const patterns = policy.dnsPatterns.length ? `; dnsPatterns: ${policy.dnsPatterns.join(', ')}` : '';
-    return { reason: 'SANNotInNodeAddresses', message: `${offending.join(', ')} not among Node ${node.name}'s addresses (${addresses})${patterns}` };
+    return {
+      reason: 'SANNotInNodeAddresses',
+      message: `${offending.join(', ')} not among Node ${node.name}'s addresses (${addresses})${patterns}`,
+    };
   }
   if (policy.allowedCidrs.length > 0) {
     const outside = req.ipAddresses.filter((ip) => !policy.allowedCidrs.some((cidr) => ipInCidr(ip, cidr)));
-    if (outside.length > 0) return { reason: 'IPNotInAllowedCIDRs', message: `IP ${outside.join(', ')} outside allowedCidrs ${policy.allowedCidrs.join(', ')}` };
+    if (outside.length > 0)
+      return {
+        reason: 'IPNotInAllowedCIDRs',
+        message: `IP ${outside.join(', ')} outside allowedCidrs ${policy.allowedCidrs.join(', ')}`,
+      };
   }
   return undefined;
 }

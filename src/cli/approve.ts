@@ -7,8 +7,15 @@ import { UserError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { ApiSource, checkPermissions, kubeLeaseStore, requiredPermissions } from '../approver/api.ts';
 import {
-  APPROVER_CONFIG_KIND, mergeApproverConfig, parseListen, policyOf, readApproverConfigFile, validateLeaseName, validateNamespace,
-  type ApproverConfig, type ApproverOverrides,
+  APPROVER_CONFIG_KIND,
+  mergeApproverConfig,
+  parseListen,
+  policyOf,
+  readApproverConfigFile,
+  validateLeaseName,
+  validateNamespace,
+  type ApproverConfig,
+  type ApproverOverrides,
 } from '../approver/config.ts';
 import { ApprovalController } from '../approver/controller.ts';
 import { startApproverHttp, type ApproverHttp } from '../approver/http.ts';
@@ -19,11 +26,36 @@ import type { Command } from './commands.ts';
 import { flagsHelp, parseFlags, usageError, type ParsedFlags } from './flags.ts';
 
 export const APPROVE_FLAGS: Parameters<typeof parseFlags>[1] = [
-  { name: 'kubeconfig', kind: 'string', placeholder: 'PATH', help: 'kubeconfig of the approver\'s identity (default: the in-cluster service account when KUBERNETES_SERVICE_HOST is set)' },
-  { name: 'config', kind: 'string', placeholder: 'FILE', help: `YAML config (apiVersion ${CONFIG_API_VERSION}, kind ${APPROVER_CONFIG_KIND}); flags override it` },
-  { name: 'lease-namespace', kind: 'string', placeholder: 'NS', help: 'namespace of the leader-election Lease (default kube-system)' },
-  { name: 'lease-name', kind: 'string', placeholder: 'NAME', help: 'name of the leader-election Lease (default nodecred-approver)' },
-  { name: 'metrics-listen', kind: 'string', placeholder: 'HOST:PORT', help: '/metrics and /healthz listener, or off (default 127.0.0.1:10291; port 0 picks one)' },
+  {
+    name: 'kubeconfig',
+    kind: 'string',
+    placeholder: 'PATH',
+    help: "kubeconfig of the approver's identity (default: the in-cluster service account when KUBERNETES_SERVICE_HOST is set)",
+  },
+  {
+    name: 'config',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: `YAML config (apiVersion ${CONFIG_API_VERSION}, kind ${APPROVER_CONFIG_KIND}); flags override it`,
+  },
+  {
+    name: 'lease-namespace',
+    kind: 'string',
+    placeholder: 'NS',
+    help: 'namespace of the leader-election Lease (default kube-system)',
+  },
+  {
+    name: 'lease-name',
+    kind: 'string',
+    placeholder: 'NAME',
+    help: 'name of the leader-election Lease (default nodecred-approver)',
+  },
+  {
+    name: 'metrics-listen',
+    kind: 'string',
+    placeholder: 'HOST:PORT',
+    help: '/metrics and /healthz listener, or off (default 127.0.0.1:10291; port 0 picks one)',
+  },
   { name: 'log-level', kind: 'string', placeholder: 'LEVEL', help: 'debug | info | warn | error (default info)' },
 ];
 
@@ -57,7 +89,8 @@ export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverCo
   }
   const level = one(flags, 'log-level');
   if (level !== undefined) {
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      throw usageError(`unknown log level "${level}"`, '--log-level');
     o.logLevel = level as ApproverConfig['logLevel'];
   }
   return mergeApproverConfig(fromFile, o);
@@ -95,28 +128,43 @@ export const approveCommand: Command = {
       log,
       timings: DEFAULT_LEADER_TIMINGS,
       onLeadershipChange: (leading) => metrics.leader.set(leading ? 1 : 0),
-      lead: (signal) => new ApprovalController({
-        source, policy, log, metrics, identity, isLeader: () => elector.isLeader(), resyncIntervalMs: config.resyncIntervalMs,
-      }).run(signal),
+      lead: (signal) =>
+        new ApprovalController({
+          source,
+          policy,
+          log,
+          metrics,
+          identity,
+          isLeader: () => elector.isLeader(),
+          resyncIntervalMs: config.resyncIntervalMs,
+        }).run(signal),
     });
     let http: ApproverHttp | undefined;
-    if (listen) http = await startApproverHttp(listen, metrics.registry, () => ({ identity, leader: elector.isLeader() }));
+    if (listen)
+      http = await startApproverHttp(listen, metrics.registry, () => ({ identity, leader: elector.isLeader() }));
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       process.once(sig, () => {
         log.info({ signal: sig }, 'stopping');
         stop.abort();
       });
     }
-    log.info({
-      credentials: source.description,
-      lease: `${config.leaseNamespace}/${config.leaseName}`,
-      metrics: http?.address ?? 'off',
-      policy: {
-        dnsPatterns: config.dnsPatterns, allowedCidrs: config.allowedCidrs, maxExpirationSeconds: config.maxExpirationSeconds,
-        allowedKeyAlgorithms: config.allowedKeyAlgorithms, denyMode: config.denyMode, onUnknownNode: config.onUnknownNode,
-        nodeNamePattern: config.nodeNamePattern,
+    log.info(
+      {
+        credentials: source.description,
+        lease: `${config.leaseNamespace}/${config.leaseName}`,
+        metrics: http?.address ?? 'off',
+        policy: {
+          dnsPatterns: config.dnsPatterns,
+          allowedCidrs: config.allowedCidrs,
+          maxExpirationSeconds: config.maxExpirationSeconds,
+          allowedKeyAlgorithms: config.allowedKeyAlgorithms,
+          denyMode: config.denyMode,
+          onUnknownNode: config.onUnknownNode,
+          nodeNamePattern: config.nodeNamePattern,
+        },
       },
-    }, 'nodecred approver running');
+      'nodecred approver running',
+    );
     try {
       await elector.run(stop.signal);
     } finally {

@@ -17,25 +17,38 @@ const HELP = nodeHelp(
 async function ensureOnce({ config, manager }: NodeSetup, deadline: number): Promise<string> {
   const managed = config.clientCredentials === 'managed';
   if (!managed && !config.rotateServerCertificates) {
-    throw new UserError('nothing to do: clientCredentials is external and serving certificates are off', { where: '--config', fix: 'set rotateServerCertificates: true (or --rotate-server-certificates)', code: 'USAGE' });
+    throw new UserError('nothing to do: clientCredentials is external and serving certificates are off', {
+      where: '--config',
+      fix: 'set rotateServerCertificates: true (or --rotate-server-certificates)',
+      code: 'USAGE',
+    });
   }
   const client = managed ? await manager.ensureClient({ deadline, rotate: false }) : undefined;
-  const serving = config.rotateServerCertificates ? await manager.ensureServing({ deadline, rotate: false }) : undefined;
+  const serving = config.rotateServerCertificates
+    ? await manager.ensureServing({ deadline, rotate: false })
+    : undefined;
   const c = manager.states.client;
   const s = manager.states.server;
   return [
-    client ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}` : `client credentials external (${config.kubeconfig})`,
+    client
+      ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}`
+      : `client credentials external (${config.kubeconfig})`,
     serving ? `serving certificate ${serving} (${[...(s.dnsNames ?? []), ...(s.ipAddresses ?? [])].join(', ')})` : '',
-  ].filter(Boolean).join('; ');
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 function timeoutError(setup: NodeSetup): UserError {
   const pending = setup.manager.states.server.pendingCsr ?? setup.manager.states.client.pendingCsr;
-  return new UserError(`timed out after ${formatDuration(setup.config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to be approved and issued`, {
-    where: pending ? `certificatesigningrequest/${pending}` : setup.config.kubeconfig,
-    fix: 'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving approver; running bootstrap again re-attaches to the same CSR',
-    code: 'TIMEOUT',
-  });
+  return new UserError(
+    `timed out after ${formatDuration(setup.config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to be approved and issued`,
+    {
+      where: pending ? `certificatesigningrequest/${pending}` : setup.config.kubeconfig,
+      fix: 'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving approver; running bootstrap again re-attaches to the same CSR',
+      code: 'TIMEOUT',
+    },
+  );
 }
 
 export const bootstrapCommand: Command = {
@@ -74,9 +87,16 @@ async function bootstrapWithRetries(setup: NodeSetup): Promise<number> {
       if (!isTransient(err)) throw err;
       const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, Math.random);
       if (Date.now() + delay >= deadline) {
-        throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, { where: config.kubeconfig, fix: 'check that the API server is reachable from this node', code: 'UNREACHABLE' });
+        throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, {
+          where: config.kubeconfig,
+          fix: 'check that the API server is reachable from this node',
+          code: 'UNREACHABLE',
+        });
       }
-      log.warn({ err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 }, 'API server unreachable; retrying');
+      log.warn(
+        { err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 },
+        'API server unreachable; retrying',
+      );
       await new Promise((r) => setTimeout(r, delay));
     }
   }

@@ -7,8 +7,16 @@ import { parseDuration } from '../config/duration.ts';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
 import { parsePinHash } from '../pki/cert.ts';
 import {
-  overridesFromDocument, mergeConfig, validateRequestedLifetime, validateTimeout, validateNodeName, validateAddress, validateDiscoveryToken, validateApiServer,
-  type Config, type ConfigOverrides,
+  overridesFromDocument,
+  mergeConfig,
+  validateRequestedLifetime,
+  validateTimeout,
+  validateNodeName,
+  validateAddress,
+  validateDiscoveryToken,
+  validateApiServer,
+  type Config,
+  type ConfigOverrides,
 } from '../config/schema.ts';
 
 interface FlagSpec {
@@ -19,25 +27,108 @@ interface FlagSpec {
 }
 
 export const NODE_FLAGS: FlagSpec[] = [
-  { name: 'config', kind: 'string', placeholder: 'FILE', help: `YAML config file (apiVersion nodecred.io/v1alpha1, kind NodeCredConfiguration); flags override it` },
+  {
+    name: 'config',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: `YAML config file (apiVersion nodecred.io/v1alpha1, kind NodeCredConfiguration); flags override it`,
+  },
   { name: 'node-name', kind: 'string', placeholder: 'NAME', help: 'the Node name (default: lower-cased hostname)' },
-  { name: 'kubeconfig', kind: 'string', placeholder: 'PATH', help: 'node kubeconfig to write (default /var/lib/kubelet/kubeconfig)' },
-  { name: 'bootstrap-kubeconfig', kind: 'string', placeholder: 'PATH', help: 'kubeconfig with bootstrap credentials (token, client certificate or exec plugin)' },
-  { name: 'cert-dir', kind: 'string', placeholder: 'DIR', help: 'where certificates and keys live (default /var/lib/kubelet/pki)' },
-  { name: 'rotate-certificates', kind: 'boolean', help: 'rotate the client certificate before it expires (default true)' },
-  { name: 'rotate-server-certificates', kind: 'boolean', help: 'request and rotate the kubelet serving certificate (default false)' },
-  { name: 'key-algorithm', kind: 'string', placeholder: 'ALG', help: `${KEY_ALGORITHMS.join(' | ')} (default ecdsa-p256)` },
-  { name: 'api-server', kind: 'string', placeholder: 'URL', help: 'token discovery: the API server to discover through' },
+  {
+    name: 'kubeconfig',
+    kind: 'string',
+    placeholder: 'PATH',
+    help: 'node kubeconfig to write (default /var/lib/kubelet/kubeconfig)',
+  },
+  {
+    name: 'bootstrap-kubeconfig',
+    kind: 'string',
+    placeholder: 'PATH',
+    help: 'kubeconfig with bootstrap credentials (token, client certificate or exec plugin)',
+  },
+  {
+    name: 'cert-dir',
+    kind: 'string',
+    placeholder: 'DIR',
+    help: 'where certificates and keys live (default /var/lib/kubelet/pki)',
+  },
+  {
+    name: 'rotate-certificates',
+    kind: 'boolean',
+    help: 'rotate the client certificate before it expires (default true)',
+  },
+  {
+    name: 'rotate-server-certificates',
+    kind: 'boolean',
+    help: 'request and rotate the kubelet serving certificate (default false)',
+  },
+  {
+    name: 'key-algorithm',
+    kind: 'string',
+    placeholder: 'ALG',
+    help: `${KEY_ALGORITHMS.join(' | ')} (default ecdsa-p256)`,
+  },
+  {
+    name: 'api-server',
+    kind: 'string',
+    placeholder: 'URL',
+    help: 'token discovery: the API server to discover through',
+  },
   { name: 'discovery-token', kind: 'string', placeholder: 'ID.SECRET', help: 'token discovery: the bootstrap token' },
-  { name: 'discovery-token-ca-cert-hash', kind: 'list', placeholder: 'sha256:HEX', help: 'token discovery: CA public key pin (repeatable)' },
-  { name: 'tls-server-name', kind: 'string', placeholder: 'NAME', help: 'token discovery: name to verify the API server certificate against' },
-  { name: 'node-ip', kind: 'list', placeholder: 'IP', help: 'serving certificate IP SANs until the Node object exists (repeatable or comma-separated)' },
-  { name: 'requested-lifetime', kind: 'string', placeholder: 'DURATION', help: 'ask the signer for this lifetime (spec.expirationSeconds), e.g. 24h' },
-  { name: 'cluster-ca-file', kind: 'string', placeholder: 'FILE', help: 'CA bundle issued certificates must chain to (default: the API server CA)' },
-  { name: 'timeout', kind: 'string', placeholder: 'DURATION', help: 'bootstrap: give up after this long (default 15m)' },
-  { name: 'health-listen', kind: 'string', placeholder: 'HOST:PORT', help: 'run: plain /livez /readyz /healthz /metrics listener (default 127.0.0.1:10271; "" disables)' },
-  { name: 'secure-listen', kind: 'string', placeholder: 'HOST:PORT', help: 'run: the same behind TLS with the serving certificate and kubelet-style webhook authn/authz (default off)' },
-  { name: 'client-ca-file', kind: 'string', placeholder: 'FILE', help: 'run: CA for x509 client certificates on --secure-listen' },
+  {
+    name: 'discovery-token-ca-cert-hash',
+    kind: 'list',
+    placeholder: 'sha256:HEX',
+    help: 'token discovery: CA public key pin (repeatable)',
+  },
+  {
+    name: 'tls-server-name',
+    kind: 'string',
+    placeholder: 'NAME',
+    help: 'token discovery: name to verify the API server certificate against',
+  },
+  {
+    name: 'node-ip',
+    kind: 'list',
+    placeholder: 'IP',
+    help: 'serving certificate IP SANs until the Node object exists (repeatable or comma-separated)',
+  },
+  {
+    name: 'requested-lifetime',
+    kind: 'string',
+    placeholder: 'DURATION',
+    help: 'ask the signer for this lifetime (spec.expirationSeconds), e.g. 24h',
+  },
+  {
+    name: 'cluster-ca-file',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: 'CA bundle issued certificates must chain to (default: the API server CA)',
+  },
+  {
+    name: 'timeout',
+    kind: 'string',
+    placeholder: 'DURATION',
+    help: 'bootstrap: give up after this long (default 15m)',
+  },
+  {
+    name: 'health-listen',
+    kind: 'string',
+    placeholder: 'HOST:PORT',
+    help: 'run: plain /livez /readyz /healthz /metrics listener (default 127.0.0.1:10271; "" disables)',
+  },
+  {
+    name: 'secure-listen',
+    kind: 'string',
+    placeholder: 'HOST:PORT',
+    help: 'run: the same behind TLS with the serving certificate and kubelet-style webhook authn/authz (default off)',
+  },
+  {
+    name: 'client-ca-file',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: 'run: CA for x509 client certificates on --secure-listen',
+  },
   { name: 'log-level', kind: 'string', placeholder: 'LEVEL', help: 'debug | info | warn | error (default info)' },
 ];
 
@@ -64,7 +155,8 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
       if (next === undefined) throw usageError(`--${name} needs a value`);
       value = next;
     }
-    if (spec.kind === 'boolean' && value !== 'true' && value !== 'false') throw usageError(`--${name} takes true or false, got "${value}"`);
+    if (spec.kind === 'boolean' && value !== 'true' && value !== 'false')
+      throw usageError(`--${name} takes true or false, got "${value}"`);
     if (spec.kind !== 'list' && out.has(name)) throw usageError(`--${name} given twice`);
     out.set(name, [...(out.get(name) ?? []), value]);
   }
@@ -72,7 +164,9 @@ export function parseFlags(args: string[], specs: FlagSpec[]): ParsedFlags {
 }
 
 export function flagsHelp(specs: FlagSpec[]): string {
-  const left = specs.map((s) => `  --${s.name}${s.kind === 'boolean' ? '[=true|false]' : ` ${s.placeholder ?? 'VALUE'}`}`);
+  const left = specs.map(
+    (s) => `  --${s.name}${s.kind === 'boolean' ? '[=true|false]' : ` ${s.placeholder ?? 'VALUE'}`}`,
+  );
   const width = Math.max(...left.map((l) => l.length));
   return specs.map((s, i) => `${left[i]!.padEnd(width)}  ${s.help}`).join('\n');
 }
@@ -91,24 +185,34 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
   if (str('bootstrap-kubeconfig')) o.bootstrapKubeconfig = str('bootstrap-kubeconfig')!;
   if (str('cert-dir')) o.certDir = str('cert-dir')!;
   if (bool('rotate-certificates') !== undefined) o.rotateCertificates = bool('rotate-certificates')!;
-  if (bool('rotate-server-certificates') !== undefined) o.rotateServerCertificates = bool('rotate-server-certificates')!;
+  if (bool('rotate-server-certificates') !== undefined)
+    o.rotateServerCertificates = bool('rotate-server-certificates')!;
   if (str('key-algorithm')) {
     const alg = str('key-algorithm')!;
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
+    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
+      throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
     o.keyAlgorithm = alg as KeyAlgorithm;
   }
-  if (str('requested-lifetime')) o.requestedLifetimeMs = validateRequestedLifetime(parseDuration(str('requested-lifetime')!, '--requested-lifetime'), '--requested-lifetime');
+  if (str('requested-lifetime'))
+    o.requestedLifetimeMs = validateRequestedLifetime(
+      parseDuration(str('requested-lifetime')!, '--requested-lifetime'),
+      '--requested-lifetime',
+    );
   if (str('timeout')) o.timeoutMs = validateTimeout(parseDuration(str('timeout')!, '--timeout'), '--timeout');
   if (str('cluster-ca-file')) o.clusterCAFile = str('cluster-ca-file')!;
   if (str('log-level')) {
     const level = str('log-level')!;
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      throw usageError(`unknown log level "${level}"`, '--log-level');
     o.logLevel = level as Config['logLevel'];
   }
   if (flags.has('health-listen')) o.healthListen = str('health-listen')!;
   if (flags.has('secure-listen')) o.secureListen = str('secure-listen')!;
   if (str('client-ca-file')) o.clientCAFile = str('client-ca-file')!;
-  const ips = (flags.get('node-ip') ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+  const ips = (flags.get('node-ip') ?? [])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   if (ips.length) o.servingAddresses = ips.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
   const discoveryFlags = ['api-server', 'discovery-token', 'discovery-token-ca-cert-hash'];
   if (discoveryFlags.some((f) => flags.has(f))) {
@@ -117,7 +221,9 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
     o.discovery = {
       apiServer: validateApiServer(str('api-server')!, '--api-server'),
       token: validateDiscoveryToken(str('discovery-token')!, '--discovery-token'),
-      caCertHashes: flags.get('discovery-token-ca-cert-hash')!.map((h) => parsePinHash(h, '--discovery-token-ca-cert-hash')),
+      caCertHashes: flags
+        .get('discovery-token-ca-cert-hash')!
+        .map((h) => parsePinHash(h, '--discovery-token-ca-cert-hash')),
       ...(str('tls-server-name') ? { tlsServerName: str('tls-server-name')! } : {}),
     };
   }

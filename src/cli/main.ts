@@ -10,7 +10,7 @@ function usage(): string {
   return [
     'usage: nodecred <command> [flags]',
     '',
-    'nodecred owns a Kubernetes node\'s credentials: TLS bootstrap, client and serving certificate',
+    "nodecred owns a Kubernetes node's credentials: TLS bootstrap, client and serving certificate",
     'rotation, recovery, health checks and metrics.',
     '',
     'commands:',

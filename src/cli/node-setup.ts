@@ -19,15 +19,27 @@ export function nodeHelp(usage: string, description: string): string {
   return `${usage}\n\n${description}\n\nflags:\n${flagsHelp(NODE_FLAGS)}\n`;
 }
 
-export async function setUpNode(args: string[], opts: { events?: ManagerEvents; signal?: AbortSignal } = {}): Promise<NodeSetup> {
+export async function setUpNode(
+  args: string[],
+  opts: { events?: ManagerEvents; signal?: AbortSignal } = {},
+): Promise<NodeSetup> {
   const config = await loadConfig(parseFlags(args, NODE_FLAGS));
   // The lock is taken before anything touches the cert dir: a second instance must not even repair it.
   const lock = await acquireLock(config.certDir);
   try {
     const log = createLogger(config.logLevel);
     const store = new CertStore(config.certDir);
-    for (const note of await store.prepare()) log[note.startsWith('created') ? 'info' : 'warn']({ certDir: config.certDir }, note);
-    const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random, ...(opts.events ? { events: opts.events } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+    for (const note of await store.prepare())
+      log[note.startsWith('created') ? 'info' : 'warn']({ certDir: config.certDir }, note);
+    const manager = new CertificateManager({
+      config,
+      store,
+      log,
+      now: () => new Date(),
+      random: Math.random,
+      ...(opts.events ? { events: opts.events } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     return { config, log, store, manager, lock };
   } catch (err) {
     await lock.release();

@@ -26,8 +26,17 @@ function statusLine(manager: CertificateManager): string {
   const now = Date.now();
   const { config } = manager.deps;
   const part = (label: string, s: CertificateManager['states']['client']) =>
-    s.pendingCsr ? `${label}: waiting for CSR ${s.pendingCsr}` : s.notAfter ? `${label}: valid ${formatDuration(s.notAfter.getTime() - now)}` : `${label}: none${s.lastError ? ' (error)' : ''}`;
-  return [config.clientCredentials === 'managed' ? part('client', manager.states.client) : 'client: external', config.rotateServerCertificates ? part('serving', manager.states.server) : ''].filter(Boolean).join('; ');
+    s.pendingCsr
+      ? `${label}: waiting for CSR ${s.pendingCsr}`
+      : s.notAfter
+        ? `${label}: valid ${formatDuration(s.notAfter.getTime() - now)}`
+        : `${label}: none${s.lastError ? ' (error)' : ''}`;
+  return [
+    config.clientCredentials === 'managed' ? part('client', manager.states.client) : 'client: external',
+    config.rotateServerCertificates ? part('serving', manager.states.server) : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 export const runCommand: Command = {
@@ -53,21 +62,30 @@ export const runCommand: Command = {
           if (kind === 'client' && !previous) metrics.bootstrapDuration.observe((Date.now() - started) / 1000);
           health?.invalidate();
           secure?.reload();
-          void runHooks(setup.config.hooks, { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig }, setup.log);
+          void runHooks(
+            setup.config.hooks,
+            { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig },
+            setup.log,
+          );
         },
         failed: (kind, err) => metrics.events.failed?.(kind, err),
         // An operator's certificate is news for the secure listener and the hooks too.
         adopted: (kind) => {
           health?.invalidate();
           if (kind === 'server') secure?.reload();
-          void runHooks(setup.config.hooks, { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig }, setup.log);
+          void runHooks(
+            setup.config.hooks,
+            { kind, certFile: setup.store.currentPath(kind), kubeconfig: setup.config.kubeconfig },
+            setup.log,
+          );
         },
       },
     });
     manager = setup.manager;
     const { log, config } = setup;
     const notifier = systemdNotifier();
-    const notify = (...a: string[]) => notifier.notify(...a).catch((err: Error) => log.warn({ err: err.message }, 'systemd notification failed'));
+    const notify = (...a: string[]) =>
+      notifier.notify(...a).catch((err: Error) => log.warn({ err: err.message }, 'systemd notification failed'));
     let ready = false;
     const daemon = new Daemon(manager, log, {
       onPass: (healthy: boolean) => {
@@ -81,7 +99,9 @@ export const runCommand: Command = {
     });
     const loopStaleMs = 60_000;
     health = managerHealthSource(manager, {
-      expiryThresholdMs: config.readyExpiryThresholdMs, loopStaleMs, authCacheMs: 30_000,
+      expiryThresholdMs: config.readyExpiryThresholdMs,
+      loopStaleMs,
+      authCacheMs: 30_000,
       heartbeat: () => (daemon.alive(new Date(), loopStaleMs) ? new Date() : daemon.heartbeat),
     });
     const servers: Server[] = [];
@@ -94,7 +114,10 @@ export const runCommand: Command = {
     if (config.secureListen) {
       secure = createSecureServer({ manager, health, registry: metrics.registry, log });
       const addr = await listen(secure.server, parseListen(config.secureListen, '--secure-listen'), '--secure-listen');
-      log.info({ address: `${addr.address}:${addr.port}` }, 'secure health and metrics listening (serving certificate, webhook authn/authz)');
+      log.info(
+        { address: `${addr.address}:${addr.port}` },
+        'secure health and metrics listening (serving certificate, webhook authn/authz)',
+      );
       servers.push(secure.server);
     }
 
@@ -110,7 +133,10 @@ export const runCommand: Command = {
       : undefined;
 
     const watcher = watchCredentials(
-      { certDir: config.certDir, files: [config.kubeconfig, ...(config.bootstrapKubeconfig ? [config.bootstrapKubeconfig] : [])] },
+      {
+        certDir: config.certDir,
+        files: [config.kubeconfig, ...(config.bootstrapKubeconfig ? [config.bootstrapKubeconfig] : [])],
+      },
       (path) => daemon.wake(`${path} changed`),
     );
 
@@ -126,21 +152,37 @@ export const runCommand: Command = {
         await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
         try {
           const next = await loadConfig(parseFlags(args, NODE_FLAGS));
-          const restartOnly = (['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const).filter((k) => next[k] !== manager!.deps.config[k]);
-          if (restartOnly.length) log.warn({ fields: restartOnly }, 'these settings change only on restart; keeping the running values');
+          const restartOnly = (
+            ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const
+          ).filter((k) => next[k] !== manager!.deps.config[k]);
+          if (restartOnly.length)
+            log.warn({ fields: restartOnly }, 'these settings change only on restart; keeping the running values');
           for (const k of restartOnly) (next as unknown as Record<string, unknown>)[k] = manager!.deps.config[k];
           manager!.deps.config = next;
           log.level = next.logLevel;
           log.info('configuration reloaded');
           daemon.wake('SIGHUP');
         } catch (err) {
-          log.error({ err: isUserError(err) ? err.oneLine() : String(err) }, 'new configuration rejected; keeping the old one');
+          log.error(
+            { err: isUserError(err) ? err.oneLine() : String(err) },
+            'new configuration rejected; keeping the old one',
+          );
         }
         await notify('READY=1', `STATUS=${statusLine(manager!)}`);
       })();
     });
 
-    log.info({ nodeName: config.nodeName, certDir: config.certDir, kubeconfig: config.kubeconfig, rotateServerCertificates: config.rotateServerCertificates, systemd: notifier.enabled, watchdogMs }, 'nodecred running');
+    log.info(
+      {
+        nodeName: config.nodeName,
+        certDir: config.certDir,
+        kubeconfig: config.kubeconfig,
+        rotateServerCertificates: config.rotateServerCertificates,
+        systemd: notifier.enabled,
+        watchdogMs,
+      },
+      'nodecred running',
+    );
     try {
       await daemon.run(stop.signal);
     } finally {

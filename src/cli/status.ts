@@ -10,18 +10,41 @@ import type { Config } from '../config/schema.ts';
 import { parseFlags, loadConfig, flagsHelp, NODE_FLAGS, usageError } from './flags.ts';
 import type { Command } from './commands.ts';
 
-const read = (path: string) => readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+const read = (path: string) =>
+  readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
 
-const SHARED = NODE_FLAGS.filter((f) => ['config', 'cert-dir', 'kubeconfig', 'node-name', 'rotate-server-certificates', 'cluster-ca-file'].includes(f.name));
+const SHARED = NODE_FLAGS.filter((f) =>
+  ['config', 'cert-dir', 'kubeconfig', 'node-name', 'rotate-server-certificates', 'cluster-ca-file'].includes(f.name),
+);
 const JSON_FLAG = { name: 'json', kind: 'boolean' as const, help: 'print JSON instead of a table' };
 const STATUS_FLAGS = [...SHARED, JSON_FLAG];
 const CHECK_FLAGS = [
   ...SHARED,
   JSON_FLAG,
-  { name: 'min-valid', kind: 'string' as const, placeholder: 'DURATION', help: 'unhealthy when a certificate expires sooner (default 24h)' },
-  { name: 'cert', kind: 'list' as const, placeholder: 'FILE', help: 'check these certificate files instead of the managed ones (repeatable)' },
-  { name: 'ca-file', kind: 'string' as const, placeholder: 'FILE', help: 'with --cert: the certificates must chain to this CA' },
-  { name: 'expect-san', kind: 'list' as const, placeholder: 'NAME|IP', help: 'with --cert: each certificate must cover this SAN (repeatable)' },
+  {
+    name: 'min-valid',
+    kind: 'string' as const,
+    placeholder: 'DURATION',
+    help: 'unhealthy when a certificate expires sooner (default 24h)',
+  },
+  {
+    name: 'cert',
+    kind: 'list' as const,
+    placeholder: 'FILE',
+    help: 'check these certificate files instead of the managed ones (repeatable)',
+  },
+  {
+    name: 'ca-file',
+    kind: 'string' as const,
+    placeholder: 'FILE',
+    help: 'with --cert: the certificates must chain to this CA',
+  },
+  {
+    name: 'expect-san',
+    kind: 'list' as const,
+    placeholder: 'NAME|IP',
+    help: 'with --cert: each certificate must cover this SAN (repeatable)',
+  },
 ];
 
 async function clusterCa(config: Config): Promise<string | undefined> {
@@ -38,18 +61,26 @@ async function managedRows(config: Config, e: Expectations): Promise<CertRow[]> 
   const caPem = await clusterCa(config);
   const withCa: Expectations = { ...e, ...(caPem ? { caPem } : {}), rotationWindow: config.rotationWindow };
   const rows: CertRow[] = [];
-  if (config.clientCredentials === 'managed') rows.push(assessCertificate('client', store.currentPath('client'), await read(store.currentPath('client')), withCa));
+  if (config.clientCredentials === 'managed')
+    rows.push(
+      assessCertificate('client', store.currentPath('client'), await read(store.currentPath('client')), withCa),
+    );
   const serverText = await read(store.currentPath('server'));
-  if (config.rotateServerCertificates || serverText !== null) rows.push(assessCertificate('serving', store.currentPath('server'), serverText, withCa));
+  if (config.rotateServerCertificates || serverText !== null)
+    rows.push(assessCertificate('serving', store.currentPath('server'), serverText, withCa));
   for (const extra of config.extraCertificates) {
     const ca = extra.caFile ? await read(extra.caFile) : null;
-    rows.push(assessCertificate(extra.name, extra.path, await read(extra.path), { ...e, ...(ca ? { caPem: ca } : {}) }));
+    rows.push(
+      assessCertificate(extra.name, extra.path, await read(extra.path), { ...e, ...(ca ? { caPem: ca } : {}) }),
+    );
   }
   return rows;
 }
 
 function print(rows: CertRow[], json: boolean, now: Date): void {
-  process.stdout.write(json ? JSON.stringify({ healthy: healthy(rows), certificates: rows }, null, 2) + '\n' : renderTable(rows, now));
+  process.stdout.write(
+    json ? `${JSON.stringify({ healthy: healthy(rows), certificates: rows }, null, 2)}\n` : renderTable(rows, now),
+  );
 }
 
 export const statusCommand: Command = {
@@ -63,7 +94,11 @@ export const statusCommand: Command = {
     const flags = parseFlags(args, STATUS_FLAGS);
     const config = await loadConfig(new Map([...flags].filter(([k]) => k !== 'json')));
     const now = new Date();
-    print(await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs }), flags.has('json') && flags.get('json')![0] === 'true', now);
+    print(
+      await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs }),
+      flags.has('json') && flags.get('json')![0] === 'true',
+      now,
+    );
     return 0;
   },
 };
@@ -73,7 +108,9 @@ export const checkCommand: Command = {
   summary: 'exit 0 when every certificate is valid for at least --min-valid, 1 when not, 2 on usage errors',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(`usage: nodecred check [flags]\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error.\n\nflags:\n${flagsHelp(CHECK_FLAGS)}\n`);
+      process.stdout.write(
+        `usage: nodecred check [flags]\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error.\n\nflags:\n${flagsHelp(CHECK_FLAGS)}\n`,
+      );
       return 0;
     }
     const flags = parseFlags(args, CHECK_FLAGS);
@@ -81,13 +118,24 @@ export const checkCommand: Command = {
     const minValidMs = parseDuration(flags.get('min-valid')?.[0] ?? '24h', '--min-valid');
     const now = new Date();
     const files = flags.get('cert') ?? [];
-    if (!files.length && (flags.has('ca-file') || flags.has('expect-san'))) throw usageError('--ca-file and --expect-san go with --cert');
+    if (!files.length && (flags.has('ca-file') || flags.has('expect-san')))
+      throw usageError('--ca-file and --expect-san go with --cert');
     let rows: CertRow[];
     if (files.length) {
       const caFile = flags.get('ca-file')?.[0];
       const caPem = caFile ? await read(caFile) : undefined;
-      if (caFile && !caPem) throw new UserError('CA file not found', { where: `--ca-file ${caFile}`, fix: 'check the path', code: 'USAGE' });
-      const e: Expectations = { now, minValidMs, ...(caPem ? { caPem } : {}), expectSans: flags.get('expect-san') ?? [] };
+      if (caFile && !caPem)
+        throw new UserError('CA file not found', {
+          where: `--ca-file ${caFile}`,
+          fix: 'check the path',
+          code: 'USAGE',
+        });
+      const e: Expectations = {
+        now,
+        minValidMs,
+        ...(caPem ? { caPem } : {}),
+        expectSans: flags.get('expect-san') ?? [],
+      };
       rows = await Promise.all(files.map(async (f) => assessCertificate(f, f, await read(f), e)));
     } else {
       const config = await loadConfig(new Map([...flags].filter(([k]) => SHARED.some((s) => s.name === k))));

@@ -16,7 +16,11 @@ export function parseDuration(text: string, where: string): number {
   }
   // A run of digits long enough to overflow to Infinity is not a duration anyone meant.
   if (matched === 0 || matched !== trimmed.length || !Number.isFinite(total)) {
-    throw new UserError(`invalid duration "${text}"`, { where, fix: 'write a duration like 90s, 15m, 1h30m or 8760h', code: 'USAGE' });
+    throw new UserError(`invalid duration "${text}"`, {
+      where,
+      fix: 'write a duration like 90s, 15m, 1h30m or 8760h',
+      code: 'USAGE',
+    });
   }
   return total;
 }

@@ -134,7 +134,8 @@ export class FieldReader {
   }
 
   object(value: unknown, field: string): Raw {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) this.fail(field, `must be a mapping, got ${describe(value)}`, 'write key: value pairs');
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      this.fail(field, `must be a mapping, got ${describe(value)}`, 'write key: value pairs');
     return value as Raw;
   }
 
@@ -145,17 +146,20 @@ export class FieldReader {
   }
 
   string(value: unknown, field: string): string {
-    if (typeof value !== 'string' || value.trim() === '') this.fail(field, `must be a non-empty string, got ${describe(value)}`, 'quote the value if needed');
+    if (typeof value !== 'string' || value.trim() === '')
+      this.fail(field, `must be a non-empty string, got ${describe(value)}`, 'quote the value if needed');
     return value;
   }
 
   boolean(value: unknown, field: string): boolean {
-    if (typeof value !== 'boolean') this.fail(field, `must be true or false, got ${describe(value)}`, 'write true or false without quotes');
+    if (typeof value !== 'boolean')
+      this.fail(field, `must be true or false, got ${describe(value)}`, 'write true or false without quotes');
     return value;
   }
 
   fraction(value: unknown, field: string): number {
-    if (typeof value !== 'number' || !(value > 0 && value < 1)) this.fail(field, `must be a number between 0 and 1 (exclusive), got ${describe(value)}`, 'e.g. 0.7');
+    if (typeof value !== 'number' || !(value > 0 && value < 1))
+      this.fail(field, `must be a number between 0 and 1 (exclusive), got ${describe(value)}`, 'e.g. 0.7');
     return value;
   }
 
@@ -177,7 +181,7 @@ function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') return `"${value.length > 40 ? value.slice(0, 40) + '…' : value}"`;
+  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
   return typeof value === 'object' ? 'a mapping' : `${typeof value} ${String(value)}`;
 }
 
@@ -185,7 +189,11 @@ const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])
 
 export function validateNodeName(name: string, where: string): string {
   if (name.length > 253 || !NODE_NAME.test(name)) {
-    throw new UserError(`node name "${name}" is not a valid DNS subdomain`, { where, fix: 'use lower-case letters, digits, "-" and "." (max 253 characters)', code: 'CONFIG_INVALID' });
+    throw new UserError(`node name "${name}" is not a valid DNS subdomain`, {
+      where,
+      fix: 'use lower-case letters, digits, "-" and "." (max 253 characters)',
+      code: 'CONFIG_INVALID',
+    });
   }
   return name;
 }
@@ -195,21 +203,37 @@ export const ADDRESS_TYPES = ['Hostname', 'InternalIP', 'ExternalIP', 'InternalD
 /** `where` names the address, `typeWhere` the type (they differ in a file: `...addresses[0].type`). */
 export function validateAddress(type: string, address: string, where: string, typeWhere = where): NodeAddress {
   if (!(ADDRESS_TYPES as readonly string[]).includes(type)) {
-    throw new UserError(`unknown address type "${type}"`, { where: typeWhere, fix: `use one of ${ADDRESS_TYPES.join(', ')}`, code: 'CONFIG_INVALID' });
+    throw new UserError(`unknown address type "${type}"`, {
+      where: typeWhere,
+      fix: `use one of ${ADDRESS_TYPES.join(', ')}`,
+      code: 'CONFIG_INVALID',
+    });
   }
   if (type.endsWith('IP') && canonicalIp(address) === undefined) {
-    throw new UserError(`"${address}" is not an IP address`, { where, fix: 'write a plain IPv4 or IPv6 address', code: 'CONFIG_INVALID' });
+    throw new UserError(`"${address}" is not an IP address`, {
+      where,
+      fix: 'write a plain IPv4 or IPv6 address',
+      code: 'CONFIG_INVALID',
+    });
   }
   // A name the CSR builder would refuse must fail here, naming the field, not later at request time.
   if (!type.endsWith('IP') && canonicalIp(address) === undefined && !isDnsSanName(address)) {
-    throw new UserError(`"${address}" is not a valid DNS name`, { where, fix: 'use letters, digits, "-" and "." (or an IP address for Hostname)', code: 'CONFIG_INVALID' });
+    throw new UserError(`"${address}" is not a valid DNS name`, {
+      where,
+      fix: 'use letters, digits, "-" and "." (or an IP address for Hostname)',
+      code: 'CONFIG_INVALID',
+    });
   }
   return { type, address };
 }
 
 export function validateDiscoveryToken(token: string, where: string): string {
   if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) {
-    throw new UserError('discovery token must look like abcdef.0123456789abcdef', { where, fix: 'pass the token printed by create-bootstrap-token or kubeadm token create', code: 'CONFIG_INVALID' });
+    throw new UserError('discovery token must look like abcdef.0123456789abcdef', {
+      where,
+      fix: 'pass the token printed by create-bootstrap-token or kubeadm token create',
+      code: 'CONFIG_INVALID',
+    });
   }
   return token;
 }
@@ -222,7 +246,11 @@ export function validateApiServer(url: string, where: string): string {
     throw new UserError(`"${url}" is not a URL`, { where, fix: 'e.g. https://10.0.0.1:6443', code: 'CONFIG_INVALID' });
   }
   if (parsed.protocol !== 'https:') {
-    throw new UserError(`the API server must be reached over https, got ${parsed.protocol}`, { where, fix: 'use an https:// URL', code: 'CONFIG_INVALID' });
+    throw new UserError(`the API server must be reached over https, got ${parsed.protocol}`, {
+      where,
+      fix: 'use an https:// URL',
+      code: 'CONFIG_INVALID',
+    });
   }
   return parsed.origin;
 }
@@ -233,11 +261,14 @@ const MAX_REQUESTED_LIFETIME_MS = (2 ** 31 - 1) * 1000;
 /** spec.expirationSeconds: the API server rejects less than 600, and it is an int32. */
 export function validateRequestedLifetime(ms: number, where: string): number {
   if (ms < MIN_REQUESTED_LIFETIME_MS || ms > MAX_REQUESTED_LIFETIME_MS) {
-    throw new UserError(`requested lifetime must be between 10m and ${Math.floor(MAX_REQUESTED_LIFETIME_MS / 3_600_000)}h (spec.expirationSeconds limits)`, {
-      where,
-      fix: 'e.g. 8760h, or leave it out to let the signer decide',
-      code: 'CONFIG_INVALID',
-    });
+    throw new UserError(
+      `requested lifetime must be between 10m and ${Math.floor(MAX_REQUESTED_LIFETIME_MS / 3_600_000)}h (spec.expirationSeconds limits)`,
+      {
+        where,
+        fix: 'e.g. 8760h, or leave it out to let the signer decide',
+        code: 'CONFIG_INVALID',
+      },
+    );
   }
   return ms;
 }
@@ -248,10 +279,32 @@ export function validateTimeout(ms: number, where: string): number {
 }
 
 const TOP_LEVEL = [
-  'apiVersion', 'kind', 'nodeName', 'kubeconfig', 'bootstrapKubeconfig', 'discovery', 'certDir', 'rotateCertificates',
-  'rotateServerCertificates', 'keyAlgorithm', 'requestedLifetime', 'rotation', 'serving', 'clusterCAFile', 'timeout',
-  'clockSkew', 'logLevel', 'recheckInterval', 'clientCredentials', 'healthListen', 'secureListen', 'clientCAFile',
-  'readyExpiryThreshold', 'hooks', 'extraCertificates', 'watchTimeout',
+  'apiVersion',
+  'kind',
+  'nodeName',
+  'kubeconfig',
+  'bootstrapKubeconfig',
+  'discovery',
+  'certDir',
+  'rotateCertificates',
+  'rotateServerCertificates',
+  'keyAlgorithm',
+  'requestedLifetime',
+  'rotation',
+  'serving',
+  'clusterCAFile',
+  'timeout',
+  'clockSkew',
+  'logLevel',
+  'recheckInterval',
+  'clientCredentials',
+  'healthListen',
+  'secureListen',
+  'clientCAFile',
+  'readyExpiryThreshold',
+  'hooks',
+  'extraCertificates',
+  'watchTimeout',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -260,33 +313,56 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   const raw = r.object(doc ?? {}, '(document)');
   // Identify the document before judging its fields: a KubeletConfiguration passed by mistake should be
   // reported as the wrong kind, not as its first unknown field.
-  if (raw.apiVersion !== CONFIG_API_VERSION) r.fail('apiVersion', `must be ${CONFIG_API_VERSION}, got ${describe(raw.apiVersion)}`, `set apiVersion: ${CONFIG_API_VERSION}`);
-  if (raw.kind !== CONFIG_KIND) r.fail('kind', `must be ${CONFIG_KIND}, got ${describe(raw.kind)}`, `set kind: ${CONFIG_KIND}`);
+  if (raw.apiVersion !== CONFIG_API_VERSION)
+    r.fail(
+      'apiVersion',
+      `must be ${CONFIG_API_VERSION}, got ${describe(raw.apiVersion)}`,
+      `set apiVersion: ${CONFIG_API_VERSION}`,
+    );
+  if (raw.kind !== CONFIG_KIND)
+    r.fail('kind', `must be ${CONFIG_KIND}, got ${describe(raw.kind)}`, `set kind: ${CONFIG_KIND}`);
   r.rejectUnknown(raw, TOP_LEVEL);
   const o: ConfigOverrides = {};
-  if (raw.nodeName !== undefined) o.nodeName = validateNodeName(r.string(raw.nodeName, 'nodeName'), r.where('nodeName'));
+  if (raw.nodeName !== undefined)
+    o.nodeName = validateNodeName(r.string(raw.nodeName, 'nodeName'), r.where('nodeName'));
   if (raw.kubeconfig !== undefined) o.kubeconfig = r.string(raw.kubeconfig, 'kubeconfig');
-  if (raw.bootstrapKubeconfig !== undefined) o.bootstrapKubeconfig = r.string(raw.bootstrapKubeconfig, 'bootstrapKubeconfig');
+  if (raw.bootstrapKubeconfig !== undefined)
+    o.bootstrapKubeconfig = r.string(raw.bootstrapKubeconfig, 'bootstrapKubeconfig');
   if (raw.certDir !== undefined) o.certDir = r.string(raw.certDir, 'certDir');
-  if (raw.rotateCertificates !== undefined) o.rotateCertificates = r.boolean(raw.rotateCertificates, 'rotateCertificates');
-  if (raw.rotateServerCertificates !== undefined) o.rotateServerCertificates = r.boolean(raw.rotateServerCertificates, 'rotateServerCertificates');
+  if (raw.rotateCertificates !== undefined)
+    o.rotateCertificates = r.boolean(raw.rotateCertificates, 'rotateCertificates');
+  if (raw.rotateServerCertificates !== undefined)
+    o.rotateServerCertificates = r.boolean(raw.rotateServerCertificates, 'rotateServerCertificates');
   if (raw.keyAlgorithm !== undefined) {
     const alg = r.string(raw.keyAlgorithm, 'keyAlgorithm');
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
+    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
+      r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
     o.keyAlgorithm = alg as KeyAlgorithm;
   }
-  if (raw.requestedLifetime !== undefined) o.requestedLifetimeMs = validateRequestedLifetime(r.duration(raw.requestedLifetime, 'requestedLifetime'), r.where('requestedLifetime'));
+  if (raw.requestedLifetime !== undefined)
+    o.requestedLifetimeMs = validateRequestedLifetime(
+      r.duration(raw.requestedLifetime, 'requestedLifetime'),
+      r.where('requestedLifetime'),
+    );
   if (raw.timeout !== undefined) o.timeoutMs = validateTimeout(r.duration(raw.timeout, 'timeout'), r.where('timeout'));
   if (raw.clockSkew !== undefined) o.clockSkewMs = r.duration(raw.clockSkew, 'clockSkew');
   if (raw.clientCredentials !== undefined) {
     const mode = r.string(raw.clientCredentials, 'clientCredentials');
-    if (mode !== 'managed' && mode !== 'external') r.fail('clientCredentials', `unknown mode "${mode}"`, 'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own credentials, e.g. an exec plugin)');
+    if (mode !== 'managed' && mode !== 'external')
+      r.fail(
+        'clientCredentials',
+        `unknown mode "${mode}"`,
+        'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own credentials, e.g. an exec plugin)',
+      );
     o.clientCredentials = mode as Config['clientCredentials'];
   }
-  if (raw.healthListen !== undefined) o.healthListen = raw.healthListen === '' ? '' : r.string(raw.healthListen, 'healthListen');
-  if (raw.secureListen !== undefined) o.secureListen = raw.secureListen === '' ? '' : r.string(raw.secureListen, 'secureListen');
+  if (raw.healthListen !== undefined)
+    o.healthListen = raw.healthListen === '' ? '' : r.string(raw.healthListen, 'healthListen');
+  if (raw.secureListen !== undefined)
+    o.secureListen = raw.secureListen === '' ? '' : r.string(raw.secureListen, 'secureListen');
   if (raw.clientCAFile !== undefined) o.clientCAFile = r.string(raw.clientCAFile, 'clientCAFile');
-  if (raw.readyExpiryThreshold !== undefined) o.readyExpiryThresholdMs = r.duration(raw.readyExpiryThreshold, 'readyExpiryThreshold');
+  if (raw.readyExpiryThreshold !== undefined)
+    o.readyExpiryThresholdMs = r.duration(raw.readyExpiryThreshold, 'readyExpiryThreshold');
   if (raw.hooks !== undefined) {
     const hr = r.nested('hooks');
     const h = r.object(raw.hooks, 'hooks');
@@ -295,20 +371,31 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     if (!/^SIG[A-Z0-9]+$/.test(signal)) hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP');
     o.hooks = {
       command: h.command === undefined ? undefined : hr.stringList(h.command, 'command'),
-      timeoutMs: h.timeout === undefined ? 30_000 : validateTimeout(hr.duration(h.timeout, 'timeout'), hr.where('timeout')),
+      timeoutMs:
+        h.timeout === undefined ? 30_000 : validateTimeout(hr.duration(h.timeout, 'timeout'), hr.where('timeout')),
       pidFile: h.pidFile === undefined ? undefined : hr.string(h.pidFile, 'pidFile'),
       signal,
     };
-    if (o.hooks.command?.length === 0) hr.fail('command', 'must not be empty', 'list the program and its arguments, e.g. [systemctl, reload, nginx]');
+    if (o.hooks.command?.length === 0)
+      hr.fail('command', 'must not be empty', 'list the program and its arguments, e.g. [systemctl, reload, nginx]');
   }
   if (raw.extraCertificates !== undefined) {
     const list = raw.extraCertificates;
-    if (!Array.isArray(list)) r.fail('extraCertificates', 'must be a list', 'e.g. - {name: etcd-server, path: /etc/kubernetes/pki/etcd/server.crt}');
+    if (!Array.isArray(list))
+      r.fail(
+        'extraCertificates',
+        'must be a list',
+        'e.g. - {name: etcd-server, path: /etc/kubernetes/pki/etcd/server.crt}',
+      );
     o.extraCertificates = (list as unknown[]).map((entry, i) => {
       const er = r.nested(`extraCertificates[${i}]`);
       const e = r.object(entry, `extraCertificates[${i}]`);
       er.rejectUnknown(e, ['name', 'path', 'caFile']);
-      return { name: er.string(e.name, 'name'), path: er.string(e.path, 'path'), ...(e.caFile !== undefined ? { caFile: er.string(e.caFile, 'caFile') } : {}) };
+      return {
+        name: er.string(e.name, 'name'),
+        path: er.string(e.path, 'path'),
+        ...(e.caFile !== undefined ? { caFile: er.string(e.caFile, 'caFile') } : {}),
+      };
     });
   }
   if (raw.watchTimeout !== undefined) {
@@ -319,7 +406,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level)) r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
+    if (!['debug', 'info', 'warn', 'error'].includes(level))
+      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
     o.logLevel = level as Config['logLevel'];
   }
   if (raw.rotation !== undefined) {
@@ -337,12 +425,18 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     sr.rejectUnknown(serving, ['addresses']);
     const addresses = serving.addresses;
     if (addresses !== undefined) {
-      if (!Array.isArray(addresses)) sr.fail('addresses', 'must be a list', 'e.g. - {type: InternalIP, address: 10.0.0.5}');
+      if (!Array.isArray(addresses))
+        sr.fail('addresses', 'must be a list', 'e.g. - {type: InternalIP, address: 10.0.0.5}');
       o.servingAddresses = (addresses as unknown[]).map((entry: unknown, i: number) => {
         const er = sr.nested(`addresses[${i}]`);
         const e = sr.object(entry, `addresses[${i}]`);
         er.rejectUnknown(e, ['type', 'address']);
-        return validateAddress(er.string(e.type, 'type'), er.string(e.address, 'address'), er.where('address'), er.where('type'));
+        return validateAddress(
+          er.string(e.type, 'type'),
+          er.string(e.address, 'address'),
+          er.where('address'),
+          er.where('type'),
+        );
       });
     }
   }
@@ -350,8 +444,15 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     const dr = r.nested('discovery');
     const d = r.object(raw.discovery, 'discovery');
     dr.rejectUnknown(d, ['apiServer', 'token', 'caCertHashes', 'tlsServerName']);
-    const hashes = dr.stringList(d.caCertHashes ?? [], 'caCertHashes').map((h, i) => parsePinHash(h, dr.where(`caCertHashes[${i}]`)));
-    if (hashes.length === 0) dr.fail('caCertHashes', 'at least one CA hash is required: discovery without a pin would trust any server', 'add the sha256:… hash printed by create-bootstrap-token');
+    const hashes = dr
+      .stringList(d.caCertHashes ?? [], 'caCertHashes')
+      .map((h, i) => parsePinHash(h, dr.where(`caCertHashes[${i}]`)));
+    if (hashes.length === 0)
+      dr.fail(
+        'caCertHashes',
+        'at least one CA hash is required: discovery without a pin would trust any server',
+        'add the sha256:… hash printed by create-bootstrap-token',
+      );
     o.discovery = {
       apiServer: validateApiServer(dr.string(d.apiServer, 'apiServer'), dr.where('apiServer')),
       token: validateDiscoveryToken(dr.string(d.token, 'token'), dr.where('token')),

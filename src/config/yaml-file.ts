@@ -9,7 +9,11 @@ export function parseYamlDocument(text: string, path: string): unknown {
     return parseYaml(text, { logLevel: 'error', prettyErrors: false });
   } catch (err) {
     const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
-    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, { where: path, fix: 'fix the YAML syntax', code: 'CONFIG_INVALID' });
+    throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, {
+      where: path,
+      fix: 'fix the YAML syntax',
+      code: 'CONFIG_INVALID',
+    });
   }
 }
 
@@ -18,7 +22,11 @@ export async function readYamlFile(path: string, flag = '--config'): Promise<unk
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where: path, fix: `check ${flag}`, code: 'USAGE' });
+    throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      where: path,
+      fix: `check ${flag}`,
+      code: 'USAGE',
+    });
   }
   return parseYamlDocument(text, path);
 }

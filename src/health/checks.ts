@@ -32,11 +32,26 @@ export interface HealthInput {
 }
 
 export function certificateCheck(name: string, s: CertificateState, now: Date, thresholdMs: number): CheckResult {
-  if (!s.notAfter) return { name, ok: false, message: `no certificate at ${s.path}${s.pendingCsr ? ` (waiting for CSR ${s.pendingCsr})` : ''}` };
-  if (s.verified === false) return { name, ok: false, message: `certificate at ${s.path} failed verification: ${(s.problems ?? []).join('; ')}` };
+  if (!s.notAfter)
+    return {
+      name,
+      ok: false,
+      message: `no certificate at ${s.path}${s.pendingCsr ? ` (waiting for CSR ${s.pendingCsr})` : ''}`,
+    };
+  if (s.verified === false)
+    return {
+      name,
+      ok: false,
+      message: `certificate at ${s.path} failed verification: ${(s.problems ?? []).join('; ')}`,
+    };
   const left = s.notAfter.getTime() - now.getTime();
   if (left <= 0) return { name, ok: false, message: `certificate expired ${formatDuration(-left)} ago` };
-  if (left < thresholdMs) return { name, ok: false, message: `certificate expires in ${formatDuration(left)} (threshold ${formatDuration(thresholdMs)})` };
+  if (left < thresholdMs)
+    return {
+      name,
+      ok: false,
+      message: `certificate expires in ${formatDuration(left)} (threshold ${formatDuration(thresholdMs)})`,
+    };
   return { name, ok: true, message: `valid for ${formatDuration(left)}` };
 }
 
@@ -55,10 +70,16 @@ export function livezChecks(input: HealthInput): CheckResult[] {
 
 export function readyzChecks(input: HealthInput): CheckResult[] {
   const checks: CheckResult[] = [];
-  if (input.clientManaged) checks.push(certificateCheck('client-cert', input.client, input.now, input.expiryThresholdMs));
-  if (input.servingEnabled) checks.push(certificateCheck('server-cert', input.server, input.now, input.expiryThresholdMs));
+  if (input.clientManaged)
+    checks.push(certificateCheck('client-cert', input.client, input.now, input.expiryThresholdMs));
+  if (input.servingEnabled)
+    checks.push(certificateCheck('server-cert', input.server, input.now, input.expiryThresholdMs));
   const auth = input.apiAuth;
-  checks.push(auth ? { name: 'apiserver-auth', ok: auth.ok, message: auth.message } : { name: 'apiserver-auth', ok: false, message: 'not checked yet' });
+  checks.push(
+    auth
+      ? { name: 'apiserver-auth', ok: auth.ok, message: auth.message }
+      : { name: 'apiserver-auth', ok: false, message: 'not checked yet' },
+  );
   return checks;
 }
 
@@ -76,9 +97,10 @@ export function renderChecks(checks: CheckResult[], opts: RenderOptions): { stat
   if (ok && !opts.verbose) return { status: 200, body: 'ok' };
   const lines = considered.map((c) => (c.ok ? `[+]${c.name} ok` : `[-]${c.name} failed: ${c.message}`));
   for (const name of opts.exclude.filter((e) => !unknown.includes(e))) lines.push(`[+]${name} excluded: ok`);
-  if (unknown.length) lines.push(`warn: some health checks cannot be excluded: no matches for ${unknown.map((u) => `"${u}"`).join(',')}`);
+  if (unknown.length)
+    lines.push(`warn: some health checks cannot be excluded: no matches for ${unknown.map((u) => `"${u}"`).join(',')}`);
   lines.push(`${opts.endpoint} check ${ok ? 'passed' : 'failed'}`);
-  return { status: ok ? 200 : 500, body: lines.join('\n') + '\n' };
+  return { status: ok ? 200 : 500, body: `${lines.join('\n')}\n` };
 }
 
 export interface CertificateReport {
@@ -98,18 +120,20 @@ export interface CertificateReport {
 
 export function certificateReport(s: CertificateState, now: Date): CertificateReport {
   const iso = (d: Date | undefined) => d?.toISOString();
-  return Object.fromEntries(Object.entries({
-    path: s.path,
-    subject: s.subject,
-    issuer: s.issuer,
-    dnsNames: s.dnsNames,
-    ipAddresses: s.ipAddresses,
-    notBefore: iso(s.notBefore),
-    notAfter: iso(s.notAfter),
-    secondsLeft: s.notAfter ? Math.floor((s.notAfter.getTime() - now.getTime()) / 1000) : undefined,
-    rotationDeadline: iso(s.rotationDeadline),
-    pendingCsr: s.pendingCsr,
-    lastError: s.lastError,
-    lastSuccess: iso(s.lastSuccess),
-  }).filter(([, v]) => v !== undefined)) as unknown as CertificateReport;
+  return Object.fromEntries(
+    Object.entries({
+      path: s.path,
+      subject: s.subject,
+      issuer: s.issuer,
+      dnsNames: s.dnsNames,
+      ipAddresses: s.ipAddresses,
+      notBefore: iso(s.notBefore),
+      notAfter: iso(s.notAfter),
+      secondsLeft: s.notAfter ? Math.floor((s.notAfter.getTime() - now.getTime()) / 1000) : undefined,
+      rotationDeadline: iso(s.rotationDeadline),
+      pendingCsr: s.pendingCsr,
+      lastError: s.lastError,
+      lastSuccess: iso(s.lastSuccess),
+    }).filter(([, v]) => v !== undefined),
+  ) as unknown as CertificateReport;
 }

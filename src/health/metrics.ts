@@ -18,7 +18,10 @@ export interface Metrics {
   bootstrapDuration: Histogram;
 }
 
-export function createMetrics(getManager: () => CertificateManager | undefined, now: () => Date = () => new Date()): Metrics {
+export function createMetrics(
+  getManager: () => CertificateManager | undefined,
+  now: () => Date = () => new Date(),
+): Metrics {
   const registry = new Registry();
   // Event-loop lag sampled once a second, not every 10 ms: the default precision was most of the idle
   // daemon's CPU (bench P3), and a credential daemon's loop lag needs no finer view.
@@ -29,15 +32,31 @@ export function createMetrics(getManager: () => CertificateManager | undefined, 
     return s?.notAfter ? (s.notAfter.getTime() - now().getTime()) / 1000 : Infinity;
   };
   new Gauge({
-    name: KUBELET_TTL.client, help: 'Seconds until the client certificate expires (+Inf when there is none), as kubelet reports it.', registers: [registry],
-    collect() { this.set(ttl('client')()); },
+    name: KUBELET_TTL.client,
+    help: 'Seconds until the client certificate expires (+Inf when there is none), as kubelet reports it.',
+    registers: [registry],
+    collect() {
+      this.set(ttl('client')());
+    },
   });
   new Gauge({
-    name: KUBELET_TTL.server, help: 'Seconds until the serving certificate expires (+Inf when there is none), as kubelet reports it.', registers: [registry],
-    collect() { this.set(ttl('server')()); },
+    name: KUBELET_TTL.server,
+    help: 'Seconds until the serving certificate expires (+Inf when there is none), as kubelet reports it.',
+    registers: [registry],
+    collect() {
+      this.set(ttl('server')());
+    },
   });
-  const clientRenewErrors = new Counter({ name: 'kubelet_certificate_manager_client_expiration_renew_errors', help: 'Errors renewing the client certificate.', registers: [registry] });
-  const serverRenewErrors = new Counter({ name: 'kubelet_server_expiration_renew_errors', help: 'Errors renewing the serving certificate.', registers: [registry] });
+  const clientRenewErrors = new Counter({
+    name: 'kubelet_certificate_manager_client_expiration_renew_errors',
+    help: 'Errors renewing the client certificate.',
+    registers: [registry],
+  });
+  const serverRenewErrors = new Counter({
+    name: 'kubelet_server_expiration_renew_errors',
+    help: 'Errors renewing the serving certificate.',
+    registers: [registry],
+  });
   const serverRotation = new Histogram({
     name: 'kubelet_certificate_manager_server_rotation_seconds',
     help: 'How long the previous serving certificate lived before it was rotated.',
@@ -45,10 +64,23 @@ export function createMetrics(getManager: () => CertificateManager | undefined, 
     registers: [registry],
   });
 
-  const rotations = new Counter({ name: 'nodecred_certificate_rotations_total', help: 'Certificate installs and failed attempts, by certificate and result.', labelNames: ['certificate', 'result'], registers: [registry] });
-  const lastSuccess = new Gauge({ name: 'nodecred_certificate_last_success_timestamp_seconds', help: 'When a certificate was last installed.', labelNames: ['certificate'], registers: [registry] });
+  const rotations = new Counter({
+    name: 'nodecred_certificate_rotations_total',
+    help: 'Certificate installs and failed attempts, by certificate and result.',
+    labelNames: ['certificate', 'result'],
+    registers: [registry],
+  });
+  const lastSuccess = new Gauge({
+    name: 'nodecred_certificate_last_success_timestamp_seconds',
+    help: 'When a certificate was last installed.',
+    labelNames: ['certificate'],
+    registers: [registry],
+  });
   new Gauge({
-    name: 'nodecred_certificate_expiration_timestamp_seconds', help: 'NotAfter of the installed certificate.', labelNames: ['certificate'], registers: [registry],
+    name: 'nodecred_certificate_expiration_timestamp_seconds',
+    help: 'NotAfter of the installed certificate.',
+    labelNames: ['certificate'],
+    registers: [registry],
     collect() {
       this.reset();
       for (const kind of ['client', 'server'] as const) {
@@ -58,7 +90,10 @@ export function createMetrics(getManager: () => CertificateManager | undefined, 
     },
   });
   new Gauge({
-    name: 'nodecred_certificate_rotation_deadline_timestamp_seconds', help: 'When nodecred will start rotating the installed certificate.', labelNames: ['certificate'], registers: [registry],
+    name: 'nodecred_certificate_rotation_deadline_timestamp_seconds',
+    help: 'When nodecred will start rotating the installed certificate.',
+    labelNames: ['certificate'],
+    registers: [registry],
     collect() {
       this.reset();
       for (const kind of ['client', 'server'] as const) {
@@ -68,27 +103,38 @@ export function createMetrics(getManager: () => CertificateManager | undefined, 
     },
   });
   new Gauge({
-    name: 'nodecred_pending_csr_age_seconds', help: 'How long the current CSR has been pending (absent when none is).', labelNames: ['certificate'], registers: [registry],
+    name: 'nodecred_pending_csr_age_seconds',
+    help: 'How long the current CSR has been pending (absent when none is).',
+    labelNames: ['certificate'],
+    registers: [registry],
     collect() {
       this.reset();
       for (const kind of ['client', 'server'] as const) {
         const s = getManager()?.states[kind];
-        if (s?.pendingCsr && s.pendingSince) this.set({ certificate: KIND_LABEL[kind] }, (now().getTime() - s.pendingSince.getTime()) / 1000);
+        if (s?.pendingCsr && s.pendingSince)
+          this.set({ certificate: KIND_LABEL[kind] }, (now().getTime() - s.pendingSince.getTime()) / 1000);
       }
     },
   });
   const bootstrapDuration = new Histogram({
-    name: 'nodecred_bootstrap_duration_seconds', help: 'From process start to the first valid client certificate on disk.',
-    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900], registers: [registry],
+    name: 'nodecred_bootstrap_duration_seconds',
+    help: 'From process start to the first valid client certificate on disk.',
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+    registers: [registry],
   });
-  new Gauge({ name: 'nodecred_build_info', help: 'nodecred build information.', labelNames: ['version', 'node_version'], registers: [registry] })
-    .set({ version: VERSION, node_version: process.version }, 1);
+  new Gauge({
+    name: 'nodecred_build_info',
+    help: 'nodecred build information.',
+    labelNames: ['version', 'node_version'],
+    registers: [registry],
+  }).set({ version: VERSION, node_version: process.version }, 1);
 
   const events: ManagerEvents = {
     installed(kind, state, previous) {
       rotations.inc({ certificate: KIND_LABEL[kind], result: 'success' });
       lastSuccess.set({ certificate: KIND_LABEL[kind] }, (state.lastSuccess ?? now()).getTime() / 1000);
-      if (kind === 'server' && previous?.notBefore) serverRotation.observe((now().getTime() - previous.notBefore.getTime()) / 1000);
+      if (kind === 'server' && previous?.notBefore)
+        serverRotation.observe((now().getTime() - previous.notBefore.getTime()) / 1000);
     },
     failed(kind) {
       rotations.inc({ certificate: KIND_LABEL[kind], result: 'failure' });

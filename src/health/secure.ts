@@ -55,19 +55,29 @@ export function missingRule(path: string): string {
   return `- nonResourceURLs: ["${path}"]\n  verbs: ["get"]`;
 }
 
-export function createSecureServer(opts: { manager: CertificateManager; health: HealthSource; registry: Registry; log: Logger }) {
+export function createSecureServer(opts: {
+  manager: CertificateManager;
+  health: HealthSource;
+  registry: Registry;
+  log: Logger;
+}) {
   const { manager, log } = opts;
   const handler = createHandler(opts.health, opts.registry);
   const tokens = new Map<string, Cached<Identity | null>>();
   const decisions = new Map<string, Cached<{ allowed: boolean; reason: string }>>();
-  const clientCa = manager.deps.config.clientCAFile ? readFileSync(manager.deps.config.clientCAFile, 'utf8') : undefined;
+  const clientCa = manager.deps.config.clientCAFile
+    ? readFileSync(manager.deps.config.clientCAFile, 'utf8')
+    : undefined;
 
-  const server: Server = createHttpsServer({ requestCert: true, rejectUnauthorized: false, ...(clientCa ? { ca: clientCa } : {}) }, (req, res) => {
-    serve(req, res).catch((err: unknown) => {
-      log.warn({ err: (err as Error).message, path: req.url }, 'secure request failed');
-      reply(res, 500, `internal error: ${(err as Error).message}\n`);
-    });
-  });
+  const server: Server = createHttpsServer(
+    { requestCert: true, rejectUnauthorized: false, ...(clientCa ? { ca: clientCa } : {}) },
+    (req, res) => {
+      serve(req, res).catch((err: unknown) => {
+        log.warn({ err: (err as Error).message, path: req.url }, 'secure request failed');
+        reply(res, 500, `internal error: ${(err as Error).message}\n`);
+      });
+    },
+  );
 
   async function api() {
     return kubeConfigFor(await manager.nodeConnection());
@@ -94,9 +104,16 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
       body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
     });
     const u = review.status?.user;
-    const identity: Identity | null = review.status?.authenticated && u?.username
-      ? { user: u.username, groups: u.groups ?? [], via: 'token', ...(u.uid ? { uid: u.uid } : {}), ...(u.extra ? { extra: u.extra } : {}) }
-      : null;
+    const identity: Identity | null =
+      review.status?.authenticated && u?.username
+        ? {
+            user: u.username,
+            groups: u.groups ?? [],
+            via: 'token',
+            ...(u.uid ? { uid: u.uid } : {}),
+            ...(u.extra ? { extra: u.extra } : {}),
+          }
+        : null;
     remember(tokens, key, { value: identity, expires: Date.now() + TOKEN_TTL_MS });
     return identity ?? 'invalid';
   }
@@ -109,10 +126,19 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
       body: {
         apiVersion: 'authorization.k8s.io/v1',
         kind: 'SubjectAccessReview',
-        spec: { user: who.user, groups: who.groups, ...(who.uid ? { uid: who.uid } : {}), ...(who.extra ? { extra: who.extra } : {}), nonResourceAttributes: { path, verb: 'get' } },
+        spec: {
+          user: who.user,
+          groups: who.groups,
+          ...(who.uid ? { uid: who.uid } : {}),
+          ...(who.extra ? { extra: who.extra } : {}),
+          nonResourceAttributes: { path, verb: 'get' },
+        },
       },
     });
-    const value = { allowed: sar.status?.allowed === true, reason: sar.status?.reason ?? sar.status?.evaluationError ?? '' };
+    const value = {
+      allowed: sar.status?.allowed === true,
+      reason: sar.status?.reason ?? sar.status?.evaluationError ?? '',
+    };
     remember(decisions, key, { value, expires: Date.now() + (value.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS) });
     return value;
   }
@@ -123,14 +149,26 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
     try {
       who = await authenticate(req);
     } catch (err) {
-      return reply(res, 503, `cannot authenticate the request: the API server is unreachable for TokenReview (${apiMessage(err)})\n`);
+      return reply(
+        res,
+        503,
+        `cannot authenticate the request: the API server is unreachable for TokenReview (${apiMessage(err)})\n`,
+      );
     }
     if (who === null) {
-      return reply(res, 401, 'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or bearer_token_file with a ServiceAccount token)' +
-        `${clientCa ? ' or a client certificate signed by the configured client CA' : ''}.\n`);
+      return reply(
+        res,
+        401,
+        'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or bearer_token_file with a ServiceAccount token)' +
+          `${clientCa ? ' or a client certificate signed by the configured client CA' : ''}.\n`,
+      );
     }
     if (who === 'invalid') {
-      return reply(res, 401, 'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n');
+      return reply(
+        res,
+        401,
+        'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n',
+      );
     }
     let decision: { allowed: boolean; reason: string };
     try {
@@ -140,19 +178,35 @@ export function createSecureServer(opts: { manager: CertificateManager; health: 
     }
     if (!decision.allowed) {
       log.info({ user: who.user, path, via: who.via }, 'secure request forbidden');
-      return reply(res, 403, `Forbidden: user "${who.user}" (groups ${JSON.stringify(who.groups)}) may not get non-resource URL ${path}.\n` +
-        `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n${decision.reason ? `(authorizer: ${decision.reason})\n` : ''}`);
+      return reply(
+        res,
+        403,
+        `Forbidden: user "${who.user}" (groups ${JSON.stringify(who.groups)}) may not get non-resource URL ${path}.\n` +
+          `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n${decision.reason ? `(authorizer: ${decision.reason})\n` : ''}`,
+      );
     }
     return handler(req, res);
   }
 
   /** Loads the current serving pair into the listener; called at start and after every install. */
   function reload(): void {
-    void manager.deps.store.readCurrent('server').then((pair) => {
-      if (!pair) return;
-      server.setSecureContext({ cert: pair.chainPem, key: encodePrivateKeyPem(pair.key), requestCert: true, rejectUnauthorized: false, ...(clientCa ? { ca: clientCa } : {}) } as never);
-      log.info({ fingerprint: pair.certificates[0]!.summary.sha256Fingerprint }, 'secure listener now serves the current serving certificate');
-    }, (err: unknown) => log.warn({ err: (err as Error).message }, 'secure listener: serving certificate unreadable'));
+    void manager.deps.store.readCurrent('server').then(
+      (pair) => {
+        if (!pair) return;
+        server.setSecureContext({
+          cert: pair.chainPem,
+          key: encodePrivateKeyPem(pair.key),
+          requestCert: true,
+          rejectUnauthorized: false,
+          ...(clientCa ? { ca: clientCa } : {}),
+        } as never);
+        log.info(
+          { fingerprint: pair.certificates[0]!.summary.sha256Fingerprint },
+          'secure listener now serves the current serving certificate',
+        );
+      },
+      (err: unknown) => log.warn({ err: (err as Error).message }, 'secure listener: serving certificate unreadable'),
+    );
   }
   reload();
   return { server, reload };

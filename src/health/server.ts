@@ -5,7 +5,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { UserError } from '../errors.ts';
-import { livezChecks, readyzChecks, renderChecks, certificateReport, type HealthInput, type CheckResult } from './checks.ts';
+import {
+  livezChecks,
+  readyzChecks,
+  renderChecks,
+  certificateReport,
+  type HealthInput,
+  type CheckResult,
+} from './checks.ts';
 
 export interface HealthSource {
   /** Gathers what the checks need; may refresh a cached API check. */
@@ -36,7 +43,12 @@ export function createHandler(source: HealthSource, registry: Registry) {
     let checks = CHECK_SETS[endpoint as keyof typeof CHECK_SETS](input);
     if (single) {
       const check = checks.find((c) => c.name === single);
-      if (!check) return send(res, 404, `no check "${single}" under /${endpoint}; checks: ${checks.map((c) => c.name).join(', ')}\n`);
+      if (!check)
+        return send(
+          res,
+          404,
+          `no check "${single}" under /${endpoint}; checks: ${checks.map((c) => c.name).join(', ')}\n`,
+        );
       checks = [check];
     }
     if ((req.headers.accept ?? '').includes('application/json')) {
@@ -49,11 +61,15 @@ export function createHandler(source: HealthSource, registry: Registry) {
           ...(input.servingEnabled ? { server: certificateReport(input.server, input.now) } : {}),
         },
       };
-      return send(res, ok ? 200 : 500, JSON.stringify(body, null, 2) + '\n', 'application/json');
+      return send(res, ok ? 200 : 500, `${JSON.stringify(body, null, 2)}\n`, 'application/json');
     }
     const rendered = single
       ? { status: checks[0]!.ok ? 200 : 500, body: checks[0]!.ok ? 'ok' : `${checks[0]!.message}\n` }
-      : renderChecks(checks, { verbose: url.searchParams.has('verbose'), exclude: url.searchParams.getAll('exclude'), endpoint: endpoint as 'livez' });
+      : renderChecks(checks, {
+          verbose: url.searchParams.has('verbose'),
+          exclude: url.searchParams.getAll('exclude'),
+          endpoint: endpoint as 'livez',
+        });
     return send(res, rendered.status, rendered.body);
   };
 }
@@ -68,10 +84,21 @@ export function parseListen(value: string, where: string): { host: string; port:
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-export async function listen(server: Server, address: { host: string; port: number }, where: string): Promise<AddressInfo> {
+export async function listen(
+  server: Server,
+  address: { host: string; port: number },
+  where: string,
+): Promise<AddressInfo> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new UserError(`cannot listen on ${address.host}:${address.port}: ${err.code}`, { where, fix: err.code === 'EADDRINUSE' ? 'another process uses that port; pick another' : 'check the address', code: 'LISTEN_FAILED' })));
+      reject(
+        new UserError(`cannot listen on ${address.host}:${address.port}: ${err.code}`, {
+          where,
+          fix: err.code === 'EADDRINUSE' ? 'another process uses that port; pick another' : 'check the address',
+          code: 'LISTEN_FAILED',
+        }),
+      ),
+    );
     server.listen(address.port, address.host, () => resolve());
   });
   return server.address() as AddressInfo;

@@ -14,7 +14,10 @@ export interface SourceOptions {
   now?: () => Date;
 }
 
-export function managerHealthSource(manager: CertificateManager, opts: SourceOptions): HealthSource & { invalidate(): void } {
+export function managerHealthSource(
+  manager: CertificateManager,
+  opts: SourceOptions,
+): HealthSource & { invalidate(): void } {
   const now = opts.now ?? (() => new Date());
   let cached: ApiAuthResult | undefined;
   let inflight: Promise<ApiAuthResult> | undefined;
@@ -24,18 +27,25 @@ export function managerHealthSource(manager: CertificateManager, opts: SourceOpt
     try {
       const conn = await manager.nodeConnection();
       const { authentication } = await clientsFor(conn);
-      const review = await authentication.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+      const review = await authentication.createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
       const user = review.status?.userInfo?.username ?? '';
       const expected = `system:node:${config.nodeName}`;
       if (config.clientCredentials === 'managed' && user !== expected) {
-        return { ok: false, message: `the node kubeconfig authenticates as ${user}, expected ${expected}`, checkedAt: now() };
+        return {
+          ok: false,
+          message: `the node kubeconfig authenticates as ${user}, expected ${expected}`,
+          checkedAt: now(),
+        };
       }
       return { ok: true, message: `authenticates as ${user}`, checkedAt: now() };
     } catch (err) {
       const status = statusOf(err);
-      const message = status === 401
-        ? 'the API server rejects the node credential (401 Unauthorized): certificate revoked, expired or not from the cluster CA'
-        : `cannot check with the API server: ${apiMessage(err)}`;
+      const message =
+        status === 401
+          ? 'the API server rejects the node credential (401 Unauthorized): certificate revoked, expired or not from the cluster CA'
+          : `cannot check with the API server: ${apiMessage(err)}`;
       return { ok: false, message, checkedAt: now() };
     }
   }

@@ -4,7 +4,14 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type * as https from 'node:https';
-import { KubeConfig, ApiException, CertificatesV1Api, CoreV1Api, AuthenticationV1Api, type Cluster } from '@kubernetes/client-node';
+import {
+  KubeConfig,
+  ApiException,
+  CertificatesV1Api,
+  CoreV1Api,
+  AuthenticationV1Api,
+  type Cluster,
+} from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
 import { UserError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
@@ -33,7 +40,11 @@ async function readText(path: string, where: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { where, fix: 'check the path and its permissions', code: 'FILE_UNREADABLE' });
+    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      where,
+      fix: 'check the path and its permissions',
+      code: 'FILE_UNREADABLE',
+    });
   }
 }
 
@@ -45,7 +56,9 @@ export async function readKubeconfigFile(path: string): Promise<KubeconfigConnec
 export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint> {
   return {
     server: kc.cluster.server,
-    caPem: kc.cluster.caData ?? (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
+    caPem:
+      kc.cluster.caData ??
+      (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
     ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
   };
 }
@@ -63,12 +76,24 @@ export async function connectionFromKubeconfig(kc: KubeconfigConnection, role: s
     case 'clientCert': {
       const certPem = c.certData ?? (await readText(c.certPath!, `${where}.client-certificate`));
       const keyPem = c.keyData ?? (await readText(c.keyPath!, `${where}.client-key`));
-      return { endpoint, credential: { kind: 'clientCert', certPem, keyPem }, description: `${role} client certificate from ${kc.file}` };
+      return {
+        endpoint,
+        credential: { kind: 'clientCert', certPem, keyPem },
+        description: `${role} client certificate from ${kc.file}`,
+      };
     }
     case 'exec': {
-      const clusterInfo = { server: endpoint.server, ...(endpoint.caPem ? { caData: endpoint.caPem } : {}), ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}) };
+      const clusterInfo = {
+        server: endpoint.server,
+        ...(endpoint.caPem ? { caData: endpoint.caPem } : {}),
+        ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+      };
       const cache = new ExecCredentialCache(() => runExecPlugin(c, { timeoutMs: 60_000, clusterInfo }));
-      return { endpoint, credential: { kind: 'exec', spec: c, cache }, description: `${role} exec plugin ${c.command} from ${kc.file}` };
+      return {
+        endpoint,
+        credential: { kind: 'exec', spec: c, cache },
+        description: `${role} exec plugin ${c.command} from ${kc.file}`,
+      };
     }
   }
 }
@@ -133,7 +158,9 @@ export class TimedKubeConfig extends KubeConfig {
     };
   }
 
-  override async applySecurityAuthentication(context: Parameters<KubeConfig['applySecurityAuthentication']>[0]): Promise<void> {
+  override async applySecurityAuthentication(
+    context: Parameters<KubeConfig['applySecurityAuthentication']>[0],
+  ): Promise<void> {
     await super.applySecurityAuthentication(context);
     // client-node's Watch passes its own AbortController's signal to fetch, so this only bounds plain calls.
     context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
@@ -141,7 +168,10 @@ export class TimedKubeConfig extends KubeConfig {
 
   /** Open connections in the shared pool (0 without one). */
   openConnections(): number {
-    return Object.values(this.shared?.agent.stats ?? {}).reduce((n, s) => n + ((s as { connected?: number }).connected ?? 0), 0);
+    return Object.values(this.shared?.agent.stats ?? {}).reduce(
+      (n, s) => n + ((s as { connected?: number }).connected ?? 0),
+      0,
+    );
   }
 
   /** No new requests on the shared connections; they close once in-flight requests (and watches) end. */
@@ -157,8 +187,14 @@ export class TimedKubeConfig extends KubeConfig {
 function dispatcherKey(cluster: Cluster | null, agentOptions: https.AgentOptions): string {
   const c: Partial<Cluster> = cluster ?? {};
   const o = agentOptions as Record<string, unknown>;
-  const text = (v: unknown) => (v === undefined || v === null ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v));
-  const parts = [c.server, c.proxyUrl, c.skipTLSVerify, ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => o[k])];
+  const text = (v: unknown) =>
+    v === undefined || v === null ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v);
+  const parts = [
+    c.server,
+    c.proxyUrl,
+    c.skipTLSVerify,
+    ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => o[k]),
+  ];
   return createHash('sha256').update(parts.map(text).join('\0')).digest('hex');
 }
 
@@ -171,28 +207,40 @@ export async function kubeConfigFor(conn: ApiConnection, options: KubeConfigOpti
       user = { token: credential.token };
       break;
     case 'clientCert':
-      user = { certData: Buffer.from(credential.certPem).toString('base64'), keyData: Buffer.from(credential.keyPem).toString('base64') };
+      user = {
+        certData: Buffer.from(credential.certPem).toString('base64'),
+        keyData: Buffer.from(credential.keyPem).toString('base64'),
+      };
       break;
     case 'exec': {
       const cred = await credential.cache.get();
       if (cred.token) user = { token: cred.token };
       else if (cred.clientCertificateData && cred.clientKeyData) {
-        user = { certData: Buffer.from(cred.clientCertificateData).toString('base64'), keyData: Buffer.from(cred.clientKeyData).toString('base64') };
+        user = {
+          certData: Buffer.from(cred.clientCertificateData).toString('base64'),
+          keyData: Buffer.from(cred.clientKeyData).toString('base64'),
+        };
       } else {
-        throw new UserError('exec plugin returned neither a token nor a client certificate', { where: credential.spec.where, fix: 'fix the credential plugin', code: 'EXEC_EMPTY' });
+        throw new UserError('exec plugin returned neither a token nor a client certificate', {
+          where: credential.spec.where,
+          fix: 'fix the credential plugin',
+          code: 'EXEC_EMPTY',
+        });
       }
       break;
     }
   }
   const kc = new TimedKubeConfig(options);
   kc.loadFromOptions({
-    clusters: [{
-      name: 'cluster',
-      server: endpoint.server,
-      skipTLSVerify: false,
-      ...(endpoint.caPem ? { caData: Buffer.from(endpoint.caPem).toString('base64') } : {}),
-      ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
-    }],
+    clusters: [
+      {
+        name: 'cluster',
+        server: endpoint.server,
+        skipTLSVerify: false,
+        ...(endpoint.caPem ? { caData: Buffer.from(endpoint.caPem).toString('base64') } : {}),
+        ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+      },
+    ],
     users: [{ name: 'user', ...user }],
     contexts: [{ name: 'context', cluster: 'cluster', user: 'user' }],
     currentContext: 'context',
@@ -247,24 +295,38 @@ export function apiMessage(err: unknown): string {
 export function explainApiError(err: unknown, conn: ApiConnection, action: string): unknown {
   const status = statusOf(err);
   if (status === 401) {
-    const fix = conn.credential.kind === 'token'
-      ? 'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) and update the bootstrap kubeconfig'
-      : conn.credential.kind === 'clientCert'
-        ? 'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again'
-        : 'the exec credential plugin returned a credential the API server rejects: check the plugin and its IAM/identity mapping';
-    return new UserError(`${action}: 401 Unauthorized with the ${conn.description}`, { where: conn.endpoint.server, fix, code: 'UNAUTHORIZED', cause: err });
+    const fix =
+      conn.credential.kind === 'token'
+        ? 'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) and update the bootstrap kubeconfig'
+        : conn.credential.kind === 'clientCert'
+          ? 'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again'
+          : 'the exec credential plugin returned a credential the API server rejects: check the plugin and its IAM/identity mapping';
+    return new UserError(`${action}: 401 Unauthorized with the ${conn.description}`, {
+      where: conn.endpoint.server,
+      fix,
+      code: 'UNAUTHORIZED',
+      cause: err,
+    });
   }
   if (status === 403) {
-    return new UserError(`${action}: 403 Forbidden: ${apiMessage(err)}`, { where: conn.endpoint.server, fix: rbacHintFor(action), code: 'FORBIDDEN', cause: err });
+    return new UserError(`${action}: 403 Forbidden: ${apiMessage(err)}`, {
+      where: conn.endpoint.server,
+      fix: rbacHintFor(action),
+      code: 'FORBIDDEN',
+      cause: err,
+    });
   }
   const code = transportCode(err);
   if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
-    return new UserError(`${action}: the API server's certificate is ${code === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired'} by this node's clock (${new Date().toISOString()}); refusing to talk to it`, {
-      where: conn.endpoint.server,
-      fix: 'check the node clock (NTP/chrony); if the clock is right, the API server certificate needs renewal',
-      code: 'TLS_UNTRUSTED',
-      cause: err,
-    });
+    return new UserError(
+      `${action}: the API server's certificate is ${code === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired'} by this node's clock (${new Date().toISOString()}); refusing to talk to it`,
+      {
+        where: conn.endpoint.server,
+        fix: 'check the node clock (NTP/chrony); if the clock is right, the API server certificate needs renewal',
+        code: 'TLS_UNTRUSTED',
+        cause: err,
+      },
+    );
   }
   if (code && TLS_TRUST_CODES.has(code)) {
     return new UserError(`${action}: the API server's certificate is not trusted (${code}); refusing to talk to it`, {
@@ -275,10 +337,16 @@ export function explainApiError(err: unknown, conn: ApiConnection, action: strin
     });
   }
   if (status === 429) {
-    return new TransientApiError(`${action}: the API server at ${conn.endpoint.server} is throttling requests (HTTP 429, API priority and fairness); backing off`, err);
+    return new TransientApiError(
+      `${action}: the API server at ${conn.endpoint.server} is throttling requests (HTTP 429, API priority and fairness); backing off`,
+      err,
+    );
   }
   if (status === undefined || status >= 500) {
-    return new TransientApiError(`${action}: cannot reach the API server at ${conn.endpoint.server}: ${status ? `HTTP ${status}` : (code ?? apiMessage(err))}`, err);
+    return new TransientApiError(
+      `${action}: cannot reach the API server at ${conn.endpoint.server}: ${status ? `HTTP ${status}` : (code ?? apiMessage(err))}`,
+      err,
+    );
   }
   return err;
 }
@@ -292,11 +360,29 @@ export class TransientApiError extends Error {
 }
 
 const TLS_TRUST_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
 ]);
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE', 'TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 
 /** True for failures that may go away by themselves: worth retrying, not worth a stack trace. */
 export function isTransient(err: unknown): boolean {
@@ -320,6 +406,7 @@ function rbacHintFor(action: string): string {
   if (action.startsWith('create CSR')) {
     return 'bind the ClusterRole system:node-bootstrapper to the bootstrap group (e.g. system:bootstrappers), as scripts/create-bootstrap-token does';
   }
-  if (action.startsWith('read Node')) return 'the Node authorizer only lets system:node:<name> read its own Node; check --node-name matches the certificate';
+  if (action.startsWith('read Node'))
+    return 'the Node authorizer only lets system:node:<name> read its own Node; check --node-name matches the certificate';
   return 'grant the missing permission named above';
 }

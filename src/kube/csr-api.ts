@@ -125,7 +125,14 @@ export async function waitForCsr(conn: ApiConnection, name: string, opts: WaitOp
       const now = csrOutcome(csr);
       if (now) return now;
       failures = 0;
-      const result = await watchOnce(conn, name, csr.metadata?.resourceVersion ?? '', watchTimeoutSeconds, idleTimeoutMs, opts);
+      const result = await watchOnce(
+        conn,
+        name,
+        csr.metadata?.resourceVersion ?? '',
+        watchTimeoutSeconds,
+        idleTimeoutMs,
+        opts,
+      );
       if (result) return result;
       opts.onProgress?.({ what: 'reconnect', detail: 'watch closed; re-reading the CSR' });
     } catch (err) {
@@ -188,7 +195,8 @@ async function watchOnce(
           opts.onProgress?.({ what: 'event', detail: type });
           if (type === 'DELETED') return finish({ kind: 'deleted' });
           if (type === 'BOOKMARK') return;
-          if (type === 'ERROR') return finish(undefined, new Error(`watch error: ${(obj as { message?: string }).message ?? 'unknown'}`));
+          if (type === 'ERROR')
+            return finish(undefined, new Error(`watch error: ${(obj as { message?: string }).message ?? 'unknown'}`));
           if (type === 'ADDED' || type === 'MODIFIED') {
             const outcome = csrOutcome(obj);
             if (outcome) finish(outcome);
@@ -203,9 +211,12 @@ async function watchOnce(
           finish(undefined, err);
         },
       )
-      .then((c) => {
-        controller = c;
-        if (settled) c.abort();
-      }, (err: unknown) => finish(undefined, err));
+      .then(
+        (c) => {
+          controller = c;
+          if (settled) c.abort();
+        },
+        (err: unknown) => finish(undefined, err),
+      );
   });
 }

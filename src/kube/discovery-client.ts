@@ -5,7 +5,14 @@
 import { request } from 'node:https';
 import { UserError } from '../errors.ts';
 import { caPinHash } from '../pki/cert.ts';
-import { parseDiscoveryToken, verifyClusterInfoJws, extractClusterCa, checkCaPins, clusterInfoJwsKey, splitPemCertificates } from './discovery.ts';
+import {
+  parseDiscoveryToken,
+  verifyClusterInfoJws,
+  extractClusterCa,
+  checkCaPins,
+  clusterInfoJwsKey,
+  splitPemCertificates,
+} from './discovery.ts';
 import type { ApiConnection } from './api.ts';
 
 const CLUSTER_INFO_PATH = '/api/v1/namespaces/kube-public/configmaps/cluster-info';
@@ -14,7 +21,11 @@ interface ConfigMap {
   data?: Record<string, string>;
 }
 
-function fetchClusterInfo(apiServer: string, tls: { ca?: string; servername?: string }, timeoutMs: number): Promise<ConfigMap> {
+function fetchClusterInfo(
+  apiServer: string,
+  tls: { ca?: string; servername?: string },
+  timeoutMs: number,
+): Promise<ConfigMap> {
   return new Promise((resolve, reject) => {
     const url = new URL(CLUSTER_INFO_PATH, apiServer);
     const req = request(
@@ -36,16 +47,34 @@ function fetchClusterInfo(apiServer: string, tls: { ca?: string; servername?: st
         });
         res.on('end', () => {
           if (res.statusCode === 404) {
-            return reject(new UserError('kube-public/cluster-info does not exist', { where: apiServer, fix: 'run scripts/setup-cluster-info on the cluster (kubeadm clusters have it)', code: 'DISCOVERY_NO_CLUSTER_INFO' }));
+            return reject(
+              new UserError('kube-public/cluster-info does not exist', {
+                where: apiServer,
+                fix: 'run scripts/setup-cluster-info on the cluster (kubeadm clusters have it)',
+                code: 'DISCOVERY_NO_CLUSTER_INFO',
+              }),
+            );
           }
           if (res.statusCode === 401 || res.statusCode === 403) {
-            return reject(new UserError(`anonymous read of kube-public/cluster-info refused (HTTP ${res.statusCode})`, { where: apiServer, fix: 'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and RoleBinding)', code: 'DISCOVERY_FORBIDDEN' }));
+            return reject(
+              new UserError(`anonymous read of kube-public/cluster-info refused (HTTP ${res.statusCode})`, {
+                where: apiServer,
+                fix: 'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and RoleBinding)',
+                code: 'DISCOVERY_FORBIDDEN',
+              }),
+            );
           }
           if (res.statusCode !== 200) return reject(new Error(`GET cluster-info: HTTP ${res.statusCode}`));
           try {
             resolve(JSON.parse(body) as ConfigMap);
           } catch {
-            reject(new UserError('cluster-info is not JSON', { where: apiServer, fix: 'check --api-server points at a Kubernetes API server', code: 'DISCOVERY_BAD_RESPONSE' }));
+            reject(
+              new UserError('cluster-info is not JSON', {
+                where: apiServer,
+                fix: 'check --api-server points at a Kubernetes API server',
+                code: 'DISCOVERY_BAD_RESPONSE',
+              }),
+            );
           }
         });
       },
@@ -68,23 +97,48 @@ export interface DiscoveryInput {
 export async function discover(input: DiscoveryInput): Promise<ApiConnection> {
   const { tokenId, tokenSecret } = parseDiscoveryToken(input.token, '--discovery-token');
   const timeoutMs = input.timeoutMs ?? 15_000;
-  const first = await fetchClusterInfo(input.apiServer, input.tlsServerName ? { servername: input.tlsServerName } : {}, timeoutMs);
+  const first = await fetchClusterInfo(
+    input.apiServer,
+    input.tlsServerName ? { servername: input.tlsServerName } : {},
+    timeoutMs,
+  );
   const kubeconfigText = first.data?.kubeconfig;
   if (!kubeconfigText) {
-    throw new UserError('kube-public/cluster-info has no data.kubeconfig', { where: input.apiServer, fix: 'recreate it with scripts/setup-cluster-info', code: 'DISCOVERY_BAD_RESPONSE' });
+    throw new UserError('kube-public/cluster-info has no data.kubeconfig', {
+      where: input.apiServer,
+      fix: 'recreate it with scripts/setup-cluster-info',
+      code: 'DISCOVERY_BAD_RESPONSE',
+    });
   }
   verifyClusterInfoJws({ kubeconfigText, jwsDetached: first.data?.[clusterInfoJwsKey(tokenId)], tokenId, tokenSecret });
   const info = extractClusterCa(kubeconfigText);
-  checkCaPins(splitPemCertificates(info.caPem), input.caCertHashes, (pem) => caPinHash(pem), '--discovery-token-ca-cert-hash');
+  checkCaPins(
+    splitPemCertificates(info.caPem),
+    input.caCertHashes,
+    (pem) => caPinHash(pem),
+    '--discovery-token-ca-cert-hash',
+  );
 
-  const second = await fetchClusterInfo(input.apiServer, { ca: info.caPem, ...(input.tlsServerName ? { servername: input.tlsServerName } : {}) }, timeoutMs);
+  const second = await fetchClusterInfo(
+    input.apiServer,
+    { ca: info.caPem, ...(input.tlsServerName ? { servername: input.tlsServerName } : {}) },
+    timeoutMs,
+  );
   if (second.data?.kubeconfig !== kubeconfigText) {
-    throw new UserError('cluster-info changed between the unverified and the pinned fetch', { where: input.apiServer, fix: 'retry; if it persists, something between this node and the API server is rewriting responses', code: 'DISCOVERY_MISMATCH' });
+    throw new UserError('cluster-info changed between the unverified and the pinned fetch', {
+      where: input.apiServer,
+      fix: 'retry; if it persists, something between this node and the API server is rewriting responses',
+      code: 'DISCOVERY_MISMATCH',
+    });
   }
   return {
     // The API server to talk to from now on is the one we discovered through, which is the address this
     // node can reach (cluster-info's server may be an internal name).
-    endpoint: { server: input.apiServer, caPem: info.caPem, ...(input.tlsServerName ? { tlsServerName: input.tlsServerName } : {}) },
+    endpoint: {
+      server: input.apiServer,
+      caPem: info.caPem,
+      ...(input.tlsServerName ? { tlsServerName: input.tlsServerName } : {}),
+    },
     credential: { kind: 'token', token: `${tokenId}.${tokenSecret}` },
     description: `bootstrap token ${tokenId} (token discovery via ${input.apiServer})`,
   };

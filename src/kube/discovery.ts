@@ -81,44 +81,52 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   const { kubeconfigText, jwsDetached, tokenId, tokenSecret } = input;
   const where = `${CLUSTER_INFO}: data.${clusterInfoJwsKey(tokenId)}`;
   if (jwsDetached === undefined || jwsDetached === '') {
-    throw new UserError(`no signature for token id ${tokenId} in cluster-info (token unknown, expired, or bootstrapsigner not running)`, {
-      where,
-      fix: `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure kube-controller-manager runs with --controllers including bootstrapsigner`,
-      code: 'DISCOVERY_NO_SIGNATURE',
-    });
+    throw new UserError(
+      `no signature for token id ${tokenId} in cluster-info (token unknown, expired, or bootstrapsigner not running)`,
+      {
+        where,
+        fix: `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure kube-controller-manager runs with --controllers including bootstrapsigner`,
+        code: 'DISCOVERY_NO_SIGNATURE',
+      },
+    );
   }
-  const malformed = (why: string): never => {
+  function malformed(why: string): never {
     throw new UserError(`is not a detached HS256 JWS (${why})`, {
       where,
       fix: 'the value should look like <header>..<signature>; make sure cluster-info is maintained by the bootstrapsigner controller',
       code: 'DISCOVERY_SIGNATURE_MALFORMED',
     });
-  };
+  }
+
   const parts = jwsDetached.split('.');
   if (parts.length !== 3) malformed(`${parts.length} dot-separated parts instead of 3`);
   const [headerB64, payloadPart, sigB64] = parts as [string, string, string];
   if (payloadPart !== '') malformed('the payload part is not empty');
   const headerBytes = decodeB64url(headerB64);
-  if (!headerBytes) return malformed('the header is not base64url');
+  if (!headerBytes) malformed('the header is not base64url');
   let header: unknown;
   try {
     header = JSON.parse(headerBytes.toString('utf8'));
   } catch {
     malformed('the header is not JSON');
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) return malformed('the header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    malformed('the header is not a JSON object');
   const h = header as Record<string, unknown>;
   if (h.alg !== 'HS256') malformed(`alg is ${JSON.stringify(h.alg ?? null).slice(0, 32)}, expected "HS256"`);
   if ('crit' in h) malformed('it has critical header parameters');
   if (h.kid !== tokenId) {
-    throw new UserError(`the signature is for key id ${JSON.stringify(h.kid ?? null).slice(0, 32)}, not token id ${tokenId}`, {
-      where,
-      fix: 'cluster-info was modified or the controller that signs it is misbehaving; do not trust this API server',
-      code: 'DISCOVERY_SIGNATURE_MISMATCH',
-    });
+    throw new UserError(
+      `the signature is for key id ${JSON.stringify(h.kid ?? null).slice(0, 32)}, not token id ${tokenId}`,
+      {
+        where,
+        fix: 'cluster-info was modified or the controller that signs it is misbehaving; do not trust this API server',
+        code: 'DISCOVERY_SIGNATURE_MISMATCH',
+      },
+    );
   }
   const sig = decodeB64url(sigB64);
-  if (!sig) return malformed('the signature is not base64url');
+  if (!sig) malformed('the signature is not base64url');
   const expected = hs256(`${headerB64}.${b64url(kubeconfigText)}`, tokenSecret);
   if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) {
     throw new UserError('signature does not match (wrong token secret or tampered cluster-info)', {
@@ -161,7 +169,12 @@ export function splitPemCertificates(pem: string): string[] {
  * Accept when any CA matches any pin ("sha256:<hex of SHA-256 of the DER SubjectPublicKeyInfo>", the format
  * of kubeadm's --discovery-token-ca-cert-hash). pinHash is injected (src/pki/cert.ts caPinHash).
  */
-export function checkCaPins(caPems: string[], pins: string[], pinHash: (pem: string) => string, where = 'discovery CA pins'): void {
+export function checkCaPins(
+  caPems: string[],
+  pins: string[],
+  pinHash: (pem: string) => string,
+  where = 'discovery CA pins',
+): void {
   const wanted = pins.map((p) => p.trim().toLowerCase());
   for (const p of wanted) {
     if (!PIN_RE.test(p)) {
@@ -192,9 +205,12 @@ export function checkCaPins(caPems: string[], pins: string[], pinHash: (pem: str
     }
   });
   if (found.some((h) => wanted.includes(h))) return;
-  throw new UserError(`the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ${wanted.join(' or ')}`, {
-    where,
-    fix: 'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster you expect',
-    code: 'DISCOVERY_PIN_MISMATCH',
-  });
+  throw new UserError(
+    `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ${wanted.join(' or ')}`,
+    {
+      where,
+      fix: 'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster you expect',
+      code: 'DISCOVERY_PIN_MISMATCH',
+    },
+  );
 }

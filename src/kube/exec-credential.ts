@@ -46,7 +46,7 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz
 function parseRfc3339(s: string): Date | undefined {
   const m = RFC3339.exec(s);
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, sec] = m.map(Number) as number[];
+  const [, _y, mo, d, h, mi, sec] = m.map(Number) as number[];
   if (mo! < 1 || mo! > 12 || d! < 1 || d! > 31 || h! > 23 || mi! > 59 || sec! > 60) return undefined;
   const date = new Date(s);
   return Number.isNaN(date.getTime()) ? undefined : date;
@@ -56,23 +56,39 @@ function parseRfc3339(s: string): Date | undefined {
 export function parseExecCredential(stdout: string, opts: ParseExecCredentialOptions = {}): ExecCredential {
   const source = opts.source ?? 'exec credential plugin';
   const fail = (field: string, message: string, fix = 'fix or update the credential plugin'): never => {
-    throw new UserError(message, { where: field ? `${source} output: ${field}` : `${source} output`, fix, code: 'EXEC_CREDENTIAL_INVALID' });
+    throw new UserError(message, {
+      where: field ? `${source} output: ${field}` : `${source} output`,
+      fix,
+      code: 'EXEC_CREDENTIAL_INVALID',
+    });
   };
   let doc: unknown;
   try {
     doc = JSON.parse(stdout);
   } catch {
     // Not even a fragment of the output: it may be a token.
-    fail('', `is not JSON (${stdout.length} bytes)`, 'make the plugin print only the ExecCredential JSON on stdout (logs go to stderr)');
+    fail(
+      '',
+      `is not JSON (${stdout.length} bytes)`,
+      'make the plugin print only the ExecCredential JSON on stdout (logs go to stderr)',
+    );
   }
   if (!isObj(doc)) return fail('', `must be a JSON object, got ${typeName(doc)}`);
-  if (doc.kind !== 'ExecCredential') fail('kind', `must be "ExecCredential"${typeof doc.kind === 'string' ? `, got ${q(doc.kind)}` : ''}`);
+  if (doc.kind !== 'ExecCredential')
+    fail('kind', `must be "ExecCredential"${typeof doc.kind === 'string' ? `, got ${q(doc.kind)}` : ''}`);
   const apiVersion = doc.apiVersion;
   if (typeof apiVersion !== 'string' || !(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-    fail('apiVersion', `must be one of ${EXEC_API_VERSIONS.join(', ')}${typeof apiVersion === 'string' ? `, got ${q(apiVersion)}` : ''}`);
+    fail(
+      'apiVersion',
+      `must be one of ${EXEC_API_VERSIONS.join(', ')}${typeof apiVersion === 'string' ? `, got ${q(apiVersion)}` : ''}`,
+    );
   }
   if (opts.expectedApiVersion !== undefined && apiVersion !== opts.expectedApiVersion) {
-    fail('apiVersion', `is ${q(String(apiVersion))} but the plugin was asked for ${q(opts.expectedApiVersion)}`, 'set users[].user.exec.apiVersion to the version the plugin speaks');
+    fail(
+      'apiVersion',
+      `is ${q(String(apiVersion))} but the plugin was asked for ${q(opts.expectedApiVersion)}`,
+      'set users[].user.exec.apiVersion to the version the plugin speaks',
+    );
   }
   const status = doc.status;
   if (status === undefined || status === null) return fail('status', 'is missing');
@@ -91,11 +107,16 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
 
   if (!token && !cert && !key) fail('status', 'has no token and no clientCertificateData/clientKeyData');
   if (Boolean(cert) !== Boolean(key)) {
-    fail(cert ? 'status.clientKeyData' : 'status.clientCertificateData', 'is missing: the plugin returned only one of certificate and key');
+    fail(
+      cert ? 'status.clientKeyData' : 'status.clientCertificateData',
+      'is missing: the plugin returned only one of certificate and key',
+    );
   }
   if (token !== undefined && /[\s]/.test(token)) fail('status.token', 'contains whitespace');
-  if (cert !== undefined && !cert.includes('-----BEGIN CERTIFICATE-----')) fail('status.clientCertificateData', 'is not a PEM certificate');
-  if (key !== undefined && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) fail('status.clientKeyData', 'is not a PEM private key');
+  if (cert !== undefined && !cert.includes('-----BEGIN CERTIFICATE-----'))
+    fail('status.clientCertificateData', 'is not a PEM certificate');
+  if (key !== undefined && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+    fail('status.clientKeyData', 'is not a PEM private key');
 
   const out: ExecCredential = {};
   if (token !== undefined) out.token = token;
@@ -132,12 +153,16 @@ export const STDERR_LIMIT = 1000;
 const STDOUT_LIMIT = 4 * 1024 * 1024;
 
 /** The KUBERNETES_EXEC_INFO value client-go sets for a non-interactive plugin run. */
-export function execInfoEnv(spec: Pick<ExecCredentialSpec, 'apiVersion' | 'provideClusterInfo'>, clusterInfo?: ExecClusterInfo): string {
+export function execInfoEnv(
+  spec: Pick<ExecCredentialSpec, 'apiVersion' | 'provideClusterInfo'>,
+  clusterInfo?: ExecClusterInfo,
+): string {
   const execSpec: Obj = { interactive: false };
   if (spec.provideClusterInfo && clusterInfo) {
     const cluster: Obj = { server: clusterInfo.server };
     if (clusterInfo.tlsServerName) cluster['tls-server-name'] = clusterInfo.tlsServerName;
-    if (clusterInfo.caData) cluster['certificate-authority-data'] = Buffer.from(clusterInfo.caData, 'utf8').toString('base64');
+    if (clusterInfo.caData)
+      cluster['certificate-authority-data'] = Buffer.from(clusterInfo.caData, 'utf8').toString('base64');
     if (clusterInfo.proxyUrl) cluster['proxy-url'] = clusterInfo.proxyUrl;
     execSpec.cluster = cluster;
   }
@@ -178,24 +203,51 @@ export function runExecPlugin(spec: ExecCredentialSpec, opts: RunExecPluginOptio
           }
           return;
         }
-        const e = (err ?? {}) as Partial<NodeJS.ErrnoException> & { signal?: NodeJS.Signals | null; code?: string | number | null };
+        const e = (err ?? {}) as Partial<NodeJS.ErrnoException> & {
+          signal?: NodeJS.Signals | null;
+          code?: string | number | null;
+        };
         const tail = stderr ? `: ${oneLine(stderr, STDERR_LIMIT)}` : '';
         const fail = (message: string, fix: string, code: string): void =>
           reject(new UserError(message, { where: spec.where, fix, code, cause: err ?? undefined }));
         if (timedOut) {
-          fail(`${label} did not finish within ${opts.timeoutMs} ms${tail}`, 'check that the plugin can reach its identity provider without prompting', 'EXEC_PLUGIN_TIMEOUT');
+          fail(
+            `${label} did not finish within ${opts.timeoutMs} ms${tail}`,
+            'check that the plugin can reach its identity provider without prompting',
+            'EXEC_PLUGIN_TIMEOUT',
+          );
         } else if (e.code === 'ENOENT') {
-          fail(`${label} was not found`, hintFix ?? `install it, or set ${spec.where.split(': ').pop()}.command to its full path`, 'EXEC_PLUGIN_NOT_FOUND');
+          fail(
+            `${label} was not found`,
+            hintFix ?? `install it, or set ${spec.where.split(': ').pop()}.command to its full path`,
+            'EXEC_PLUGIN_NOT_FOUND',
+          );
         } else if (e.code === 'EACCES') {
           fail(`${label} is not executable`, `chmod +x ${spec.command}`, 'EXEC_PLUGIN_NOT_FOUND');
         } else if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
-          fail(`${label} printed more than ${STDOUT_LIMIT} bytes`, 'make the plugin print only the ExecCredential JSON on stdout', 'EXEC_PLUGIN_FAILED');
+          fail(
+            `${label} printed more than ${STDOUT_LIMIT} bytes`,
+            'make the plugin print only the ExecCredential JSON on stdout',
+            'EXEC_PLUGIN_FAILED',
+          );
         } else if (typeof e.code === 'number') {
-          fail(`${label} exited with code ${e.code}${tail}`, 'run the command by hand to see why it fails', 'EXEC_PLUGIN_FAILED');
+          fail(
+            `${label} exited with code ${e.code}${tail}`,
+            'run the command by hand to see why it fails',
+            'EXEC_PLUGIN_FAILED',
+          );
         } else if (e.signal) {
-          fail(`${label} was killed by ${e.signal}${tail}`, 'run the command by hand to see why it fails', 'EXEC_PLUGIN_FAILED');
+          fail(
+            `${label} was killed by ${e.signal}${tail}`,
+            'run the command by hand to see why it fails',
+            'EXEC_PLUGIN_FAILED',
+          );
         } else {
-          fail(`${label} could not be run: ${e.message ?? 'unknown error'}`, 'check the command and its permissions', 'EXEC_PLUGIN_FAILED');
+          fail(
+            `${label} could not be run: ${e.message ?? 'unknown error'}`,
+            'check the command and its permissions',
+            'EXEC_PLUGIN_FAILED',
+          );
         }
       },
     );
@@ -247,7 +299,8 @@ export class ExecCredentialCache {
   }
 
   get(): Promise<ExecCredential> {
-    if (this.#cached && credentialIsFresh(this.#cached, this.#now(), this.#marginMs)) return Promise.resolve(this.#cached);
+    if (this.#cached && credentialIsFresh(this.#cached, this.#now(), this.#marginMs))
+      return Promise.resolve(this.#cached);
     if (this.#inflight) return this.#inflight;
     const generation = this.#generation;
     const p = this.#fetch().then(

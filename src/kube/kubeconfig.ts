@@ -125,14 +125,16 @@ function optBool(ctx: Ctx, obj: Obj, key: string, at: string): boolean | undefin
 function optObj(ctx: Ctx, obj: Obj, key: string, at: string): Obj | undefined {
   const v = own(obj, key);
   if (v === undefined || v === null) return undefined;
-  if (!isObj(v)) fail(ctx, join(at, key), `must be a mapping, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
+  if (!isObj(v))
+    fail(ctx, join(at, key), `must be a mapping, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
   return v;
 }
 
 function optList(ctx: Ctx, obj: Obj, key: string, at: string): unknown[] {
   const v = own(obj, key);
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) fail(ctx, join(at, key), `must be a list, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
+  if (!Array.isArray(v))
+    fail(ctx, join(at, key), `must be a list, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
   return v;
 }
 
@@ -152,10 +154,22 @@ function namedList(ctx: Ctx, root: Obj, listKey: string, bodyKey: string): Named
   const seen = new Set<string>();
   optList(ctx, root, listKey, '').forEach((item, index) => {
     const at = `${listKey}[${index}]`;
-    if (!isObj(item)) fail(ctx, at, `must be a mapping with name and ${bodyKey}, got a ${typeName(item)}`, 'see `kubectl config view` for the layout');
+    if (!isObj(item))
+      fail(
+        ctx,
+        at,
+        `must be a mapping with name and ${bodyKey}, got a ${typeName(item)}`,
+        'see `kubectl config view` for the layout',
+      );
     const name = optString(ctx, item, 'name', at);
     if (name === undefined) fail(ctx, `${at}.name`, 'is missing', `give every entry of ${listKey} a name`);
-    if (seen.has(name)) fail(ctx, `${at}.name`, `duplicate ${listKey} entry ${q(name)}`, `remove or rename one of the ${listKey} entries named ${q(name)}`);
+    if (seen.has(name))
+      fail(
+        ctx,
+        `${at}.name`,
+        `duplicate ${listKey} entry ${q(name)}`,
+        `remove or rename one of the ${listKey} entries named ${q(name)}`,
+      );
     seen.add(name);
     const body = optObj(ctx, item, bodyKey, at) ?? {};
     out.push({ name, index, body });
@@ -167,14 +181,19 @@ function lookup(ctx: Ctx, list: Named[], name: string, at: string, kind: string,
   const found = list.find((e) => e.name === name);
   if (!found) {
     const have = list.map((e) => `${q(e.name)}`).join(', ') || 'none';
-    fail(ctx, at, `${kind} ${q(name)} is not defined in ${listKey} (defined: ${have})`, `add a ${kind} named ${q(name)} to ${listKey} or point ${at} at an existing one`);
+    fail(
+      ctx,
+      at,
+      `${kind} ${q(name)} is not defined in ${listKey} (defined: ${have})`,
+      `add a ${kind} named ${q(name)} to ${listKey} or point ${at} at an existing one`,
+    );
   }
   return found;
 }
 
 function loadRoot(text: string, ctx: Ctx): Obj {
   const yamlFix = 'fix the YAML syntax (check indentation and quoting), or regenerate the file';
-  let doc;
+  let doc: ReturnType<typeof parseDocument>;
   try {
     // prettyErrors would quote source lines, which may hold a token or key.
     doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
@@ -183,7 +202,13 @@ function loadRoot(text: string, ctx: Ctx): Obj {
   }
   const first = doc.errors[0];
   if (first) {
-    fail(ctx, '', `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`, yamlFix, 'KUBECONFIG_YAML');
+    fail(
+      ctx,
+      '',
+      `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`,
+      yamlFix,
+      'KUBECONFIG_YAML',
+    );
   }
   let root: unknown;
   try {
@@ -191,11 +216,23 @@ function loadRoot(text: string, ctx: Ctx): Obj {
   } catch (err) {
     fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
   }
-  if (root === null || root === undefined) fail(ctx, '', 'is empty', 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
-  if (!isObj(root)) fail(ctx, '', `must be a YAML mapping, got a ${typeName(root)}`, 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
+  if (root === null || root === undefined)
+    fail(ctx, '', 'is empty', 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
+  if (!isObj(root))
+    fail(
+      ctx,
+      '',
+      `must be a YAML mapping, got a ${typeName(root)}`,
+      'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)',
+    );
   const kind = optString(ctx, root, 'kind', '');
   if (kind !== undefined && kind !== '' && kind !== 'Config') {
-    fail(ctx, 'kind', `is ${q(kind)}, expected "Config"`, 'point nodecred at a kubeconfig file, not another Kubernetes object');
+    fail(
+      ctx,
+      'kind',
+      `is ${q(kind)}, expected "Config"`,
+      'point nodecred at a kubeconfig file, not another Kubernetes object',
+    );
   }
   return root;
 }
@@ -215,7 +252,10 @@ function decodePemData(ctx: Ctx, b64: string, at: string, expect: 'certificate' 
   if (compact === '') fail(ctx, at, 'is empty', fix);
   if (!B64.test(compact) || compact.length % 4 !== 0) fail(ctx, at, 'is not valid base64', fix);
   const pem = Buffer.from(compact, 'base64').toString('utf8');
-  const ok = expect === 'certificate' ? pem.includes('-----BEGIN CERTIFICATE-----') : /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem);
+  const ok =
+    expect === 'certificate'
+      ? pem.includes('-----BEGIN CERTIFICATE-----')
+      : /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem);
   if (!ok) fail(ctx, at, `does not decode to a PEM ${expect}`, fix);
   return pem;
 }
@@ -231,19 +271,40 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
   try {
     url = new URL(server.trim());
   } catch {
-    fail(ctx, `${at}.server`, `${q(server)} is not a URL`, 'set server to the API server URL, e.g. https://10.0.0.1:6443');
+    fail(
+      ctx,
+      `${at}.server`,
+      `${q(server)} is not a URL`,
+      'set server to the API server URL, e.g. https://10.0.0.1:6443',
+    );
   }
   if (url.protocol !== 'https:') {
-    fail(ctx, `${at}.server`, `${q(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`, 'use the https:// URL of the API server, e.g. https://10.0.0.1:6443');
+    fail(
+      ctx,
+      `${at}.server`,
+      `${q(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`,
+      'use the https:// URL of the API server, e.g. https://10.0.0.1:6443',
+    );
   }
   if (optBool(ctx, c, 'insecure-skip-tls-verify', at) === true) {
-    fail(ctx, `${at}.insecure-skip-tls-verify`, 'is true; nodecred never disables TLS verification', 'remove insecure-skip-tls-verify and set certificate-authority-data (or certificate-authority) to the cluster CA', 'KUBECONFIG_INSECURE');
+    fail(
+      ctx,
+      `${at}.insecure-skip-tls-verify`,
+      'is true; nodecred never disables TLS verification',
+      'remove insecure-skip-tls-verify and set certificate-authority-data (or certificate-authority) to the cluster CA',
+      'KUBECONFIG_INSECURE',
+    );
   }
   const out: KubeconfigCluster = { name: entry.name, server: server.trim() };
   const caB64 = optString(ctx, c, 'certificate-authority-data', at);
   const caFile = optString(ctx, c, 'certificate-authority', at);
   if (caB64 && caFile) {
-    fail(ctx, at, 'sets both certificate-authority-data and certificate-authority', 'keep only one of certificate-authority-data and certificate-authority');
+    fail(
+      ctx,
+      at,
+      'sets both certificate-authority-data and certificate-authority',
+      'keep only one of certificate-authority-data and certificate-authority',
+    );
   }
   if (caB64) out.caData = decodePemData(ctx, caB64, `${at}.certificate-authority-data`, 'certificate');
   if (caFile) out.caPath = resolvePath(ctx, caFile);
@@ -256,29 +317,63 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
 
 function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
   const command = optString(ctx, e, 'command', at);
-  if (!command) fail(ctx, `${at}.command`, 'is missing', 'set command to the credential plugin executable, e.g. aws or /usr/local/bin/plugin');
+  if (!command)
+    fail(
+      ctx,
+      `${at}.command`,
+      'is missing',
+      'set command to the credential plugin executable, e.g. aws or /usr/local/bin/plugin',
+    );
   const apiVersion = optString(ctx, e, 'apiVersion', at);
-  if (!apiVersion) fail(ctx, `${at}.apiVersion`, 'is missing', 'set apiVersion: client.authentication.k8s.io/v1beta1 (or v1, if the plugin supports it)');
+  if (!apiVersion)
+    fail(
+      ctx,
+      `${at}.apiVersion`,
+      'is missing',
+      'set apiVersion: client.authentication.k8s.io/v1beta1 (or v1, if the plugin supports it)',
+    );
   if (!(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-    fail(ctx, `${at}.apiVersion`, `${q(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`, 'set apiVersion: client.authentication.k8s.io/v1beta1 and update the plugin if it only speaks v1alpha1');
+    fail(
+      ctx,
+      `${at}.apiVersion`,
+      `${q(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`,
+      'set apiVersion: client.authentication.k8s.io/v1beta1 and update the plugin if it only speaks v1alpha1',
+    );
   }
   const args = optList(ctx, e, 'args', at).map((a, i) => {
-    if (typeof a !== 'string') fail(ctx, `${at}.args[${i}]`, `must be a string, got a ${typeName(a)}`, 'quote every argument');
+    if (typeof a !== 'string')
+      fail(ctx, `${at}.args[${i}]`, `must be a string, got a ${typeName(a)}`, 'quote every argument');
     return a;
   });
   const env = optList(ctx, e, 'env', at).map((item, i): ExecEnvVar => {
     const eat = `${at}.env[${i}]`;
-    if (!isObj(item)) fail(ctx, eat, `must be a mapping with name and value, got a ${typeName(item)}`, 'write env entries as {name: X, value: Y}');
+    if (!isObj(item))
+      fail(
+        ctx,
+        eat,
+        `must be a mapping with name and value, got a ${typeName(item)}`,
+        'write env entries as {name: X, value: Y}',
+      );
     const name = optString(ctx, item, 'name', eat);
     if (!name) fail(ctx, `${eat}.name`, 'is missing', 'give every env entry a name');
     return { name, value: optString(ctx, item, 'value', eat) ?? '' };
   });
   const interactiveMode = optString(ctx, e, 'interactiveMode', at);
   if (interactiveMode !== undefined && !['Never', 'IfAvailable', 'Always'].includes(interactiveMode)) {
-    fail(ctx, `${at}.interactiveMode`, `${q(interactiveMode)} is not one of Never, IfAvailable, Always`, 'set interactiveMode: Never');
+    fail(
+      ctx,
+      `${at}.interactiveMode`,
+      `${q(interactiveMode)} is not one of Never, IfAvailable, Always`,
+      'set interactiveMode: Never',
+    );
   }
   if (interactiveMode === 'Always') {
-    fail(ctx, `${at}.interactiveMode`, 'is Always, but nodecred runs without a terminal', 'set interactiveMode: Never and configure the plugin to authenticate non-interactively');
+    fail(
+      ctx,
+      `${at}.interactiveMode`,
+      'is Always, but nodecred runs without a terminal',
+      'set interactiveMode: Never and configure the plugin to authenticate non-interactively',
+    );
   }
   const provideClusterInfo = optBool(ctx, e, 'provideClusterInfo', at) ?? false;
   // kubectl semantics: a bare name is looked up on PATH; anything with a separator is a path relative to the
@@ -302,10 +397,20 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
   const oneMethod = 'keep exactly one of: token / tokenFile, client-certificate(-data) + client-key(-data), exec';
 
   if (own(u, 'auth-provider') != null) {
-    fail(ctx, `${at}.auth-provider`, 'auth-provider plugins were removed from Kubernetes', 'use an exec credential plugin (users[].user.exec) instead');
+    fail(
+      ctx,
+      `${at}.auth-provider`,
+      'auth-provider plugins were removed from Kubernetes',
+      'use an exec credential plugin (users[].user.exec) instead',
+    );
   }
   if (own(u, 'username') != null || own(u, 'password') != null) {
-    fail(ctx, at, 'uses username/password (basic auth), which Kubernetes no longer supports', 'use a bootstrap token, a client certificate or an exec plugin');
+    fail(
+      ctx,
+      at,
+      'uses username/password (basic auth), which Kubernetes no longer supports',
+      'use a bootstrap token, a client certificate or an exec plugin',
+    );
   }
   for (const k of ['as', 'as-uid', 'as-groups', 'as-user-extra']) {
     if (own(u, k) != null) fail(ctx, `${at}.${k}`, 'impersonation is not supported by nodecred', `remove ${k}`);
@@ -324,7 +429,12 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
   if (certFile || certB64 || keyFile || keyB64) methods.push('client certificate');
   if (exec) methods.push('exec');
   if (methods.length === 0) {
-    fail(ctx, at, `user ${q(entry.name)} has no credentials`, 'set token or tokenFile (bootstrap), client-certificate + client-key, or exec');
+    fail(
+      ctx,
+      at,
+      `user ${q(entry.name)} has no credentials`,
+      'set token or tokenFile (bootstrap), client-certificate + client-key, or exec',
+    );
   }
   if (methods.length > 1) fail(ctx, at, `has more than one credential (${methods.join(', ')})`, oneMethod);
 
@@ -333,15 +443,40 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
     if (token && tokenFile) fail(ctx, at, 'sets both token and tokenFile', 'keep only one of token and tokenFile');
     if (token) {
       const t = token.trim();
-      if (t === '' || /\s/.test(t)) fail(ctx, `${at}.token`, t === '' ? 'is blank' : 'contains whitespace', 'set token to the bare token, e.g. abcdef.0123456789abcdef');
+      if (t === '' || /\s/.test(t))
+        fail(
+          ctx,
+          `${at}.token`,
+          t === '' ? 'is blank' : 'contains whitespace',
+          'set token to the bare token, e.g. abcdef.0123456789abcdef',
+        );
       return { kind: 'token', token: t };
     }
     return { kind: 'token', tokenPath: resolvePath(ctx, tokenFile as string) };
   }
-  if (certFile && certB64) fail(ctx, at, 'sets both client-certificate and client-certificate-data', 'keep only one of client-certificate and client-certificate-data');
-  if (keyFile && keyB64) fail(ctx, at, 'sets both client-key and client-key-data', 'keep only one of client-key and client-key-data');
-  if (!certFile && !certB64) fail(ctx, `${at}.client-certificate`, 'is missing (a client key is set but no certificate)', 'set client-certificate or client-certificate-data');
-  if (!keyFile && !keyB64) fail(ctx, `${at}.client-key`, 'is missing (a client certificate is set but no key)', 'set client-key or client-key-data');
+  if (certFile && certB64)
+    fail(
+      ctx,
+      at,
+      'sets both client-certificate and client-certificate-data',
+      'keep only one of client-certificate and client-certificate-data',
+    );
+  if (keyFile && keyB64)
+    fail(ctx, at, 'sets both client-key and client-key-data', 'keep only one of client-key and client-key-data');
+  if (!certFile && !certB64)
+    fail(
+      ctx,
+      `${at}.client-certificate`,
+      'is missing (a client key is set but no certificate)',
+      'set client-certificate or client-certificate-data',
+    );
+  if (!keyFile && !keyB64)
+    fail(
+      ctx,
+      `${at}.client-key`,
+      'is missing (a client certificate is set but no key)',
+      'set client-key or client-key-data',
+    );
   const cert: CertSide = certFile
     ? { certPath: resolvePath(ctx, certFile) }
     : { certData: decodePemData(ctx, certB64 as string, `${at}.client-certificate-data`, 'certificate') };
@@ -373,7 +508,12 @@ export function parseKubeconfig(text: string, file: string, opts: ParseKubeconfi
     contextName = optString(ctx, root, 'current-context', '');
     if (!contextName) {
       const have = contexts.map((c) => `${q(c.name)}`).join(', ') || 'none';
-      fail(ctx, 'current-context', `is not set (contexts: ${have})`, 'set current-context to the context nodecred should use');
+      fail(
+        ctx,
+        'current-context',
+        `is not set (contexts: ${have})`,
+        'set current-context to the context nodecred should use',
+      );
     }
   } else {
     contextAt = '';
@@ -381,9 +521,10 @@ export function parseKubeconfig(text: string, file: string, opts: ParseKubeconfi
   const context = lookup(ctx, contexts, contextName, contextAt, 'context', 'contexts');
   const cat = `contexts[${context.index}].context`;
   const clusterName = optString(ctx, context.body, 'cluster', cat);
-  if (!clusterName) fail(ctx, `${cat}.cluster`, 'is missing', 'set the context\'s cluster to one of the clusters entries');
+  if (!clusterName)
+    fail(ctx, `${cat}.cluster`, 'is missing', "set the context's cluster to one of the clusters entries");
   const userName = optString(ctx, context.body, 'user', cat);
-  if (!userName) fail(ctx, `${cat}.user`, 'is missing', 'set the context\'s user to one of the users entries');
+  if (!userName) fail(ctx, `${cat}.user`, 'is missing', "set the context's user to one of the users entries");
   const cluster = parseCluster(ctx, lookup(ctx, clusters, clusterName, `${cat}.cluster`, 'cluster', 'clusters'));
   const credential = parseUser(ctx, lookup(ctx, users, userName, `${cat}.user`, 'user', 'users'));
   const namespace = optString(ctx, context.body, 'namespace', cat);
@@ -406,12 +547,20 @@ export function parseKubeconfigCluster(text: string, label: string): KubeconfigC
     const context = lookup(ctx, contexts, current, 'current-context', 'context', 'contexts');
     const cat = `contexts[${context.index}].context`;
     const clusterName = optString(ctx, context.body, 'cluster', cat);
-    if (!clusterName) fail(ctx, `${cat}.cluster`, 'is missing', 'set the context\'s cluster to one of the clusters entries');
+    if (!clusterName)
+      fail(ctx, `${cat}.cluster`, 'is missing', "set the context's cluster to one of the clusters entries");
     return parseCluster(ctx, lookup(ctx, clusters, clusterName, `${cat}.cluster`, 'cluster', 'clusters'));
   }
   const [only, ...rest] = clusters;
-  if (!only) fail(ctx, 'clusters', 'defines no cluster', 'add a clusters entry with server and certificate-authority-data');
-  if (rest.length > 0) fail(ctx, 'current-context', `is not set and there are ${clusters.length} clusters`, 'set current-context, or keep a single cluster');
+  if (!only)
+    fail(ctx, 'clusters', 'defines no cluster', 'add a clusters entry with server and certificate-authority-data');
+  if (rest.length > 0)
+    fail(
+      ctx,
+      'current-context',
+      `is not set and there are ${clusters.length} clusters`,
+      'set current-context, or keep a single cluster',
+    );
   return parseCluster(ctx, only);
 }
 

@@ -8,7 +8,16 @@ import { verifyIssuedCertificate } from '../pki/verify.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
 import { encodePrivateKeyPem } from '../pki/keys.ts';
 import { CLIENT_SIGNER, SERVING_SIGNER } from '../kube/csr-name.ts';
-import { readKubeconfigFile, connectionFromKubeconfig, endpointOf, clientsFor, explainApiError, statusOf, type ApiConnection, type ApiEndpoint } from '../kube/api.ts';
+import {
+  readKubeconfigFile,
+  connectionFromKubeconfig,
+  endpointOf,
+  clientsFor,
+  explainApiError,
+  statusOf,
+  type ApiConnection,
+  type ApiEndpoint,
+} from '../kube/api.ts';
 import { renderNodeKubeconfig, type KubeconfigConnection } from '../kube/kubeconfig.ts';
 import { discover } from '../kube/discovery-client.ts';
 import { deleteCsr } from '../kube/csr-api.ts';
@@ -16,7 +25,14 @@ import { writeFileAtomic } from '../store/atomic.ts';
 import { diskError, type CertStore, type CertKind, type StoredPair } from '../store/cert-store.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { rotationDeadline, servingSansFromAddresses, sameSans, type Random, type SubjectAltNames, type NodeAddress } from './policy.ts';
+import {
+  rotationDeadline,
+  servingSansFromAddresses,
+  sameSans,
+  type Random,
+  type SubjectAltNames,
+  type NodeAddress,
+} from './policy.ts';
 import { requestCertificate, type RequestSpec } from './request.ts';
 
 export interface ManagerDeps {
@@ -95,7 +111,10 @@ export class CertificateManager {
     try {
       return await this.deps.store.readCurrent(kind);
     } catch (err) {
-      this.log.warn({ kind, err: isUserError(err) ? err.oneLine() : String(err) }, 'installed certificate unreadable; treating it as missing');
+      this.log.warn(
+        { kind, err: isUserError(err) ? err.oneLine() : String(err) },
+        'installed certificate unreadable; treating it as missing',
+      );
       return null;
     }
   }
@@ -107,11 +126,19 @@ export class CertificateManager {
       try {
         return await readFile(file, 'utf8');
       } catch (err) {
-        throw new UserError(`cannot read cluster CA: ${(err as NodeJS.ErrnoException).code}`, { where: `clusterCAFile ${file}`, fix: 'point clusterCAFile at the CA that signs node certificates', code: 'FILE_UNREADABLE' });
+        throw new UserError(`cannot read cluster CA: ${(err as NodeJS.ErrnoException).code}`, {
+          where: `clusterCAFile ${file}`,
+          fix: 'point clusterCAFile at the CA that signs node certificates',
+          code: 'FILE_UNREADABLE',
+        });
       }
     }
     if (!endpoint.caPem) {
-      throw new UserError('no cluster CA to verify issued certificates against', { where: endpoint.server, fix: 'set certificate-authority(-data) in the kubeconfig or clusterCAFile in the config', code: 'NO_CA' });
+      throw new UserError('no cluster CA to verify issued certificates against', {
+        where: endpoint.server,
+        fix: 'set certificate-authority(-data) in the kubeconfig or clusterCAFile in the config',
+        code: 'NO_CA',
+      });
     }
     return endpoint.caPem;
   }
@@ -120,7 +147,8 @@ export class CertificateManager {
   async bootstrapConnection(): Promise<ApiConnection | null> {
     const { discovery, bootstrapKubeconfig } = this.deps.config;
     if (discovery) return discover(discovery);
-    if (bootstrapKubeconfig) return connectionFromKubeconfig(await readKubeconfigFile(bootstrapKubeconfig), 'bootstrap');
+    if (bootstrapKubeconfig)
+      return connectionFromKubeconfig(await readKubeconfigFile(bootstrapKubeconfig), 'bootstrap');
     return null;
   }
 
@@ -129,7 +157,10 @@ export class CertificateManager {
       return await readKubeconfigFile(this.deps.config.kubeconfig);
     } catch (err) {
       if (isUserError(err) && err.code === 'FILE_UNREADABLE') return null;
-      this.log.warn({ path: this.deps.config.kubeconfig, err: isUserError(err) ? err.oneLine() : String(err) }, 'node kubeconfig unreadable; it will be rewritten');
+      this.log.warn(
+        { path: this.deps.config.kubeconfig, err: isUserError(err) ? err.oneLine() : String(err) },
+        'node kubeconfig unreadable; it will be rewritten',
+      );
       return null;
     }
   }
@@ -144,10 +175,25 @@ export class CertificateManager {
   }
 
   /** Verifies an installed pair against what we would request; records its state; returns the problems. */
-  private assess(kind: CertKind, pair: StoredPair | null, ca: string, sans: SubjectAltNames): { usable: boolean; rotate: boolean; problems: string[] } {
+  private assess(
+    kind: CertKind,
+    pair: StoredPair | null,
+    ca: string,
+    sans: SubjectAltNames,
+  ): { usable: boolean; rotate: boolean; problems: string[] } {
     const state = this.states[kind];
     if (!pair) {
-      for (const field of ['subject', 'dnsNames', 'ipAddresses', 'notBefore', 'notAfter', 'rotationDeadline', 'fingerprint', 'issuer'] as const) delete state[field];
+      for (const field of [
+        'subject',
+        'dnsNames',
+        'ipAddresses',
+        'notBefore',
+        'notAfter',
+        'rotationDeadline',
+        'fingerprint',
+        'issuer',
+      ] as const)
+        delete state[field];
       Object.assign(state, { verified: false, problems: ['no certificate installed'] });
       return { usable: false, rotate: true, problems: ['no certificate installed'] };
     }
@@ -175,8 +221,15 @@ export class CertificateManager {
     });
     if (!verdict.ok) return { usable: false, rotate: true, problems: verdict.problems };
     const previous = this.lastGood[kind];
-    if (previous && previous.certificates[0]!.summary.sha256Fingerprint !== leaf.sha256Fingerprint && this.states[kind].pendingCsr === undefined) {
-      this.log.info({ kind, fingerprint: leaf.sha256Fingerprint, path: pair.file }, 'adopted a valid certificate found on disk');
+    if (
+      previous &&
+      previous.certificates[0]!.summary.sha256Fingerprint !== leaf.sha256Fingerprint &&
+      this.states[kind].pendingCsr === undefined
+    ) {
+      this.log.info(
+        { kind, fingerprint: leaf.sha256Fingerprint, path: pair.file },
+        'adopted a valid certificate found on disk',
+      );
       this.deps.events?.adopted?.(kind, state);
     }
     this.lastGood[kind] = pair;
@@ -193,14 +246,20 @@ export class CertificateManager {
     const again = this.assess(kind, remembered, ca, sans);
     if (!again.usable) return null;
     await this.deps.store.install(kind, remembered.chainPem, remembered.key, this.deps.now());
-    this.log.warn({ kind, problems, path: this.deps.store.currentPath(kind) }, 'certificate on disk missing or damaged; reinstalled the verified one from memory');
+    this.log.warn(
+      { kind, problems, path: this.deps.store.currentPath(kind) },
+      'certificate on disk missing or damaged; reinstalled the verified one from memory',
+    );
     return again;
   }
 
   /** Cheap local check for the file watcher's safety net: does disk still hold what we last verified? */
   async diskMatchesMemory(): Promise<boolean> {
     const { config, store } = this.deps;
-    const kinds: CertKind[] = [...(config.clientCredentials === 'managed' ? ['client' as const] : []), ...(config.rotateServerCertificates ? ['server' as const] : [])];
+    const kinds: CertKind[] = [
+      ...(config.clientCredentials === 'managed' ? ['client' as const] : []),
+      ...(config.rotateServerCertificates ? ['server' as const] : []),
+    ];
     for (const kind of kinds) {
       const pair = await store.readCurrent(kind).catch(() => null);
       if (!pair || pair.certificates[0]!.summary.sha256Fingerprint !== this.states[kind].fingerprint) return false;
@@ -230,12 +289,17 @@ export class CertificateManager {
   }
 
   private recordError(kind: CertKind, err: unknown): void {
-    this.states[kind].lastError = isUserError(err) ? err.oneLine() : (err as Error).message ?? String(err);
+    this.states[kind].lastError = isUserError(err) ? err.oneLine() : ((err as Error).message ?? String(err));
     this.deps.events?.failed?.(kind, err);
   }
 
   private recordInstalled(kind: CertKind, previous: { notBefore?: Date; notAfter?: Date } | null): void {
-    Object.assign(this.states[kind], { lastError: undefined, lastSuccess: this.deps.now(), pendingCsr: undefined, pendingSince: undefined });
+    Object.assign(this.states[kind], {
+      lastError: undefined,
+      lastSuccess: this.deps.now(),
+      pendingCsr: undefined,
+      pendingSince: undefined,
+    });
     this.deps.events?.installed?.(kind, this.states[kind], previous);
   }
 
@@ -249,7 +313,10 @@ export class CertificateManager {
       const nodeKubeconfig = await this.readNodeKubeconfig();
       const pair = await this.readCurrent('client');
       let bootstrap: ApiConnection | null | undefined;
-      const getBootstrap = async () => (bootstrap === undefined ? (bootstrap = await this.bootstrapConnection()) : bootstrap);
+      const getBootstrap = async () => {
+        if (bootstrap === undefined) bootstrap = await this.bootstrapConnection();
+        return bootstrap;
+      };
 
       // The endpoint (server, CA, TLS name) the node kubeconfig carries: kept from the existing node
       // kubeconfig when there is one, else taken from the bootstrap source.
@@ -257,11 +324,18 @@ export class CertificateManager {
         ? await endpointOf(nodeKubeconfig)
         : (await getBootstrap())?.endpoint;
       if (!endpoint) {
-        throw new UserError('no node kubeconfig and no bootstrap credentials', { where: config.kubeconfig, fix: 'pass --bootstrap-kubeconfig, or --api-server with --discovery-token and --discovery-token-ca-cert-hash', code: 'NO_CREDENTIALS' });
+        throw new UserError('no node kubeconfig and no bootstrap credentials', {
+          where: config.kubeconfig,
+          fix: 'pass --bootstrap-kubeconfig, or --api-server with --discovery-token and --discovery-token-ca-cert-hash',
+          code: 'NO_CREDENTIALS',
+        });
       }
       const ca = await this.caBundle(endpoint);
       let assessed = this.assess('client', pair, ca, { dnsNames: [], ipAddresses: [] });
-      if (!assessed.usable) assessed = (await this.reinstallFromMemory('client', ca, { dnsNames: [], ipAddresses: [] }, assessed.problems)) ?? assessed;
+      if (!assessed.usable)
+        assessed =
+          (await this.reinstallFromMemory('client', ca, { dnsNames: [], ipAddresses: [] }, assessed.problems)) ??
+          assessed;
       if (assessed.usable && (!assessed.rotate || !opts.rotate)) {
         await this.writeNodeKubeconfig(endpoint, endpoint.caPem ?? ca);
         this.states.client.lastError = undefined;
@@ -271,18 +345,43 @@ export class CertificateManager {
       let conn: ApiConnection | null = null;
       const renewWith = assessed.usable ? this.lastGood.client : undefined;
       if (renewWith) {
-        conn = { endpoint, credential: { kind: 'clientCert', certPem: renewWith.chainPem, keyPem: encodePrivateKeyPem(renewWith.key) }, description: `node client certificate ${store.currentPath('client')}` };
-        this.log.info({ notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline }, 'client certificate due for rotation; renewing with it');
+        conn = {
+          endpoint,
+          credential: { kind: 'clientCert', certPem: renewWith.chainPem, keyPem: encodePrivateKeyPem(renewWith.key) },
+          description: `node client certificate ${store.currentPath('client')}`,
+        };
+        this.log.info(
+          { notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline },
+          'client certificate due for rotation; renewing with it',
+        );
       } else {
         conn = await getBootstrap();
         if (!conn) {
-          throw new UserError(`client certificate unusable (${assessed.problems.join('; ')}) and no bootstrap credentials configured`, { where: store.currentPath('client'), fix: 'configure --bootstrap-kubeconfig or token discovery so nodecred can bootstrap again', code: 'NO_CREDENTIALS' });
+          throw new UserError(
+            `client certificate unusable (${assessed.problems.join('; ')}) and no bootstrap credentials configured`,
+            {
+              where: store.currentPath('client'),
+              fix: 'configure --bootstrap-kubeconfig or token discovery so nodecred can bootstrap again',
+              code: 'NO_CREDENTIALS',
+            },
+          );
         }
-        if (pair) this.log.warn({ problems: assessed.problems, via: conn.description }, 'client certificate unusable; falling back to bootstrap credentials');
+        if (pair)
+          this.log.warn(
+            { problems: assessed.problems, via: conn.description },
+            'client certificate unusable; falling back to bootstrap credentials',
+          );
         else this.log.info({ via: conn.description }, 'no client certificate; bootstrapping');
       }
 
-      const spec: RequestSpec = { kind: 'client', signerName: CLIENT_SIGNER, ...this.clientTemplate(), dnsNames: [], ipAddresses: [], ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}) };
+      const spec: RequestSpec = {
+        kind: 'client',
+        signerName: CLIENT_SIGNER,
+        ...this.clientTemplate(),
+        dnsNames: [],
+        ipAddresses: [],
+        ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}),
+      };
       const renewal = conn;
       // A renewal keeps the node kubeconfig's endpoint; a bootstrap takes the bootstrap source's server and
       // CA (which may have moved: a cluster CA rotation, a new endpoint) for verification and the kubeconfig.
@@ -297,19 +396,32 @@ export class CertificateManager {
         if (renewWith && isUserError(err) && (err.code === 'UNAUTHORIZED' || err.code === 'TLS_UNTRUSTED')) {
           const fallback = await getBootstrap();
           if (fallback) {
-            this.log.warn({ via: fallback.description, why: err.code }, 'renewal with the node certificate failed; falling back to bootstrap credentials');
+            this.log.warn(
+              { via: fallback.description, why: err.code },
+              'renewal with the node certificate failed; falling back to bootstrap credentials',
+            );
             return requestWith(fallback);
           }
         }
         throw err;
       });
-      const previous = pair ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter } : null;
+      const previous = pair
+        ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter }
+        : null;
       await store.install('client', issued.chainPem, issued.key, this.deps.now());
       await store.removePendingKey('client');
       await this.writeNodeKubeconfig(target, target.caPem ?? caFor);
       this.assess('client', await this.readCurrent('client'), caFor, { dnsNames: [], ipAddresses: [] });
       this.recordInstalled('client', previous);
-      this.log.info({ csr: issued.csrName, notAfter: this.states.client.notAfter, deadline: this.states.client.rotationDeadline, path: store.currentPath('client') }, 'installed client certificate');
+      this.log.info(
+        {
+          csr: issued.csrName,
+          notAfter: this.states.client.notAfter,
+          deadline: this.states.client.rotationDeadline,
+          path: store.currentPath('client'),
+        },
+        'installed client certificate',
+      );
       return 'installed';
     } catch (err) {
       this.recordError('client', err);
@@ -321,7 +433,12 @@ export class CertificateManager {
     const state = this.states[spec.kind];
     return requestCertificate(
       {
-        store: this.deps.store, log: this.log, keyAlgorithm: this.deps.config.keyAlgorithm, caBundlePem: ca, clockSkewMs: this.deps.config.clockSkewMs, now: this.deps.now,
+        store: this.deps.store,
+        log: this.log,
+        keyAlgorithm: this.deps.config.keyAlgorithm,
+        caBundlePem: ca,
+        clockSkewMs: this.deps.config.clockSkewMs,
+        now: this.deps.now,
         onPending: (name) => {
           if (state.pendingCsr && state.pendingCsr !== name) void this.abandon(conn, state.pendingCsr);
           state.pendingCsr = name;
@@ -330,7 +447,11 @@ export class CertificateManager {
       },
       conn,
       spec,
-      { deadline, watchTimeoutSeconds: Math.max(1, Math.round(this.deps.config.watchTimeoutMs / 1000)), ...(this.deps.signal ? { signal: this.deps.signal } : {}) },
+      {
+        deadline,
+        watchTimeoutSeconds: Math.max(1, Math.round(this.deps.config.watchTimeoutMs / 1000)),
+        ...(this.deps.signal ? { signal: this.deps.signal } : {}),
+      },
     );
   }
 
@@ -354,7 +475,11 @@ export class CertificateManager {
     }
     const sans = servingSansFromAddresses(addresses);
     if (sans.dnsNames.length + sans.ipAddresses.length === 0) {
-      throw new UserError(`Node ${config.nodeName} has no addresses yet and none are configured`, { where: 'serving.addresses', fix: 'wait for kubelet to register the Node, or list the node addresses under serving.addresses (or --node-ip)', code: 'NO_SERVING_ADDRESSES' });
+      throw new UserError(`Node ${config.nodeName} has no addresses yet and none are configured`, {
+        where: 'serving.addresses',
+        fix: 'wait for kubelet to register the Node, or list the node addresses under serving.addresses (or --node-ip)',
+        code: 'NO_SERVING_ADDRESSES',
+      });
     }
     return sans;
   }
@@ -368,22 +493,53 @@ export class CertificateManager {
       const sans = await this.wantedServingSans(conn);
       const pair = await this.readCurrent('server');
       let assessed = this.assess('server', pair, ca, sans);
-      if (!assessed.usable) assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
-      const addressesChanged = pair !== null && !sameSans(sans, { dnsNames: this.states.server.dnsNames ?? [], ipAddresses: this.states.server.ipAddresses ?? [] });
+      if (!assessed.usable)
+        assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
+      const addressesChanged =
+        pair !== null &&
+        !sameSans(sans, {
+          dnsNames: this.states.server.dnsNames ?? [],
+          ipAddresses: this.states.server.ipAddresses ?? [],
+        });
       if (assessed.usable && !addressesChanged && (!assessed.rotate || !opts.rotate)) {
         this.states.server.lastError = undefined;
         return 'valid';
       }
-      if (addressesChanged) this.log.info({ installed: { dns: this.states.server.dnsNames, ip: this.states.server.ipAddresses }, wanted: sans }, 'node addresses changed; requesting a new serving certificate');
-      else if (pair) this.log.info({ problems: assessed.problems, deadline: this.states.server.rotationDeadline }, 'serving certificate due; requesting a new one');
-      const spec: RequestSpec = { kind: 'server', signerName: SERVING_SIGNER, ...this.clientTemplate(), ...sans, ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}) };
+      if (addressesChanged)
+        this.log.info(
+          { installed: { dns: this.states.server.dnsNames, ip: this.states.server.ipAddresses }, wanted: sans },
+          'node addresses changed; requesting a new serving certificate',
+        );
+      else if (pair)
+        this.log.info(
+          { problems: assessed.problems, deadline: this.states.server.rotationDeadline },
+          'serving certificate due; requesting a new one',
+        );
+      const spec: RequestSpec = {
+        kind: 'server',
+        signerName: SERVING_SIGNER,
+        ...this.clientTemplate(),
+        ...sans,
+        ...(this.expirationSeconds() ? { expirationSeconds: this.expirationSeconds()! } : {}),
+      };
       const issued = await this.request(conn, spec, ca, opts.deadline);
-      const previous = pair ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter } : null;
+      const previous = pair
+        ? { notBefore: pair.certificates[0]!.summary.notBefore, notAfter: pair.certificates[0]!.summary.notAfter }
+        : null;
       await store.install('server', issued.chainPem, issued.key, this.deps.now());
       await store.removePendingKey('server');
       this.assess('server', await this.readCurrent('server'), ca, sans);
       this.recordInstalled('server', previous);
-      this.log.info({ csr: issued.csrName, dnsNames: sans.dnsNames, ipAddresses: sans.ipAddresses, notAfter: this.states.server.notAfter, path: store.currentPath('server') }, 'installed serving certificate');
+      this.log.info(
+        {
+          csr: issued.csrName,
+          dnsNames: sans.dnsNames,
+          ipAddresses: sans.ipAddresses,
+          notAfter: this.states.server.notAfter,
+          path: store.currentPath('server'),
+        },
+        'installed serving certificate',
+      );
       return 'installed';
     } catch (err) {
       this.recordError('server', err);
@@ -394,6 +550,11 @@ export class CertificateManager {
   /** Deletes a CSR we no longer wait for, where RBAC allows (nodes cannot delete CSRs by default). */
   private async abandon(conn: ApiConnection, name: string): Promise<void> {
     const deleted = await deleteCsr(conn, name).catch(() => false);
-    this.log.info({ csr: name, deleted }, deleted ? 'deleted abandoned CSR' : 'abandoned CSR left for kube-controller-manager\'s CSR cleaner (no delete permission)');
+    this.log.info(
+      { csr: name, deleted },
+      deleted
+        ? 'deleted abandoned CSR'
+        : "abandoned CSR left for kube-controller-manager's CSR cleaner (no delete permission)",
+    );
   }
 }

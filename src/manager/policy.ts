@@ -89,7 +89,8 @@ export function servingSansFromAddresses(addresses: readonly NodeAddress[]): Sub
 /** Set equality: DNS names case-insensitively, IPs by canonical form, order and duplicates ignored. */
 export function sameSans(a: SubjectAltNames, b: SubjectAltNames): boolean {
   const set = (values: string[]) => [...new Set(values)].sort();
-  const key = (s: SubjectAltNames) => JSON.stringify([set(s.dnsNames.map(canonicalDnsName)), set(s.ipAddresses.map((ip) => canonicalIp(ip) ?? ip))]);
+  const key = (s: SubjectAltNames) =>
+    JSON.stringify([set(s.dnsNames.map(canonicalDnsName)), set(s.ipAddresses.map((ip) => canonicalIp(ip) ?? ip))]);
   return key(a) === key(b);
 }
 
@@ -106,7 +107,12 @@ export type CertificateCondition =
   | { state: 'valid'; deadline: Date };
 
 /** Where an installed certificate stands at `now`, given its (already drawn) rotation deadline. */
-export function certificateCondition(cert: CertificateTimes | null, deadline: Date | null, now: Date, skewMs: number): CertificateCondition {
+export function certificateCondition(
+  cert: CertificateTimes | null,
+  deadline: Date | null,
+  now: Date,
+  skewMs: number,
+): CertificateCondition {
   if (!cert) return { state: 'missing' };
   if (now.getTime() >= cert.notAfter.getTime()) return { state: 'expired' };
   if (now.getTime() + skewMs < cert.notBefore.getTime()) return { state: 'not-yet-valid' };

@@ -61,12 +61,20 @@ async function pendingKey(deps: RequestDeps, kind: CertKind): Promise<KeyObject>
   if (existing) deps.log.info({ kind }, 'pending key is the installed one (interrupted install); generating a new one');
   const { privateKey } = await generateKey(deps.keyAlgorithm);
   await deps.store.writePendingKey(kind, privateKey);
-  deps.log.info({ kind, algorithm: deps.keyAlgorithm, path: deps.store.pendingKeyPath(kind) }, 'generated a new private key for the request');
+  deps.log.info(
+    { kind, algorithm: deps.keyAlgorithm, path: deps.store.pendingKeyPath(kind) },
+    'generated a new private key for the request',
+  );
   return privateKey;
 }
 
 /** Throws unless the CSR found under our name is the one we would have submitted. */
-async function checkSameRequest(found: { spec: { request: string; signerName: string; usages?: string[] } }, spec: RequestSpec, key: KeyObject, name: string): Promise<void> {
+async function checkSameRequest(
+  found: { spec: { request: string; signerName: string; usages?: string[] } },
+  spec: RequestSpec,
+  key: KeyObject,
+  name: string,
+): Promise<void> {
   const parsed = await parseCsrPem(Buffer.from(found.spec.request, 'base64').toString('utf8'), `CSR ${name}`);
   const problems: string[] = [];
   if (!samePublicKey(parsed.publicKey, key)) problems.push('its public key is not our pending key');
@@ -81,15 +89,25 @@ async function checkSameRequest(found: { spec: { request: string; signerName: st
   }
 }
 
-function deniedError(kind: 'denied' | 'failed', reason: string, message: string, spec: RequestSpec, name: string): UserError {
-  const hint = spec.kind === 'client'
-    ? 'a client CSR is approved by kube-controller-manager when the requester\'s group is bound to system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); fix those ClusterRoleBindings (or approve by hand); the next attempt is a new CSR'
-    : 'kube-controller-manager never approves kubelet-serving CSRs: run an approver (nodecred approve) and check why it refused';
-  return new UserError(`CSR ${name} was ${kind === 'denied' ? 'denied' : 'failed'}: ${reason || '(no reason)'}${message ? `: ${message}` : ''}`, {
-    where: `certificatesigningrequest/${name}`,
-    fix: hint,
-    code: kind === 'denied' ? 'CSR_DENIED' : 'CSR_FAILED',
-  });
+function deniedError(
+  kind: 'denied' | 'failed',
+  reason: string,
+  message: string,
+  spec: RequestSpec,
+  name: string,
+): UserError {
+  const hint =
+    spec.kind === 'client'
+      ? "a client CSR is approved by kube-controller-manager when the requester's group is bound to system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); fix those ClusterRoleBindings (or approve by hand); the next attempt is a new CSR"
+      : 'kube-controller-manager never approves kubelet-serving CSRs: run an approver (nodecred approve) and check why it refused';
+  return new UserError(
+    `CSR ${name} was ${kind === 'denied' ? 'denied' : 'failed'}: ${reason || '(no reason)'}${message ? `: ${message}` : ''}`,
+    {
+      where: `certificatesigningrequest/${name}`,
+      fix: hint,
+      code: kind === 'denied' ? 'CSR_DENIED' : 'CSR_FAILED',
+    },
+  );
 }
 
 /**
@@ -97,7 +115,12 @@ function deniedError(kind: 'denied' | 'failed', reason: string, message: string,
  * UserError on denial, on a certificate that fails verification, and WaitTimeout at the deadline. On
  * verification failure the pending key is discarded, so the next attempt is a fresh request.
  */
-export async function requestCertificate(deps: RequestDeps, conn: ApiConnection, spec: RequestSpec, wait: WaitOptions): Promise<Issued> {
+export async function requestCertificate(
+  deps: RequestDeps,
+  conn: ApiConnection,
+  spec: RequestSpec,
+  wait: WaitOptions,
+): Promise<Issued> {
   const { log, store } = deps;
   for (;;) {
     const key = await pendingKey(deps, spec.kind);
@@ -114,8 +137,19 @@ export async function requestCertificate(deps: RequestDeps, conn: ApiConnection,
     // Create first: on a fresh request that is the only write, and its response starts the watch (two
     // requests per bootstrap). A 409 means we submitted it before (a restart, a retry): read it and
     // re-attach, after making sure it really is ours.
-    const requestPem = await buildCsrPem(key, { commonName: spec.commonName, organizations: spec.organizations, dnsNames: spec.dnsNames, ipAddresses: spec.ipAddresses });
-    let current = await createCsr(conn, { name, requestPem, signerName: spec.signerName, usages, ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}) });
+    const requestPem = await buildCsrPem(key, {
+      commonName: spec.commonName,
+      organizations: spec.organizations,
+      dnsNames: spec.dnsNames,
+      ipAddresses: spec.ipAddresses,
+    });
+    let current = await createCsr(conn, {
+      name,
+      requestPem,
+      signerName: spec.signerName,
+      usages,
+      ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}),
+    });
     if (current) {
       log.info({ kind: spec.kind, csr: name, signer: spec.signerName, via: conn.description }, 'submitted CSR');
     } else {
@@ -131,7 +165,8 @@ export async function requestCertificate(deps: RequestDeps, conn: ApiConnection,
       ...wait,
       ...(current ? { initial: current } : {}),
       onProgress: (p) => {
-        if (p.what !== 'event') log.info({ kind: spec.kind, csr: name, detail: p.detail }, `waiting for CSR: ${p.what}`);
+        if (p.what !== 'event')
+          log.info({ kind: spec.kind, csr: name, detail: p.detail }, `waiting for CSR: ${p.what}`);
         wait.onProgress?.(p);
       },
     });
@@ -152,17 +187,26 @@ export async function requestCertificate(deps: RequestDeps, conn: ApiConnection,
           certificatePem: outcome.certificatePem,
           key,
           caBundlePem: deps.caBundlePem,
-          template: { commonName: spec.commonName, organizations: spec.organizations, usage: USAGE_OF[spec.kind], dnsNames: spec.dnsNames, ipAddresses: spec.ipAddresses },
+          template: {
+            commonName: spec.commonName,
+            organizations: spec.organizations,
+            usage: USAGE_OF[spec.kind],
+            dnsNames: spec.dnsNames,
+            ipAddresses: spec.ipAddresses,
+          },
           now: deps.now(),
           clockSkewMs: deps.clockSkewMs,
         });
         if (!verdict.ok) {
           await store.removePendingKey(spec.kind);
-          throw new UserError(`the certificate issued for CSR ${name} was rejected, nothing installed: ${verdict.problems.join('; ')}`, {
-            where: `certificatesigningrequest/${name}`,
-            fix: 'check the signer (kube-controller-manager --cluster-signing-cert-file) matches the cluster CA nodecred trusts (clusterCAFile), and the node clock',
-            code: 'CERT_REJECTED',
-          });
+          throw new UserError(
+            `the certificate issued for CSR ${name} was rejected, nothing installed: ${verdict.problems.join('; ')}`,
+            {
+              where: `certificatesigningrequest/${name}`,
+              fix: 'check the signer (kube-controller-manager --cluster-signing-cert-file) matches the cluster CA nodecred trusts (clusterCAFile), and the node clock',
+              code: 'CERT_REJECTED',
+            },
+          );
         }
         return { chainPem: outcome.certificatePem, key, csrName: name };
       }

@@ -107,7 +107,11 @@ function certificateBlocks(text: string, what: string, source: string | undefine
 }
 
 /** Summaries of every certificate in a bundle, in order. */
-export function parseCertificateBundle(text: string, what = 'certificate bundle', source?: string): CertificateSummary[] {
+export function parseCertificateBundle(
+  text: string,
+  what = 'certificate bundle',
+  source?: string,
+): CertificateSummary[] {
   return loadCertificates(text, what, source).map((certificate) => certificate.summary);
 }
 
@@ -133,7 +137,12 @@ function loadCertificateDer(der: Buffer, pem: string, what: string, source: stri
   }
 }
 
-function summarise(native: X509Certificate, structured: x509.X509Certificate, what: string, source?: string): CertificateSummary {
+function summarise(
+  native: X509Certificate,
+  structured: x509.X509Certificate,
+  what: string,
+  source?: string,
+): CertificateSummary {
   const subject = readSubjectFields(structured.subjectName, what, source);
   const issuer = readSubjectFields(structured.issuerName, `${what} issuer`, source);
   const sans = readSubjectAltNames(structured.extensions);
@@ -162,9 +171,10 @@ function summarise(native: X509Certificate, structured: x509.X509Certificate, wh
 function readExtendedKeyUsages(certificate: x509.X509Certificate): string[] | undefined {
   const extension = certificate.getExtension(EXTENDED_KEY_USAGE_OID);
   if (extension === null) return undefined;
-  const typed = extension instanceof x509.ExtendedKeyUsageExtension
-    ? extension
-    : new x509.ExtendedKeyUsageExtension(extension.rawData);
+  const typed =
+    extension instanceof x509.ExtendedKeyUsageExtension
+      ? extension
+      : new x509.ExtendedKeyUsageExtension(extension.rawData);
   // Array.from: the library's usages list is an Array subclass, and summaries are plain data.
   return Array.from(typed.usages, (usage) => EXTENDED_KEY_USAGE_NAMES[String(usage)] ?? String(usage));
 }
@@ -172,7 +182,8 @@ function readExtendedKeyUsages(certificate: x509.X509Certificate): string[] | un
 function readKeyUsages(certificate: x509.X509Certificate): string[] | undefined {
   const extension = certificate.getExtension(KEY_USAGE_OID);
   if (extension === null) return undefined;
-  const typed = extension instanceof x509.KeyUsagesExtension ? extension : new x509.KeyUsagesExtension(extension.rawData);
+  const typed =
+    extension instanceof x509.KeyUsagesExtension ? extension : new x509.KeyUsagesExtension(extension.rawData);
   return KEY_USAGE_NAMES.filter((_, bit) => (typed.usages & (1 << bit)) !== 0);
 }
 
@@ -209,11 +220,14 @@ export function pinHashOfSpki(spkiDer: Uint8Array): string {
 export function parsePinHash(value: string, where?: string): string {
   const match = /^sha256:([0-9a-fA-F]{64})$/.exec(value.trim());
   if (match !== null) return `${PIN_HASH_PREFIX}${match[1]!.toLowerCase()}`;
-  throw new UserError(`invalid CA pin ${JSON.stringify(truncate(value))}: expected "sha256:" followed by 64 hex digits`, {
-    where,
-    fix: 'copy the hash printed by `kubeadm token create --print-join-command`, or compute it with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256`',
-    code: 'CA_PIN_INVALID',
-  });
+  throw new UserError(
+    `invalid CA pin ${JSON.stringify(truncate(value))}: expected "sha256:" followed by 64 hex digits`,
+    {
+      where,
+      fix: 'copy the hash printed by `kubeadm token create --print-join-command`, or compute it with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256`',
+      code: 'CA_PIN_INVALID',
+    },
+  );
 }
 
 function truncate(value: string): string {

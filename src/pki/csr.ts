@@ -109,7 +109,8 @@ function requireSupportedKey(privateKey: KeyObject): KeyAlgorithm {
 
 // Organization before CN, each attribute one RDN (several O values share one set), as Go's pkix.Name does.
 function subjectNameFor(subject: CsrSubject): x509.JsonName {
-  if (subject.commonName.length === 0) throw new UserError('a CSR needs a non-empty common name', { code: 'CSR_INVALID' });
+  if (subject.commonName.length === 0)
+    throw new UserError('a CSR needs a non-empty common name', { code: 'CSR_INVALID' });
   const name: x509.JsonName = [];
   if (subject.organizations.length > 0) name.push({ O: [...subject.organizations] });
   name.push({ CN: [subject.commonName] });
@@ -117,8 +118,12 @@ function subjectNameFor(subject: CsrSubject): x509.JsonName {
 }
 
 function generalNamesFor(request: CsrRequest): x509.JsonGeneralNames {
-  const dnsNames = (request.dnsNames ?? []).map((name): x509.JsonGeneralName => ({ type: 'dns', value: checkedDnsName(name) }));
-  const ipAddresses = (request.ipAddresses ?? []).map((ip): x509.JsonGeneralName => ({ type: 'ip', value: checkedIp(ip) }));
+  const dnsNames = (request.dnsNames ?? []).map(
+    (name): x509.JsonGeneralName => ({ type: 'dns', value: checkedDnsName(name) }),
+  );
+  const ipAddresses = (request.ipAddresses ?? []).map(
+    (ip): x509.JsonGeneralName => ({ type: 'ip', value: checkedIp(ip) }),
+  );
   return [...dnsNames, ...ipAddresses];
 }
 

@@ -63,7 +63,9 @@ function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[]
   try {
     return { certificates: loadCertificates(pem, what) };
   } catch (error) {
-    return { problem: isUserError(error) ? error.oneLine() : `${what} could not be read: ${libraryErrorMessage(error)}` };
+    return {
+      problem: isUserError(error) ? error.oneLine() : `${what} could not be read: ${libraryErrorMessage(error)}`,
+    };
   }
 }
 
@@ -130,7 +132,11 @@ function signatureVerifiesWith(certificate: LoadedCertificate, issuer: LoadedCer
   }
 }
 
-function notChainedProblem(leaf: LoadedCertificate, intermediates: LoadedCertificate[], cas: LoadedCertificate[]): string {
+function notChainedProblem(
+  leaf: LoadedCertificate,
+  intermediates: LoadedCertificate[],
+  cas: LoadedCertificate[],
+): string {
   const issuer = quote(leaf.summary.issuerCommonName ?? '(no CN)');
   const candidates = [...intermediates, ...cas];
   if (candidates.some((candidate) => namesIssuer(leaf, candidate) && !signatureVerifiesWith(leaf, candidate))) {
@@ -149,11 +155,15 @@ function nameOf(certificate: LoadedCertificate): string {
 function subjectProblems(leaf: CertificateSummary, template: IssuedCertificateTemplate): string[] {
   const problems: string[] = [];
   if (leaf.subjectCommonName !== template.commonName) {
-    problems.push(`certificate subject CN is ${quote(leaf.subjectCommonName ?? '(none)')}, requested ${quote(template.commonName)}`);
+    problems.push(
+      `certificate subject CN is ${quote(leaf.subjectCommonName ?? '(none)')}, requested ${quote(template.commonName)}`,
+    );
   }
   // Order of O values carries no meaning (client-go compares them as sets), so neither do we.
   if (!sameSet(leaf.subjectOrganizations, template.organizations)) {
-    problems.push(`certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ${quoteList(template.organizations)}`);
+    problems.push(
+      `certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ${quoteList(template.organizations)}`,
+    );
   }
   return problems;
 }
@@ -169,7 +179,9 @@ function usageProblems(leaf: CertificateSummary, usage: CertificateUsage): strin
   }
   // TLS peers (Go's among them) refuse a handshake signature from a key not allowed to sign.
   if (leaf.keyUsages !== undefined && !leaf.keyUsages.includes('digitalSignature')) {
-    problems.push(`certificate key usage (${leaf.keyUsages.join(', ') || 'none'}) lacks digitalSignature, which TLS needs`);
+    problems.push(
+      `certificate key usage (${leaf.keyUsages.join(', ') || 'none'}) lacks digitalSignature, which TLS needs`,
+    );
   }
   return problems;
 }
@@ -178,8 +190,16 @@ function usageProblems(leaf: CertificateSummary, usage: CertificateUsage): strin
 
 function subjectAltNameProblems(leaf: CertificateSummary, template: IssuedCertificateTemplate): string[] {
   const problems = [
-    ...setDifferenceProblems('DNS', (template.dnsNames ?? []).map(canonicalDnsName), leaf.dnsNames.map(canonicalDnsName)),
-    ...setDifferenceProblems('IP', (template.ipAddresses ?? []).map((ip) => canonicalIp(ip) ?? ip), leaf.ipAddresses),
+    ...setDifferenceProblems(
+      'DNS',
+      (template.dnsNames ?? []).map(canonicalDnsName),
+      leaf.dnsNames.map(canonicalDnsName),
+    ),
+    ...setDifferenceProblems(
+      'IP',
+      (template.ipAddresses ?? []).map((ip) => canonicalIp(ip) ?? ip),
+      leaf.ipAddresses,
+    ),
   ];
   // We never request these, so any is unexpected; a signer adding them is a signer we do not understand.
   for (const email of leaf.emailAddresses) problems.push(`certificate has unexpected email SAN ${quote(email)}`);

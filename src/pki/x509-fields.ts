@@ -65,9 +65,10 @@ export function readSubjectAltNames(extensions: readonly x509.Extension[]): Subj
   for (const extension of extensions) {
     if (extension.type !== SUBJECT_ALT_NAME_OID) continue;
     // The extension factory hands back the typed class; decode by hand if it ever does not.
-    const san = extension instanceof x509.SubjectAlternativeNameExtension
-      ? extension
-      : new x509.SubjectAlternativeNameExtension(extension.rawData);
+    const san =
+      extension instanceof x509.SubjectAlternativeNameExtension
+        ? extension
+        : new x509.SubjectAlternativeNameExtension(extension.rawData);
     for (const generalName of san.names.items) addSubjectAltName(names, generalName);
   }
   return names;

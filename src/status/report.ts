@@ -1,6 +1,6 @@
 // What `nodecred status` and `nodecred check` say about certificate files: pure functions of file contents,
 // the clock and the expectations, so the exit codes are tested without a daemon.
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { loadCertificates, type LoadedCertificate } from '../pki/cert.ts';
 import { canonicalIp, canonicalDnsName } from '../pki/san.ts';
 import { formatDuration } from '../config/duration.ts';
@@ -50,7 +50,11 @@ function covers(sans: { dnsNames: string[]; ipAddresses: string[] }, wanted: str
   const ip = canonicalIp(wanted);
   if (ip) return sans.ipAddresses.includes(ip);
   const name = canonicalDnsName(wanted);
-  return sans.dnsNames.some((d) => canonicalDnsName(d) === name || (d.startsWith('*.') && name.endsWith(d.slice(1)) && !name.slice(0, -d.length + 1).includes('.')));
+  return sans.dnsNames.some(
+    (d) =>
+      canonicalDnsName(d) === name ||
+      (d.startsWith('*.') && name.endsWith(d.slice(1)) && !name.slice(0, -d.length + 1).includes('.')),
+  );
 }
 
 /** Assesses one certificate file's text (null when the file is missing). */
@@ -66,8 +70,12 @@ export function assessCertificate(name: string, path: string, text: string | nul
   const s = leaf.summary;
   const left = s.notAfter.getTime() - e.now.getTime();
   const row: CertRow = {
-    name, path, state: 'ok',
-    subject: [s.subjectCommonName && `CN=${s.subjectCommonName}`, ...s.subjectOrganizations.map((o) => `O=${o}`)].filter(Boolean).join(', '),
+    name,
+    path,
+    state: 'ok',
+    subject: [s.subjectCommonName && `CN=${s.subjectCommonName}`, ...s.subjectOrganizations.map((o) => `O=${o}`)]
+      .filter(Boolean)
+      .join(', '),
     ...(s.issuerCommonName ? { issuer: s.issuerCommonName } : {}),
     sans: [...s.dnsNames.map((d) => `DNS:${d}`), ...s.ipAddresses.map((i) => `IP:${i}`)],
     notBefore: s.notBefore.toISOString(),
@@ -123,5 +131,7 @@ export function renderTable(rows: CertRow[], now: Date): string {
     r.state + (r.problems.length && r.state !== 'missing' ? ` (${r.problems.join('; ')})` : ''),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  return [header, ...body].map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('   ')).join('\n') + '\n';
+  return `${[header, ...body]
+    .map((cols) => cols.map((c, i) => (i === cols.length - 1 ? c : c.padEnd(widths[i]!))).join('   '))
+    .join('\n')}\n`;
 }

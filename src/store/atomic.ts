@@ -74,7 +74,11 @@ export async function ensurePrivateDir(dir: string): Promise<PrivateDirResult> {
     return { created: true };
   }
   if (!existing.isDirectory()) {
-    throw new UserError(`${dir} exists but is not a directory`, { where: dir, fix: 'move it away or point the setting at a directory', code: 'NOT_A_DIRECTORY' });
+    throw new UserError(`${dir} exists but is not a directory`, {
+      where: dir,
+      fix: 'move it away or point the setting at a directory',
+      code: 'NOT_A_DIRECTORY',
+    });
   }
   const mode = existing.mode & 0o777;
   if ((mode & 0o077) !== 0) {

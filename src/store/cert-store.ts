@@ -32,16 +32,27 @@ export function fileTimestamp(at: Date): string {
 }
 
 /** Splits a kubelet pair file into its certificate chain and private key; errors name the file. */
-export function parsePairFile(text: string, file: string): { chainPem: string; certificates: LoadedCertificate[]; key: KeyObject } {
+export function parsePairFile(
+  text: string,
+  file: string,
+): { chainPem: string; certificates: LoadedCertificate[]; key: KeyObject } {
   const blocks: PemBlock[] = parsePemBlocks(text, 'certificate/key pair', file);
   const keyBlocks = blocks.filter((b) => b.label.endsWith('PRIVATE KEY'));
   if (keyBlocks.length !== 1) {
-    throw new UserError(`expected one private key block, found ${keyBlocks.length}`, { where: file, code: 'PAIR_MALFORMED', fix: 'remove the file; nodecred requests a new certificate' });
+    throw new UserError(`expected one private key block, found ${keyBlocks.length}`, {
+      where: file,
+      code: 'PAIR_MALFORMED',
+      fix: 'remove the file; nodecred requests a new certificate',
+    });
   }
   const certificates = loadCertificates(text, 'certificate chain', file);
   const key = loadPrivateKeyPem(keyBlocks[0]!.pem, file);
   if (!certificates[0]!.native.checkPrivateKey(key)) {
-    throw new UserError('the private key does not belong to the certificate', { where: file, code: 'PAIR_MISMATCH', fix: 'remove the file; nodecred requests a new certificate' });
+    throw new UserError('the private key does not belong to the certificate', {
+      where: file,
+      code: 'PAIR_MISMATCH',
+      fix: 'remove the file; nodecred requests a new certificate',
+    });
   }
   return { chainPem: certificates.map((c) => c.pem).join(''), certificates, key };
 }
@@ -57,7 +68,12 @@ export function diskError(err: unknown, path: string): unknown {
     EPERM: `nodecred may not write ${path}: check its owner, mode and the unit's sandboxing`,
   };
   if (!code || !fixes[code]) return err;
-  return new UserError(`cannot write ${path}: ${code}; the installed certificate was left in place`, { where: path, fix: fixes[code], code: 'DISK', cause: err });
+  return new UserError(`cannot write ${path}: ${code}; the installed certificate was left in place`, {
+    where: path,
+    fix: fixes[code],
+    code: 'DISK',
+    cause: err,
+  });
 }
 
 export class CertStore {
@@ -82,8 +98,10 @@ export class CertStore {
     const notes: string[] = [];
     const dir = await ensurePrivateDir(this.dir);
     if (dir.created) notes.push(`created ${this.dir} (0700)`);
-    if (dir.tightenedFrom !== undefined) notes.push(`tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
-    for (const name of await removeTemporaryFiles(this.dir)) notes.push(`removed ${name} left by an interrupted install`);
+    if (dir.tightenedFrom !== undefined)
+      notes.push(`tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
+    for (const name of await removeTemporaryFiles(this.dir))
+      notes.push(`removed ${name} left by an interrupted install`);
     for (const kind of ['client', 'server'] as const) {
       const repaired = await this.repairCurrent(kind);
       if (repaired) notes.push(repaired);

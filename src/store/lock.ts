@@ -32,7 +32,8 @@ function parseOwner(text: string): Owner {
 
 /** The owner still holds the lock: same boot, process alive and not a zombie. */
 function ownerAlive(owner: Owner): boolean {
-  if (!Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === process.pid || owner.boot !== bootId()) return false;
+  if (!Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === process.pid || owner.boot !== bootId())
+    return false;
   try {
     const stat = readFileSync(`/proc/${owner.pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
@@ -66,12 +67,20 @@ export async function acquireLock(certDir: string): Promise<Lock> {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const owner = parseOwner(await readFile(path, 'utf8').catch(() => ''));
         if (ownerAlive(owner)) {
-          throw new UserError(`another nodecred (pid ${owner.pid}) already manages ${certDir}`, { where: path, fix: 'stop the other instance; two managers on one cert dir would race each other', code: 'LOCKED' });
+          throw new UserError(`another nodecred (pid ${owner.pid}) already manages ${certDir}`, {
+            where: path,
+            fix: 'stop the other instance; two managers on one cert dir would race each other',
+            code: 'LOCKED',
+          });
         }
         await rm(path, { force: true });
       }
     }
-    throw new UserError(`could not take the lock for ${certDir}`, { where: path, fix: 'remove the stale lock file', code: 'LOCKED' });
+    throw new UserError(`could not take the lock for ${certDir}`, {
+      where: path,
+      fix: 'remove the stale lock file',
+      code: 'LOCKED',
+    });
   } finally {
     await rm(temp, { force: true });
   }

@@ -24,7 +24,13 @@ export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, tool = 'sy
         () =>
           new Promise<void>((resolve, reject) => {
             execFile(tool, clean, { env: { ...env, NOTIFY_SOCKET: socket }, timeout: 5000 }, (err, _out, stderr) =>
-              err ? reject(new Error(`systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ${stderr.trim() || err.message}`)) : resolve(),
+              err
+                ? reject(
+                    new Error(
+                      `systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ${stderr.trim() || err.message}`,
+                    ),
+                  )
+                : resolve(),
             );
           }),
       );

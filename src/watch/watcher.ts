@@ -15,13 +15,18 @@ export interface FileWatcher {
   close(): Promise<void>;
 }
 
-export function watchCredentials(targets: WatchTargets, onChange: (path: string) => void, debounceMs = 300): FileWatcher {
+export function watchCredentials(
+  targets: WatchTargets,
+  onChange: (path: string) => void,
+  debounceMs = 300,
+): FileWatcher {
   const certDir = resolve(targets.certDir);
   const files = targets.files.map((f) => resolve(f));
   // The cert dir's parent too, so deleting and re-creating the cert dir itself is seen.
   const dirs = [...new Set([certDir, dirname(certDir), ...files.map((f) => dirname(f))])];
   // nodecred's own scratch files (temporary files of atomic writes, pending request keys) are not news.
-  const ownScratch = (name: string) => name.startsWith(TEMP_MARKER) || /^nodecred-(client|server)-pending\.key$/.test(name);
+  const ownScratch = (name: string) =>
+    name.startsWith(TEMP_MARKER) || /^nodecred-(client|server)-pending\.key$/.test(name);
   const relevant = (p: string) => {
     const abs = resolve(p);
     if (ownScratch(basename(abs))) return false;

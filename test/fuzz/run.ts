@@ -8,7 +8,10 @@ import { TARGETS } from './targets.ts';
 export const HANG_MS = 1000;
 
 /** Runs one input: ok when it returns or throws a UserError within HANG_MS. */
-export async function check(run: (s: string) => unknown, input: string): Promise<{ ok: boolean; ms: number; error?: unknown }> {
+export async function check(
+  run: (s: string) => unknown,
+  input: string,
+): Promise<{ ok: boolean; ms: number; error?: unknown }> {
   const started = performance.now();
   try {
     await run(input);
@@ -16,7 +19,9 @@ export async function check(run: (s: string) => unknown, input: string): Promise
     if (!isUserError(error)) return { ok: false, ms: performance.now() - started, error };
   }
   const ms = performance.now() - started;
-  return ms > HANG_MS ? { ok: false, ms, error: new Error(`took ${ms.toFixed(0)} ms (hang threshold ${HANG_MS} ms)`) } : { ok: true, ms };
+  return ms > HANG_MS
+    ? { ok: false, ms, error: new Error(`took ${ms.toFixed(0)} ms (hang threshold ${HANG_MS} ms)`) }
+    : { ok: true, ms };
 }
 
 export async function fuzzTarget(target: (typeof TARGETS)[number], runs: number, seed?: number) {
@@ -32,11 +37,21 @@ export async function fuzzTarget(target: (typeof TARGETS)[number], runs: number,
     }),
     { numRuns: runs, ...(seed !== undefined ? { seed } : {}) },
   );
-  return { name: target.name, cases, seconds: (performance.now() - started) / 1000, slowestMs: slowest, failed: result.failed, report: result.failed ? fc.defaultReportMessage(result) : undefined };
+  return {
+    name: target.name,
+    cases,
+    seconds: (performance.now() - started) / 1000,
+    slowestMs: slowest,
+    failed: result.failed,
+    report: result.failed ? fc.defaultReportMessage(result) : undefined,
+  };
 }
 
 if (import.meta.main) {
-  const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? process.argv[i + 1] : undefined;
+  };
   const runs = Number(arg('--runs') ?? 10_000);
   const seed = arg('--seed') === undefined ? undefined : Number(arg('--seed'));
   let total = 0;
@@ -46,7 +61,9 @@ if (import.meta.main) {
     const r = await fuzzTarget(t, runs, seed);
     total += r.cases;
     if (r.failed) crashes++;
-    process.stdout.write(`${r.failed ? 'CRASH' : 'ok   '}  ${r.name.padEnd(44)} ${String(r.cases).padStart(7)} cases  ${r.seconds.toFixed(1).padStart(6)} s  slowest ${r.slowestMs.toFixed(1)} ms\n`);
+    process.stdout.write(
+      `${r.failed ? 'CRASH' : 'ok   '}  ${r.name.padEnd(44)} ${String(r.cases).padStart(7)} cases  ${r.seconds.toFixed(1).padStart(6)} s  slowest ${r.slowestMs.toFixed(1)} ms\n`,
+    );
     if (r.report) process.stdout.write(`${r.report}\n`);
   }
   process.stdout.write(`${total} cases, ${crashes} crashing targets, 0 hangs over ${HANG_MS} ms unless listed above\n`);

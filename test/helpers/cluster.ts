@@ -32,7 +32,9 @@ export function testCluster(): TestCluster {
   if (cached) return cached;
   const dir = process.env.NODECRED_TEST_CLUSTER;
   if (!dir) {
-    throw new Error('NODECRED_TEST_CLUSTER is not set: run integration tests with `npm test` (it starts the control plane), or point it at a `scripts/local-cluster up --dir DIR` directory');
+    throw new Error(
+      'NODECRED_TEST_CLUSTER is not set: run integration tests with `npm test` (it starts the control plane), or point it at a `scripts/local-cluster up --dir DIR` directory',
+    );
   }
   const state = readState(dir);
   if (!state) throw new Error(`NODECRED_TEST_CLUSTER=${dir} holds no running control plane (no cluster.json)`);
@@ -59,7 +61,9 @@ export function uniqueName(prefix: string): string {
 export function tokenKubeConfig(c: TestCluster, token: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'local', server: c.state.apiserver, caData: Buffer.from(c.ca).toString('base64'), skipTLSVerify: false }],
+    clusters: [
+      { name: 'local', server: c.state.apiserver, caData: Buffer.from(c.ca).toString('base64'), skipTLSVerify: false },
+    ],
     users: [{ name: 'token', token }],
     contexts: [{ name: 'token@local', cluster: 'local', user: 'token' }],
     currentContext: 'token@local',
@@ -70,7 +74,10 @@ export function tokenKubeConfig(c: TestCluster, token: string): KubeConfig {
 export type { BootstrapToken };
 
 /** Creates a kube-system/bootstrap-token-<id> Secret as kubeadm does. */
-export function createBootstrapToken(c: TestCluster, opts: { expiration?: Date; extraGroups?: string[] } = {}): Promise<BootstrapToken> {
+export function createBootstrapToken(
+  c: TestCluster,
+  opts: { expiration?: Date; extraGroups?: string[] } = {},
+): Promise<BootstrapToken> {
   return createBootstrapTokenSecret(c.core, opts);
 }
 
@@ -104,10 +111,20 @@ export async function ensureBootstrapRbac(
   const suffix = group.replaceAll(':', '-');
   await ensureClusterRoleBinding(c, `nodecred-test:node-bootstrapper:${suffix}`, 'system:node-bootstrapper', group);
   if (opts.autoApprove ?? true) {
-    await ensureClusterRoleBinding(c, `nodecred-test:node-autoapprove-bootstrap:${suffix}`, 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', group);
+    await ensureClusterRoleBinding(
+      c,
+      `nodecred-test:node-autoapprove-bootstrap:${suffix}`,
+      'system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+      group,
+    );
   }
   if (opts.selfRenewal ?? true) {
-    await ensureClusterRoleBinding(c, 'nodecred-test:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'system:nodes');
+    await ensureClusterRoleBinding(
+      c,
+      'nodecred-test:node-autoapprove-certificate-rotation',
+      'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
+      'system:nodes',
+    );
   }
 }
 
@@ -131,11 +148,20 @@ export async function setNodeAddresses(c: TestCluster, name: string, addresses: 
   }
 }
 
-async function setCondition(c: TestCluster, name: string, type: 'Approved' | 'Denied', reason: string, message: string): Promise<void> {
+async function setCondition(
+  c: TestCluster,
+  name: string,
+  type: 'Approved' | 'Denied',
+  reason: string,
+  message: string,
+): Promise<void> {
   const csr = await c.certificates.readCertificateSigningRequest({ name });
   csr.status = {
     ...(csr.status ?? {}),
-    conditions: [...(csr.status?.conditions ?? []), { type, status: 'True', reason, message, lastUpdateTime: new Date() }],
+    conditions: [
+      ...(csr.status?.conditions ?? []),
+      { type, status: 'True', reason, message, lastUpdateTime: new Date() },
+    ],
   };
   await c.certificates.replaceCertificateSigningRequestApproval({ name, body: csr });
 }
@@ -164,17 +190,25 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 500);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`,
+  );
 }
 
 export async function waitForCertificate(c: TestCluster, name: string, timeoutMs = 60_000): Promise<string> {
-  return waitFor(`certificate of CSR ${name}`, async () => {
-    const csr: V1CertificateSigningRequest = await c.certificates.readCertificateSigningRequest({ name });
-    const failed = csr.status?.conditions?.find((x) => (x.type === 'Denied' || x.type === 'Failed') && x.status === 'True');
-    if (failed) throw new StopWaiting(`CSR ${name} ${failed.type}: ${failed.reason} ${failed.message}`);
-    const cert = csr.status?.certificate;
-    return cert ? Buffer.from(cert as unknown as string, 'base64').toString('utf8') : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `certificate of CSR ${name}`,
+    async () => {
+      const csr: V1CertificateSigningRequest = await c.certificates.readCertificateSigningRequest({ name });
+      const failed = csr.status?.conditions?.find(
+        (x) => (x.type === 'Denied' || x.type === 'Failed') && x.status === 'True',
+      );
+      if (failed) throw new StopWaiting(`CSR ${name} ${failed.type}: ${failed.reason} ${failed.message}`);
+      const cert = csr.status?.certificate;
+      return cert ? Buffer.from(cert as unknown as string, 'base64').toString('utf8') : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function whoAmI(kc: KubeConfig): Promise<{ username: string; groups: string[] }> {

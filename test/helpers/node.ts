@@ -25,7 +25,10 @@ export async function newNodeDir(prefix = 'node'): Promise<NodeDir> {
   const certDir = join(dir, 'pki');
   const kubeconfig = join(dir, 'kubeconfig');
   return {
-    name, dir, certDir, kubeconfig,
+    name,
+    dir,
+    certDir,
+    kubeconfig,
     flags: ['--node-name', name, '--cert-dir', certDir, '--kubeconfig', kubeconfig],
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
@@ -37,7 +40,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runNodecred(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function runNodecred(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   return new Promise((res, rej) => {
     const child = spawn(NODECRED, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -46,7 +52,11 @@ export function runNodecred(args: string[], opts: { timeoutMs?: number; env?: No
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      rej(new Error(`nodecred ${args[0]} did not exit within ${opts.timeoutMs ?? 120_000} ms; stderr: ${stderr.slice(-500)}`));
+      rej(
+        new Error(
+          `nodecred ${args[0]} did not exit within ${opts.timeoutMs ?? 120_000} ms; stderr: ${stderr.slice(-500)}`,
+        ),
+      );
     }, opts.timeoutMs ?? 120_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -61,20 +71,30 @@ export type KubeconfigUser =
   | { exec: { command: string; args?: string[]; env?: Array<{ name: string; value: string }> } };
 
 /** A kubeconfig for the test cluster (or `server`, e.g. a fault-injecting proxy in front of it). */
-export async function writeKubeconfig(path: string, c: TestCluster, user: KubeconfigUser, server = c.state.apiserver): Promise<string> {
-  const u = 'token' in user
-    ? { token: user.token }
-    : 'exec' in user
-      ? { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', interactiveMode: 'Never', ...user.exec } }
-      : { 'client-certificate': user.clientCertificate, 'client-key': user.clientKey };
-  await writeFile(path, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'local', cluster: { server, 'certificate-authority': c.state.caFile } }],
-    users: [{ name: 'bootstrap', user: u }],
-    contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
-    'current-context': 'bootstrap',
-  }), { mode: 0o600 });
+export async function writeKubeconfig(
+  path: string,
+  c: TestCluster,
+  user: KubeconfigUser,
+  server = c.state.apiserver,
+): Promise<string> {
+  const u =
+    'token' in user
+      ? { token: user.token }
+      : 'exec' in user
+        ? { exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', interactiveMode: 'Never', ...user.exec } }
+        : { 'client-certificate': user.clientCertificate, 'client-key': user.clientKey };
+  await writeFile(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'local', cluster: { server, 'certificate-authority': c.state.caFile } }],
+      users: [{ name: 'bootstrap', user: u }],
+      contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
+      'current-context': 'bootstrap',
+    }),
+    { mode: 0o600 },
+  );
   return path;
 }
 
@@ -93,7 +113,10 @@ export interface Daemon {
 /** Starts `nodecred run` and collects its JSON log lines. */
 /** `nodecred run ARGS`; `binary` runs another build of nodecred (the bundle, the single executable). */
 export function startDaemon(args: string[], opts: { binary?: string; cwd?: string } = {}): Daemon {
-  const child = spawn(opts.binary ?? NODECRED, ['run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
+  const child = spawn(opts.binary ?? NODECRED, ['run', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -102,10 +125,15 @@ export function startDaemon(args: string[], opts: { binary?: string; cwd?: strin
     child,
     output: () => out,
     waitForLog: (pattern, timeoutMs = 60_000) =>
-      waitFor(`daemon log matching ${pattern}`, async () => {
-        if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
-        return pattern.exec(out)?.[0];
-      }, timeoutMs),
+      waitFor(
+        `daemon log matching ${pattern}`,
+        async () => {
+          if (child.exitCode !== null)
+            throw new Error(`daemon exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
+          return pattern.exec(out)?.[0];
+        },
+        timeoutMs,
+      ),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;

@@ -30,16 +30,25 @@ export async function startProxy(target: string): Promise<FaultProxy> {
     const upstream = connect(Number(targetPort), hostname);
     const pair = { client, upstream, stalled: false };
     open.add(pair);
-    client.on('data', (d) => { if (!pair.stalled) upstream.write(d); });
-    upstream.on('data', (d) => { if (!pair.stalled) client.write(d); });
+    client.on('data', (d) => {
+      if (!pair.stalled) upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (!pair.stalled) client.write(d);
+    });
     const end = () => {
       open.delete(pair);
       client.destroy();
       upstream.destroy();
     };
     // A stalled pair swallows closes too: the client must notice by itself.
-    client.on('close', () => { if (!pair.stalled) end(); else open.delete(pair); });
-    upstream.on('close', () => { if (!pair.stalled) end(); });
+    client.on('close', () => {
+      if (!pair.stalled) end();
+      else open.delete(pair);
+    });
+    upstream.on('close', () => {
+      if (!pair.stalled) end();
+    });
     client.on('error', () => {});
     upstream.on('error', () => {});
   }
@@ -55,13 +64,20 @@ export async function startProxy(target: string): Promise<FaultProxy> {
 
   await listen();
   return {
-    get url() { return `https://127.0.0.1:${port}`; },
-    get port() { return port; },
+    get url() {
+      return `https://127.0.0.1:${port}`;
+    },
+    get port() {
+      return port;
+    },
     async refuse() {
       if (!server) return;
       const s = server;
       server = undefined;
-      for (const p of open) { p.client.destroy(); p.upstream.destroy(); }
+      for (const p of open) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
       open.clear();
       await new Promise((r) => s.close(r));
     },
@@ -72,13 +88,19 @@ export async function startProxy(target: string): Promise<FaultProxy> {
       for (const p of open) p.stalled = true;
     },
     reset() {
-      for (const p of open) { p.client.destroy(); p.upstream.destroy(); }
+      for (const p of open) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
       open.clear();
     },
     connections: () => [...open].filter((p) => !p.stalled).length,
     accepted: () => accepted,
     async close() {
-      for (const p of open) { p.client.destroy(); p.upstream.destroy(); }
+      for (const p of open) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
       open.clear();
       if (server) await new Promise((r) => server!.close(r));
     },

@@ -10,10 +10,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import {
-  CertificatesV1Api, CoordinationV1Api, KubeConfig, type V1CertificateSigningRequest, type V1CertificateSigningRequestCondition,
+  CertificatesV1Api,
+  CoordinationV1Api,
+  KubeConfig,
+  type V1CertificateSigningRequest,
+  type V1CertificateSigningRequestCondition,
 } from '@kubernetes/client-node';
 import {
-  testCluster, createBootstrapToken, ensureBootstrapRbac, createNode, setNodeAddresses, uniqueName, waitFor, whoAmI, tokenKubeConfig, StopWaiting,
+  testCluster,
+  createBootstrapToken,
+  ensureBootstrapRbac,
+  createNode,
+  setNodeAddresses,
+  uniqueName,
+  waitFor,
+  whoAmI,
+  tokenKubeConfig,
+  StopWaiting,
   type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, NODECRED, REPO, type NodeDir } from '../helpers/node.ts';
@@ -34,12 +47,17 @@ before(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'nodecred-approver-test-'));
   await c.kubectl(['apply', '-f', join(REPO, 'deploy/approver-rbac.yaml')]);
   const tr = await c.core.createNamespacedServiceAccountToken({
-    name: 'nodecred-approver', namespace: 'kube-system', body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    name: 'nodecred-approver',
+    namespace: 'kube-system',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
   });
   assert.ok(tr.status?.token, 'TokenRequest returned a token');
   approverToken = tr.status.token;
   approverKubeconfig = await writeKubeconfig(join(workDir, 'approver.kubeconfig'), c, { token: approverToken });
-  assert.equal((await whoAmI(tokenKubeConfig(c, approverToken))).username, 'system:serviceaccount:kube-system:nodecred-approver');
+  assert.equal(
+    (await whoAmI(tokenKubeConfig(c, approverToken))).username,
+    'system:serviceaccount:kube-system:nodecred-approver',
+  );
   await ensureBootstrapRbac(c);
 });
 
@@ -58,29 +76,47 @@ interface Approver {
 
 async function approverConfig(fields: Record<string, unknown> = {}): Promise<string> {
   const path = join(workDir, `${uniqueName('config')}.yaml`);
-  await writeFile(path, stringify({
-    apiVersion: 'nodecred.io/v1alpha1', kind: 'ApproverConfiguration',
-    nodeNamePattern: `${NODE_PREFIX}-[0-9a-f]{8}`, resyncInterval: '3s', ...fields,
-  }));
+  await writeFile(
+    path,
+    stringify({
+      apiVersion: 'nodecred.io/v1alpha1',
+      kind: 'ApproverConfiguration',
+      nodeNamePattern: `${NODE_PREFIX}-[0-9a-f]{8}`,
+      resyncInterval: '3s',
+      ...fields,
+    }),
+  );
   return path;
 }
 
 const running = new Set<Approver>();
 
 async function startApprover(config: string, kubeconfig = approverKubeconfig): Promise<Approver> {
-  const child = spawn(NODECRED, ['approve', '--kubeconfig', kubeconfig, '--config', config, '--metrics-listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    NODECRED,
+    ['approve', '--kubeconfig', kubeconfig, '--config', config, '--metrics-listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  const waitForLog = (pattern: RegExp, timeoutMs = 30_000) => waitFor(`approver log matching ${pattern}`, async () => {
-    const m = pattern.exec(out);
-    if (m) return m[0];
-    if (child.exitCode !== null) throw new StopWaiting(`approver exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
-    return undefined;
-  }, timeoutMs);
+  const waitForLog = (pattern: RegExp, timeoutMs = 30_000) =>
+    waitFor(
+      `approver log matching ${pattern}`,
+      async () => {
+        const m = pattern.exec(out);
+        if (m) return m[0];
+        if (child.exitCode !== null)
+          throw new StopWaiting(`approver exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
+        return undefined;
+      },
+      timeoutMs,
+    );
   const a: Approver = {
-    child, identity: '', metricsAddress: '',
+    child,
+    identity: '',
+    metricsAddress: '',
     output: () => out,
     waitForLog,
     metrics: async () => (await fetch(`http://${a.metricsAddress}/metrics`)).text(),
@@ -123,20 +159,32 @@ interface TestNode extends NodeDir {
 }
 
 /** createNode, retrying the status write when a controller touched the new Node first (409). */
-async function createNodeWithAddresses(c: TestCluster, name: string, addresses: Array<{ type: string; address: string }>): Promise<void> {
+async function createNodeWithAddresses(
+  c: TestCluster,
+  name: string,
+  addresses: Array<{ type: string; address: string }>,
+): Promise<void> {
   try {
     await createNode(c, name, addresses);
   } catch (err) {
     if ((err as { code?: number }).code !== 409) throw err;
-    await waitFor(`addresses on Node ${name}`, async () => {
-      await setNodeAddresses(c, name, addresses);
-      return true;
-    }, 10_000);
+    await waitFor(
+      `addresses on Node ${name}`,
+      async () => {
+        await setNodeAddresses(c, name, addresses);
+        return true;
+      },
+      10_000,
+    );
   }
 }
 
 /** A node with a client certificate from `nodecred bootstrap`, and (unless addresses is null) a Node object. */
-async function bootstrappedNode(c: TestCluster, addresses: Array<{ type: string; address: string }> | null, extraFlags: string[] = []): Promise<TestNode> {
+async function bootstrappedNode(
+  c: TestCluster,
+  addresses: Array<{ type: string; address: string }> | null,
+  extraFlags: string[] = [],
+): Promise<TestNode> {
   const node = await newNodeDir(NODE_PREFIX);
   if (addresses) await createNodeWithAddresses(c, node.name, addresses);
   const token = await createBootstrapToken(c);
@@ -149,14 +197,22 @@ async function bootstrappedNode(c: TestCluster, addresses: Array<{ type: string;
 }
 
 /** Submits a serving CSR with the node's own client certificate; returns its name. */
-async function submitServingCsr(node: TestNode, request: Partial<CsrRequest>, opts: { usages?: string[] } = {}): Promise<string> {
+async function submitServingCsr(
+  node: TestNode,
+  request: Partial<CsrRequest>,
+  opts: { usages?: string[] } = {},
+): Promise<string> {
   const { privateKey } = await generateKey('ecdsa-p256');
   const pem = await buildCsrPem(privateKey, { ...nodeSubject(node.name), ...request });
   const name = uniqueName(`${node.name}-serving`);
   await node.certificates.createCertificateSigningRequest({
     body: {
       metadata: { name },
-      spec: { request: Buffer.from(pem).toString('base64'), signerName: SERVING, usages: opts.usages ?? ['digital signature', 'server auth'] },
+      spec: {
+        request: Buffer.from(pem).toString('base64'),
+        signerName: SERVING,
+        usages: opts.usages ?? ['digital signature', 'server auth'],
+      },
     },
   });
   return name;
@@ -166,16 +222,31 @@ function decisionOf(csr: V1CertificateSigningRequest): V1CertificateSigningReque
   return csr.status?.conditions?.find((x) => (x.type === 'Approved' || x.type === 'Denied') && x.status === 'True');
 }
 
-async function waitForDecision(c: TestCluster, name: string, timeoutMs = 30_000): Promise<V1CertificateSigningRequestCondition> {
-  return waitFor(`a decision on CSR ${name}`, async () => decisionOf(await c.certificates.readCertificateSigningRequest({ name })), timeoutMs);
+async function waitForDecision(
+  c: TestCluster,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<V1CertificateSigningRequestCondition> {
+  return waitFor(
+    `a decision on CSR ${name}`,
+    async () => decisionOf(await c.certificates.readCertificateSigningRequest({ name })),
+    timeoutMs,
+  );
 }
 
 /** The Events on a CSR; the approver records them after its decision, so wait until there is one. */
 async function eventsFor(c: TestCluster, csr: string) {
-  return waitFor(`an Event on CSR ${csr}`, async () => {
-    const list = await c.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${csr}` });
-    return list.items.length ? list.items : undefined;
-  }, 30_000);
+  return waitFor(
+    `an Event on CSR ${csr}`,
+    async () => {
+      const list = await c.core.listNamespacedEvent({
+        namespace: 'default',
+        fieldSelector: `involvedObject.name=${csr}`,
+      });
+      return list.items.length ? list.items : undefined;
+    },
+    30_000,
+  );
 }
 
 async function leaseHolder(c: TestCluster): Promise<string> {
@@ -197,10 +268,18 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
   try {
     await approver.waitForLog(/"msg":"became leader"/);
     assert.equal(await leaseHolder(c), approver.identity);
-    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: '10.20.0.1' }, { type: 'Hostname', address: 'apprv-host.example' }], ['--rotate-server-certificates']);
+    node = await bootstrappedNode(
+      c,
+      [
+        { type: 'InternalIP', address: '10.20.0.1' },
+        { type: 'Hostname', address: 'apprv-host.example' },
+      ],
+      ['--rotate-server-certificates'],
+    );
 
-    const csrs = (await c.certificates.listCertificateSigningRequest()).items
-      .filter((x) => x.spec.signerName === SERVING && x.spec.username === `system:node:${node!.name}`);
+    const csrs = (await c.certificates.listCertificateSigningRequest()).items.filter(
+      (x) => x.spec.signerName === SERVING && x.spec.username === `system:node:${node!.name}`,
+    );
     assert.equal(csrs.length, 1, 'one serving CSR');
     const csr = csrs[0]!;
     const approved = decisionOf(csr)!;
@@ -217,7 +296,10 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
     assert.equal(events[0]!.reportingInstance, approver.identity);
 
     const metrics = await approver.metrics();
-    assert.equal(metricValue(metrics, 'nodecred_approver_decisions_total{decision="approve",reason="AutoApproved"}'), 1);
+    assert.equal(
+      metricValue(metrics, 'nodecred_approver_decisions_total{decision="approve",reason="AutoApproved"}'),
+      1,
+    );
     assert.equal(metricValue(metrics, 'nodecred_approver_leader'), 1);
     assert.equal(metricValue(metrics, 'nodecred_approver_decision_duration_seconds_count{decision="approve"}'), 1);
     assert.equal((await fetch(`http://${approver.metricsAddress}/healthz`)).status, 200);
@@ -231,7 +313,7 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
   assert.equal(await leaseHolder(c), '', 'the lease is released on SIGTERM');
 });
 
-test('deny: a SAN not among the Node\'s addresses, and a CN naming another node, each with its reason', async () => {
+test("deny: a SAN not among the Node's addresses, and a CN naming another node, each with its reason", async () => {
   const c = testCluster();
   const approver = await startApprover(await approverConfig());
   let node: TestNode | undefined;
@@ -240,16 +322,28 @@ test('deny: a SAN not among the Node\'s addresses, and a CN naming another node,
     const foreignSan = await submitServingCsr(node, { ipAddresses: ['10.20.0.2', '10.99.99.99'] });
 
     // NodeRestriction (enabled here) already stops a node identity from asking for another node's CN...
-    await assert.rejects(submitServingCsr(node, { commonName: 'system:node:apprv-00000000', ipAddresses: ['10.20.0.2'] }), /can only create a node CSR with CN=system:node:/);
+    await assert.rejects(
+      submitServingCsr(node, { commonName: 'system:node:apprv-00000000', ipAddresses: ['10.20.0.2'] }),
+      /can only create a node CSR with CN=system:node:/,
+    );
     // ...so reach the approver as a cluster without it would: a requester named like the node but not in
     // system:nodes (impersonated by the admin; system:bootstrappers may create CSRs).
     const foreignCn = uniqueName(`${node.name}-cn`);
     const { privateKey } = await generateKey('ecdsa-p256');
     const pem = await buildCsrPem(privateKey, { ...nodeSubject('apprv-00000000'), ipAddresses: ['10.20.0.2'] });
-    await c.kubectl(['create', '-f', '-', `--as=system:node:${node.name}`, '--as-group=system:bootstrappers'], JSON.stringify({
-      apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name: foreignCn },
-      spec: { request: Buffer.from(pem).toString('base64'), signerName: SERVING, usages: ['digital signature', 'server auth'] },
-    }));
+    await c.kubectl(
+      ['create', '-f', '-', `--as=system:node:${node.name}`, '--as-group=system:bootstrappers'],
+      JSON.stringify({
+        apiVersion: 'certificates.k8s.io/v1',
+        kind: 'CertificateSigningRequest',
+        metadata: { name: foreignCn },
+        spec: {
+          request: Buffer.from(pem).toString('base64'),
+          signerName: SERVING,
+          usages: ['digital signature', 'server auth'],
+        },
+      }),
+    );
 
     const san = await waitForDecision(c, foreignSan);
     assert.equal(san.type, 'Denied');
@@ -265,8 +359,14 @@ test('deny: a SAN not among the Node\'s addresses, and a CN naming another node,
     assert.equal(event!.type, 'Warning');
     assert.equal(event!.reason, 'SANNotInNodeAddresses');
     const metrics = await approver.metrics();
-    assert.equal(metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="SANNotInNodeAddresses"}'), 1);
-    assert.equal(metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="CommonNameMismatch"}'), 1);
+    assert.equal(
+      metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="SANNotInNodeAddresses"}'),
+      1,
+    );
+    assert.equal(
+      metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="CommonNameMismatch"}'),
+      1,
+    );
     assert.match(approver.output(), /"reason":"SANNotInNodeAddresses".*"msg":"denied CSR"/);
   } finally {
     assert.equal(await approver.stop(), 0);
@@ -296,25 +396,36 @@ test('leader election: of two approvers only the leader decides; when it is kill
     const first = await submitServingCsr(node, { ipAddresses: ['10.20.0.3'] });
     assert.equal((await waitForDecision(c, first)).type, 'Approved');
     process.stderr.write(`# submit → Approved seen by a poller: ${Date.now() - submittedAt} ms\n`);
-    assert.deepEqual((await eventsFor(c, first)).map((e) => e.reportingInstance), [leader.identity]);
+    assert.deepEqual(
+      (await eventsFor(c, first)).map((e) => e.reportingInstance),
+      [leader.identity],
+    );
     assert.match(leader.output(), new RegExp(`"csr":"${first}".*"msg":"approved CSR"`));
     assert.ok(!follower.output().includes(first), 'the follower never touched the CSR');
 
     // A crash: no release, so the follower waits out the lease duration (15 s) before it takes over.
     const killedAt = Date.now();
     await leader.kill();
-    await waitFor('the follower to hold the lease', async () => ((await leaseHolder(c)) === follower.identity ? true : undefined), 40_000);
+    await waitFor(
+      'the follower to hold the lease',
+      async () => ((await leaseHolder(c)) === follower.identity ? true : undefined),
+      40_000,
+    );
     const takeoverMs = Date.now() - killedAt;
     assert.ok(takeoverMs >= 10_000, `took over after ${takeoverMs} ms: not before the lease could have expired`);
     await follower.waitForLog(/"msg":"became leader"/);
 
     const second = await submitServingCsr(node, { ipAddresses: ['10.20.0.3'] });
     assert.equal((await waitForDecision(c, second)).type, 'Approved');
-    assert.deepEqual((await eventsFor(c, second)).map((e) => e.reportingInstance), [follower.identity]);
+    assert.deepEqual(
+      (await eventsFor(c, second)).map((e) => e.reportingInstance),
+      [follower.identity],
+    );
     assert.equal(metricValue(await follower.metrics(), 'nodecred_approver_leader'), 1);
     process.stderr.write(`# leader takeover after SIGKILL: ${takeoverMs} ms\n`);
   } finally {
-    for (const x of [a, b]) if (x.child.exitCode === null && x.child.signalCode === null) assert.equal(await x.stop(), 0);
+    for (const x of [a, b])
+      if (x.child.exitCode === null && x.child.signalCode === null) assert.equal(await x.stop(), 0);
     await stopAll();
     await node?.cleanup();
   }
@@ -325,11 +436,18 @@ test('leader election: of two approvers only the leader decides; when it is kill
 
 test('CSRs submitted while no approver runs are decided once one starts', async () => {
   const c = testCluster();
-  const node = await bootstrappedNode(c, [{ type: 'InternalIP', address: '10.20.0.4' }, { type: 'InternalDNS', address: 'apprv-4.internal' }]);
+  const node = await bootstrappedNode(c, [
+    { type: 'InternalIP', address: '10.20.0.4' },
+    { type: 'InternalDNS', address: 'apprv-4.internal' },
+  ]);
   let approver: Approver | undefined;
   try {
     const good = await submitServingCsr(node, { ipAddresses: ['10.20.0.4'], dnsNames: ['apprv-4.internal'] });
-    const clientAuth = await submitServingCsr(node, { ipAddresses: ['10.20.0.4'] }, { usages: ['digital signature', 'server auth', 'client auth'] });
+    const clientAuth = await submitServingCsr(
+      node,
+      { ipAddresses: ['10.20.0.4'] },
+      { usages: ['digital signature', 'server auth', 'client auth'] },
+    );
     const pending = await c.certificates.readCertificateSigningRequest({ name: good });
     assert.equal(decisionOf(pending), undefined, 'nobody decided it yet');
 
@@ -339,7 +457,9 @@ test('CSRs submitted while no approver runs are decided once one starts', async 
     assert.equal(denied.type, 'Denied');
     assert.equal(denied.reason, 'DisallowedUsages');
     assert.match(denied.message!, /not allowed: client auth/);
-    await waitFor('the certificate', async () => (await c.certificates.readCertificateSigningRequest({ name: good })).status?.certificate ? true : undefined);
+    await waitFor('the certificate', async () =>
+      (await c.certificates.readCertificateSigningRequest({ name: good })).status?.certificate ? true : undefined,
+    );
   } finally {
     if (approver) assert.equal(await approver.stop(), 0);
     await stopAll();
@@ -365,7 +485,11 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
 
     await createNodeWithAddresses(c, node.name, [{ type: 'InternalIP', address: '10.20.0.5' }]);
     assert.equal((await waitForDecision(c, name, 20_000)).type, 'Approved', 'approved at the next resync');
-    assert.equal(approver.output().match(/"msg":"left CSR pending"/g)?.length, 1, 'announced once, not at every resync');
+    assert.equal(
+      approver.output().match(/"msg":"left CSR pending"/g)?.length,
+      1,
+      'announced once, not at every resync',
+    );
   } finally {
     assert.equal(await approver.stop(), 0);
     await stopAll();
@@ -374,15 +498,20 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
   assertNoSecrets(approver);
 });
 
-test('an identity without the approver\'s RBAC fails at start with one line naming the missing rules', async () => {
+test("an identity without the approver's RBAC fails at start with one line naming the missing rules", async () => {
   const c = testCluster();
   const token = await createBootstrapToken(c);
   const kubeconfig = await writeKubeconfig(join(workDir, 'bootstrap-identity.kubeconfig'), c, { token: token.token });
-  const r = await runNodecred(['approve', '--kubeconfig', kubeconfig, '--metrics-listen', 'off'], { timeoutMs: 30_000 });
+  const r = await runNodecred(['approve', '--kubeconfig', kubeconfig, '--metrics-listen', 'off'], {
+    timeoutMs: 30_000,
+  });
   assert.equal(r.code, 1, r.stderr + r.stdout);
   const line = r.stderr.trim();
   assert.equal(line.split('\n').length, 1, line);
-  assert.match(line, /lacks permissions: .*update certificatesigningrequests\/approval\.certificates\.k8s\.io; approve signers\.certificates\.k8s\.io "kubernetes\.io\/kubelet-serving"; get nodes/);
+  assert.match(
+    line,
+    /lacks permissions: .*update certificatesigningrequests\/approval\.certificates\.k8s\.io; approve signers\.certificates\.k8s\.io "kubernetes\.io\/kubelet-serving"; get nodes/,
+  );
   assert.match(line, /fix: apply deploy\/approver-rbac\.yaml/);
   assert.ok(!r.stderr.includes(token.secret));
 });

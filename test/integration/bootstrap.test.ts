@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
-  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, denyCsr, whoAmI, waitFor, uniqueName, type TestCluster,
+  testCluster,
+  createBootstrapToken,
+  ensureBootstrapRbac,
+  approveCsr,
+  denyCsr,
+  whoAmI,
+  waitFor,
+  uniqueName,
+  type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, REPO } from '../helpers/node.ts';
 import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
@@ -19,13 +27,22 @@ import { caPinHash } from '../../src/pki/cert.ts';
 const run = promisify(execFile);
 
 async function clusterCa(c: TestCluster) {
-  return { name: 'nodecred-local-ca', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
+  return {
+    name: 'nodecred-local-ca',
+    certificatePem: c.ca,
+    privateKey: createPrivateKey(await readFile(c.state.caKeyFile)),
+  };
 }
 
 /** A client-certificate identity in `group`, signed by the cluster CA; returns the cert and key paths. */
 async function clientCertIdentity(c: TestCluster, dir: string, cn: string, group: string) {
   const keys = newEcKey();
-  const cert = await issueLeaf(await clusterCa(c), { publicKey: keys.publicKey, commonName: cn, organizations: [group], extendedKeyUsages: [CLIENT_AUTH] });
+  const cert = await issueLeaf(await clusterCa(c), {
+    publicKey: keys.publicKey,
+    commonName: cn,
+    organizations: [group],
+    extendedKeyUsages: [CLIENT_AUTH],
+  });
   const certPath = join(dir, `${cn}.crt`);
   const keyPath = join(dir, `${cn}.key`);
   await writeFile(certPath, cert);
@@ -42,7 +59,10 @@ async function manualApprovalBootstrapper(c: TestCluster, dir: string) {
   await ensureBootstrapRbac(c, { group, autoApprove: false, selfRenewal: false });
   const user = uniqueName('bootstrapper');
   const id = await clientCertIdentity(c, dir, user, group);
-  const kubeconfig = await writeKubeconfig(join(dir, 'bootstrap.conf'), c, { clientCertificate: id.certPath, clientKey: id.keyPath });
+  const kubeconfig = await writeKubeconfig(join(dir, 'bootstrap.conf'), c, {
+    clientCertificate: id.certPath,
+    clientKey: id.keyPath,
+  });
   return { user, kubeconfig };
 }
 
@@ -58,7 +78,15 @@ async function assertInstalledClient(node: Awaited<ReturnType<typeof newNodeDir>
   assert.equal((await stat(join(node.certDir, link))).mode & 0o777, 0o600, 'pair file 0600');
   assert.equal((await stat(node.certDir)).mode & 0o777, 0o700, 'cert dir 0700');
   assert.equal((await stat(node.kubeconfig)).mode & 0o777, 0o600, 'kubeconfig 0600');
-  const subject = await run('openssl', ['x509', '-in', current, '-noout', '-subject', '-ext', 'extendedKeyUsage,subjectAltName']);
+  const subject = await run('openssl', [
+    'x509',
+    '-in',
+    current,
+    '-noout',
+    '-subject',
+    '-ext',
+    'extendedKeyUsage,subjectAltName',
+  ]);
   assert.match(subject.stdout, new RegExp(`O\\s*=\\s*system:nodes, CN\\s*=\\s*system:node:${node.name}`));
   assert.match(subject.stdout, /TLS Web Client Authentication/);
   assert.doesNotMatch(subject.stdout, /Subject Alternative Name/, 'client certificates carry no SANs');
@@ -122,7 +150,14 @@ test('restart while the CSR is pending re-attaches: still exactly one CSR, and a
     assert.match(first.stderr, new RegExp(csrs[0]!.metadata!.name!));
 
     await approveCsr(c, csrs[0]!.metadata!.name!);
-    const third = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '60s']);
+    const third = await runNodecred([
+      'bootstrap',
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      ...node.flags,
+      '--timeout',
+      '60s',
+    ]);
     assert.equal(third.code, 0, third.stderr + third.stdout);
     assert.equal((await csrsBy(c, user)).length, 1, 'still one CSR');
     await assertInstalledClient(node, c);
@@ -157,9 +192,14 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
   const node = await newNodeDir();
   try {
     const plugin = join(node.dir, 'token-plugin.sh');
-    await writeFile(plugin, `#!/bin/sh\n# prints an ExecCredential, as aws-iam-authenticator token does\nprintf '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s"}}' "$BOOTSTRAP_TOKEN"\n`);
+    await writeFile(
+      plugin,
+      `#!/bin/sh\n# prints an ExecCredential, as aws-iam-authenticator token does\nprintf '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s"}}' "$BOOTSTRAP_TOKEN"\n`,
+    );
     await chmod(plugin, 0o755);
-    const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { exec: { command: plugin, env: [{ name: 'BOOTSTRAP_TOKEN', value: token.token }] } });
+    const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, {
+      exec: { command: plugin, env: [{ name: 'BOOTSTRAP_TOKEN', value: token.token }] },
+    });
     const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, ...node.flags]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /exec plugin/);
@@ -171,7 +211,9 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
 
 /** kube-public/cluster-info as kubeadm makes it, through the project's own script. */
 async function ensureClusterInfo(c: TestCluster): Promise<void> {
-  await run(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], { env: { ...process.env, KUBECTL: c.state.kubectl } });
+  await run(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], {
+    env: { ...process.env, KUBECTL: c.state.kubectl },
+  });
 }
 
 test('token discovery: the right pin bootstraps; a wrong pin fails closed and says which', async () => {
@@ -188,13 +230,28 @@ test('token discovery: the right pin bootstraps; a wrong pin fails closed and sa
   const node = await newNodeDir();
   try {
     const discovery = ['--api-server', c.state.apiserver, '--discovery-token', token.token];
-    const bad = await runNodecred(['bootstrap', ...discovery, '--discovery-token-ca-cert-hash', wrongPin, ...node.flags]);
+    const bad = await runNodecred([
+      'bootstrap',
+      ...discovery,
+      '--discovery-token-ca-cert-hash',
+      wrongPin,
+      ...node.flags,
+    ]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, new RegExp(pin.slice(0, 20)), 'names the hash it found');
     assert.match(bad.stderr, /pin|hash/i);
     await assert.rejects(lstat(node.kubeconfig), 'nothing written after a pin mismatch');
 
-    const badSecret = await runNodecred(['bootstrap', '--api-server', c.state.apiserver, '--discovery-token', `${token.id}.${'x'.repeat(16)}`, '--discovery-token-ca-cert-hash', pin, ...node.flags]);
+    const badSecret = await runNodecred([
+      'bootstrap',
+      '--api-server',
+      c.state.apiserver,
+      '--discovery-token',
+      `${token.id}.${'x'.repeat(16)}`,
+      '--discovery-token-ca-cert-hash',
+      pin,
+      ...node.flags,
+    ]);
     assert.equal(badSecret.code, 1);
     assert.match(badSecret.stderr, /signature/i, 'a wrong token secret is reported as a signature mismatch');
 
@@ -204,7 +261,11 @@ test('token discovery: the right pin bootstraps; a wrong pin fails closed and sa
     const kc = new KubeConfig();
     kc.loadFromFile(node.kubeconfig);
     const ca = Buffer.from(kc.getCurrentCluster()!.caData!, 'base64').toString();
-    assert.equal(new X509Certificate(ca).fingerprint256, new X509Certificate(c.ca).fingerprint256, 'kubeconfig carries the pinned CA');
+    assert.equal(
+      new X509Certificate(ca).fingerprint256,
+      new X509Certificate(c.ca).fingerprint256,
+      'kubeconfig carries the pinned CA',
+    );
   } finally {
     await node.cleanup();
   }
@@ -213,20 +274,41 @@ test('token discovery: the right pin bootstraps; a wrong pin fails closed and sa
 test('P-384 and RSA keys bootstrap too; RSA requests add key encipherment as kubelet does', async () => {
   const c = testCluster();
   await ensureBootstrapRbac(c);
-  for (const [algorithm, expectKey] of [['ecdsa-p384', /ASN1 OID: secp384r1/], ['rsa-3072', /Public-Key: \(3072 bit\)/]] as const) {
+  for (const [algorithm, expectKey] of [
+    ['ecdsa-p384', /ASN1 OID: secp384r1/],
+    ['rsa-3072', /Public-Key: \(3072 bit\)/],
+  ] as const) {
     const token = await createBootstrapToken(c);
     const node = await newNodeDir();
     try {
       const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
-      const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, '--key-algorithm', algorithm, ...node.flags]);
+      const r = await runNodecred([
+        'bootstrap',
+        '--bootstrap-kubeconfig',
+        bootstrap,
+        '--key-algorithm',
+        algorithm,
+        ...node.flags,
+      ]);
       assert.equal(r.code, 0, r.stderr + r.stdout);
       await assertInstalledClient(node, c);
-      const text = await run('openssl', ['x509', '-in', join(node.certDir, 'kubelet-client-current.pem'), '-noout', '-text']);
+      const text = await run('openssl', [
+        'x509',
+        '-in',
+        join(node.certDir, 'kubelet-client-current.pem'),
+        '-noout',
+        '-text',
+      ]);
       assert.match(text.stdout, expectKey);
       const csrName = /"csr":"(nodecred-client-[0-9a-f]+)"/.exec(r.stdout)?.[1];
       assert.ok(csrName);
       const csr = await c.certificates.readCertificateSigningRequest({ name: csrName });
-      assert.deepEqual(csr.spec.usages, algorithm.startsWith('rsa') ? ['digital signature', 'key encipherment', 'client auth'] : ['digital signature', 'client auth']);
+      assert.deepEqual(
+        csr.spec.usages,
+        algorithm.startsWith('rsa')
+          ? ['digital signature', 'key encipherment', 'client auth']
+          : ['digital signature', 'client auth'],
+      );
     } finally {
       await node.cleanup();
     }
@@ -262,19 +344,49 @@ test('a foreign CSR under our derived name is reported clearly and nothing is in
   const node = await newNodeDir();
   try {
     const { user, kubeconfig } = await manualApprovalBootstrapper(c, node.dir);
-    const pending = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '2s']);
+    const pending = await runNodecred([
+      'bootstrap',
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      ...node.flags,
+      '--timeout',
+      '2s',
+    ]);
     assert.equal(pending.code, 1);
     const name = (await csrsBy(c, user))[0]!.metadata!.name!;
     // Someone replaces it with a request for another key under the same name.
     await c.certificates.deleteCertificateSigningRequest({ name });
-    await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(node.dir, 'other.key'),
-      '-subj', `/O=system:nodes/CN=system:node:${node.name}`, '-out', join(node.dir, 'other.csr')]);
+    await run('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(node.dir, 'other.key'),
+      '-subj',
+      `/O=system:nodes/CN=system:node:${node.name}`,
+      '-out',
+      join(node.dir, 'other.csr'),
+    ]);
     await c.certificates.createCertificateSigningRequest({
-      body: { metadata: { name }, spec: { request: (await readFile(join(node.dir, 'other.csr'))).toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client-kubelet', usages: ['digital signature', 'client auth'] } },
+      body: {
+        metadata: { name },
+        spec: {
+          request: (await readFile(join(node.dir, 'other.csr'))).toString('base64'),
+          signerName: 'kubernetes.io/kube-apiserver-client-kubelet',
+          usages: ['digital signature', 'client auth'],
+        },
+      },
     });
     const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags, '--timeout', '5s']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`a CSR named ${name} exists but is not ours: its public key is not our pending key`));
+    assert.match(
+      r.stderr,
+      new RegExp(`a CSR named ${name} exists but is not ours: its public key is not our pending key`),
+    );
     assert.match(r.stderr, /kubectl delete csr/);
     await assert.rejects(lstat(join(node.certDir, 'kubelet-client-current.pem')));
   } finally {

@@ -8,7 +8,12 @@ import assert from 'node:assert/strict';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { testCluster, waitFor } from '../helpers/cluster.ts';
 import { startProxy, type FaultProxy } from '../helpers/proxy.ts';
-import { connectionFromKubeconfigFile, kubeConfigFor, type ApiConnection, type TimedKubeConfig } from '../../src/kube/api.ts';
+import {
+  connectionFromKubeconfigFile,
+  kubeConfigFor,
+  type ApiConnection,
+  type TimedKubeConfig,
+} from '../../src/kube/api.ts';
 import { makeCa } from '../unit/pki/helpers.ts';
 
 describe('API connections', () => {
@@ -26,7 +31,8 @@ describe('API connections', () => {
   });
 
   const shared = () => kubeConfigFor(admin, { shareConnections: true });
-  const readDefault = async (kc: TimedKubeConfig) => (await kc.makeApiClient(CoreV1Api).readNamespace({ name: 'default' })).metadata?.name;
+  const readDefault = async (kc: TimedKubeConfig) =>
+    (await kc.makeApiClient(CoreV1Api).readNamespace({ name: 'default' })).metadata?.name;
 
   test('sequential requests through one KubeConfig use one connection; one the server dropped is replaced', async () => {
     const kc = await shared();
@@ -36,7 +42,11 @@ describe('API connections', () => {
     assert.equal(kc.openConnections(), 1);
 
     proxy.reset();
-    await waitFor('the client to see the dropped connection', async () => (kc.openConnections() === 0 ? true : undefined), 10_000);
+    await waitFor(
+      'the client to see the dropped connection',
+      async () => (kc.openConnections() === 0 ? true : undefined),
+      10_000,
+    );
     assert.equal(await readDefault(kc), 'default', 'works again after the server dropped the connection');
     assert.equal(proxy.accepted() - before, 2, 'one new connection after the drop');
   });
@@ -55,10 +65,17 @@ describe('API connections', () => {
     assert.equal(await readDefault(kc), 'default');
     const before = proxy.accepted();
     proxy.stallOpenConnections();
-    const outcome = await readDefault(kc).then(() => 'answered', (err: Error) => `${err.name} ${(err as { cause?: Error }).cause?.name ?? ''}`);
+    const outcome = await readDefault(kc).then(
+      () => 'answered',
+      (err: Error) => `${err.name} ${(err as { cause?: Error }).cause?.name ?? ''}`,
+    );
     assert.match(outcome, /HeadersTimeoutError/, 'undici gave up on the request');
     assert.equal(proxy.accepted() - before, 0, 'the request went to the stalled shared connection');
-    await waitFor('the unanswered PING to drop the session', async () => (kc.openConnections() === 0 ? true : undefined), 10_000);
+    await waitFor(
+      'the unanswered PING to drop the session',
+      async () => (kc.openConnections() === 0 ? true : undefined),
+      10_000,
+    );
     assert.equal(await readDefault(kc), 'default');
     assert.equal(proxy.accepted() - before, 1, 'one new connection');
   });
@@ -93,7 +110,14 @@ describe('API connections', () => {
 
   test('shared connections still verify the API server: a CA that did not sign it fails', async () => {
     const rogue = await makeCa('not the cluster CA');
-    const kc = await kubeConfigFor({ ...admin, endpoint: { ...admin.endpoint, caPem: rogue.certificatePem } }, { shareConnections: true });
-    await assert.rejects(() => readDefault(kc), (err: Error) => /certificate|self[- ]signed|issuer/i.test(`${err.message} ${(err as { cause?: Error }).cause?.message ?? ''}`));
+    const kc = await kubeConfigFor(
+      { ...admin, endpoint: { ...admin.endpoint, caPem: rogue.certificatePem } },
+      { shareConnections: true },
+    );
+    await assert.rejects(
+      () => readDefault(kc),
+      (err: Error) =>
+        /certificate|self[- ]signed|issuer/i.test(`${err.message} ${(err as { cause?: Error }).cause?.message ?? ''}`),
+    );
   });
 });

@@ -40,8 +40,21 @@ test('a bootstrap-token client CSR is auto-approved and signed, and the certific
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-csr-'));
   try {
     const node = uniqueName('node');
-    await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', join(dir, 'key.pem'), '-subj', `/O=system:nodes/CN=system:node:${node}`, '-out', join(dir, 'csr.pem')]);
+    await run('openssl', [
+      'req',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-subj',
+      `/O=system:nodes/CN=system:node:${node}`,
+      '-out',
+      join(dir, 'csr.pem'),
+    ]);
     const csrPem = await readFile(join(dir, 'csr.pem'));
     const asBootstrapper = tokenKubeConfig(c, token.token);
     const { CertificatesV1Api } = await import('@kubernetes/client-node');
@@ -67,11 +80,22 @@ test('a bootstrap-token client CSR is auto-approved and signed, and the certific
     await writeFile(join(dir, 'cert.pem'), certPem);
     const verify = await run('openssl', ['verify', '-CAfile', c.state.caFile, join(dir, 'cert.pem')]);
     assert.match(verify.stdout, /: OK/);
-    const subject = await run('openssl', ['x509', '-in', join(dir, 'cert.pem'), '-noout', '-subject', '-ext', 'extendedKeyUsage']);
+    const subject = await run('openssl', [
+      'x509',
+      '-in',
+      join(dir, 'cert.pem'),
+      '-noout',
+      '-subject',
+      '-ext',
+      'extendedKeyUsage',
+    ]);
     assert.match(subject.stdout, new RegExp(`O\\s*=\\s*system:nodes, CN\\s*=\\s*system:node:${node}`));
     assert.match(subject.stdout, /TLS Web Client Authentication/);
     const cert = new X509Certificate(certPem);
-    assert.ok(cert.checkPrivateKey(createPrivateKey(await readFile(join(dir, 'key.pem')))), 'the issued certificate carries our public key');
+    assert.ok(
+      cert.checkPrivateKey(createPrivateKey(await readFile(join(dir, 'key.pem')))),
+      'the issued certificate carries our public key',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
     await deleteBootstrapToken(c, token.id).catch(() => {});
@@ -114,14 +138,19 @@ test('scripts/local-cluster up/status/down: a second control plane starts, repor
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-lc-'));
   const script = join(repo, 'scripts/local-cluster');
   try {
-    const upOut = await run(script, ['up', '--dir', dir, '--signing-duration', '1h'], { env: { ...process.env, NODECRED_CLUSTER_BINARY: c.state.binary } });
+    const upOut = await run(script, ['up', '--dir', dir, '--signing-duration', '1h'], {
+      env: { ...process.env, NODECRED_CLUSTER_BINARY: c.state.binary },
+    });
     assert.match(upOut.stdout, /^APISERVER=https:\/\/127\.0\.0\.1:\d+$/m);
     const env = await readFile(join(dir, 'env'), 'utf8');
     assert.match(env, /^KUBECONFIG=.*admin\.kubeconfig$/m);
     assert.match(env, /^KUBECTL=/m);
     assert.ok((await readdir(join(dir, 'logs'))).includes('kube-apiserver.log'));
 
-    const again = await run(script, ['up', '--dir', dir]).then(() => null, (err: { stderr: string }) => err.stderr);
+    const again = await run(script, ['up', '--dir', dir]).then(
+      () => null,
+      (err: { stderr: string }) => err.stderr,
+    );
     assert.match(again ?? '', /already running/);
 
     const st = await run(script, ['status', '--dir', dir]);
@@ -141,4 +170,3 @@ test('scripts/local-cluster up/status/down: a second control plane starts, repor
     await rm(dir, { recursive: true, force: true });
   }
 });
-

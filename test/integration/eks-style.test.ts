@@ -45,26 +45,49 @@ function provision(args: string[]): Promise<{ code: number | null; stdout: strin
 async function writePlugin(node: NodeDir, status: Record<string, string>): Promise<{ command: string; calls: string }> {
   const command = join(node.dir, 'node-credential-plugin');
   const calls = join(node.dir, 'plugin-calls.log');
-  await writeFile(join(node.dir, 'credential.json'), JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential', status }), { mode: 0o600 });
-  await writeFile(command, `#!/bin/sh\n# stands in for aws-iam-authenticator token -i <cluster>\necho "$*" >> '${calls}'\nexec cat '${join(node.dir, 'credential.json')}'\n`);
+  await writeFile(
+    join(node.dir, 'credential.json'),
+    JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1beta1', kind: 'ExecCredential', status }),
+    { mode: 0o600 },
+  );
+  await writeFile(
+    command,
+    `#!/bin/sh\n# stands in for aws-iam-authenticator token -i <cluster>\necho "$*" >> '${calls}'\nexec cat '${join(node.dir, 'credential.json')}'\n`,
+  );
   await chmod(command, 0o755);
   return { command, calls };
 }
 
 /** The NodeConfig cloud-init would carry, pointed at this node's directory and the plugin. */
-async function writeNodeConfig(c: TestCluster, node: NodeDir, command: string): Promise<{ file: string; config: string }> {
+async function writeNodeConfig(
+  c: TestCluster,
+  node: NodeDir,
+  command: string,
+): Promise<{ file: string; config: string }> {
   const file = join(node.dir, 'nodeconfig.yaml');
   const config = join(node.dir, 'config.yaml');
-  await writeFile(file, stringify({
-    apiVersion: 'node.nodecred.io/v1alpha1',
-    kind: 'NodeConfig',
-    spec: {
-      cluster: { name: 'eks-test', apiServerEndpoint: c.state.apiserver, certificateAuthority: Buffer.from(c.ca).toString('base64') },
-      node: { name: node.name, addresses: [{ type: 'InternalIP', address: '10.0.1.23' }] },
-      credentials: { exec: { command, args: ['token', '-i', 'eks-test'] } },
-      nodecred: { kubeconfig: node.kubeconfig, certDir: node.certDir, configFile: config, config: { logLevel: 'debug', timeout: '60s', healthListen: '' } },
-    },
-  }));
+  await writeFile(
+    file,
+    stringify({
+      apiVersion: 'node.nodecred.io/v1alpha1',
+      kind: 'NodeConfig',
+      spec: {
+        cluster: {
+          name: 'eks-test',
+          apiServerEndpoint: c.state.apiserver,
+          certificateAuthority: Buffer.from(c.ca).toString('base64'),
+        },
+        node: { name: node.name, addresses: [{ type: 'InternalIP', address: '10.0.1.23' }] },
+        credentials: { exec: { command, args: ['token', '-i', 'eks-test'] } },
+        nodecred: {
+          kubeconfig: node.kubeconfig,
+          certDir: node.certDir,
+          configFile: config,
+          config: { logLevel: 'debug', timeout: '60s', healthListen: '' },
+        },
+      },
+    }),
+  );
   return { file, config };
 }
 
@@ -72,7 +95,12 @@ async function writeNodeConfig(c: TestCluster, node: NodeDir, command: string): 
 async function approveServingCsr(c: TestCluster, username: string): Promise<string> {
   const name = await waitFor(`a serving CSR from ${username}`, async () => {
     const list = await c.certificates.listCertificateSigningRequest();
-    const csr = list.items.find((x) => x.spec.username === username && x.spec.signerName === 'kubernetes.io/kubelet-serving' && !x.status?.conditions?.length);
+    const csr = list.items.find(
+      (x) =>
+        x.spec.username === username &&
+        x.spec.signerName === 'kubernetes.io/kubelet-serving' &&
+        !x.status?.conditions?.length,
+    );
     return csr?.metadata?.name;
   });
   await approveCsr(c, name, 'approved by the EKS-style test');
@@ -89,7 +117,12 @@ async function provisionAndBootstrap(c: TestCluster, node: NodeDir, command: str
   const { file, config } = await writeNodeConfig(c, node, command);
   const p = await provision(['--node-config', file]);
   assert.equal(p.code, 0, p.stderr);
-  assert.match(p.stderr, new RegExp(`kubeconfig ${node.kubeconfig} created \\(server ${c.state.apiserver}, exec ${command} token -i eks-test\\)`));
+  assert.match(
+    p.stderr,
+    new RegExp(
+      `kubeconfig ${node.kubeconfig} created \\(server ${c.state.apiserver}, exec ${command} token -i eks-test\\)`,
+    ),
+  );
   assert.match(p.stderr, /client credentials external, serving certificate managed/);
   assert.equal((await stat(node.kubeconfig)).mode & 0o777, 0o600);
 
@@ -106,8 +139,24 @@ async function provisionAndBootstrap(c: TestCluster, node: NodeDir, command: str
   // (b) the nodecred config: serving only, client credentials external.
   const cfg = parseYaml(await readFile(config, 'utf8')) as Record<string, unknown>;
   assert.deepEqual(
-    { kind: cfg.kind, nodeName: cfg.nodeName, clientCredentials: cfg.clientCredentials, rotateCertificates: cfg.rotateCertificates, rotateServerCertificates: cfg.rotateServerCertificates, kubeconfig: cfg.kubeconfig, certDir: cfg.certDir },
-    { kind: 'NodeCredConfiguration', nodeName: node.name, clientCredentials: 'external', rotateCertificates: false, rotateServerCertificates: true, kubeconfig: node.kubeconfig, certDir: node.certDir },
+    {
+      kind: cfg.kind,
+      nodeName: cfg.nodeName,
+      clientCredentials: cfg.clientCredentials,
+      rotateCertificates: cfg.rotateCertificates,
+      rotateServerCertificates: cfg.rotateServerCertificates,
+      kubeconfig: cfg.kubeconfig,
+      certDir: cfg.certDir,
+    },
+    {
+      kind: 'NodeCredConfiguration',
+      nodeName: node.name,
+      clientCredentials: 'external',
+      rotateCertificates: false,
+      rotateServerCertificates: true,
+      kubeconfig: node.kubeconfig,
+      certDir: node.certDir,
+    },
   );
 
   // Provisioning again changes nothing.
@@ -121,41 +170,76 @@ async function provisionAndBootstrap(c: TestCluster, node: NodeDir, command: str
   const csr = await approveServingCsr(c, requester);
   const r = await bootstrap;
   assert.equal(r.code, 0, r.stderr + r.stdout);
-  assert.match(r.stderr, new RegExp(`client credentials external \\(${node.kubeconfig}\\); serving certificate installed`));
+  assert.match(
+    r.stderr,
+    new RegExp(`client credentials external \\(${node.kubeconfig}\\); serving certificate installed`),
+  );
 
   const server = join(node.certDir, 'kubelet-server-current.pem');
   assert.match((await run('openssl', ['verify', '-CAfile', c.state.caFile, server])).stdout, /: OK/);
-  const subject = (await run('openssl', ['x509', '-in', server, '-noout', '-subject', '-ext', 'extendedKeyUsage'])).stdout;
+  const subject = (await run('openssl', ['x509', '-in', server, '-noout', '-subject', '-ext', 'extendedKeyUsage']))
+    .stdout;
   assert.match(subject, new RegExp(`O\\s*=\\s*system:nodes, CN\\s*=\\s*system:node:${node.name}`));
   assert.match(subject, /TLS Web Server Authentication/);
-  await assert.rejects(lstat(join(node.certDir, 'kubelet-client-current.pem')), 'no client certificate: the plugin owns the client side');
+  await assert.rejects(
+    lstat(join(node.certDir, 'kubelet-client-current.pem')),
+    'no client certificate: the plugin owns the client side',
+  );
   assert.equal(await readFile(node.kubeconfig, 'utf8'), kubeconfigText, 'the exec kubeconfig is never rewritten');
   return { config, csr, server, kubeconfigText };
 }
 
 /** Registers the Node with its addresses in one create, as kubelet does (no read-modify-write of status to race). */
-async function registerNode(c: TestCluster, name: string, addresses: Array<{ type: string; address: string }>): Promise<void> {
+async function registerNode(
+  c: TestCluster,
+  name: string,
+  addresses: Array<{ type: string; address: string }>,
+): Promise<void> {
   await c.core.createNode({ body: { metadata: { name }, status: { addresses } } });
 }
 
 async function clusterCa(c: TestCluster) {
-  return { name: 'nodecred-local-ca', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
+  return {
+    name: 'nodecred-local-ca',
+    certificatePem: c.ca,
+    privateKey: createPrivateKey(await readFile(c.state.caKeyFile)),
+  };
 }
 
-test('EKS-style: exec plugin with the node\'s own identity; provision.sh files; nodecred bootstrap and run manage only the serving certificate', async () => {
+test("EKS-style: exec plugin with the node's own identity; provision.sh files; nodecred bootstrap and run manage only the serving certificate", async () => {
   const c = testCluster();
   const node = await newNodeDir('eks');
   try {
     // The node identity the plugin hands out, as EKS maps the instance role to system:node:<name>.
     const keys = newEcKey();
-    const cert = await issueLeaf(await clusterCa(c), { publicKey: keys.publicKey, commonName: `system:node:${node.name}`, organizations: ['system:nodes'], extendedKeyUsages: [CLIENT_AUTH] });
-    const plugin = await writePlugin(node, { clientCertificateData: cert, clientKeyData: encodePrivateKeyPem(keys.privateKey) });
+    const cert = await issueLeaf(await clusterCa(c), {
+      publicKey: keys.publicKey,
+      commonName: `system:node:${node.name}`,
+      organizations: ['system:nodes'],
+      extendedKeyUsages: [CLIENT_AUTH],
+    });
+    const plugin = await writePlugin(node, {
+      clientCertificateData: cert,
+      clientKeyData: encodePrivateKeyPem(keys.privateKey),
+    });
     // kubelet would have registered the Node by now; its addresses become the serving SANs.
-    await registerNode(c, node.name, [{ type: 'InternalIP', address: '10.0.1.23' }, { type: 'InternalDNS', address: `${node.name}.eu-west-1.compute.internal` }]);
+    await registerNode(c, node.name, [
+      { type: 'InternalIP', address: '10.0.1.23' },
+      { type: 'InternalDNS', address: `${node.name}.eu-west-1.compute.internal` },
+    ]);
 
-    const { config, server, kubeconfigText } = await provisionAndBootstrap(c, node, plugin.command, `system:node:${node.name}`);
+    const { config, server, kubeconfigText } = await provisionAndBootstrap(
+      c,
+      node,
+      plugin.command,
+      `system:node:${node.name}`,
+    );
     assert.equal(await sans(server), `DNS:${node.name}.eu-west-1.compute.internal, IP Address:10.0.1.23`);
-    assert.match(await readFile(plugin.calls, 'utf8'), /^token -i eks-test$/m, 'nodecred ran the plugin with the NodeConfig\'s args');
+    assert.match(
+      await readFile(plugin.calls, 'utf8'),
+      /^token -i eks-test$/m,
+      "nodecred ran the plugin with the NodeConfig's args",
+    );
 
     // The daemon: a full pass finds the serving certificate valid and touches no client credentials.
     const daemon = startDaemon(['--config', config]);
@@ -183,10 +267,19 @@ test('EKS-style: exec plugin returning an expiring bearer token (TokenRequest) w
     await c.kubectl(['-n', 'default', 'create', 'serviceaccount', sa]);
     await c.kubectl(['create', 'clusterrole', role, '--verb=get,list,watch', '--resource=nodes']);
     await c.kubectl(['create', 'clusterrolebinding', role, `--clusterrole=${role}`, `--serviceaccount=default:${sa}`]);
-    await c.kubectl(['create', 'clusterrolebinding', `${role}:csr`, '--clusterrole=system:node-bootstrapper', `--serviceaccount=default:${sa}`]);
+    await c.kubectl([
+      'create',
+      'clusterrolebinding',
+      `${role}:csr`,
+      '--clusterrole=system:node-bootstrapper',
+      `--serviceaccount=default:${sa}`,
+    ]);
     const token = (await c.kubectl(['-n', 'default', 'create', 'token', sa, '--duration', '1h'])).trim();
     const exp = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number };
-    const plugin = await writePlugin(node, { token, expirationTimestamp: new Date(exp.exp * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') });
+    const plugin = await writePlugin(node, {
+      token,
+      expirationTimestamp: new Date(exp.exp * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    });
     await registerNode(c, node.name, [{ type: 'InternalIP', address: '10.0.1.24' }]);
 
     const { server } = await provisionAndBootstrap(c, node, plugin.command, `system:serviceaccount:default:${sa}`);
@@ -208,12 +301,48 @@ test('provision.sh: a NodeConfig mistake is one line naming the file and field, 
     const { file } = await writeNodeConfig(c, node, '/usr/local/bin/aws-iam-authenticator');
     const good = parseYaml(await readFile(file, 'utf8')) as { spec: Record<string, Record<string, unknown>> };
     const cases: Array<[string, (d: typeof good) => void, RegExp]> = [
-      ['no endpoint', (d) => { delete d.spec.cluster!.apiServerEndpoint; }, /spec\.cluster\.apiServerEndpoint: is missing/],
-      ['http endpoint', (d) => { d.spec.cluster!.apiServerEndpoint = 'http://10.0.0.1'; }, /spec\.cluster\.apiServerEndpoint: "http:\/\/10\.0\.0\.1" is not an https:\/\/ URL/],
-      ['bad CA', (d) => { d.spec.cluster!.certificateAuthority = Buffer.from('not a cert').toString('base64'); }, /spec\.cluster\.certificateAuthority: does not decode to a PEM certificate/],
-      ['typo', (d) => { d.spec.node!.nmae = 'x'; }, /spec\.node\.nmae: unknown field/],
-      ['owned field', (d) => { (d.spec.nodecred!.config as Record<string, unknown>).clientCredentials = 'managed'; }, /spec\.nodecred\.config\.clientCredentials: is set by the NodeConfig itself/],
-      ['bad extra config', (d) => { (d.spec.nodecred!.config as Record<string, unknown>).logLevel = 'loud'; }, /logLevel: unknown level "loud"/],
+      [
+        'no endpoint',
+        (d) => {
+          delete d.spec.cluster!.apiServerEndpoint;
+        },
+        /spec\.cluster\.apiServerEndpoint: is missing/,
+      ],
+      [
+        'http endpoint',
+        (d) => {
+          d.spec.cluster!.apiServerEndpoint = 'http://10.0.0.1';
+        },
+        /spec\.cluster\.apiServerEndpoint: "http:\/\/10\.0\.0\.1" is not an https:\/\/ URL/,
+      ],
+      [
+        'bad CA',
+        (d) => {
+          d.spec.cluster!.certificateAuthority = Buffer.from('not a cert').toString('base64');
+        },
+        /spec\.cluster\.certificateAuthority: does not decode to a PEM certificate/,
+      ],
+      [
+        'typo',
+        (d) => {
+          d.spec.node!.nmae = 'x';
+        },
+        /spec\.node\.nmae: unknown field/,
+      ],
+      [
+        'owned field',
+        (d) => {
+          (d.spec.nodecred!.config as Record<string, unknown>).clientCredentials = 'managed';
+        },
+        /spec\.nodecred\.config\.clientCredentials: is set by the NodeConfig itself/,
+      ],
+      [
+        'bad extra config',
+        (d) => {
+          (d.spec.nodecred!.config as Record<string, unknown>).logLevel = 'loud';
+        },
+        /logLevel: unknown level "loud"/,
+      ],
     ];
     for (const [what, mutate, message] of cases) {
       const doc = structuredClone(good);
@@ -223,20 +352,41 @@ test('provision.sh: a NodeConfig mistake is one line naming the file and field, 
       const r = await provision(['--node-config', broken]);
       assert.equal(r.code, 1, `${what}: ${r.stderr}`);
       assert.match(r.stderr, message, what);
-      assert.ok(r.stderr.startsWith(`provision: ${broken}: `) || what === 'bad extra config', `${what} names the file: ${r.stderr}`);
+      assert.ok(
+        r.stderr.startsWith(`provision: ${broken}: `) || what === 'bad extra config',
+        `${what} names the file: ${r.stderr}`,
+      );
       assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
       await assert.rejects(lstat(node.kubeconfig), `${what}: nothing written`);
     }
 
     // The shipped examples are valid once the CA placeholder is filled in.
-    const userData = parseYaml(await readFile(join(REPO, 'examples/eks/user-data.yaml'), 'utf8')) as { write_files: Array<{ path: string; content: string }>; runcmd: unknown[] };
+    const userData = parseYaml(await readFile(join(REPO, 'examples/eks/user-data.yaml'), 'utf8')) as {
+      write_files: Array<{ path: string; content: string }>;
+      runcmd: unknown[];
+    };
     const embedded = userData.write_files.find((f) => f.path === '/etc/nodecred/nodeconfig.yaml')!.content;
-    for (const [what, text] of [['nodeconfig.yaml', await readFile(join(REPO, 'examples/eks/nodeconfig.yaml'), 'utf8')], ['user-data.yaml', embedded]] as const) {
+    for (const [what, text] of [
+      ['nodeconfig.yaml', await readFile(join(REPO, 'examples/eks/nodeconfig.yaml'), 'utf8')],
+      ['user-data.yaml', embedded],
+    ] as const) {
       const filled = join(node.dir, `example-${what}`);
       await writeFile(filled, text.replace('REPLACE_WITH_BASE64_CA', Buffer.from(c.ca).toString('base64')));
-      const r = await provision(['--node-config', filled, '--node-name', 'ip-10-0-1-23.eu-west-1.compute.internal', '--node-ip', '10.0.1.23', '--dry-run']);
+      const r = await provision([
+        '--node-config',
+        filled,
+        '--node-name',
+        'ip-10-0-1-23.eu-west-1.compute.internal',
+        '--node-ip',
+        '10.0.1.23',
+        '--dry-run',
+      ]);
       assert.equal(r.code, 0, `${what}: ${r.stderr}`);
-      assert.match(r.stdout, /command: \/usr\/local\/bin\/aws-iam-authenticator\n\s+args:\n\s+- token\n\s+- -i\n\s+- my-cluster/, what);
+      assert.match(
+        r.stdout,
+        /command: \/usr\/local\/bin\/aws-iam-authenticator\n\s+args:\n\s+- token\n\s+- -i\n\s+- my-cluster/,
+        what,
+      );
       assert.match(r.stdout, /clientCredentials: external/, what);
     }
     assert.ok(userData.runcmd.some((step) => JSON.stringify(step).includes('provision.sh')));

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { createPrivateKey } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, readlink, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +11,26 @@ import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
-  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, createNode, waitFor, uniqueName, whoAmI, type TestCluster,
+  testCluster,
+  createBootstrapToken,
+  ensureBootstrapRbac,
+  approveCsr,
+  createNode,
+  waitFor,
+  uniqueName,
+  whoAmI,
+  type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, REPO, NODECRED, type NodeDir } from '../helpers/node.ts';
+import {
+  newNodeDir,
+  runNodecred,
+  writeKubeconfig,
+  writeConfig,
+  startDaemon,
+  REPO,
+  NODECRED,
+  type NodeDir,
+} from '../helpers/node.ts';
 import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 import { makeCa, issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
@@ -42,10 +58,14 @@ const get = (port: number, path: string, headers: Record<string, string> = {}) =
 
 /** Waits until `path` answers `status` (a health endpoint turning ready, or red) and returns that answer. */
 const waitForStatus = (port: number, path: string, status: number, timeoutMs?: number) =>
-  waitFor(`${path} ${status}`, async () => {
-    const r = await get(port, path).catch(() => undefined);
-    return r?.status === status ? r : undefined;
-  }, timeoutMs);
+  waitFor(
+    `${path} ${status}`,
+    async () => {
+      const r = await get(port, path).catch(() => undefined);
+      return r?.status === status ? r : undefined;
+    },
+    timeoutMs,
+  );
 
 test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; an identity the API server rejects turns apiserver-auth red', async () => {
   const c = testCluster();
@@ -53,13 +73,22 @@ test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; a
   const port = await freePort();
   try {
     const { kubeconfig } = await tokenBootstrap(c, node);
-    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
+    const daemon = startDaemon([
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      '--health-listen',
+      `127.0.0.1:${port}`,
+      ...node.flags,
+    ]);
     try {
       const ready = await waitForStatus(port, '/readyz?verbose', 200);
       assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
       assert.equal((await get(port, '/livez')).body, 'ok');
       assert.equal((await get(port, '/readyz/client-cert')).status, 200);
-      const json = JSON.parse((await get(port, '/healthz', { accept: 'application/json' })).body) as { status: string; certificates: { client: { subject: string; secondsLeft: number; rotationDeadline: string } } };
+      const json = JSON.parse((await get(port, '/healthz', { accept: 'application/json' })).body) as {
+        status: string;
+        certificates: { client: { subject: string; secondsLeft: number; rotationDeadline: string } };
+      };
       assert.equal(json.status, 'ok');
       assert.equal(json.certificates.client.subject, `CN=system:node:${node.name}, O=system:nodes`);
       assert.ok(json.certificates.client.secondsLeft > 0);
@@ -74,15 +103,32 @@ test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; a
     // checks pass, the apiserver-auth check must not.
     const rogueCa = await makeCa('nodecred-test-rogue-ca');
     const keys = newEcKey();
-    const cert = await issueLeaf(rogueCa, { publicKey: keys.publicKey, commonName: `system:node:${node.name}`, organizations: ['system:nodes'], extendedKeyUsages: [CLIENT_AUTH] });
+    const cert = await issueLeaf(rogueCa, {
+      publicKey: keys.publicKey,
+      commonName: `system:node:${node.name}`,
+      organizations: ['system:nodes'],
+      extendedKeyUsages: [CLIENT_AUTH],
+    });
     await new CertStore(node.certDir).install('client', cert, keys.privateKey, new Date());
     const bundle = join(node.dir, 'trusted-cas.pem');
     await writeFile(bundle, c.ca + rogueCa.certificatePem);
-    const rejected = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, '--cluster-ca-file', bundle, '--rotate-certificates=false', ...node.flags]);
+    const rejected = startDaemon([
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      '--health-listen',
+      `127.0.0.1:${port}`,
+      '--cluster-ca-file',
+      bundle,
+      '--rotate-certificates=false',
+      ...node.flags,
+    ]);
     try {
       const red = await waitForStatus(port, '/readyz?verbose', 500);
       assert.match(red.body, /\[\+\]client-cert ok/);
-      assert.match(red.body, /\[-\]apiserver-auth failed: the API server rejects the node credential \(401 Unauthorized\)/);
+      assert.match(
+        red.body,
+        /\[-\]apiserver-auth failed: the API server rejects the node credential \(401 Unauthorized\)/,
+      );
     } finally {
       await rejected.stop();
     }
@@ -91,13 +137,18 @@ test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; a
   }
 });
 
-interface NotifyMessage { pid: number; message: string }
+interface NotifyMessage {
+  pid: number;
+  message: string;
+}
 
 test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTIFY_SOCKET in order', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const socketPath = join(node.dir, 'notify.sock');
-  const listener = spawn('python3', [join(REPO, 'test/helpers/notify-listener.py'), socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const listener = spawn('python3', [join(REPO, 'test/helpers/notify-listener.py'), socketPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const messages: NotifyMessage[] = [];
   const lines = createInterface(listener.stdout!);
   const listening = new Promise<void>((resolve) => lines.once('line', () => resolve()));
@@ -115,10 +166,18 @@ test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTI
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await waitFor('two WATCHDOG=1 pings', async () => (messages.filter((m) => m.message === 'WATCHDOG=1').length >= 2 ? true : undefined), 30_000);
+    await waitFor(
+      'two WATCHDOG=1 pings',
+      async () => (messages.filter((m) => m.message === 'WATCHDOG=1').length >= 2 ? true : undefined),
+      30_000,
+    );
     child.kill('SIGTERM');
     assert.equal(await exited, 0, out.slice(-1000));
-    await waitFor('STOPPING=1', async () => (messages.some((m) => m.message === 'STOPPING=1') ? true : undefined), 10_000);
+    await waitFor(
+      'STOPPING=1',
+      async () => (messages.some((m) => m.message === 'STOPPING=1') ? true : undefined),
+      10_000,
+    );
 
     const kinds = messages.map((m) => m.message.split('=')[0]);
     const firstReady = kinds.indexOf('READY');
@@ -127,7 +186,10 @@ test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTI
     assert.ok(kinds.indexOf('WATCHDOG') > firstReady, 'the watchdog is fed only after READY=1 (systemd arms it then)');
     assert.equal(kinds.at(-1), 'STOPPING', 'STOPPING=1 is the last message');
     assert.match(messages.find((m) => m.message.startsWith('STATUS='))!.message, /^STATUS=client: valid \d+d/);
-    assert.ok(messages.every((m) => typeof m.pid === 'number' && m.pid > 0), 'every message carries sender credentials');
+    assert.ok(
+      messages.every((m) => typeof m.pid === 'number' && m.pid > 0),
+      'every message carries sender credentials',
+    );
   } finally {
     listener.kill();
     await node.cleanup();
@@ -140,30 +202,55 @@ test('rm -rf of the cert dir while running: valid credentials back on disk and /
   const port = await freePort();
   try {
     const { kubeconfig } = await tokenBootstrap(c, node);
-    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags]);
+    const daemon = startDaemon([
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      '--health-listen',
+      `127.0.0.1:${port}`,
+      ...node.flags,
+    ]);
     try {
       await waitForStatus(port, '/readyz', 200);
       const before = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
       await rm(node.certDir, { recursive: true, force: true });
       const started = Date.now();
-      await waitFor('credentials back on disk', async () => {
-        const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => undefined);
-        return text ? true : undefined;
-      }, 10_000);
+      await waitFor(
+        'credentials back on disk',
+        async () => {
+          const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => undefined);
+          return text ? true : undefined;
+        },
+        10_000,
+      );
       await waitForStatus(port, '/readyz', 200, 10_000 - (Date.now() - started));
       const after = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8');
-      assert.equal(after.split('-----BEGIN')[1], before.split('-----BEGIN')[1], 'the same certificate, reinstalled from memory (no new CSR)');
+      assert.equal(
+        after.split('-----BEGIN')[1],
+        before.split('-----BEGIN')[1],
+        'the same certificate, reinstalled from memory (no new CSR)',
+      );
       assert.match(daemon.output(), /reinstalled the verified one from memory/);
-      const { stdout } = await run(c.state.kubectl, ['--kubeconfig', node.kubeconfig, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+      const { stdout } = await run(c.state.kubectl, [
+        '--kubeconfig',
+        node.kubeconfig,
+        'auth',
+        'whoami',
+        '-o',
+        'jsonpath={.status.userInfo.username}',
+      ]);
       assert.equal(stdout, `system:node:${node.name}`);
 
       // A truncated certificate is noticed too and put back.
       const target = join(node.certDir, await readlink(join(node.certDir, 'kubelet-client-current.pem')));
       await writeFile(target, before.slice(0, 100));
-      await waitFor('truncated certificate repaired', async () => {
-        const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => '');
-        return text.includes('PRIVATE KEY') ? true : undefined;
-      }, 10_000);
+      await waitFor(
+        'truncated certificate repaired',
+        async () => {
+          const text = await readFile(join(node.certDir, 'kubelet-client-current.pem'), 'utf8').catch(() => '');
+          return text.includes('PRIVATE KEY') ? true : undefined;
+        },
+        10_000,
+      );
     } finally {
       await daemon.stop();
     }
@@ -180,9 +267,15 @@ test('two daemons on one cert dir: the second refuses to start', async () => {
     const first = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags]);
     try {
       await first.waitForLog(/credentials in place; ready/);
-      const second = await runNodecred(['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], { timeoutMs: 30_000 });
+      const second = await runNodecred(
+        ['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags],
+        { timeoutMs: 30_000 },
+      );
       assert.equal(second.code, 1);
-      assert.match(second.stderr, new RegExp(`another nodecred \\(pid ${first.child.pid}\\) already manages ${node.certDir}`));
+      assert.match(
+        second.stderr,
+        new RegExp(`another nodecred \\(pid ${first.child.pid}\\) already manages ${node.certDir}`),
+      );
     } finally {
       await first.stop();
     }
@@ -200,11 +293,17 @@ test('SIGHUP reloads the config; a broken config is rejected and the old one kep
   const node = await newNodeDir();
   try {
     const { kubeconfig } = await tokenBootstrap(c, node);
-    const config = await writeConfig(join(node.dir, 'config.yaml'), { bootstrapKubeconfig: kubeconfig, logLevel: 'info' });
+    const config = await writeConfig(join(node.dir, 'config.yaml'), {
+      bootstrapKubeconfig: kubeconfig,
+      logLevel: 'info',
+    });
     const daemon = startDaemon(['--config', config, '--health-listen', '', ...node.flags]);
     try {
       await daemon.waitForLog(/credentials in place; ready/);
-      await writeFile(config, 'apiVersion: nodecred.io/v1alpha1\nkind: NodeCredConfiguration\nrotation: {from: 0.9, to: 0.2}\n');
+      await writeFile(
+        config,
+        'apiVersion: nodecred.io/v1alpha1\nkind: NodeCredConfiguration\nrotation: {from: 0.9, to: 0.2}\n',
+      );
       daemon.child.kill('SIGHUP');
       await daemon.waitForLog(/new configuration rejected; keeping the old one/);
       assert.match(daemon.output(), /rotation\.to: must not be below rotation\.from/);
@@ -226,7 +325,10 @@ test('status --json and check exit codes on healthy, expiring and missing certif
   try {
     const missing = await runNodecred(['check', ...node.flags, '--json']);
     assert.equal(missing.code, 1);
-    assert.equal((JSON.parse(missing.stdout) as { certificates: Array<{ state: string }> }).certificates[0]!.state, 'missing');
+    assert.equal(
+      (JSON.parse(missing.stdout) as { certificates: Array<{ state: string }> }).certificates[0]!.state,
+      'missing',
+    );
 
     const { kubeconfig } = await tokenBootstrap(c, node);
     assert.equal((await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags])).code, 0);
@@ -234,13 +336,24 @@ test('status --json and check exit codes on healthy, expiring and missing certif
     assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
     const expiring = await runNodecred(['check', ...node.flags, '--min-valid', '87600h', '--json']);
     assert.equal(expiring.code, 1);
-    const report = JSON.parse(expiring.stdout) as { healthy: boolean; certificates: Array<{ name: string; state: string; problems: string[] }> };
+    const report = JSON.parse(expiring.stdout) as {
+      healthy: boolean;
+      certificates: Array<{ name: string; state: string; problems: string[] }>;
+    };
     assert.equal(report.healthy, false);
     assert.equal(report.certificates[0]!.state, 'expiring');
 
     const status = await runNodecred(['status', ...node.flags, '--json']);
     assert.equal(status.code, 0);
-    const s = JSON.parse(status.stdout) as { certificates: Array<{ name: string; state: string; issuer: string; secondsLeft: number; rotationWindow: { from: string } }> };
+    const s = JSON.parse(status.stdout) as {
+      certificates: Array<{
+        name: string;
+        state: string;
+        issuer: string;
+        secondsLeft: number;
+        rotationWindow: { from: string };
+      }>;
+    };
     assert.equal(s.certificates[0]!.name, 'client');
     assert.equal(s.certificates[0]!.state, 'ok');
     assert.equal(s.certificates[0]!.issuer, 'nodecred-local-ca');
@@ -273,17 +386,41 @@ test('a real Prometheus scrapes /metrics on --secure-listen with a ServiceAccoun
     await c.kubectl(['-n', ns, 'create', 'serviceaccount', allowed]);
     await c.kubectl(['-n', ns, 'create', 'serviceaccount', denied]);
     await c.kubectl(['create', 'clusterrole', `${allowed}-metrics`, '--verb=get', '--non-resource-url=/metrics']);
-    await c.kubectl(['create', 'clusterrolebinding', `${allowed}-metrics`, `--clusterrole=${allowed}-metrics`, `--serviceaccount=${ns}:${allowed}`]);
+    await c.kubectl([
+      'create',
+      'clusterrolebinding',
+      `${allowed}-metrics`,
+      `--clusterrole=${allowed}-metrics`,
+      `--serviceaccount=${ns}:${allowed}`,
+    ]);
     const allowedToken = (await c.kubectl(['-n', ns, 'create', 'token', allowed, '--duration=1h'])).trim();
     const deniedToken = (await c.kubectl(['-n', ns, 'create', 'token', denied, '--duration=1h'])).trim();
     await writeFile(join(promDir, 'allowed.token'), allowedToken, { mode: 0o600 });
     await writeFile(join(promDir, 'denied.token'), deniedToken, { mode: 0o600 });
 
     const approving = (async () => {
-      const csr = await waitFor('serving CSR', async () => (await c.certificates.listCertificateSigningRequest()).items.find((x) => x.spec.username === `system:node:${node.name}` && x.spec.signerName === 'kubernetes.io/kubelet-serving')?.metadata?.name);
+      const csr = await waitFor(
+        'serving CSR',
+        async () =>
+          (await c.certificates.listCertificateSigningRequest()).items.find(
+            (x) =>
+              x.spec.username === `system:node:${node.name}` && x.spec.signerName === 'kubernetes.io/kubelet-serving',
+          )?.metadata?.name,
+      );
       await approveCsr(c, csr);
     })();
-    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--rotate-server-certificates', '--health-listen', '', '--secure-listen', `127.0.0.1:${securePort}`, '--client-ca-file', c.state.caFile, ...node.flags]);
+    const daemon = startDaemon([
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      '--rotate-server-certificates',
+      '--health-listen',
+      '',
+      '--secure-listen',
+      `127.0.0.1:${securePort}`,
+      '--client-ca-file',
+      c.state.caFile,
+      ...node.flags,
+    ]);
     try {
       await approving;
       await daemon.waitForLog(/secure listener now serves the current serving certificate/);
@@ -309,29 +446,53 @@ test('a real Prometheus scrapes /metrics on --secure-listen with a ServiceAccoun
       const config = [
         'global: {scrape_interval: 1s, scrape_timeout: 1s}',
         'scrape_configs:',
-        ...[['allowed', 'allowed.token'], ['denied', 'denied.token']].flatMap(([job, file]) => [
-          `- job_name: ${job}`, '  scheme: https', `  authorization: {credentials_file: ${join(promDir, file!)}}`,
-          `  tls_config: {ca_file: ${c.state.caFile}}`, `  static_configs: [{targets: ["127.0.0.1:${securePort}"]}]`,
+        ...[
+          ['allowed', 'allowed.token'],
+          ['denied', 'denied.token'],
+        ].flatMap(([job, file]) => [
+          `- job_name: ${job}`,
+          '  scheme: https',
+          `  authorization: {credentials_file: ${join(promDir, file!)}}`,
+          `  tls_config: {ca_file: ${c.state.caFile}}`,
+          `  static_configs: [{targets: ["127.0.0.1:${securePort}"]}]`,
         ]),
       ].join('\n');
-      await writeFile(join(promDir, 'prometheus.yml'), config + '\n');
-      prometheus = spawn('prometheus', [`--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
+      await writeFile(join(promDir, 'prometheus.yml'), `${config}\n`);
+      prometheus = spawn(
+        'prometheus',
+        [
+          `--config.file=${join(promDir, 'prometheus.yml')}`,
+          `--storage.tsdb.path=${join(promDir, 'data')}`,
+          `--web.listen-address=127.0.0.1:${promPort}`,
+        ],
+        { stdio: 'ignore' },
+      );
       type Target = { labels: { job: string }; health: string; lastError: string };
-      const targets = await waitFor('both targets scraped', async () => {
-        const [status, body] = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/targets` }).catch(() => [0, ''] as [number, string]);
-        if (status !== 200) return undefined;
-        const active = (JSON.parse(body) as { data: { activeTargets: Target[] } }).data.activeTargets;
-        return active.length === 2 && active.every((t) => t.health !== 'unknown') ? active : undefined;
-      }, 60_000);
+      const targets = await waitFor(
+        'both targets scraped',
+        async () => {
+          const [status, body] = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/targets` }).catch(
+            () => [0, ''] as [number, string],
+          );
+          if (status !== 200) return undefined;
+          const active = (JSON.parse(body) as { data: { activeTargets: Target[] } }).data.activeTargets;
+          return active.length === 2 && active.every((t) => t.health !== 'unknown') ? active : undefined;
+        },
+        60_000,
+      );
       const byJob = Object.fromEntries(targets.map((t) => [t.labels.job, t]));
       assert.equal(byJob.allowed!.health, 'up', byJob.allowed!.lastError);
       assert.equal(byJob.denied!.health, 'down');
       assert.match(byJob.denied!.lastError, /403/);
       const [, q] = await waitFor('kubelet_certificate_manager_server_ttl_seconds in Prometheus', async () => {
-        const r = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/query?query=kubelet_certificate_manager_server_ttl_seconds` });
+        const r = await httpGet({
+          url: `http://127.0.0.1:${promPort}/api/v1/query?query=kubelet_certificate_manager_server_ttl_seconds`,
+        });
         return (JSON.parse(r[1]) as { data: { result: unknown[] } }).data.result.length ? r : undefined;
       });
-      const ttl = Number((JSON.parse(q) as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]!.value[1]);
+      const ttl = Number(
+        (JSON.parse(q) as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]!.value[1],
+      );
       assert.ok(ttl > 0 && Number.isFinite(ttl), `serving TTL ${ttl}`);
     } finally {
       await daemon.stop();
@@ -354,13 +515,22 @@ test('the bundle from npm run build runs bootstrap without node_modules, and the
     const image = join(node.dir, 'image');
     await cp(join(REPO, 'dist/nodecred.mjs'), join(image, 'usr/local/bin/nodecred'));
     const { kubeconfig } = await tokenBootstrap(c, node);
-    const { stderr } = await run(process.execPath, [join(image, 'usr/local/bin/nodecred'), 'bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags], { cwd: image });
+    const { stderr } = await run(
+      process.execPath,
+      [join(image, 'usr/local/bin/nodecred'), 'bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags],
+      { cwd: image },
+    );
     assert.match(stderr, /client certificate installed/);
 
     // systemd-analyze verify needs ExecStart to exist: point a copy of the unit at the bundle.
-    const unit = (await readFile(join(REPO, 'systemd/nodecred.service'), 'utf8')).replaceAll('/usr/local/bin/nodecred', join(image, 'usr/local/bin/nodecred'));
+    const unit = (await readFile(join(REPO, 'systemd/nodecred.service'), 'utf8')).replaceAll(
+      '/usr/local/bin/nodecred',
+      join(image, 'usr/local/bin/nodecred'),
+    );
     await writeFile(join(node.dir, 'nodecred.service'), unit);
-    const verify = await run('systemd-analyze', ['verify', join(node.dir, 'nodecred.service')]).catch((e: { stderr: string }) => ({ stderr: e.stderr, failed: true }));
+    const verify = await run('systemd-analyze', ['verify', join(node.dir, 'nodecred.service')]).catch(
+      (e: { stderr: string }) => ({ stderr: e.stderr, failed: true }),
+    );
     assert.ok(!('failed' in verify), verify.stderr);
     assert.equal(verify.stderr.trim(), '', 'no warnings');
   } finally {
@@ -378,12 +548,20 @@ test('the single executable from npm run build:sea reports its version, and runs
     const exe = join(image, 'usr/local/bin/nodecred');
     await cp(join(REPO, 'dist/nodecred'), exe);
     // No node on PATH and no node_modules anywhere near: the executable carries both.
-    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin'.split(':').filter((d) => !d.includes('node')).join(':') };
+    const env = {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin'
+        .split(':')
+        .filter((d) => !d.includes('node'))
+        .join(':'),
+    };
     const { stdout } = await run(exe, ['--version'], { cwd: image, env });
     assert.match(stdout, /^nodecred \d+\.\d+\.\d+ \(node v24\./);
 
     const { kubeconfig } = await tokenBootstrap(c, node);
-    const daemon = startDaemon(['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags], { binary: exe, cwd: image });
+    const daemon = startDaemon(
+      ['--bootstrap-kubeconfig', kubeconfig, '--health-listen', `127.0.0.1:${port}`, ...node.flags],
+      { binary: exe, cwd: image },
+    );
     try {
       const ready = await waitForStatus(port, '/readyz?verbose', 200);
       assert.equal(ready.body, '[+]client-cert ok\n[+]apiserver-auth ok\nreadyz check passed\n');
@@ -409,13 +587,29 @@ test('post-install hooks: the command gets the kind and paths, a failing hook ne
     const pidFile = join(node.dir, 'consumer.pid');
     await writeFile(pidFile, `${sleeper.pid}\n`);
     const config = await writeConfig(join(node.dir, 'config.yaml'), {
-      hooks: { command: ['sh', '-c', `echo "$NODECRED_KIND $NODECRED_CERT_FILE $NODECRED_KUBECONFIG" >> ${record}; exit 3`], timeout: '10s', pidFile, signal: 'SIGUSR1' },
+      hooks: {
+        command: ['sh', '-c', `echo "$NODECRED_KIND $NODECRED_CERT_FILE $NODECRED_KUBECONFIG" >> ${record}; exit 3`],
+        timeout: '10s',
+        pidFile,
+        signal: 'SIGUSR1',
+      },
     });
-    const daemon = startDaemon(['--config', config, '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags]);
+    const daemon = startDaemon([
+      '--config',
+      config,
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      '--health-listen',
+      '',
+      ...node.flags,
+    ]);
     try {
       await daemon.waitForLog(/post-install hook failed \(the certificate is installed regardless\)/);
       await daemon.waitForLog(/signalled process after install/);
-      assert.equal((await readFile(record, 'utf8')).trim(), `client ${join(node.certDir, 'kubelet-client-current.pem')} ${node.kubeconfig}`);
+      assert.equal(
+        (await readFile(record, 'utf8')).trim(),
+        `client ${join(node.certDir, 'kubelet-client-current.pem')} ${node.kubeconfig}`,
+      );
       assert.equal(await sleeperExit, 'SIGUSR1', 'the consumer got the configured signal');
       assert.match(daemon.output(), /"why":"exit 3"/);
       await daemon.waitForLog(/credentials in place; ready/);

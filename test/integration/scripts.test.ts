@@ -25,7 +25,12 @@ interface ScriptResult {
 }
 
 /** Runs scripts/<name> as an admin would: the cluster's kubectl, the admin kubeconfig in KUBECONFIG. */
-function runScript(c: TestCluster, name: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ScriptResult> {
+function runScript(
+  c: TestCluster,
+  name: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ScriptResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(join(REPO, 'scripts', name), args, {
       env: { ...process.env, KUBECTL: c.state.kubectl, KUBECONFIG: c.state.kubeconfig, ...opts.env },
@@ -54,9 +59,21 @@ function lines(text: string): string[] {
 
 /** "--api-server URL --discovery-token ID.SECRET --discovery-token-ca-cert-hash sha256:…" → parts. */
 function parseFlags(line: string) {
-  const m = /^--api-server (\S+) --discovery-token ([a-z0-9]{6})\.([a-z0-9]{16})((?: --discovery-token-ca-cert-hash sha256:[0-9a-f]{64})+)$/.exec(line.trim());
+  const m =
+    /^--api-server (\S+) --discovery-token ([a-z0-9]{6})\.([a-z0-9]{16})((?: --discovery-token-ca-cert-hash sha256:[0-9a-f]{64})+)$/.exec(
+      line.trim(),
+    );
   assert.ok(m, `discovery flags line: ${line}`);
-  return { server: m[1]!, id: m[2]!, secret: m[3]!, pins: m[4]!.trim().split(/\s+/).filter((x) => x.startsWith('sha256:')), args: line.trim().split(/\s+/) };
+  return {
+    server: m[1]!,
+    id: m[2]!,
+    secret: m[3]!,
+    pins: m[4]!
+      .trim()
+      .split(/\s+/)
+      .filter((x) => x.startsWith('sha256:')),
+    args: line.trim().split(/\s+/),
+  };
 }
 
 async function secretData(c: TestCluster, id: string): Promise<Record<string, string>> {
@@ -67,13 +84,23 @@ async function secretData(c: TestCluster, id: string): Promise<Record<string, st
 
 async function bindingSubjects(c: TestCluster, name: string): Promise<{ role: string; groups: string[]; rv: string }> {
   const b = await c.rbac.readClusterRoleBinding({ name });
-  return { role: `${b.roleRef.kind}/${b.roleRef.name}`, groups: (b.subjects ?? []).filter((s) => s.kind === 'Group').map((s) => s.name), rv: b.metadata!.resourceVersion! };
+  return {
+    role: `${b.roleRef.kind}/${b.roleRef.name}`,
+    groups: (b.subjects ?? []).filter((s) => s.kind === 'Group').map((s) => s.name),
+    rv: b.metadata!.resourceVersion!,
+  };
 }
 
 const BINDINGS = {
   'kubeadm:kubelet-bootstrap': ['ClusterRole/system:node-bootstrapper', 'system:bootstrappers'],
-  'kubeadm:node-autoapprove-bootstrap': ['ClusterRole/system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'system:bootstrappers'],
-  'kubeadm:node-autoapprove-certificate-rotation': ['ClusterRole/system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'system:nodes'],
+  'kubeadm:node-autoapprove-bootstrap': [
+    'ClusterRole/system:certificates.k8s.io:certificatesigningrequests:nodeclient',
+    'system:bootstrappers',
+  ],
+  'kubeadm:node-autoapprove-certificate-rotation': [
+    'ClusterRole/system:certificates.k8s.io:certificatesigningrequests:selfnodeclient',
+    'system:nodes',
+  ],
 } as const;
 
 async function assertNodeIdentity(c: TestCluster, node: NodeDir): Promise<void> {
@@ -82,24 +109,38 @@ async function assertNodeIdentity(c: TestCluster, node: NodeDir): Promise<void> 
   const me = await whoAmI(kc);
   assert.equal(me.username, `system:node:${node.name}`);
   assert.ok(me.groups.includes('system:nodes'));
-  const verify = await run('openssl', ['verify', '-CAfile', c.state.caFile, join(node.certDir, 'kubelet-client-current.pem')]);
+  const verify = await run('openssl', [
+    'verify',
+    '-CAfile',
+    c.state.caFile,
+    join(node.certDir, 'kubelet-client-current.pem'),
+  ]);
   assert.match(verify.stdout, /: OK/);
 }
 
-test('create-bootstrap-token: a valid token Secret, kubeadm\'s bootstrap RBAC, and a 0600 kubeconfig that bootstraps a node', async () => {
+test("create-bootstrap-token: a valid token Secret, kubeadm's bootstrap RBAC, and a 0600 kubeconfig that bootstraps a node", async () => {
   const c = testCluster();
   const node = await newNodeDir('scripts');
   try {
     const out = join(node.dir, 'bootstrap-kubelet.conf');
     const before = Date.now();
-    const r = await runScript(c, 'create-bootstrap-token', ['--ttl', '2h', '--groups', 'system:bootstrappers:nodecred-test,system:bootstrappers:workers', '--description', 'scripts test', '--kubeconfig-out', out]);
+    const r = await runScript(c, 'create-bootstrap-token', [
+      '--ttl',
+      '2h',
+      '--groups',
+      'system:bootstrappers:nodecred-test,system:bootstrappers:workers',
+      '--description',
+      'scripts test',
+      '--kubeconfig-out',
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     // stdout: the discovery flags (the kubeconfig went to the file); stderr: progress, never the secret.
     const flags = parseFlags(lines(r.stdout)[0]!);
     assert.equal(lines(r.stdout).length, 1);
     assert.doesNotMatch(r.stderr, new RegExp(flags.secret), 'the token secret is not in the logs');
     assert.equal(flags.server, c.state.apiserver);
-    assert.deepEqual(flags.pins, [caPinHash(c.ca)], 'the openssl pin equals nodecred\'s own');
+    assert.deepEqual(flags.pins, [caPinHash(c.ca)], "the openssl pin equals nodecred's own");
 
     const data = await secretData(c, flags.id);
     assert.equal(data['token-id'], flags.id);
@@ -110,7 +151,10 @@ test('create-bootstrap-token: a valid token Secret, kubeadm\'s bootstrap RBAC, a
     assert.equal(data.description, 'scripts test');
     assert.match(data.expiration!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, 'RFC 3339');
     const expires = Date.parse(data.expiration!);
-    assert.ok(expires >= before + 2 * 3600_000 - 2000 && expires <= Date.now() + 2 * 3600_000 + 2000, `expiration ${data.expiration} is 2h from now`);
+    assert.ok(
+      expires >= before + 2 * 3600_000 - 2000 && expires <= Date.now() + 2 * 3600_000 + 2000,
+      `expiration ${data.expiration} is 2h from now`,
+    );
     for (const [name, [role, group]] of Object.entries(BINDINGS)) {
       const b = await bindingSubjects(c, name);
       assert.equal(b.role, role, name);
@@ -126,7 +170,12 @@ test('create-bootstrap-token: a valid token Secret, kubeadm\'s bootstrap RBAC, a
     // The API server accepts it, with the extra groups.
     const me = await whoAmI(kc);
     assert.equal(me.username, `system:bootstrap:${flags.id}`);
-    assert.deepEqual([...me.groups].sort(), ['system:authenticated', 'system:bootstrappers', 'system:bootstrappers:nodecred-test', 'system:bootstrappers:workers']);
+    assert.deepEqual([...me.groups].sort(), [
+      'system:authenticated',
+      'system:bootstrappers',
+      'system:bootstrappers:nodecred-test',
+      'system:bootstrappers:workers',
+    ]);
 
     const b = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', out, ...node.flags]);
     assert.equal(b.code, 0, b.stderr + b.stdout);
@@ -151,14 +200,32 @@ test('token discovery: after setup-cluster-info the printed flags bootstrap a no
     });
 
     // cluster-info is readable without credentials, and nothing else in kube-public is.
-    const anon = async (name: string) => (await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', c.state.caFile, `${c.state.apiserver}/api/v1/namespaces/kube-public/configmaps/${name}`])).stdout;
+    const anon = async (name: string) =>
+      (
+        await run('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '--cacert',
+          c.state.caFile,
+          `${c.state.apiserver}/api/v1/namespaces/kube-public/configmaps/${name}`,
+        ])
+      ).stdout;
     assert.equal(await anon('cluster-info'), '200');
     assert.equal(await anon('kube-root-ca.crt'), '403');
     const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
-    const info = parseYaml(cm.data!.kubeconfig!) as { clusters: Array<{ cluster: Record<string, string> }>; users: unknown };
+    const info = parseYaml(cm.data!.kubeconfig!) as {
+      clusters: Array<{ cluster: Record<string, string> }>;
+      users: unknown;
+    };
     assert.equal(info.clusters.length, 1);
     assert.equal(info.clusters[0]!.cluster.server, c.state.apiserver);
-    assert.equal(Buffer.from(info.clusters[0]!.cluster['certificate-authority-data']!, 'base64').toString().trim(), c.ca.trim());
+    assert.equal(
+      Buffer.from(info.clusters[0]!.cluster['certificate-authority-data']!, 'base64').toString().trim(),
+      c.ca.trim(),
+    );
     assert.ok(!info.users, 'no users in cluster-info');
 
     const b = await runNodecred(['bootstrap', ...flags.args, ...node.flags]);
@@ -169,12 +236,18 @@ test('token discovery: after setup-cluster-info the printed flags bootstrap a no
   }
 });
 
-test('idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token --token twice updates in place; kubeadm\'s binding subjects are kept', async () => {
+test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token --token twice updates in place; kubeadm's binding subjects are kept", async () => {
   const c = testCluster();
   const versions = async () => {
     const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
-    const role = await c.rbac.readNamespacedRole({ namespace: 'kube-public', name: 'kubeadm:bootstrap-signer-clusterinfo' });
-    const rb = await c.rbac.readNamespacedRoleBinding({ namespace: 'kube-public', name: 'kubeadm:bootstrap-signer-clusterinfo' });
+    const role = await c.rbac.readNamespacedRole({
+      namespace: 'kube-public',
+      name: 'kubeadm:bootstrap-signer-clusterinfo',
+    });
+    const rb = await c.rbac.readNamespacedRoleBinding({
+      namespace: 'kube-public',
+      name: 'kubeadm:bootstrap-signer-clusterinfo',
+    });
     return [cm.data?.kubeconfig, role.metadata!.resourceVersion, rb.metadata!.resourceVersion];
   };
   const first = await runScript(c, 'setup-cluster-info', []);
@@ -186,26 +259,58 @@ test('idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.deepEqual(await versions(), v1, 'no object changed');
   // An admin kubeconfig naming the API server differently does not silently change what nodes discover.
   const elsewhere = join(await mkdtemp(join(tmpdir(), 'nodecred-scripts-')), 'admin.kubeconfig');
-  await writeFile(elsewhere, (await readFile(c.state.kubeconfig, 'utf8')).replace(c.state.apiserver, c.state.apiserver.replace('127.0.0.1', 'localhost')), { mode: 0o600 });
+  await writeFile(
+    elsewhere,
+    (await readFile(c.state.kubeconfig, 'utf8')).replace(
+      c.state.apiserver,
+      c.state.apiserver.replace('127.0.0.1', 'localhost'),
+    ),
+    { mode: 0o600 },
+  );
   const moved = await runScript(c, 'setup-cluster-info', ['--kubeconfig', elsewhere]);
   assert.equal(moved.code, 1);
-  assert.match(moved.stderr, new RegExp(`cluster-info names server ${c.state.apiserver}, your kubeconfig https://localhost:\\d+: pass --api-server ${c.state.apiserver} to keep it`));
+  assert.match(
+    moved.stderr,
+    new RegExp(
+      `cluster-info names server ${c.state.apiserver}, your kubeconfig https://localhost:\\d+: pass --api-server ${c.state.apiserver} to keep it`,
+    ),
+  );
   assert.deepEqual(await versions(), v1, 'still unchanged');
   await rm(dirname(elsewhere), { recursive: true, force: true });
-  const role = await c.rbac.readNamespacedRole({ namespace: 'kube-public', name: 'kubeadm:bootstrap-signer-clusterinfo' });
-  assert.deepEqual(JSON.parse(JSON.stringify(role.rules)), [{ apiGroups: [''], resources: ['configmaps'], resourceNames: ['cluster-info'], verbs: ['get'] }]);
+  const role = await c.rbac.readNamespacedRole({
+    namespace: 'kube-public',
+    name: 'kubeadm:bootstrap-signer-clusterinfo',
+  });
+  assert.deepEqual(JSON.parse(JSON.stringify(role.rules)), [
+    { apiGroups: [''], resources: ['configmaps'], resourceNames: ['cluster-info'], verbs: ['get'] },
+  ]);
 
   // A kubeadm cluster binds kubeadm:kubelet-bootstrap to its own token group: the script adds its group, keeps kubeadm's.
   await c.rbac.patchClusterRoleBinding({
     name: 'kubeadm:kubelet-bootstrap',
-    body: [{ op: 'replace', path: '/subjects', value: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:bootstrappers:kubeadm:default-node-token' }] }],
+    body: [
+      {
+        op: 'replace',
+        path: '/subjects',
+        value: [
+          {
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: 'Group',
+            name: 'system:bootstrappers:kubeadm:default-node-token',
+          },
+        ],
+      },
+    ],
   });
   const id = randomBytes(3).toString('hex');
   const token = `${id}.${'0123456789abcdef'}`;
   const a = await runScript(c, 'create-bootstrap-token', ['--token', token, '--ttl', '1h']);
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stderr, new RegExp(`bootstrap token ${id} created`));
-  assert.match(a.stderr, /ClusterRoleBinding kubeadm:kubelet-bootstrap: added group system:bootstrappers \(kept the other subjects\)/);
+  assert.match(
+    a.stderr,
+    /ClusterRoleBinding kubeadm:kubelet-bootstrap: added group system:bootstrappers \(kept the other subjects\)/,
+  );
   const kept = await bindingSubjects(c, 'kubeadm:kubelet-bootstrap');
   assert.deepEqual(kept.groups, ['system:bootstrappers:kubeadm:default-node-token', 'system:bootstrappers']);
   // Default --output both: a kubeconfig on stdout, the discovery flags in a comment at its top.
@@ -220,14 +325,23 @@ test('idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, new RegExp(`bootstrap token ${id} updated`));
   assert.equal(lines(again.stderr).filter((l) => l.includes('unchanged')).length, 3, again.stderr);
-  assert.deepEqual(await Promise.all(Object.keys(BINDINGS).map(async (n) => (await bindingSubjects(c, n)).rv)), bindingVersions, 'RBAC untouched');
+  assert.deepEqual(
+    await Promise.all(Object.keys(BINDINGS).map(async (n) => (await bindingSubjects(c, n)).rv)),
+    bindingVersions,
+    'RBAC untouched',
+  );
   const data = await secretData(c, id);
   assert.ok(Date.parse(data.expiration!) > Date.now() + 2.9 * 3600_000, 'the expiration follows the new --ttl');
 
   // Same id, another secret: refused, and neither secret is printed.
   const clash = await runScript(c, 'create-bootstrap-token', ['--token', `${id}.ffffffffffffffff`]);
   assert.equal(clash.code, 1);
-  assert.match(clash.stderr, new RegExp(`Secret kube-system/bootstrap-token-${id} exists with a different token secret: pick another --token, or delete it first`));
+  assert.match(
+    clash.stderr,
+    new RegExp(
+      `Secret kube-system/bootstrap-token-${id} exists with a different token secret: pick another --token, or delete it first`,
+    ),
+  );
   assert.doesNotMatch(clash.stderr + clash.stdout, /0123456789abcdef|ffffffffffffffff/);
   assert.equal(lines(clash.stderr).length, 1);
   await c.core.deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` });
@@ -236,16 +350,42 @@ test('idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
 test('script errors are one line naming the flag or object and the fix', async () => {
   const c = testCluster();
   const cases: Array<[string, string[], number, RegExp, NodeJS.ProcessEnv?]> = [
-    ['create-bootstrap-token', ['--groups', 'system:workers'], 2, /--groups: "system:workers" must match system:bootstrappers:/],
-    ['create-bootstrap-token', ['--token', 'ABCDEF.SECRETSECRETSECR'], 2, /--token is not of the form <6 chars \[a-z0-9\]>\.<16 chars \[a-z0-9\]>/],
+    [
+      'create-bootstrap-token',
+      ['--groups', 'system:workers'],
+      2,
+      /--groups: "system:workers" must match system:bootstrappers:/,
+    ],
+    [
+      'create-bootstrap-token',
+      ['--token', 'ABCDEF.SECRETSECRETSECR'],
+      2,
+      /--token is not of the form <6 chars \[a-z0-9\]>\.<16 chars \[a-z0-9\]>/,
+    ],
     ['create-bootstrap-token', ['--ttl', '1d'], 2, /--ttl "1d" is not a duration: use e\.g\. 24h/],
     ['create-bootstrap-token', ['--output', 'json'], 2, /--output "json" is not one of kubeconfig, flags, both/],
     ['create-bootstrap-token', ['--ttl'], 2, /--ttl needs a value/],
     ['setup-cluster-info', ['--frobnicate'], 2, /unknown argument "--frobnicate"/],
-    ['setup-cluster-info', ['--kubeconfig', '/nonexistent/admin.conf'], 2, /--kubeconfig \/nonexistent\/admin\.conf: file does not exist/],
+    [
+      'setup-cluster-info',
+      ['--kubeconfig', '/nonexistent/admin.conf'],
+      2,
+      /--kubeconfig \/nonexistent\/admin\.conf: file does not exist/,
+    ],
     ['create-monitoring-token', ['--duration', '5m'], 2, /--duration 5m: a token must live at least 10m/],
-    ['create-monitoring-token', ['--namespace', 'Monitoring'], 2, /--namespace "Monitoring" is not a valid namespace name/],
-    ['create-monitoring-token', [], 1, /kubectl not found \(looked for "\/nonexistent\/kubectl"\): install kubectl or set KUBECTL/, { KUBECTL: '/nonexistent/kubectl' }],
+    [
+      'create-monitoring-token',
+      ['--namespace', 'Monitoring'],
+      2,
+      /--namespace "Monitoring" is not a valid namespace name/,
+    ],
+    [
+      'create-monitoring-token',
+      [],
+      1,
+      /kubectl not found \(looked for "\/nonexistent\/kubectl"\): install kubectl or set KUBECTL/,
+      { KUBECTL: '/nonexistent/kubectl' },
+    ],
   ];
   for (const [script, args, code, message, env] of cases) {
     const r = await runScript(c, script, args, env ? { env } : {});
@@ -254,7 +394,11 @@ test('script errors are one line naming the flag or object and the fix', async (
     assert.equal(lines(r.stderr).length, 1, `one line: ${r.stderr}`);
     assert.equal(r.stdout, '');
   }
-  assert.doesNotMatch((await runScript(c, 'create-bootstrap-token', ['--token', 'ABCDEF.SECRETSECRETSECR'])).stderr, /SECRETSECRET/, 'a bad token is not echoed');
+  assert.doesNotMatch(
+    (await runScript(c, 'create-bootstrap-token', ['--token', 'ABCDEF.SECRETSECRETSECR'])).stderr,
+    /SECRETSECRET/,
+    'a bad token is not echoed',
+  );
 
   // A kubeconfig without admin rights (a bootstrap token's) is named as the problem, with the fix.
   const node = await newNodeDir('scripts');
@@ -311,7 +455,10 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
     const core = tokenKubeConfig(c, token).makeApiClient(CoreV1Api);
     await core.listNode();
     await core.listPodForAllNamespaces();
-    assert.ok(await forbidden(core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'x' } } })), 'no writes');
+    assert.ok(
+      await forbidden(core.createNamespacedConfigMap({ namespace: ns, body: { metadata: { name: 'x' } } })),
+      'no writes',
+    );
     assert.ok(await forbidden(core.listSecretForAllNamespaces()), 'no Secrets');
 
     // Running it again changes no object (a new token is its product).
@@ -332,11 +479,19 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
     cr.rules = (cr.rules ?? []).filter((rule) => !rule.resources?.includes('nodes/metrics'));
     await c.rbac.replaceClusterRole({ name: role, body: cr });
     const failed = await waitFor('the authorizer to see the removed rule', async () => {
-      const check = await runScript(c, 'create-monitoring-token', ['--cluster-role', role, '--check-token', '-'], { input: token });
+      const check = await runScript(c, 'create-monitoring-token', ['--cluster-role', role, '--check-token', '-'], {
+        input: token,
+      });
       return check.code === 1 ? check : undefined;
     });
-    assert.match(failed.stderr, new RegExp(`FAIL: ${user} is denied 1 of 35 permissions \\(each would be a 403\\): get nodes/metrics\n`));
-    assert.match(failed.stderr, /missing rule: - apiGroups: \[""\] {2}resources: \["nodes\/metrics"\] {2}verbs: \["get"\] {3}# kubelet \/metrics/);
+    assert.match(
+      failed.stderr,
+      new RegExp(`FAIL: ${user} is denied 1 of 35 permissions \\(each would be a 403\\): get nodes/metrics\n`),
+    );
+    assert.match(
+      failed.stderr,
+      /missing rule: - apiGroups: \[""\] {2}resources: \["nodes\/metrics"\] {2}verbs: \["get"\] {3}# kubelet \/metrics/,
+    );
     assert.equal(lines(failed.stderr).filter((l) => l.includes('missing rule:')).length, 1);
     assert.match(failed.stderr, new RegExp(`fix: add the missing rule\\(s\\) to ClusterRole ${role}`));
     assert.equal(failed.stdout, '');
@@ -345,7 +500,9 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
     const restore = await runScript(c, 'create-monitoring-token', args);
     assert.equal(restore.code, 0, restore.stderr);
     await waitFor('the restored rule to be authorized', async () => {
-      const check = await runScript(c, 'create-monitoring-token', ['--cluster-role', role, '--check-token', '-'], { input: token });
+      const check = await runScript(c, 'create-monitoring-token', ['--cluster-role', role, '--check-token', '-'], {
+        input: token,
+      });
       return check.code === 0 ? true : undefined;
     });
   } finally {
@@ -360,19 +517,35 @@ test('create-monitoring-token --no-nodes-proxy leaves nodes/proxy out; --check-t
   const ns = uniqueName('monitoring');
   const role = `nodecred-test:monitoring-direct:${ns}`;
   try {
-    const r = await runScript(c, 'create-monitoring-token', ['--namespace', ns, '--name', 'agent', '--cluster-role', role, '--no-nodes-proxy', '--verify', '--print-kubeconfig']);
+    const r = await runScript(c, 'create-monitoring-token', [
+      '--namespace',
+      ns,
+      '--name',
+      'agent',
+      '--cluster-role',
+      role,
+      '--no-nodes-proxy',
+      '--verify',
+      '--print-kubeconfig',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /has all 34 permissions/);
     const cr = await c.rbac.readClusterRole({ name: role });
     assert.ok(!(cr.rules ?? []).some((rule) => rule.resources?.includes('nodes/proxy')));
-    assert.ok((cr.rules ?? []).every((rule) => rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))), 'read-only verbs');
+    assert.ok(
+      (cr.rules ?? []).every((rule) => rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))),
+      'read-only verbs',
+    );
     const kc = new KubeConfig();
     kc.loadFromString(r.stdout);
     assert.equal((await whoAmI(kc)).username, `system:serviceaccount:${ns}:agent`);
 
     const bad = await runScript(c, 'create-monitoring-token', ['--check-token', '-'], { input: 'not-a-token\n' });
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /the API server does not accept the token .*: it expired, or its ServiceAccount was deleted or recreated; create a new one/);
+    assert.match(
+      bad.stderr,
+      /the API server does not accept the token .*: it expired, or its ServiceAccount was deleted or recreated; create a new one/,
+    );
     assert.equal(lines(bad.stderr).length, 1);
     assert.doesNotMatch(bad.stderr, /not-a-token/);
   } finally {
@@ -385,9 +558,27 @@ test('create-monitoring-token --no-nodes-proxy leaves nodes/proxy out; --check-t
 test('--help of every script exits 0 and documents its flags', async () => {
   const c = testCluster();
   const expect: Record<string, string[]> = {
-    'create-bootstrap-token': ['--ttl', '--groups', '--description', '--token', '--api-server', '--output', '--kubeconfig-out', '--kubeconfig'],
+    'create-bootstrap-token': [
+      '--ttl',
+      '--groups',
+      '--description',
+      '--token',
+      '--api-server',
+      '--output',
+      '--kubeconfig-out',
+      '--kubeconfig',
+    ],
     'setup-cluster-info': ['--kubeconfig', '--api-server', 'system:anonymous', 'kubeadm:bootstrap-signer-clusterinfo'],
-    'create-monitoring-token': ['--namespace', '--name', '--duration', '--verify', '--check-token', '--print-kubeconfig', 'nodes/metrics', 'nodes/proxy'],
+    'create-monitoring-token': [
+      '--namespace',
+      '--name',
+      '--duration',
+      '--verify',
+      '--check-token',
+      '--print-kubeconfig',
+      'nodes/metrics',
+      'nodes/proxy',
+    ],
   };
   for (const [script, words] of Object.entries(expect)) {
     const r = await runScript(c, script, ['--help']);

@@ -8,7 +8,15 @@ import { readFile, readlink, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  testCluster, createBootstrapToken, ensureBootstrapRbac, approveCsr, createNode, setNodeAddresses, waitFor, whoAmI, type TestCluster,
+  testCluster,
+  createBootstrapToken,
+  ensureBootstrapRbac,
+  approveCsr,
+  createNode,
+  setNodeAddresses,
+  waitFor,
+  whoAmI,
+  type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, type NodeDir } from '../helpers/node.ts';
 import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
@@ -31,7 +39,8 @@ function servingApprover(c: TestCluster, node: string) {
       const list = await c.certificates.listCertificateSigningRequest();
       for (const csr of list.items) {
         const name = csr.metadata!.name!;
-        if (csr.spec.signerName !== 'kubernetes.io/kubelet-serving' || csr.spec.username !== `system:node:${node}`) continue;
+        if (csr.spec.signerName !== 'kubernetes.io/kubelet-serving' || csr.spec.username !== `system:node:${node}`)
+          continue;
         if (csr.status?.conditions?.length || approved.includes(name)) continue;
         await approveCsr(c, name);
         approved.push(name);
@@ -39,7 +48,13 @@ function servingApprover(c: TestCluster, node: string) {
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-  return { approved, stop: async () => { stopped = true; await loop; } };
+  return {
+    approved,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
 }
 
 async function bootstrapKubeconfig(c: TestCluster, node: NodeDir): Promise<string> {
@@ -48,7 +63,7 @@ async function bootstrapKubeconfig(c: TestCluster, node: NodeDir): Promise<strin
   return writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
 }
 
-test('serving certificate: SANs from the Node\'s status.addresses, approved by an admin, installed', async () => {
+test("serving certificate: SANs from the Node's status.addresses, approved by an admin, installed", async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const approver = servingApprover(c, node.name);
@@ -59,11 +74,20 @@ test('serving certificate: SANs from the Node\'s status.addresses, approved by a
       { type: 'ExternalIP', address: '2001:db8::7' },
     ]);
     const bootstrap = await bootstrapKubeconfig(c, node);
-    const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, '--rotate-server-certificates', ...node.flags]);
+    const r = await runNodecred([
+      'bootstrap',
+      '--bootstrap-kubeconfig',
+      bootstrap,
+      '--rotate-server-certificates',
+      ...node.flags,
+    ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const current = join(node.certDir, 'kubelet-server-current.pem');
     assert.match(await readlink(current), /^kubelet-server-\d{4}(-\d{2}){5}\.pem$/);
-    assert.equal(await sans(current), `DNS:${node.name}.example.internal, IP Address:10.1.2.3, IP Address:2001:DB8:0:0:0:0:0:7`);
+    assert.equal(
+      await sans(current),
+      `DNS:${node.name}.example.internal, IP Address:10.1.2.3, IP Address:2001:DB8:0:0:0:0:0:7`,
+    );
     const eku = await run('openssl', ['x509', '-in', current, '-noout', '-ext', 'extendedKeyUsage']);
     assert.match(eku.stdout, /TLS Web Server Authentication/);
     assert.match((await run('openssl', ['verify', '-CAfile', c.state.caFile, current])).stdout, /: OK/);
@@ -80,7 +104,15 @@ test('serving certificate before the Node exists uses --node-ip', async () => {
   const approver = servingApprover(c, node.name);
   try {
     const bootstrap = await bootstrapKubeconfig(c, node);
-    const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, '--rotate-server-certificates', '--node-ip', '10.9.8.7', ...node.flags]);
+    const r = await runNodecred([
+      'bootstrap',
+      '--bootstrap-kubeconfig',
+      bootstrap,
+      '--rotate-server-certificates',
+      '--node-ip',
+      '10.9.8.7',
+      ...node.flags,
+    ]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(await sans(join(node.certDir, 'kubelet-server-current.pem')), 'IP Address:10.9.8.7');
   } finally {
@@ -113,20 +145,42 @@ test('daemon: changed Node addresses lead to a new serving certificate; both cer
       assert.equal(await sans(serverCurrent), 'IP Address:10.0.0.1');
       const firstClient = await readFile(clientCurrent, 'utf8');
 
-      await setNodeAddresses(c, node.name, [{ type: 'InternalIP', address: '10.0.0.2' }, { type: 'InternalDNS', address: `${node.name}.internal` }]);
-      await waitFor('serving certificate for the new addresses', async () =>
-        (await sans(serverCurrent)) === `DNS:${node.name}.internal, IP Address:10.0.0.2` ? true : undefined, 60_000);
+      await setNodeAddresses(c, node.name, [
+        { type: 'InternalIP', address: '10.0.0.2' },
+        { type: 'InternalDNS', address: `${node.name}.internal` },
+      ]);
+      await waitFor(
+        'serving certificate for the new addresses',
+        async () =>
+          (await sans(serverCurrent)) === `DNS:${node.name}.internal, IP Address:10.0.0.2` ? true : undefined,
+        60_000,
+      );
       assert.match(daemon.output(), /node addresses changed; requesting a new serving certificate/);
 
       // Rotation: the client certificate is renewed with itself (selfnodeclient auto-approval).
-      await waitFor('client certificate rotation', async () => ((await readFile(clientCurrent, 'utf8')) !== firstClient ? true : undefined), 60_000);
+      await waitFor(
+        'client certificate rotation',
+        async () => ((await readFile(clientCurrent, 'utf8')) !== firstClient ? true : undefined),
+        60_000,
+      );
       assert.match(daemon.output(), /client certificate due for rotation; renewing with it/);
-      await waitFor('serving certificate rotation', async () => (approver.approved.length >= 3 ? true : undefined), 60_000);
+      await waitFor(
+        'serving certificate rotation',
+        async () => (approver.approved.length >= 3 ? true : undefined),
+        60_000,
+      );
       const kc = new KubeConfig();
       kc.loadFromFile(node.kubeconfig);
-      assert.equal((await whoAmI(kc)).username, `system:node:${node.name}`, 'the kubeconfig still works after rotation');
+      assert.equal(
+        (await whoAmI(kc)).username,
+        `system:node:${node.name}`,
+        'the kubeconfig still works after rotation',
+      );
       const files = await readdir(node.certDir);
-      assert.ok(files.filter((f) => /^kubelet-client-\d/.test(f)).length >= 2, `old and new client pairs kept: ${files.join(' ')}`);
+      assert.ok(
+        files.filter((f) => /^kubelet-client-\d/.test(f)).length >= 2,
+        `old and new client pairs kept: ${files.join(' ')}`,
+      );
     } finally {
       assert.equal(await daemon.stop(), 0, 'graceful exit on SIGTERM');
     }
@@ -147,10 +201,18 @@ test('an expired client certificate at start falls back to the bootstrap credent
 
     // The node was off for longer than the certificate lived: install an expired one in its place.
     const keys = newEcKey();
-    const ca = { name: 'nodecred-local-ca', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
+    const ca = {
+      name: 'nodecred-local-ca',
+      certificatePem: c.ca,
+      privateKey: createPrivateKey(await readFile(c.state.caKeyFile)),
+    };
     const expired = await issueLeaf(ca, {
-      publicKey: keys.publicKey, commonName: `system:node:${node.name}`, organizations: ['system:nodes'], extendedKeyUsages: [CLIENT_AUTH],
-      notBefore: new Date(Date.now() - 48 * 3600_000), notAfter: new Date(Date.now() - 24 * 3600_000),
+      publicKey: keys.publicKey,
+      commonName: `system:node:${node.name}`,
+      organizations: ['system:nodes'],
+      extendedKeyUsages: [CLIENT_AUTH],
+      notBefore: new Date(Date.now() - 48 * 3600_000),
+      notAfter: new Date(Date.now() - 24 * 3600_000),
     });
     await new CertStore(node.certDir).install('client', expired, keys.privateKey, new Date(Date.now() - 48 * 3600_000));
 

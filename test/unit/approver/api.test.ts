@@ -15,12 +15,18 @@ async function withSource(fn: (source: ApiSource) => Promise<void>): Promise<voi
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-api-source-'));
   try {
     const file = join(dir, 'approver.conf');
-    await writeFile(file, stringify({
-      apiVersion: 'v1', kind: 'Config', 'current-context': 'a',
-      clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
-      contexts: [{ name: 'a', context: { cluster: 'c', user: 'u' } }],
-      users: [{ name: 'u', user: { token: 'not-a-real-token' } }],
-    }), { mode: 0o600 });
+    await writeFile(
+      file,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'a',
+        clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:1' } }],
+        contexts: [{ name: 'a', context: { cluster: 'c', user: 'u' } }],
+        users: [{ name: 'u', user: { token: 'not-a-real-token' } }],
+      }),
+      { mode: 0o600 },
+    );
     await fn(await ApiSource.fromKubeconfig(file));
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -37,7 +43,10 @@ test('ApiSource: concurrent callers share one generation', async () => {
 test('ApiSource: a 401 builds new clients; a 500 or a refused connection changes nothing and throws nothing', async () => {
   await withSource(async (source) => {
     const first = await source.clients();
-    const refused = await first.core.readNamespace({ name: 'default' }).then(() => undefined, (err: unknown) => err);
+    const refused = await first.core.readNamespace({ name: 'default' }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     assert.ok(refused, 'nothing listens on port 1');
     source.noteFailure(refused);
     source.noteFailure(new ApiException(500, 'Internal Server Error', '{}', {}));
@@ -48,6 +57,11 @@ test('ApiSource: a 401 builds new clients; a 500 or a refused connection changes
     assert.notEqual(second.kubeConfig, first.kubeConfig, 'a 401 builds new clients');
     assert.equal(first.kubeConfig.openConnections(), 0);
     // The retired generation still works, on a connection per request.
-    assert.ok(await first.core.readNamespace({ name: 'default' }).then(() => false, () => true));
+    assert.ok(
+      await first.core.readNamespace({ name: 'default' }).then(
+        () => false,
+        () => true,
+      ),
+    );
   });
 });

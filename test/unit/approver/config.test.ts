@@ -2,19 +2,26 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UserError } from '../../../src/errors.ts';
 import {
-  approverOverridesFromDocument, defaultApproverConfig, mergeApproverConfig, parseListen, policyOf,
+  approverOverridesFromDocument,
+  defaultApproverConfig,
+  mergeApproverConfig,
+  parseListen,
+  policyOf,
 } from '../../../src/approver/config.ts';
 
 const HEAD = { apiVersion: 'nodecred.io/v1alpha1', kind: 'ApproverConfiguration' };
 const FILE = '/etc/nodecred/approver.yaml';
 
 function fails(doc: unknown, where: string, message: RegExp): void {
-  assert.throws(() => approverOverridesFromDocument(doc, FILE), (err: unknown) => {
-    assert.ok(err instanceof UserError, String(err));
-    assert.equal(err.where, `${FILE}: ${where}`);
-    assert.match(err.message, message);
-    return true;
-  });
+  assert.throws(
+    () => approverOverridesFromDocument(doc, FILE),
+    (err: unknown) => {
+      assert.ok(err instanceof UserError, String(err));
+      assert.equal(err.where, `${FILE}: ${where}`);
+      assert.match(err.message, message);
+      return true;
+    },
+  );
 }
 
 test('defaults: every default key algorithm, deny, kube-system/nodecred-approver, loopback metrics', () => {
@@ -28,21 +35,24 @@ test('defaults: every default key algorithm, deny, kube-system/nodecred-approver
 });
 
 test('a full document is read into the config; flags (later layers) win', () => {
-  const o = approverOverridesFromDocument({
-    ...HEAD,
-    dnsPatterns: ['*.Compute.Internal', 'node.example'],
-    allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
-    maxLifetime: '720h',
-    allowedKeyAlgorithms: ['ecdsa-p256'],
-    denyMode: 'leave-pending',
-    onUnknownNode: 'leave-pending',
-    nodeNamePattern: 'ip-10-.*',
-    leaseNamespace: 'nodecred',
-    leaseName: 'approver',
-    resyncInterval: '30s',
-    metricsListen: '[::1]:9000',
-    logLevel: 'debug',
-  }, FILE);
+  const o = approverOverridesFromDocument(
+    {
+      ...HEAD,
+      dnsPatterns: ['*.Compute.Internal', 'node.example'],
+      allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
+      maxLifetime: '720h',
+      allowedKeyAlgorithms: ['ecdsa-p256'],
+      denyMode: 'leave-pending',
+      onUnknownNode: 'leave-pending',
+      nodeNamePattern: 'ip-10-.*',
+      leaseNamespace: 'nodecred',
+      leaseName: 'approver',
+      resyncInterval: '30s',
+      metricsListen: '[::1]:9000',
+      logLevel: 'debug',
+    },
+    FILE,
+  );
   const c = mergeApproverConfig(o, { leaseName: 'from-flag' });
   assert.deepEqual(c.dnsPatterns, ['*.compute.internal', 'node.example']);
   assert.equal(c.maxExpirationSeconds, 720 * 3600);

@@ -15,12 +15,16 @@ import { parseFlags } from '../../../src/cli/flags.ts';
 
 const REPO = resolve(import.meta.dirname, '../../..');
 const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML manifests, read field by field in the assertions
 type Doc = { kind: string; [k: string]: any };
 const docs = (path: string): Doc[] => parseAllDocuments(read(path)).map((d) => d.toJS() as Doc);
 
 test('approver-deployment.yaml: the ConfigMap holds a valid ApproverConfiguration', () => {
   const cm = docs('deploy/approver-deployment.yaml').find((d) => d.kind === 'ConfigMap')!;
-  const o = approverOverridesFromDocument(parseYaml(cm.data['approver.yaml']), 'ConfigMap nodecred-approver: approver.yaml');
+  const o = approverOverridesFromDocument(
+    parseYaml(cm.data['approver.yaml']),
+    'ConfigMap nodecred-approver: approver.yaml',
+  );
   assert.equal(o.denyMode, 'deny');
 });
 
@@ -49,7 +53,12 @@ test('approver-rbac.yaml: the signer rule is limited to kubelet-serving, Lease g
   const all = docs('deploy/approver-rbac.yaml');
   const role = all.find((x) => x.kind === 'ClusterRole')!;
   const signer = role.rules.find((r: { resources: string[] }) => r.resources.includes('signers'));
-  assert.deepEqual(signer, { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: ['kubernetes.io/kubelet-serving'], verbs: ['approve'] });
+  assert.deepEqual(signer, {
+    apiGroups: ['certificates.k8s.io'],
+    resources: ['signers'],
+    resourceNames: ['kubernetes.io/kubelet-serving'],
+    verbs: ['approve'],
+  });
   for (const r of role.rules) assert.ok(!r.verbs.includes('*') && !r.resources.includes('*'), JSON.stringify(r));
   const lease = all.find((x) => x.kind === 'Role' && x.metadata.namespace === 'kube-system')!;
   const named = lease.rules.find((r: { verbs: string[] }) => r.verbs.includes('update'));
@@ -70,7 +79,10 @@ test('nodecred-approver.service: flags are known, and systemd-analyze verify pas
   try {
     writeFileSync(join(dir, 'nodecred'), '#!/bin/sh\nexit 0\n');
     chmodSync(join(dir, 'nodecred'), 0o755);
-    writeFileSync(join(dir, 'nodecred-approver.service'), unit.replaceAll('/usr/local/bin/nodecred', join(dir, 'nodecred')));
+    writeFileSync(
+      join(dir, 'nodecred-approver.service'),
+      unit.replaceAll('/usr/local/bin/nodecred', join(dir, 'nodecred')),
+    );
     const r = spawnSync('systemd-analyze', ['verify', join(dir, 'nodecred-approver.service')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr.trim(), '', 'no warnings');

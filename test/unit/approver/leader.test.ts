@@ -3,7 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { LeaderElector, LeaseConflict, microTime, type LeaseRecord, type LeaseStore, type LeaderTimings, type StoredLease } from '../../../src/approver/leader.ts';
+import {
+  LeaderElector,
+  LeaseConflict,
+  microTime,
+  type LeaseRecord,
+  type LeaseStore,
+  type LeaderTimings,
+  type StoredLease,
+} from '../../../src/approver/leader.ts';
 
 const T: LeaderTimings = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
 const silent = pino({ level: 'silent' });
@@ -63,7 +71,10 @@ function candidate(store: LeaseStore, identity: string): Candidate {
   const stop = new AbortController();
   const c = { stop, terms: 0, leading: false, termEndedAt: undefined } as Candidate;
   c.elector = new LeaderElector({
-    store, identity, log: silent, timings: T,
+    store,
+    identity,
+    log: silent,
+    timings: T,
     lead: async (signal) => {
       c.terms++;
       c.leading = true;
@@ -96,7 +107,10 @@ test('of two candidates exactly one leads; stopping it releases the Lease and th
   leader.stop.abort();
   await leader.done;
   assert.equal(leader.leading, false);
-  assert.equal(store.stored!.record.holderIdentity === follower.elector.identity || store.stored!.record.holderIdentity === '', true);
+  assert.equal(
+    store.stored!.record.holderIdentity === follower.elector.identity || store.stored!.record.holderIdentity === '',
+    true,
+  );
   await until('the follower to lead', () => follower.leading);
   // Released, not expired: the takeover does not wait for the lease duration.
   assert.ok(Date.now() - stoppedAt < T.leaseDurationMs, `took over after ${Date.now() - stoppedAt} ms`);
@@ -109,7 +123,13 @@ test('of two candidates exactly one leads; stopping it releases the Lease and th
 test('a Lease held by a crashed holder is taken only after its duration, counted as a transition', async () => {
   const store = new MemoryLeaseStore();
   const now = Date.now();
-  await store.create({ holderIdentity: 'crashed', leaseDurationSeconds: 1, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 4 });
+  await store.create({
+    holderIdentity: 'crashed',
+    leaseDurationSeconds: 1,
+    acquireTime: microTime(now),
+    renewTime: microTime(now),
+    leaseTransitions: 4,
+  });
   const started = Date.now();
   const c = candidate(store, 'new');
   await until('takeover', () => c.leading, 3000);
@@ -143,7 +163,11 @@ test('isLeader turns false as soon as the last renewal is older than the renew d
   const stop = new AbortController();
   let leading = false;
   const elector = new LeaderElector({
-    store, identity: 'a', log: silent, timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 }, now: () => clock,
+    store,
+    identity: 'a',
+    log: silent,
+    timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 },
+    now: () => clock,
     lead: async (signal) => {
       leading = true;
       await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
@@ -166,9 +190,18 @@ test('a renewal that finds another holder ends leadership at once', async () => 
   await until('leading', () => c.leading);
   const rv = store.stored!.resourceVersion;
   const now = Date.now();
-  await store.update({ holderIdentity: 'usurper', leaseDurationSeconds: 15, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 1 }, rv);
+  await store.update(
+    {
+      holderIdentity: 'usurper',
+      leaseDurationSeconds: 15,
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+      leaseTransitions: 1,
+    },
+    rv,
+  );
   await until('stepped down', () => !c.leading, T.retryPeriodMs * 4);
   c.stop.abort();
   await c.done;
-  assert.equal(store.stored!.record.holderIdentity, 'usurper', 'a follower never releases someone else\'s Lease');
+  assert.equal(store.stored!.record.holderIdentity, 'usurper', "a follower never releases someone else's Lease");
 });

@@ -7,8 +7,17 @@ import { buildCsrPem, nodeSubject, parseCsrPem, type CsrRequest, type ParsedCsr 
 import { encodePrivateKeyPem, generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../../src/pki/keys.ts';
 import { encodePem, parsePemBlocks } from '../../../src/pki/pem.ts';
 import {
-  applyAuthorization, decideServingCsr, dnsPatternMatches, ipInCidr, nodeNameOf, DENY_REASONS, KUBELET_SERVING_SIGNER,
-  type ApproverPolicy, type CsrFacts, type Decision, type NodeFacts,
+  applyAuthorization,
+  decideServingCsr,
+  dnsPatternMatches,
+  ipInCidr,
+  nodeNameOf,
+  DENY_REASONS,
+  KUBELET_SERVING_SIGNER,
+  type ApproverPolicy,
+  type CsrFacts,
+  type Decision,
+  type NodeFacts,
 } from '../../../src/approver/policy.ts';
 import { openssl } from '../pki/helpers.ts';
 
@@ -37,7 +46,8 @@ const POLICY: ApproverPolicy = {
 const keys = new Map<KeyAlgorithm, KeyObject>();
 const parsedCache = new Map<string, ParsedCsr>();
 before(async () => {
-  for (const alg of ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048'] as const) keys.set(alg, (await generateKey(alg)).privateKey);
+  for (const alg of ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048'] as const)
+    keys.set(alg, (await generateKey(alg)).privateKey);
 });
 
 async function request(req: Partial<CsrRequest> = {}, alg: KeyAlgorithm = 'ecdsa-p256'): Promise<ParsedCsr> {
@@ -70,20 +80,30 @@ function expectDecision(d: Decision, decision: Decision['decision'], reason?: st
 
 // ── approvals ────────────────────────────────────────────────────────────────────────────────────────
 
-test('approves a kubelet-style serving CSR whose SANs are all the Node\'s addresses', async () => {
-  const f = await facts({}, { dnsNames: ['worker-1', 'worker-1.internal.example'], ipAddresses: ['10.0.0.5', '2001:db8::5'] });
+test("approves a kubelet-style serving CSR whose SANs are all the Node's addresses", async () => {
+  const f = await facts(
+    {},
+    { dnsNames: ['worker-1', 'worker-1.internal.example'], ipAddresses: ['10.0.0.5', '2001:db8::5'] },
+  );
   expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'approve', undefined, /worker-1.*10\.0\.0\.5/);
 });
 
 test('approves every usage set the kubelet-serving signer accepts, with and without key encipherment', async () => {
-  for (const usages of [SERVING_USAGES, [...SERVING_USAGES, 'key encipherment'], ['server auth', 'key encipherment', 'digital signature']]) {
+  for (const usages of [
+    SERVING_USAGES,
+    [...SERVING_USAGES, 'key encipherment'],
+    ['server auth', 'key encipherment', 'digital signature'],
+  ]) {
     expectDecision(decideServingCsr(await facts({ usages }), THE_NODE, POLICY), 'approve');
   }
 });
 
 test('approves each default key algorithm, and a subset of SANs', async () => {
   for (const alg of ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048'] as const) {
-    expectDecision(decideServingCsr(await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5'] }, alg), THE_NODE, POLICY), 'approve');
+    expectDecision(
+      decideServingCsr(await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5'] }, alg), THE_NODE, POLICY),
+      'approve',
+    );
   }
 });
 
@@ -92,11 +112,14 @@ test('DNS SANs compare case-insensitively, IPv6 by canonical form', async () => 
   expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'approve');
 });
 
-test('a DNS SAN outside the Node\'s addresses is approved when it matches a dnsPatterns entry', async () => {
+test("a DNS SAN outside the Node's addresses is approved when it matches a dnsPatterns entry", async () => {
   const f = await facts({}, { dnsNames: ['ip-10-0-0-5.compute.internal'] });
   expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'deny', 'SANNotInNodeAddresses');
   expectDecision(decideServingCsr(f, THE_NODE, { ...POLICY, dnsPatterns: ['*.compute.internal'] }), 'approve');
-  expectDecision(decideServingCsr(f, THE_NODE, { ...POLICY, dnsPatterns: ['ip-10-0-0-5.compute.internal'] }), 'approve');
+  expectDecision(
+    decideServingCsr(f, THE_NODE, { ...POLICY, dnsPatterns: ['ip-10-0-0-5.compute.internal'] }),
+    'approve',
+  );
 });
 
 test('the lifetime limit allows requests at or below it and requests that leave the lifetime to the signer', async () => {
@@ -107,14 +130,26 @@ test('the lifetime limit allows requests at or below it and requests that leave 
 
 test('IP SANs inside allowedCidrs are approved', async () => {
   const f = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5', '2001:db8::5'] });
-  expectDecision(decideServingCsr(f, THE_NODE, { ...POLICY, allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'] }), 'approve');
+  expectDecision(
+    decideServingCsr(f, THE_NODE, { ...POLICY, allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'] }),
+    'approve',
+  );
 });
 
 // ── skips: not this approver's business ──────────────────────────────────────────────────────────────
 
 test('other signers are skipped, not denied', async () => {
-  for (const signerName of ['kubernetes.io/kube-apiserver-client-kubelet', 'kubernetes.io/kube-apiserver-client', 'example.com/custom']) {
-    expectDecision(decideServingCsr(await facts({ signerName }), THE_NODE, POLICY), 'skip', 'OtherSigner', new RegExp(signerName));
+  for (const signerName of [
+    'kubernetes.io/kube-apiserver-client-kubelet',
+    'kubernetes.io/kube-apiserver-client',
+    'example.com/custom',
+  ]) {
+    expectDecision(
+      decideServingCsr(await facts({ signerName }), THE_NODE, POLICY),
+      'skip',
+      'OtherSigner',
+      new RegExp(signerName),
+    );
   }
 });
 
@@ -145,14 +180,17 @@ function tamperSignature(pem: string): string {
 
 const opensslCsr = (subject: string, sanExt: string, keyPem?: string) => {
   const key = keyPem ?? encodePrivateKeyPem(keys.get('ecdsa-p256')!);
-  return openssl(['req', '-new', '-key', '{key.pem}', '-subj', subject, '-addext', `subjectAltName=${sanExt}`], { 'key.pem': key });
+  return openssl(['req', '-new', '-key', '{key.pem}', '-subj', subject, '-addext', `subjectAltName=${sanExt}`], {
+    'key.pem': key,
+  });
 };
 
 const DENY_CASES: DenyCase[] = [
   {
     name: 'an unparseable request',
     facts: () => facts({ request: { error: 'expected exactly one PEM "CERTIFICATE REQUEST" block, found 0' } }),
-    reason: 'InvalidRequest', message: /not a usable PKCS#10 request: expected exactly one/,
+    reason: 'InvalidRequest',
+    message: /not a usable PKCS#10 request: expected exactly one/,
   },
   {
     name: 'a signature that does not verify',
@@ -162,83 +200,106 @@ const DENY_CASES: DenyCase[] = [
       assert.equal(parsed.signatureValid, false);
       return facts({ request: parsed });
     },
-    reason: 'InvalidSignature', message: /does not verify/,
+    reason: 'InvalidSignature',
+    message: /does not verify/,
   },
   {
     name: 'a requester that is not a node',
     facts: () => facts({ username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] }),
-    reason: 'RequesterNotANode', message: /kubernetes-admin is not a node/,
+    reason: 'RequesterNotANode',
+    message: /kubernetes-admin is not a node/,
   },
   {
     name: 'a node-like username outside the system:nodes group',
     facts: () => facts({ groups: ['system:authenticated'] }),
-    reason: 'RequesterNotANode', message: /not in group system:nodes/,
+    reason: 'RequesterNotANode',
+    message: /not in group system:nodes/,
   },
   {
     name: 'a CN that names another node',
     facts: () => facts({}, { commonName: 'system:node:worker-2' }),
-    reason: 'CommonNameMismatch', message: /CN system:node:worker-2 is not the requester system:node:worker-1/,
+    reason: 'CommonNameMismatch',
+    message: /CN system:node:worker-2 is not the requester system:node:worker-1/,
   },
   {
     name: 'an organization other than system:nodes',
     facts: () => facts({}, { organizations: ['system:masters'] }),
-    reason: 'OrganizationMismatch', message: /\[system:masters\]/,
+    reason: 'OrganizationMismatch',
+    message: /\[system:masters\]/,
   },
   {
     name: 'an extra organization',
     facts: () => facts({}, { organizations: ['system:nodes', 'system:masters'] }),
-    reason: 'OrganizationMismatch', message: /exactly \[system:nodes\], got \[system:nodes, system:masters\]/,
+    reason: 'OrganizationMismatch',
+    message: /exactly \[system:nodes\], got \[system:nodes, system:masters\]/,
   },
   {
     name: 'no organization',
     facts: () => facts({}, { organizations: [] }),
-    reason: 'OrganizationMismatch', message: /got \[\]/,
+    reason: 'OrganizationMismatch',
+    message: /got \[\]/,
   },
   {
     name: 'other subject attributes (OU)',
-    facts: async () => facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/OU=ops/CN=${USER}`, 'IP:10.0.0.5')) }),
-    reason: 'UnexpectedSubjectAttributes', message: /OU=ops/,
+    facts: async () =>
+      facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/OU=ops/CN=${USER}`, 'IP:10.0.0.5')) }),
+    reason: 'UnexpectedSubjectAttributes',
+    message: /OU=ops/,
   },
   {
     name: 'client auth among the usages',
     facts: () => facts({ usages: [...SERVING_USAGES, 'client auth'] }),
-    reason: 'DisallowedUsages', message: /not allowed: client auth/,
+    reason: 'DisallowedUsages',
+    message: /not allowed: client auth/,
   },
   {
     name: 'a missing server auth usage',
     facts: () => facts({ usages: ['digital signature', 'key encipherment'] }),
-    reason: 'DisallowedUsages', message: /missing: server auth/,
+    reason: 'DisallowedUsages',
+    message: /missing: server auth/,
   },
   {
     name: 'a missing digital signature usage',
     facts: () => facts({ usages: ['server auth'] }),
-    reason: 'DisallowedUsages', message: /missing: digital signature/,
+    reason: 'DisallowedUsages',
+    message: /missing: digital signature/,
   },
   {
     name: 'CA-ish usages',
     facts: () => facts({ usages: [...SERVING_USAGES, 'cert sign', 'any'] }),
-    reason: 'DisallowedUsages', message: /not allowed: cert sign, any/,
+    reason: 'DisallowedUsages',
+    message: /not allowed: cert sign, any/,
   },
   {
     name: 'no SANs at all',
     facts: () => facts({}, { dnsNames: [], ipAddresses: [] }),
-    reason: 'NoSubjectAltNames', message: /at least one DNS or IP SAN/,
+    reason: 'NoSubjectAltNames',
+    message: /at least one DNS or IP SAN/,
   },
   {
     name: 'an email SAN',
-    facts: async () => facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,email:ops@example.com')) }),
-    reason: 'DisallowedSANType', message: /email:ops@example\.com/,
+    facts: async () =>
+      facts({
+        request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,email:ops@example.com')),
+      }),
+    reason: 'DisallowedSANType',
+    message: /email:ops@example\.com/,
   },
   {
     name: 'a URI SAN',
-    facts: async () => facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,URI:spiffe://cluster/ns/x')) }),
-    reason: 'DisallowedSANType', message: /URI:spiffe:\/\/cluster\/ns\/x/,
+    facts: async () =>
+      facts({
+        request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,URI:spiffe://cluster/ns/x')),
+      }),
+    reason: 'DisallowedSANType',
+    message: /URI:spiffe:\/\/cluster\/ns\/x/,
   },
   {
     name: 'a key algorithm outside the allowed list',
     facts: () => facts({}, {}, 'ecdsa-p384'),
     policy: { allowedKeyAlgorithms: ['ecdsa-p256'] },
-    reason: 'KeyAlgorithmNotAllowed', message: /key ecdsa-p384 is not allowed \(allowed: ecdsa-p256\)/,
+    reason: 'KeyAlgorithmNotAllowed',
+    message: /key ecdsa-p384 is not allowed \(allowed: ecdsa-p256\)/,
   },
   {
     name: 'a key nodecred never allows (P-521)',
@@ -247,47 +308,56 @@ const DENY_CASES: DenyCase[] = [
       const keyPem = p521.export({ format: 'pem', type: 'pkcs8' }).toString();
       return facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5', keyPem)) });
     },
-    reason: 'KeyAlgorithmNotAllowed', message: /ecdsa-p521/,
+    reason: 'KeyAlgorithmNotAllowed',
+    message: /ecdsa-p521/,
   },
   {
     name: 'a requested lifetime above the maximum',
     facts: () => facts({ expirationSeconds: 86_401 }),
     policy: { maxExpirationSeconds: 86_400 },
-    reason: 'LifetimeTooLong', message: /86401 exceeds the maximum 86400/,
+    reason: 'LifetimeTooLong',
+    message: /86401 exceeds the maximum 86400/,
   },
   {
     name: 'a node without a Node object',
     facts: () => facts(),
     node: null,
-    reason: 'NodeNotFound', message: /Node worker-1 does not exist/,
+    reason: 'NodeNotFound',
+    message: /Node worker-1 does not exist/,
   },
   {
     name: 'an IP SAN the Node does not have',
     facts: () => facts({}, { ipAddresses: ['10.0.0.5', '10.9.9.9'] }),
-    reason: 'SANNotInNodeAddresses', message: /IP:10\.9\.9\.9 not among Node worker-1's addresses \(InternalIP 10\.0\.0\.5, ExternalIP 2001:db8::5, Hostname worker-1, InternalDNS worker-1\.internal\.example\)/,
+    reason: 'SANNotInNodeAddresses',
+    message:
+      /IP:10\.9\.9\.9 not among Node worker-1's addresses \(InternalIP 10\.0\.0\.5, ExternalIP 2001:db8::5, Hostname worker-1, InternalDNS worker-1\.internal\.example\)/,
   },
   {
-    name: 'a DNS SAN the Node does not have (another node\'s name)',
+    name: "a DNS SAN the Node does not have (another node's name)",
     facts: () => facts({}, { dnsNames: ['worker-2'] }),
-    reason: 'SANNotInNodeAddresses', message: /DNS:worker-2 not among/,
+    reason: 'SANNotInNodeAddresses',
+    message: /DNS:worker-2 not among/,
   },
   {
     name: 'a DNS SAN two labels deep under a single-label wildcard pattern',
     facts: () => facts({}, { dnsNames: ['a.b.compute.internal'] }),
     policy: { dnsPatterns: ['*.compute.internal'] },
-    reason: 'SANNotInNodeAddresses', message: /DNS:a\.b\.compute\.internal.*dnsPatterns: \*\.compute\.internal/,
+    reason: 'SANNotInNodeAddresses',
+    message: /DNS:a\.b\.compute\.internal.*dnsPatterns: \*\.compute\.internal/,
   },
   {
     name: 'a Node address given as the IP SAN of a DNS-only address type',
     facts: () => facts({}, { ipAddresses: ['10.1.1.1'], dnsNames: [] }),
     node: { name: NODE, addresses: [{ type: 'InternalDNS', address: '10.1.1.1' }] },
-    reason: 'SANNotInNodeAddresses', message: /IP:10\.1\.1\.1/,
+    reason: 'SANNotInNodeAddresses',
+    message: /IP:10\.1\.1\.1/,
   },
   {
     name: 'an IP SAN of the Node outside allowedCidrs',
     facts: () => facts({}, { ipAddresses: ['10.0.0.5', '2001:db8::5'] }),
     policy: { allowedCidrs: ['10.0.0.0/8'] },
-    reason: 'IPNotInAllowedCIDRs', message: /IP 2001:db8::5 outside allowedCidrs 10\.0\.0\.0\/8/,
+    reason: 'IPNotInAllowedCIDRs',
+    message: /IP 2001:db8::5 outside allowedCidrs 10\.0\.0\.0\/8/,
   },
 ];
 
@@ -301,17 +371,33 @@ for (const c of DENY_CASES) {
 
 test('every deny reason has a case (the SubjectAccessReview one below)', () => {
   const covered = new Set<string>([...DENY_CASES.map((c) => c.reason), 'RequesterNotAuthorized']);
-  assert.deepEqual(DENY_REASONS.filter((r) => !covered.has(r)), []);
+  assert.deepEqual(
+    DENY_REASONS.filter((r) => !covered.has(r)),
+    [],
+  );
 });
 
 test('a requester the SubjectAccessReview refuses is denied; an allowed one stays approved', async () => {
   const approved = decideServingCsr(await facts(), THE_NODE, POLICY);
   expectDecision(approved, 'approve');
   expectDecision(applyAuthorization(approved, { allowed: true }, USER, POLICY), 'approve');
-  expectDecision(applyAuthorization(approved, { allowed: false, reason: 'no RBAC policy matched' }, USER, POLICY), 'deny', 'RequesterNotAuthorized', /system:node:worker-1 may not create certificatesigningrequests.*no RBAC policy matched/);
-  expectDecision(applyAuthorization(approved, { allowed: false }, USER, { denyMode: 'leave-pending' }), 'skip', 'RequesterNotAuthorized');
+  expectDecision(
+    applyAuthorization(approved, { allowed: false, reason: 'no RBAC policy matched' }, USER, POLICY),
+    'deny',
+    'RequesterNotAuthorized',
+    /system:node:worker-1 may not create certificatesigningrequests.*no RBAC policy matched/,
+  );
+  expectDecision(
+    applyAuthorization(approved, { allowed: false }, USER, { denyMode: 'leave-pending' }),
+    'skip',
+    'RequesterNotAuthorized',
+  );
   const denied = decideServingCsr(await facts({ usages: ['client auth'] }), THE_NODE, POLICY);
-  assert.deepEqual(applyAuthorization(denied, { allowed: false }, USER, POLICY), denied, 'a denial keeps its own reason');
+  assert.deepEqual(
+    applyAuthorization(denied, { allowed: false }, USER, POLICY),
+    denied,
+    'a denial keeps its own reason',
+  );
 });
 
 // ── leave-pending modes ──────────────────────────────────────────────────────────────────────────────
@@ -327,7 +413,11 @@ test('denyMode leave-pending turns every denial into a skip with the same reason
 test('onUnknownNode leave-pending leaves only the missing-Node case pending', async () => {
   const policy = { ...POLICY, onUnknownNode: 'leave-pending' as const };
   expectDecision(decideServingCsr(await facts(), null, policy), 'skip', 'NodeNotFound', /does not exist/);
-  expectDecision(decideServingCsr(await facts({}, { ipAddresses: ['10.9.9.9'] }), THE_NODE, policy), 'deny', 'SANNotInNodeAddresses');
+  expectDecision(
+    decideServingCsr(await facts({}, { ipAddresses: ['10.9.9.9'] }), THE_NODE, policy),
+    'deny',
+    'SANNotInNodeAddresses',
+  );
   // A static refusal is still a denial even when the Node is missing: it can never become acceptable.
   expectDecision(decideServingCsr(await facts({ usages: ['client auth'] }), null, policy), 'deny', 'DisallowedUsages');
 });

@@ -10,7 +10,6 @@ const S = 1000;
 const M = 60 * S;
 const H = 60 * M;
 
-
 test('parseDuration: single units', () => {
   assert.equal(parseDuration('500ms', WHERE), 500);
   assert.equal(parseDuration('90s', WHERE), 90 * S);
@@ -39,8 +38,32 @@ test('parseDuration: zero, fractions and surrounding whitespace', () => {
 
 test('parseDuration: invalid text is a UserError naming where it came from', () => {
   const invalid = [
-    '', ' ', '5', '00', '0.5', 'h', '1h30', '-5m', '+5m', '1d', '1w', '1us', '1ns', '1 h', '1h 30m', '1H', '.5h', '5.h',
-    '1h,30m', 'fifteen minutes', '15 minutes', '∞', 'NaN', 'Infinity', '1e3s', '0x10s',
+    '',
+    ' ',
+    '5',
+    '00',
+    '0.5',
+    'h',
+    '1h30',
+    '-5m',
+    '+5m',
+    '1d',
+    '1w',
+    '1us',
+    '1ns',
+    '1 h',
+    '1h 30m',
+    '1H',
+    '.5h',
+    '5.h',
+    '1h,30m',
+    'fifteen minutes',
+    '15 minutes',
+    '∞',
+    'NaN',
+    'Infinity',
+    '1e3s',
+    '0x10s',
     // Enough digits to overflow to Infinity: not a duration anyone meant.
     `${'9'.repeat(400)}h`,
   ];

@@ -28,7 +28,6 @@ function doc(fields: Record<string, unknown> = {}): Record<string, unknown> {
   return { apiVersion: CONFIG_API_VERSION, kind: CONFIG_KIND, ...fields };
 }
 
-
 /** The error overridesFromDocument raises for `fields`, checked to name `<FILE>: <path>`. */
 function rejects(fields: Record<string, unknown>, path: string, message?: RegExp): UserError {
   const err = userError(() => overridesFromDocument(doc(fields), FILE));
@@ -38,7 +37,12 @@ function rejects(fields: Record<string, unknown>, path: string, message?: RegExp
   return err;
 }
 
-const discovery = (fields: Record<string, unknown> = {}) => ({ apiServer: 'https://10.0.0.1:6443', token: TOKEN, caCertHashes: [PIN], ...fields });
+const discovery = (fields: Record<string, unknown> = {}) => ({
+  apiServer: 'https://10.0.0.1:6443',
+  token: TOKEN,
+  caCertHashes: [PIN],
+  ...fields,
+});
 
 test('a document with only apiVersion and kind overrides nothing', () => {
   assert.deepEqual(overridesFromDocument(doc(), FILE), {});
@@ -50,7 +54,12 @@ test('every field is read into its override', () => {
       nodeName: 'ip-10-0-0-5.ec2.internal',
       kubeconfig: '/etc/kubernetes/kubelet.conf',
       bootstrapKubeconfig: '/etc/kubernetes/bootstrap-kubelet.conf',
-      discovery: { apiServer: '10.0.0.1:6443', token: TOKEN, caCertHashes: [PIN.toUpperCase().replace('SHA256', 'sha256'), PIN2], tlsServerName: 'kubernetes' },
+      discovery: {
+        apiServer: '10.0.0.1:6443',
+        token: TOKEN,
+        caCertHashes: [PIN.toUpperCase().replace('SHA256', 'sha256'), PIN2],
+        tlsServerName: 'kubernetes',
+      },
       certDir: '/var/lib/nodecred/pki',
       rotateCertificates: false,
       rotateServerCertificates: true,
@@ -77,7 +86,12 @@ test('every field is read into its override', () => {
     nodeName: 'ip-10-0-0-5.ec2.internal',
     kubeconfig: '/etc/kubernetes/kubelet.conf',
     bootstrapKubeconfig: '/etc/kubernetes/bootstrap-kubelet.conf',
-    discovery: { apiServer: 'https://10.0.0.1:6443', token: TOKEN, caCertHashes: [PIN, PIN2], tlsServerName: 'kubernetes' },
+    discovery: {
+      apiServer: 'https://10.0.0.1:6443',
+      token: TOKEN,
+      caCertHashes: [PIN, PIN2],
+      tlsServerName: 'kubernetes',
+    },
     certDir: '/var/lib/nodecred/pki',
     rotateCertificates: false,
     rotateServerCertificates: true,
@@ -120,7 +134,11 @@ test('a document that is not a mapping names the document', () => {
 });
 
 test('wrong apiVersion or kind', () => {
-  rejects({ apiVersion: 'nodecred.io/v1beta1' }, 'apiVersion', /must be nodecred\.io\/v1alpha1, got "nodecred\.io\/v1beta1"/);
+  rejects(
+    { apiVersion: 'nodecred.io/v1beta1' },
+    'apiVersion',
+    /must be nodecred\.io\/v1alpha1, got "nodecred\.io\/v1beta1"/,
+  );
   rejects({ apiVersion: 1 }, 'apiVersion', /got number 1/);
   rejects({ kind: 'KubeletConfiguration' }, 'kind', /must be NodeCredConfiguration/);
   assert.equal(userError(() => overridesFromDocument({ kind: CONFIG_KIND }, FILE)).where, `${FILE}: apiVersion`);
@@ -128,7 +146,12 @@ test('wrong apiVersion or kind', () => {
 });
 
 test('a kubelet configuration passed by mistake is reported as the wrong kind, not as an unknown field', () => {
-  const kubelet = { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', rotateCertificates: true, serverTLSBootstrap: true };
+  const kubelet = {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    rotateCertificates: true,
+    serverTLSBootstrap: true,
+  };
   const err = userError(() => overridesFromDocument(kubelet, FILE));
   assert.equal(err.where, `${FILE}: apiVersion`);
 });
@@ -139,17 +162,39 @@ test('unknown fields at the top level and nested name their full path', () => {
   rejects({ rotation: { fro: 0.7 } }, 'rotation.fro', /unknown field/);
   rejects({ rotation: { from: 0.7, jitter: true } }, 'rotation.jitter', /unknown field/);
   rejects({ serving: { adresses: [] } }, 'serving.adresses', /unknown field/);
-  rejects({ serving: { addresses: [{ type: 'InternalIP', address: '10.0.0.1' }, { type: 'InternalIP', address: '10.0.0.2', typ: 'x' }] } }, 'serving.addresses[1].typ', /unknown field/);
+  rejects(
+    {
+      serving: {
+        addresses: [
+          { type: 'InternalIP', address: '10.0.0.1' },
+          { type: 'InternalIP', address: '10.0.0.2', typ: 'x' },
+        ],
+      },
+    },
+    'serving.addresses[1].typ',
+    /unknown field/,
+  );
   rejects({ discovery: discovery({ caCertHash: PIN }) }, 'discovery.caCertHash', /unknown field/);
   // Names that exist on every object's prototype are still unknown fields.
   rejects({ toString: 'x' }, 'toString', /unknown field/);
   rejects({ rotation: { constructor: 1 } }, 'rotation.constructor', /unknown field/);
   const oneLine = userError(() => overridesFromDocument(doc({ rotation: { fro: 0.7 } }), FILE)).oneLine();
-  assert.ok(oneLine.startsWith('/etc/x.yaml: rotation.fro: unknown field (fix: remove it; known fields here: from, to)'), oneLine);
+  assert.ok(
+    oneLine.startsWith('/etc/x.yaml: rotation.fro: unknown field (fix: remove it; known fields here: from, to)'),
+    oneLine,
+  );
 });
 
 test('strings: wrong types and empty values', () => {
-  for (const field of ['kubeconfig', 'bootstrapKubeconfig', 'certDir', 'clusterCAFile', 'nodeName', 'keyAlgorithm', 'logLevel']) {
+  for (const field of [
+    'kubeconfig',
+    'bootstrapKubeconfig',
+    'certDir',
+    'clusterCAFile',
+    'nodeName',
+    'keyAlgorithm',
+    'logLevel',
+  ]) {
     rejects({ [field]: 5 }, field, /must be a non-empty string, got number 5/);
     rejects({ [field]: '' }, field, /non-empty string/);
     rejects({ [field]: '   ' }, field, /non-empty string/);
@@ -178,7 +223,8 @@ test('keyAlgorithm and logLevel are closed sets', () => {
     assert.equal(overridesFromDocument(doc({ keyAlgorithm: alg }), FILE).keyAlgorithm, alg);
   }
   rejects({ logLevel: 'trace' }, 'logLevel', /unknown level "trace"/);
-  for (const level of ['debug', 'info', 'warn', 'error']) assert.equal(overridesFromDocument(doc({ logLevel: level }), FILE).logLevel, level);
+  for (const level of ['debug', 'info', 'warn', 'error'])
+    assert.equal(overridesFromDocument(doc({ logLevel: level }), FILE).logLevel, level);
 });
 
 test('durations: Go syntax, named in errors', () => {
@@ -198,7 +244,10 @@ test('requestedLifetime must be something the API server accepts as spec.expirat
   rejects({ requestedLifetime: '0' }, 'requestedLifetime', /between 10m and/);
   // int32 seconds: 2^31 s is one too many.
   rejects({ requestedLifetime: `${2 ** 31}s` }, 'requestedLifetime', /between 10m and/);
-  assert.equal(overridesFromDocument(doc({ requestedLifetime: `${2 ** 31 - 1}s` }), FILE).requestedLifetimeMs, (2 ** 31 - 1) * 1000);
+  assert.equal(
+    overridesFromDocument(doc({ requestedLifetime: `${2 ** 31 - 1}s` }), FILE).requestedLifetimeMs,
+    (2 ** 31 - 1) * 1000,
+  );
 });
 
 test('timeout must be longer than 0', () => {
@@ -208,16 +257,28 @@ test('timeout must be longer than 0', () => {
 
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
-  assert.equal(userError(() => validateRequestedLifetime(60_000, '--requested-lifetime')).where, '--requested-lifetime');
+  assert.equal(
+    userError(() => validateRequestedLifetime(60_000, '--requested-lifetime')).where,
+    '--requested-lifetime',
+  );
   assert.equal(validateTimeout(1, '--timeout'), 1);
   assert.equal(userError(() => validateTimeout(0, '--timeout')).where, '--timeout');
 });
 
 test('rotation window: fractions in (0, 1), to not below from, defaults for the missing end', () => {
   assert.deepEqual(overridesFromDocument(doc({ rotation: {} }), FILE).rotationWindow, { from: 0.7, to: 0.9 });
-  assert.deepEqual(overridesFromDocument(doc({ rotation: { from: 0.8 } }), FILE).rotationWindow, { from: 0.8, to: 0.9 });
-  assert.deepEqual(overridesFromDocument(doc({ rotation: { to: 0.75 } }), FILE).rotationWindow, { from: 0.7, to: 0.75 });
-  assert.deepEqual(overridesFromDocument(doc({ rotation: { from: 0.5, to: 0.5 } }), FILE).rotationWindow, { from: 0.5, to: 0.5 });
+  assert.deepEqual(overridesFromDocument(doc({ rotation: { from: 0.8 } }), FILE).rotationWindow, {
+    from: 0.8,
+    to: 0.9,
+  });
+  assert.deepEqual(overridesFromDocument(doc({ rotation: { to: 0.75 } }), FILE).rotationWindow, {
+    from: 0.7,
+    to: 0.75,
+  });
+  assert.deepEqual(overridesFromDocument(doc({ rotation: { from: 0.5, to: 0.5 } }), FILE).rotationWindow, {
+    from: 0.5,
+    to: 0.5,
+  });
   for (const bad of [0, 1, -0.1, 1.5, '0.7', null, true, Number.NaN, Number.POSITIVE_INFINITY]) {
     rejects({ rotation: { from: bad } }, 'rotation.from', /between 0 and 1/);
     rejects({ rotation: { to: bad } }, 'rotation.to', /between 0 and 1/);
@@ -232,44 +293,85 @@ test('rotation window: fractions in (0, 1), to not below from, defaults for the 
 test('serving addresses: types, IPs and DNS names are checked and named', () => {
   assert.deepEqual(overridesFromDocument(doc({ serving: {} }), FILE), {});
   assert.deepEqual(overridesFromDocument(doc({ serving: { addresses: [] } }), FILE).servingAddresses, []);
-  assert.deepEqual(overridesFromDocument(doc({ serving: { addresses: [{ type: 'Hostname', address: '10.0.0.5' }] } }), FILE).servingAddresses, [
-    { type: 'Hostname', address: '10.0.0.5' },
-  ]);
+  assert.deepEqual(
+    overridesFromDocument(doc({ serving: { addresses: [{ type: 'Hostname', address: '10.0.0.5' }] } }), FILE)
+      .servingAddresses,
+    [{ type: 'Hostname', address: '10.0.0.5' }],
+  );
   rejects({ serving: 'x' }, 'serving', /must be a mapping/);
   rejects({ serving: { addresses: 'x' } }, 'serving.addresses', /must be a list/);
   rejects({ serving: { addresses: { type: 'InternalIP' } } }, 'serving.addresses', /must be a list/);
   rejects({ serving: { addresses: [5] } }, 'serving.addresses[0]', /must be a mapping, got number 5/);
   const ok = { type: 'InternalIP', address: '10.0.0.1' };
-  rejects({ serving: { addresses: [ok, { type: 'InternalIp', address: '10.0.0.2' }] } }, 'serving.addresses[1].type', /unknown address type "InternalIp"/);
+  rejects(
+    { serving: { addresses: [ok, { type: 'InternalIp', address: '10.0.0.2' }] } },
+    'serving.addresses[1].type',
+    /unknown address type "InternalIp"/,
+  );
   rejects({ serving: { addresses: [{ address: '10.0.0.2' }] } }, 'serving.addresses[0].type', /got nothing/);
   rejects({ serving: { addresses: [{ type: 'InternalIP' }] } }, 'serving.addresses[0].address', /got nothing/);
   for (const ip of ['node-1', '10.0.0.256', '010.0.0.1', 'fe80::1%eth0', '10.0.0.0/8', ' 10.0.0.1']) {
-    rejects({ serving: { addresses: [{ type: 'ExternalIP', address: ip }] } }, 'serving.addresses[0].address', /is not an IP address/);
+    rejects(
+      { serving: { addresses: [{ type: 'ExternalIP', address: ip }] } },
+      'serving.addresses[0].address',
+      /is not an IP address/,
+    );
   }
   for (const name of ['node 1', 'node-1.', '-node', 'node..internal', 'nöde', 'a'.repeat(64)]) {
-    rejects({ serving: { addresses: [{ type: 'InternalDNS', address: name }] } }, 'serving.addresses[0].address', /not a valid DNS name/);
-    rejects({ serving: { addresses: [{ type: 'Hostname', address: name }] } }, 'serving.addresses[0].address', /not a valid DNS name/);
+    rejects(
+      { serving: { addresses: [{ type: 'InternalDNS', address: name }] } },
+      'serving.addresses[0].address',
+      /not a valid DNS name/,
+    );
+    rejects(
+      { serving: { addresses: [{ type: 'Hostname', address: name }] } },
+      'serving.addresses[0].address',
+      /not a valid DNS name/,
+    );
   }
 });
 
 test('discovery: a valid block is normalised', () => {
-  const d = overridesFromDocument(doc({ discovery: discovery({ apiServer: 'https://api.example.com:6443/some/path' }) }), FILE).discovery;
+  const d = overridesFromDocument(
+    doc({ discovery: discovery({ apiServer: 'https://api.example.com:6443/some/path' }) }),
+    FILE,
+  ).discovery;
   assert.deepEqual(d, { apiServer: 'https://api.example.com:6443', token: TOKEN, caCertHashes: [PIN] });
-  assert.equal(overridesFromDocument(doc({ discovery: discovery({ apiServer: '[2001:db8::1]:6443' }) }), FILE).discovery?.apiServer, 'https://[2001:db8::1]:6443');
+  assert.equal(
+    overridesFromDocument(doc({ discovery: discovery({ apiServer: '[2001:db8::1]:6443' }) }), FILE).discovery
+      ?.apiServer,
+    'https://[2001:db8::1]:6443',
+  );
 });
 
 test('discovery requires at least one CA pin', () => {
-  rejects({ discovery: { apiServer: 'https://10.0.0.1:6443', token: TOKEN } }, 'discovery.caCertHashes', /at least one CA hash is required/);
+  rejects(
+    { discovery: { apiServer: 'https://10.0.0.1:6443', token: TOKEN } },
+    'discovery.caCertHashes',
+    /at least one CA hash is required/,
+  );
   rejects({ discovery: discovery({ caCertHashes: [] }) }, 'discovery.caCertHashes', /at least one CA hash is required/);
-  rejects({ discovery: discovery({ caCertHashes: null }) }, 'discovery.caCertHashes', /at least one CA hash is required/);
+  rejects(
+    { discovery: discovery({ caCertHashes: null }) },
+    'discovery.caCertHashes',
+    /at least one CA hash is required/,
+  );
   rejects({ discovery: discovery({ caCertHashes: PIN }) }, 'discovery.caCertHashes', /must be a list/);
-  const bad = rejects({ discovery: discovery({ caCertHashes: [PIN, 'sha256:1234'] }) }, 'discovery.caCertHashes[1]', /invalid CA pin/);
+  const bad = rejects(
+    { discovery: discovery({ caCertHashes: [PIN, 'sha256:1234'] }) },
+    'discovery.caCertHashes[1]',
+    /invalid CA pin/,
+  );
   assert.equal(bad.code, 'CA_PIN_INVALID');
   rejects({ discovery: discovery({ caCertHashes: [PIN, 7] }) }, 'discovery.caCertHashes[1]', /non-empty string/);
 });
 
 test('discovery is https only', () => {
-  rejects({ discovery: discovery({ apiServer: 'http://10.0.0.1:6443' }) }, 'discovery.apiServer', /over https, got http:/);
+  rejects(
+    { discovery: discovery({ apiServer: 'http://10.0.0.1:6443' }) },
+    'discovery.apiServer',
+    /over https, got http:/,
+  );
   rejects({ discovery: discovery({ apiServer: 'ftp://10.0.0.1' }) }, 'discovery.apiServer', /over https/);
   rejects({ discovery: discovery({ apiServer: 'https://' }) }, 'discovery.apiServer', /is not a URL/);
   rejects({ discovery: discovery({ apiServer: 'https://exa mple.com' }) }, 'discovery.apiServer', /is not a URL/);
@@ -286,7 +388,16 @@ test('discovery token: format checked, and the secret never echoed', () => {
 });
 
 test('validateNodeName: DNS subdomains only', () => {
-  const valid = ['a', '1', 'node-1', '1node', 'ip-10-0-0-1.ec2.internal', 'a.b.c', 'a'.repeat(253), `${'a'.repeat(63)}.${'b'.repeat(63)}`];
+  const valid = [
+    'a',
+    '1',
+    'node-1',
+    '1node',
+    'ip-10-0-0-1.ec2.internal',
+    'a.b.c',
+    'a'.repeat(253),
+    `${'a'.repeat(63)}.${'b'.repeat(63)}`,
+  ];
   for (const name of valid) assert.equal(validateNodeName(name, '--node-name'), name);
   const invalid = ['', 'Node-1', '-a', 'a-', '.a', 'a.', 'a..b', 'a_b', 'a b', 'ノード', 'a'.repeat(254), 'node-1\n'];
   for (const name of invalid) {
@@ -303,7 +414,13 @@ test('validateApiServer and validateDiscoveryToken on their own', () => {
   assert.equal(validateApiServer('https://api.example.com:443', 'w'), 'https://api.example.com');
   assert.equal(userError(() => validateApiServer('http://a', 'flag --api-server')).where, 'flag --api-server');
   assert.equal(validateDiscoveryToken(TOKEN, 'w'), TOKEN);
-  for (const bad of ['abcdef.0123456789abcde', 'abcde.0123456789abcdef', 'abcdef:0123456789abcdef', ` ${TOKEN}`, 'ABCDEF.0123456789abcdef']) {
+  for (const bad of [
+    'abcdef.0123456789abcde',
+    'abcde.0123456789abcdef',
+    'abcdef:0123456789abcdef',
+    ` ${TOKEN}`,
+    'ABCDEF.0123456789abcdef',
+  ]) {
     assert.equal(userError(() => validateDiscoveryToken(bad, 'w')).where, 'w');
   }
 });
@@ -312,7 +429,10 @@ test('validateAddress names the type and the address separately when told to', (
   assert.equal(userError(() => validateAddress('Foo', '10.0.0.1', 'w:address', 'w:type')).where, 'w:type');
   assert.equal(userError(() => validateAddress('InternalIP', 'x', 'w:address', 'w:type')).where, 'w:address');
   assert.equal(userError(() => validateAddress('Foo', '10.0.0.1', '--serving-address')).where, '--serving-address');
-  assert.deepEqual(validateAddress('ExternalDNS', 'Node-1.Example.com', 'w'), { type: 'ExternalDNS', address: 'Node-1.Example.com' });
+  assert.deepEqual(validateAddress('ExternalDNS', 'Node-1.Example.com', 'w'), {
+    type: 'ExternalDNS',
+    address: 'Node-1.Example.com',
+  });
 });
 
 test('FieldReader builds nested paths', () => {
@@ -376,7 +496,8 @@ function neverThrowsButUserError(value: unknown): void {
   try {
     overridesFromDocument(value, FILE);
   } catch (err) {
-    if (!(err instanceof UserError)) throw new Error(`threw ${String(err)} for ${JSON.stringify(value)}`, { cause: err });
+    if (!(err instanceof UserError))
+      throw new Error(`threw ${String(err)} for ${JSON.stringify(value)}`, { cause: err });
     assert.ok(err.where?.startsWith(`${FILE}: `), `where names the file: ${err.where}`);
   }
 }
@@ -387,9 +508,14 @@ const anyValue = fc.oneof(
 );
 
 /** Plausible values for a field, mixed with anything at all. */
-const near = (...valid: unknown[]) => fc.oneof({ weight: 2, arbitrary: fc.constantFrom(...valid) }, { weight: 1, arbitrary: anyValue });
+const near = (...valid: unknown[]) =>
+  fc.oneof({ weight: 2, arbitrary: fc.constantFrom(...valid) }, { weight: 1, arbitrary: anyValue });
 
-const addressArb = fc.dictionary(fc.constantFrom('type', 'address', 'other'), near('Hostname', 'InternalIP', 'ExternalDNS', '10.0.0.1', 'fe80::1%eth0', 'node-1', ''), { maxKeys: 3 });
+const addressArb = fc.dictionary(
+  fc.constantFrom('type', 'address', 'other'),
+  near('Hostname', 'InternalIP', 'ExternalDNS', '10.0.0.1', 'fe80::1%eth0', 'node-1', ''),
+  { maxKeys: 3 },
+);
 
 const documentArb = fc.record(
   {
@@ -405,7 +531,13 @@ const documentArb = fc.record(
     clockSkew: near('5m', '0'),
     logLevel: near('info', 'trace'),
     rotation: near({ from: 0.7, to: 0.9 }, { from: 0.9, to: 0.7 }, { fro: 1 }),
-    serving: fc.oneof(anyValue, fc.record({ addresses: fc.oneof(anyValue, fc.array(fc.oneof(addressArb, anyValue), { maxLength: 3 })) }, { requiredKeys: [] })),
+    serving: fc.oneof(
+      anyValue,
+      fc.record(
+        { addresses: fc.oneof(anyValue, fc.array(fc.oneof(addressArb, anyValue), { maxLength: 3 })) },
+        { requiredKeys: [] },
+      ),
+    ),
     discovery: fc.oneof(
       anyValue,
       fc.record(

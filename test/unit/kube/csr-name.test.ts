@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { CLIENT_SIGNER, SERVING_SIGNER, csrKind, csrName, isDnsSubdomain, type CsrNameInput } from '../../../src/kube/csr-name.ts';
+import {
+  CLIENT_SIGNER,
+  SERVING_SIGNER,
+  csrKind,
+  csrName,
+  isDnsSubdomain,
+  type CsrNameInput,
+} from '../../../src/kube/csr-name.ts';
 
 const base: CsrNameInput = {
   spkiDer: new Uint8Array([0x30, 0x59, 1, 2, 3, 4]),
@@ -16,7 +23,10 @@ test('names are readable, deterministic DNS subdomains', () => {
   assert.match(name, /^nodecred-client-[0-9a-f]{24}$/);
   assert.equal(csrName({ ...base, organizations: [...base.organizations], usages: [...base.usages] }), name);
   assert.ok(isDnsSubdomain(name));
-  assert.match(csrName({ ...base, signerName: SERVING_SIGNER, usages: ['digital signature', 'server auth'] }), /^nodecred-serving-[0-9a-f]{24}$/);
+  assert.match(
+    csrName({ ...base, signerName: SERVING_SIGNER, usages: ['digital signature', 'server auth'] }),
+    /^nodecred-serving-[0-9a-f]{24}$/,
+  );
   assert.equal(csrKind('example.com/my-serving-signer'), 'serving');
   assert.equal(csrKind('kubernetes.io/kube-apiserver-client'), 'client');
   assert.equal(isDnsSubdomain('Nodecred-x'), false);
@@ -24,8 +34,16 @@ test('names are readable, deterministic DNS subdomains', () => {
 });
 
 test('the order of organizations and usages does not matter', () => {
-  const a = csrName({ ...base, organizations: ['system:nodes', 'extra'], usages: ['key encipherment', 'digital signature', 'client auth'] });
-  const b = csrName({ ...base, organizations: ['extra', 'system:nodes'], usages: ['client auth', 'key encipherment', 'digital signature'] });
+  const a = csrName({
+    ...base,
+    organizations: ['system:nodes', 'extra'],
+    usages: ['key encipherment', 'digital signature', 'client auth'],
+  });
+  const b = csrName({
+    ...base,
+    organizations: ['extra', 'system:nodes'],
+    usages: ['client auth', 'key encipherment', 'digital signature'],
+  });
   assert.equal(a, b);
 });
 
@@ -52,12 +70,22 @@ test('every field changes the name, and fields cannot bleed into each other', ()
 test('property: names are valid DNS subdomains and invariant under permutation', () => {
   const strs = fc.array(fc.string({ unit: 'binary', maxLength: 20 }), { maxLength: 5 });
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 100 }), fc.string({ unit: 'binary' }), strs, strs, fc.string(), (spkiDer, commonName, organizations, usages, signerName) => {
-      const input = { spkiDer, commonName, organizations, usages, signerName };
-      const name = csrName(input);
-      assert.ok(isDnsSubdomain(name), name);
-      assert.equal(csrName({ ...input, organizations: [...organizations].reverse(), usages: [...usages].reverse() }), name);
-    }),
+    fc.property(
+      fc.uint8Array({ maxLength: 100 }),
+      fc.string({ unit: 'binary' }),
+      strs,
+      strs,
+      fc.string(),
+      (spkiDer, commonName, organizations, usages, signerName) => {
+        const input = { spkiDer, commonName, organizations, usages, signerName };
+        const name = csrName(input);
+        assert.ok(isDnsSubdomain(name), name);
+        assert.equal(
+          csrName({ ...input, organizations: [...organizations].reverse(), usages: [...usages].reverse() }),
+          name,
+        );
+      },
+    ),
     { numRuns: 200 },
   );
 });

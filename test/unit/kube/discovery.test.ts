@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { UserError } from '../../../src/errors.ts';
 import {
   checkCaPins,
   clusterInfoJwsKey,
@@ -13,11 +12,23 @@ import {
 } from '../../../src/kube/discovery.ts';
 import { userError } from '../../helpers/assert.ts';
 
-
 test('parseDiscoveryToken splits id and secret and never echoes a bad secret', () => {
-  assert.deepEqual(parseDiscoveryToken('abcdef.0123456789abcdef'), { tokenId: 'abcdef', tokenSecret: '0123456789abcdef' });
-  assert.deepEqual(parseDiscoveryToken(' abcdef.0123456789abcdef\n'), { tokenId: 'abcdef', tokenSecret: '0123456789abcdef' });
-  for (const bad of ['ABCDEF.0123456789abcdef', 'abcde.0123456789abcdef', 'abcdef.0123456789abcdeX', 'abcdef:0123456789abcdef', 'abcdef.0123456789abcdef0', '']) {
+  assert.deepEqual(parseDiscoveryToken('abcdef.0123456789abcdef'), {
+    tokenId: 'abcdef',
+    tokenSecret: '0123456789abcdef',
+  });
+  assert.deepEqual(parseDiscoveryToken(' abcdef.0123456789abcdef\n'), {
+    tokenId: 'abcdef',
+    tokenSecret: '0123456789abcdef',
+  });
+  for (const bad of [
+    'ABCDEF.0123456789abcdef',
+    'abcde.0123456789abcdef',
+    'abcdef.0123456789abcdeX',
+    'abcdef:0123456789abcdef',
+    'abcdef.0123456789abcdef0',
+    '',
+  ]) {
     const e = userError(() => parseDiscoveryToken(bad, '--token'));
     assert.equal(e.where, '--token');
     assert.equal(e.code, 'DISCOVERY_TOKEN_INVALID');
@@ -28,10 +39,26 @@ test('parseDiscoveryToken splits id and secret and never echoes a bad secret', (
 // Vectors from Kubernetes' own tests of the detached JWS (k8s.io/cluster-bootstrap token/jws, jws_test.go).
 const K8S_CONTENT = 'Hello from the other side. I must have called a thousand times.';
 const K8S_VECTORS: Array<[content: string, secret: string, jws: string]> = [
-  [K8S_CONTENT, 'my voice is my passcode', 'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8'],
-  ['', 'my voice is my passcode', 'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk'],
-  [K8S_CONTENT, 'my voice is my passcode. my voice is my passcode', 'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..SFoKn0-YxqnvpSExt4LuCZ_7pvIBdX3SoUO_NsTpkdg'],
-  ['', 'my voice is my passcode. my voice is my passcode', 'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..kzZha466Sbz_vFhUBjjYp2rl3F7yHgdDdUIBGxQg4js'],
+  [
+    K8S_CONTENT,
+    'my voice is my passcode',
+    'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..VShe2taLd-YTrmWuRkcL_8QTNDHYxQIEBsAYYiIj1_8',
+  ],
+  [
+    '',
+    'my voice is my passcode',
+    'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..7Ui1ALizW4jXphVUB7xUqC9vLYLL9RZeOFfVLoB7Tgk',
+  ],
+  [
+    K8S_CONTENT,
+    'my voice is my passcode. my voice is my passcode',
+    'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..SFoKn0-YxqnvpSExt4LuCZ_7pvIBdX3SoUO_NsTpkdg',
+  ],
+  [
+    '',
+    'my voice is my passcode. my voice is my passcode',
+    'eyJhbGciOiJIUzI1NiIsImtpZCI6Impvc2h1YSJ9..kzZha466Sbz_vFhUBjjYp2rl3F7yHgdDdUIBGxQg4js',
+  ],
 ];
 
 test('signClusterInfo and verifyClusterInfoJws agree with the Kubernetes test vectors', () => {
@@ -49,7 +76,10 @@ test('verifyClusterInfoJws: missing signature, wrong secret, wrong kid and malfo
 
   const none = userError(() => verifyClusterInfoJws({ ...base, jwsDetached: undefined }));
   assert.equal(none.code, 'DISCOVERY_NO_SIGNATURE');
-  assert.equal(none.message, 'no signature for token id abcdef in cluster-info (token unknown, expired, or bootstrapsigner not running)');
+  assert.equal(
+    none.message,
+    'no signature for token id abcdef in cluster-info (token unknown, expired, or bootstrapsigner not running)',
+  );
   assert.equal(none.where, 'configmap kube-public/cluster-info: data.jws-kubeconfig-abcdef');
 
   const wrong = userError(() => verifyClusterInfoJws({ ...base, jwsDetached: good, tokenSecret: 'fedcba9876543210' }));
@@ -60,7 +90,9 @@ test('verifyClusterInfoJws: missing signature, wrong secret, wrong kid and malfo
   const tampered = userError(() => verifyClusterInfoJws({ ...base, kubeconfigText: `${text} `, jwsDetached: good }));
   assert.equal(tampered.code, 'DISCOVERY_SIGNATURE_MISMATCH');
 
-  const otherKid = userError(() => verifyClusterInfoJws({ ...base, jwsDetached: signClusterInfo(text, 'zzzzzz', '0123456789abcdef') }));
+  const otherKid = userError(() =>
+    verifyClusterInfoJws({ ...base, jwsDetached: signClusterInfo(text, 'zzzzzz', '0123456789abcdef') }),
+  );
   assert.equal(otherKid.code, 'DISCOVERY_SIGNATURE_MISMATCH');
 
   const sig = good.split('..')[1];
@@ -74,7 +106,11 @@ test('verifyClusterInfoJws: missing signature, wrong secret, wrong kid and malfo
     `${good}=`,
     `!!..${sig}`,
   ]) {
-    assert.equal(userError(() => verifyClusterInfoJws({ ...base, jwsDetached: bad })).code, 'DISCOVERY_SIGNATURE_MALFORMED', bad);
+    assert.equal(
+      userError(() => verifyClusterInfoJws({ ...base, jwsDetached: bad })).code,
+      'DISCOVERY_SIGNATURE_MALFORMED',
+      bad,
+    );
   }
 });
 
@@ -83,21 +119,33 @@ test('property: sign → verify round-trips, and any single bit flip is rejected
   const secret = fc.stringMatching(/^[a-z0-9]{16}$/);
   const text = fc.string({ unit: 'binary-ascii', maxLength: 200 });
   fc.assert(
-    fc.property(id, secret, text, fc.nat(), fc.nat(6), fc.boolean(), (tokenId, tokenSecret, kubeconfigText, pos, bit, flipText) => {
-      const jws = signClusterInfo(kubeconfigText, tokenId, tokenSecret);
-      verifyClusterInfoJws({ kubeconfigText, jwsDetached: jws, tokenId, tokenSecret });
-      const flip = (s: string): string => {
-        const i = pos % s.length;
-        return s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) ^ (1 << bit)) + s.slice(i + 1);
-      };
-      if (flipText && kubeconfigText.length > 0) {
-        const e = userError(() => verifyClusterInfoJws({ kubeconfigText: flip(kubeconfigText), jwsDetached: jws, tokenId, tokenSecret }));
-        assert.equal(e.code, 'DISCOVERY_SIGNATURE_MISMATCH');
-      } else {
-        const e = userError(() => verifyClusterInfoJws({ kubeconfigText, jwsDetached: flip(jws), tokenId, tokenSecret }));
-        assert.match(e.code, /^DISCOVERY_SIGNATURE_(MISMATCH|MALFORMED)$/);
-      }
-    }),
+    fc.property(
+      id,
+      secret,
+      text,
+      fc.nat(),
+      fc.nat(6),
+      fc.boolean(),
+      (tokenId, tokenSecret, kubeconfigText, pos, bit, flipText) => {
+        const jws = signClusterInfo(kubeconfigText, tokenId, tokenSecret);
+        verifyClusterInfoJws({ kubeconfigText, jwsDetached: jws, tokenId, tokenSecret });
+        const flip = (s: string): string => {
+          const i = pos % s.length;
+          return s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) ^ (1 << bit)) + s.slice(i + 1);
+        };
+        if (flipText && kubeconfigText.length > 0) {
+          const e = userError(() =>
+            verifyClusterInfoJws({ kubeconfigText: flip(kubeconfigText), jwsDetached: jws, tokenId, tokenSecret }),
+          );
+          assert.equal(e.code, 'DISCOVERY_SIGNATURE_MISMATCH');
+        } else {
+          const e = userError(() =>
+            verifyClusterInfoJws({ kubeconfigText, jwsDetached: flip(jws), tokenId, tokenSecret }),
+          );
+          assert.match(e.code, /^DISCOVERY_SIGNATURE_(MISMATCH|MALFORMED)$/);
+        }
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -111,7 +159,11 @@ test('extractClusterCa reads the kubeadm cluster-info kubeconfig', () => {
   assert.deepEqual(extractClusterCa(text), { caPem: `${CA1}\n`, server: 'https://10.0.0.1:6443', clusterName: '' });
   const noCa = userError(() => extractClusterCa('clusters:\n- name: k\n  cluster:\n    server: https://x\n'));
   assert.equal(noCa.code, 'DISCOVERY_NO_CA');
-  const fileCa = userError(() => extractClusterCa('clusters:\n- name: k\n  cluster:\n    server: https://x\n    certificate-authority: /etc/ca.crt\n'));
+  const fileCa = userError(() =>
+    extractClusterCa(
+      'clusters:\n- name: k\n  cluster:\n    server: https://x\n    certificate-authority: /etc/ca.crt\n',
+    ),
+  );
   assert.equal(fileCa.code, 'DISCOVERY_NO_CA');
   const garbage = userError(() => extractClusterCa('{'));
   assert.equal(garbage.where, 'configmap kube-public/cluster-info: data.kubeconfig');
@@ -130,6 +182,10 @@ test('checkCaPins accepts any CA matching any pin and reports found vs expected 
   assert.equal(userError(() => checkCaPins([CA1], ['sha256:abc'], fakeHash)).code, 'DISCOVERY_PIN_INVALID');
   assert.equal(userError(() => checkCaPins([CA1], [], fakeHash)).code, 'DISCOVERY_PIN_MISSING');
   assert.equal(userError(() => checkCaPins(['no pem here'], [h1], fakeHash)).code, 'DISCOVERY_PIN_MISMATCH');
-  const broken = userError(() => checkCaPins([CA1], [h1], () => { throw new Error('asn1'); }));
+  const broken = userError(() =>
+    checkCaPins([CA1], [h1], () => {
+      throw new Error('asn1');
+    }),
+  );
   assert.equal(broken.code, 'DISCOVERY_CA_INVALID');
 });

@@ -34,7 +34,12 @@ test('parses a token credential with an expiry (v1beta1) and a cert/key credenti
     token: TOKEN,
     expirationTimestamp: new Date('2030-01-02T03:04:05Z'),
   });
-  const v1 = JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', spec: { interactive: false }, status: { clientCertificateData: CERT, clientKeyData: KEY, expirationTimestamp: '2030-01-02T03:04:05.123+02:00' } });
+  const v1 = JSON.stringify({
+    apiVersion: 'client.authentication.k8s.io/v1',
+    kind: 'ExecCredential',
+    spec: { interactive: false },
+    status: { clientCertificateData: CERT, clientKeyData: KEY, expirationTimestamp: '2030-01-02T03:04:05.123+02:00' },
+  });
   const c = parseExecCredential(v1, { expectedApiVersion: 'client.authentication.k8s.io/v1' });
   assert.equal(c.clientCertificateData, CERT);
   assert.equal(c.clientKeyData, KEY);
@@ -46,7 +51,10 @@ test('invalid outputs are UserErrors naming the field, never the secret', async 
     [`not json ${TOKEN}`, 'exec credential plugin output'],
     ['[1]', 'exec credential plugin output'],
     [cred({ token: TOKEN }, { kind: 'Secret' }), 'exec credential plugin output: kind'],
-    [cred({ token: TOKEN }, { apiVersion: 'client.authentication.k8s.io/v1alpha1' }), 'exec credential plugin output: apiVersion'],
+    [
+      cred({ token: TOKEN }, { apiVersion: 'client.authentication.k8s.io/v1alpha1' }),
+      'exec credential plugin output: apiVersion',
+    ],
     [JSON.stringify({ apiVersion: V1B1, kind: 'ExecCredential' }), 'exec credential plugin output: status'],
     [cred('x'), 'exec credential plugin output: status'],
     [cred({}), 'exec credential plugin output: status'],
@@ -54,10 +62,22 @@ test('invalid outputs are UserErrors naming the field, never the secret', async 
     [cred({ token: `${TOKEN} ${TOKEN}` }), 'exec credential plugin output: status.token'],
     [cred({ clientCertificateData: CERT }), 'exec credential plugin output: status.clientKeyData'],
     [cred({ clientKeyData: KEY }), 'exec credential plugin output: status.clientCertificateData'],
-    [cred({ clientCertificateData: CERT, clientKeyData: 'SECRETKEYVALUE' }), 'exec credential plugin output: status.clientKeyData'],
-    [cred({ token: TOKEN, expirationTimestamp: 'tomorrow' }), 'exec credential plugin output: status.expirationTimestamp'],
-    [cred({ token: TOKEN, expirationTimestamp: '2030-13-01T00:00:00Z' }), 'exec credential plugin output: status.expirationTimestamp'],
-    [cred({ token: TOKEN, expirationTimestamp: 1893456000 }), 'exec credential plugin output: status.expirationTimestamp'],
+    [
+      cred({ clientCertificateData: CERT, clientKeyData: 'SECRETKEYVALUE' }),
+      'exec credential plugin output: status.clientKeyData',
+    ],
+    [
+      cred({ token: TOKEN, expirationTimestamp: 'tomorrow' }),
+      'exec credential plugin output: status.expirationTimestamp',
+    ],
+    [
+      cred({ token: TOKEN, expirationTimestamp: '2030-13-01T00:00:00Z' }),
+      'exec credential plugin output: status.expirationTimestamp',
+    ],
+    [
+      cred({ token: TOKEN, expirationTimestamp: 1893456000 }),
+      'exec credential plugin output: status.expirationTimestamp',
+    ],
   ];
   for (const [stdout, where] of cases) {
     const e = await userError(() => parseExecCredential(stdout));
@@ -66,7 +86,12 @@ test('invalid outputs are UserErrors naming the field, never the secret', async 
     const line = e.oneLine();
     assert.ok(!line.includes('SECRETTOKENVALUE') && !line.includes('SECRETKEYVALUE'), line);
   }
-  const mismatch = await userError(() => parseExecCredential(cred({ token: TOKEN }), { expectedApiVersion: 'client.authentication.k8s.io/v1', source: 'exec plugin "aws"' }));
+  const mismatch = await userError(() =>
+    parseExecCredential(cred({ token: TOKEN }), {
+      expectedApiVersion: 'client.authentication.k8s.io/v1',
+      source: 'exec plugin "aws"',
+    }),
+  );
   assert.equal(mismatch.where, 'exec plugin "aws" output: apiVersion');
 });
 
@@ -76,25 +101,42 @@ test('property: arbitrary JSON and arbitrary text only ever produce UserErrors',
       token: fc.oneof(fc.constant(TOKEN), fc.jsonValue({ maxDepth: 1 })),
       clientCertificateData: fc.oneof(fc.constant(CERT), fc.jsonValue({ maxDepth: 1 })),
       clientKeyData: fc.oneof(fc.constant(KEY), fc.jsonValue({ maxDepth: 1 })),
-      expirationTimestamp: fc.oneof(fc.date({ noInvalidDate: true }).map((d) => d.toISOString()), fc.string(), fc.jsonValue({ maxDepth: 1 })),
+      expirationTimestamp: fc.oneof(
+        fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        fc.string(),
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
     },
     { requiredKeys: [] },
   );
   const doc = fc.oneof(
     fc.jsonValue(),
-    fc.record({ apiVersion: fc.oneof(fc.constant(V1B1), fc.jsonValue({ maxDepth: 1 })), kind: fc.oneof(fc.constant('ExecCredential'), fc.jsonValue({ maxDepth: 1 })), status: fc.oneof(statusish, fc.jsonValue({ maxDepth: 2 })) }, { requiredKeys: [] }),
+    fc.record(
+      {
+        apiVersion: fc.oneof(fc.constant(V1B1), fc.jsonValue({ maxDepth: 1 })),
+        kind: fc.oneof(fc.constant('ExecCredential'), fc.jsonValue({ maxDepth: 1 })),
+        status: fc.oneof(statusish, fc.jsonValue({ maxDepth: 2 })),
+      },
+      { requiredKeys: [] },
+    ),
   );
   fc.assert(
-    fc.property(fc.oneof(doc.map((d) => JSON.stringify(d) ?? ''), fc.string({ unit: 'binary' })), (stdout) => {
-      try {
-        const c = parseExecCredential(stdout);
-        assert.ok(c.token !== undefined || c.clientCertificateData !== undefined);
-      } catch (err) {
-        if (!(err instanceof UserError)) throw err;
-        assert.ok(!err.oneLine().includes('\n'));
-        assert.ok(!err.oneLine().includes('SECRETTOKENVALUE') && !err.oneLine().includes('SECRETKEYVALUE'));
-      }
-    }),
+    fc.property(
+      fc.oneof(
+        doc.map((d) => JSON.stringify(d) ?? ''),
+        fc.string({ unit: 'binary' }),
+      ),
+      (stdout) => {
+        try {
+          const c = parseExecCredential(stdout);
+          assert.ok(c.token !== undefined || c.clientCertificateData !== undefined);
+        } catch (err) {
+          if (!(err instanceof UserError)) throw err;
+          assert.ok(!err.oneLine().includes('\n'));
+          assert.ok(!err.oneLine().includes('SECRETTOKENVALUE') && !err.oneLine().includes('SECRETKEYVALUE'));
+        }
+      },
+    ),
     { numRuns: 200 },
   );
 });
@@ -103,41 +145,81 @@ test('property: arbitrary JSON and arbitrary text only ever produce UserErrors',
 // Running plugins (tiny /bin/sh scripts)
 
 function shSpec(script: string, extra: Partial<ExecCredentialSpec> = {}): ExecCredentialSpec {
-  return { kind: 'exec', command: '/bin/sh', args: ['-c', script], env: [], apiVersion: V1B1, installHint: undefined, provideClusterInfo: false, where: '/etc/k.conf: users[0].user.exec', ...extra };
+  return {
+    kind: 'exec',
+    command: '/bin/sh',
+    args: ['-c', script],
+    env: [],
+    apiVersion: V1B1,
+    installHint: undefined,
+    provideClusterInfo: false,
+    where: '/etc/k.conf: users[0].user.exec',
+    ...extra,
+  };
 }
 
 test('runExecPlugin passes KUBERNETES_EXEC_INFO and the kubeconfig env, and parses stdout', async () => {
   // The plugin hands back what it received as the "token", base64-encoded so it has no whitespace.
   const script = `printf '{"apiVersion":"${V1B1}","kind":"ExecCredential","status":{"token":"%s"}}' "$(printf '%s|%s' "$KUBERNETES_EXEC_INFO" "$GREETING" | base64 | tr -d '\\n')"`;
-  const got = await runExecPlugin(shSpec(script, { env: [{ name: 'GREETING', value: 'hi' }], provideClusterInfo: true }), {
-    timeoutMs: 5000,
-    clusterInfo: { server: 'https://10.0.0.1:6443', caData: CERT, tlsServerName: 'kubernetes' },
-  });
-  const [info, greeting] = Buffer.from(got.token ?? '', 'base64').toString('utf8').split('|');
+  const got = await runExecPlugin(
+    shSpec(script, { env: [{ name: 'GREETING', value: 'hi' }], provideClusterInfo: true }),
+    {
+      timeoutMs: 5000,
+      clusterInfo: { server: 'https://10.0.0.1:6443', caData: CERT, tlsServerName: 'kubernetes' },
+    },
+  );
+  const [info, greeting] = Buffer.from(got.token ?? '', 'base64')
+    .toString('utf8')
+    .split('|');
   assert.equal(greeting, 'hi');
   assert.deepEqual(JSON.parse(info ?? ''), {
     apiVersion: V1B1,
     kind: 'ExecCredential',
-    spec: { interactive: false, cluster: { server: 'https://10.0.0.1:6443', 'tls-server-name': 'kubernetes', 'certificate-authority-data': Buffer.from(CERT).toString('base64') } },
+    spec: {
+      interactive: false,
+      cluster: {
+        server: 'https://10.0.0.1:6443',
+        'tls-server-name': 'kubernetes',
+        'certificate-authority-data': Buffer.from(CERT).toString('base64'),
+      },
+    },
   });
 });
 
 test('runExecPlugin failures are UserErrors naming the command', async () => {
-  const exit = await userError(() => runExecPlugin(shSpec('echo "could not assume role" >&2; echo more >&2; exit 3'), { timeoutMs: 5000 }));
+  const exit = await userError(() =>
+    runExecPlugin(shSpec('echo "could not assume role" >&2; echo more >&2; exit 3'), { timeoutMs: 5000 }),
+  );
   assert.equal(exit.code, 'EXEC_PLUGIN_FAILED');
   assert.equal(exit.where, '/etc/k.conf: users[0].user.exec');
   assert.equal(exit.message, 'exec plugin "/bin/sh" exited with code 3: could not assume role | more');
 
-  const long = await userError(() => runExecPlugin(shSpec('head -c 5000 /dev/zero | tr "\\\\0" x >&2; exit 1'), { timeoutMs: 5000 }));
+  const long = await userError(() =>
+    runExecPlugin(shSpec('head -c 5000 /dev/zero | tr "\\\\0" x >&2; exit 1'), { timeoutMs: 5000 }),
+  );
   assert.ok(long.message.length < 1200, `${long.message.length}`);
   assert.match(long.message, /more chars\)$/);
 
-  const missing = await userError(() => runExecPlugin(shSpec('', { command: '/nonexistent/aws-iam-authenticator', args: [], installHint: 'install aws-iam-authenticator from your package manager' }), { timeoutMs: 5000 }));
+  const missing = await userError(() =>
+    runExecPlugin(
+      shSpec('', {
+        command: '/nonexistent/aws-iam-authenticator',
+        args: [],
+        installHint: 'install aws-iam-authenticator from your package manager',
+      }),
+      { timeoutMs: 5000 },
+    ),
+  );
   assert.equal(missing.code, 'EXEC_PLUGIN_NOT_FOUND');
   assert.equal(missing.fix, 'install aws-iam-authenticator from your package manager');
   assert.match(missing.message, /aws-iam-authenticator/);
 
-  const bad = await userError(() => runExecPlugin(shSpec(`echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'`), { timeoutMs: 5000 }));
+  const bad = await userError(() =>
+    runExecPlugin(
+      shSpec(`echo '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'`),
+      { timeoutMs: 5000 },
+    ),
+  );
   assert.equal(bad.code, 'EXEC_CREDENTIAL_INVALID');
   assert.equal(bad.where, 'exec plugin "/bin/sh" output: apiVersion');
 

@@ -3,7 +3,12 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { UserError } from '../../../src/errors.ts';
-import { parseKubeconfig, parseKubeconfigCluster, renderExecKubeconfig, renderNodeKubeconfig } from '../../../src/kube/kubeconfig.ts';
+import {
+  parseKubeconfig,
+  parseKubeconfigCluster,
+  renderExecKubeconfig,
+  renderNodeKubeconfig,
+} from '../../../src/kube/kubeconfig.ts';
 import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/kubernetes/bootstrap-kubelet.conf';
@@ -16,8 +21,18 @@ function config(user: Record<string, unknown>, cluster: Record<string, unknown> 
   return {
     apiVersion: 'v1',
     kind: 'Config',
-    clusters: [{ name: 'kubernetes', cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority-data': b64(CA_PEM), ...cluster } }],
-    contexts: [{ name: 'tls-bootstrap-token-user@kubernetes', context: { cluster: 'kubernetes', user: 'tls-bootstrap-token-user' } }],
+    clusters: [
+      {
+        name: 'kubernetes',
+        cluster: { server: 'https://10.0.0.1:6443', 'certificate-authority-data': b64(CA_PEM), ...cluster },
+      },
+    ],
+    contexts: [
+      {
+        name: 'tls-bootstrap-token-user@kubernetes',
+        context: { cluster: 'kubernetes', user: 'tls-bootstrap-token-user' },
+      },
+    ],
     'current-context': 'tls-bootstrap-token-user@kubernetes',
     users: [{ name: 'tls-bootstrap-token-user', user }],
   };
@@ -26,7 +41,6 @@ function config(user: Record<string, unknown>, cluster: Record<string, unknown> 
 function parse(obj: unknown, file = FILE) {
   return parseKubeconfig(stringify(obj), file);
 }
-
 
 test('kubeadm bootstrap kubeconfig with a token', () => {
   const c = parse(config({ token: SECRET }));
@@ -38,8 +52,18 @@ test('kubeadm bootstrap kubeconfig with a token', () => {
 });
 
 test('relative paths resolve against the kubeconfig directory', () => {
-  const c = parse(config({ 'client-certificate': 'pki/kubelet-client-current.pem', 'client-key': '/abs/key.pem' }, { 'certificate-authority-data': null, 'certificate-authority': '../ca.crt', 'tls-server-name': 'kubernetes' }), '/etc/kubernetes/kubelet.conf');
-  assert.deepEqual(c.credential, { kind: 'clientCert', certPath: '/etc/kubernetes/pki/kubelet-client-current.pem', keyPath: '/abs/key.pem' });
+  const c = parse(
+    config(
+      { 'client-certificate': 'pki/kubelet-client-current.pem', 'client-key': '/abs/key.pem' },
+      { 'certificate-authority-data': null, 'certificate-authority': '../ca.crt', 'tls-server-name': 'kubernetes' },
+    ),
+    '/etc/kubernetes/kubelet.conf',
+  );
+  assert.deepEqual(c.credential, {
+    kind: 'clientCert',
+    certPath: '/etc/kubernetes/pki/kubelet-client-current.pem',
+    keyPath: '/abs/key.pem',
+  });
   assert.equal(c.cluster.caPath, '/etc/ca.crt');
   assert.equal(c.cluster.caData, undefined);
   assert.equal(c.cluster.tlsServerName, 'kubernetes');
@@ -54,7 +78,19 @@ test('inline client certificate and key data are decoded', () => {
 
 test('exec command: bare names stay for PATH lookup, names with a separator resolve against the kubeconfig dir', () => {
   const exec = (command: string) =>
-    parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1beta1', command, args: ['token', '-i', 'c1'], env: [{ name: 'AWS_PROFILE', value: 'node' }], installHint: 'install aws-cli', provideClusterInfo: true } }), '/etc/eks/kubeconfig').credential;
+    parse(
+      config({
+        exec: {
+          apiVersion: 'client.authentication.k8s.io/v1beta1',
+          command,
+          args: ['token', '-i', 'c1'],
+          env: [{ name: 'AWS_PROFILE', value: 'node' }],
+          installHint: 'install aws-cli',
+          provideClusterInfo: true,
+        },
+      }),
+      '/etc/eks/kubeconfig',
+    ).credential;
   assert.deepEqual(exec('aws'), {
     kind: 'exec',
     command: 'aws',
@@ -71,9 +107,13 @@ test('exec command: bare names stay for PATH lookup, names with a separator reso
 });
 
 test('exec: unsupported apiVersion and interactiveMode Always are rejected', () => {
-  const e1 = userError(() => parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1alpha1', command: 'x' } })));
+  const e1 = userError(() =>
+    parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1alpha1', command: 'x' } })),
+  );
   assert.equal(e1.where, `${FILE}: users[0].user.exec.apiVersion`);
-  const e2 = userError(() => parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', interactiveMode: 'Always' } })));
+  const e2 = userError(() =>
+    parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: 'x', interactiveMode: 'Always' } })),
+  );
   assert.equal(e2.where, `${FILE}: users[0].user.exec.interactiveMode`);
   const e3 = userError(() => parse(config({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: '' } })));
   assert.equal(e3.where, `${FILE}: users[0].user.exec.command`);
@@ -85,7 +125,10 @@ test('insecure-skip-tls-verify: true is refused with a fix', () => {
   assert.equal(e.where, `${FILE}: clusters[0].cluster.insecure-skip-tls-verify`);
   assert.match(e.fix ?? '', /certificate-authority/);
   // false is harmless
-  assert.equal(parse(config({ token: SECRET }, { 'insecure-skip-tls-verify': false })).cluster.server, 'https://10.0.0.1:6443');
+  assert.equal(
+    parse(config({ token: SECRET }, { 'insecure-skip-tls-verify': false })).cluster.server,
+    'https://10.0.0.1:6443',
+  );
 });
 
 test('errors name the file and yaml path and never echo the token', () => {
@@ -102,7 +145,9 @@ test('errors name the file and yaml path and never echo the token', () => {
     assert.equal(y.code, 'KUBECONFIG_YAML');
     assert.ok(!y.oneLine().includes('0123456789abcdef'), y.oneLine());
   }
-  const k = userError(() => parse(config({ 'client-certificate-data': b64(CA_PEM), 'client-key-data': '!!!not base64 SECRETKEY' })));
+  const k = userError(() =>
+    parse(config({ 'client-certificate-data': b64(CA_PEM), 'client-key-data': '!!!not base64 SECRETKEY' })),
+  );
   assert.equal(k.where, `${FILE}: users[0].user.client-key-data`);
   assert.ok(!k.oneLine().includes('SECRETKEY'));
 });
@@ -110,7 +155,10 @@ test('errors name the file and yaml path and never echo the token', () => {
 test('context, cluster and user resolution problems', () => {
   const noCurrent = { ...config({ token: SECRET }), 'current-context': '' };
   assert.equal(userError(() => parse(noCurrent)).where, `${FILE}: current-context`);
-  assert.equal(parseKubeconfig(stringify(noCurrent), FILE, { context: 'tls-bootstrap-token-user@kubernetes' }).userName, 'tls-bootstrap-token-user');
+  assert.equal(
+    parseKubeconfig(stringify(noCurrent), FILE, { context: 'tls-bootstrap-token-user@kubernetes' }).userName,
+    'tls-bootstrap-token-user',
+  );
   const missingUser = { ...config({ token: SECRET }), users: [] };
   const e = userError(() => parse(missingUser));
   assert.equal(e.where, `${FILE}: contexts[0].context.user`);
@@ -134,7 +182,11 @@ test('ambiguous or unsupported credentials and servers are refused', () => {
     [{ token: SECRET }, { server: 'http://10.0.0.1:8080' }, 'clusters[0].cluster.server'],
     [{ token: SECRET }, { server: '' }, 'clusters[0].cluster.server'],
     [{ token: SECRET }, { 'certificate-authority': '/ca.crt' }, 'clusters[0].cluster'],
-    [{ token: SECRET }, { 'certificate-authority-data': b64('not a pem') }, 'clusters[0].cluster.certificate-authority-data'],
+    [
+      { token: SECRET },
+      { 'certificate-authority-data': b64('not a pem') },
+      'clusters[0].cluster.certificate-authority-data',
+    ],
   ];
   for (const [user, cluster, at] of cases) {
     const e = userError(() => parse(config(user, cluster)));
@@ -145,12 +197,23 @@ test('ambiguous or unsupported credentials and servers are refused', () => {
 
 test('renderNodeKubeconfig round-trips through the parser (kubelet layout)', () => {
   const pem = '/var/lib/kubelet/pki/kubelet-client-current.pem';
-  const text = renderNodeKubeconfig({ server: 'https://api.example:6443', caData: CA_PEM + CA_PEM, tlsServerName: 'kubernetes', certPath: pem, keyPath: pem });
+  const text = renderNodeKubeconfig({
+    server: 'https://api.example:6443',
+    caData: CA_PEM + CA_PEM,
+    tlsServerName: 'kubernetes',
+    certPath: pem,
+    keyPath: pem,
+  });
   const c = parseKubeconfig(text, '/etc/kubernetes/kubelet.conf');
   assert.equal(c.contextName, 'default-context');
   assert.equal(c.userName, 'default-auth');
   assert.equal(c.namespace, 'default');
-  assert.deepEqual(c.cluster, { name: 'default-cluster', server: 'https://api.example:6443', caData: CA_PEM + CA_PEM, tlsServerName: 'kubernetes' });
+  assert.deepEqual(c.cluster, {
+    name: 'default-cluster',
+    server: 'https://api.example:6443',
+    caData: CA_PEM + CA_PEM,
+    tlsServerName: 'kubernetes',
+  });
   assert.deepEqual(c.credential, { kind: 'clientCert', certPath: pem, keyPath: pem });
   assert.match(text, /^ {4}client-certificate: \/var\/lib\/kubelet\/pki\/kubelet-client-current\.pem$/m);
 });
@@ -183,7 +246,11 @@ test('renderExecKubeconfig round-trips through the parser', () => {
 
 test('parseKubeconfigCluster reads the kubeadm cluster-info kubeconfig (no users, no contexts)', () => {
   const text = `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${b64(CA_PEM)}\n    server: https://10.0.0.1:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n`;
-  assert.deepEqual(parseKubeconfigCluster(text, 'cluster-info'), { name: '', server: 'https://10.0.0.1:6443', caData: CA_PEM });
+  assert.deepEqual(parseKubeconfigCluster(text, 'cluster-info'), {
+    name: '',
+    server: 'https://10.0.0.1:6443',
+    caData: CA_PEM,
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -205,7 +272,16 @@ const VALID_USERS = [
   { tokenFile: 'tok' },
   { 'client-certificate': 'c.pem', 'client-key': 'k.pem' },
   { 'client-certificate-data': b64(CA_PEM), 'client-key-data': b64(KEY_PEM) },
-  { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: './p', args: ['a'], env: [{ name: 'A', value: 'b' }], provideClusterInfo: true, interactiveMode: 'Never' } },
+  {
+    exec: {
+      apiVersion: 'client.authentication.k8s.io/v1',
+      command: './p',
+      args: ['a'],
+      env: [{ name: 'A', value: 'b' }],
+      provideClusterInfo: true,
+      interactiveMode: 'Never',
+    },
+  },
 ];
 
 function leafPaths(v: unknown, prefix: (string | number)[] = []): (string | number)[][] {
@@ -225,7 +301,19 @@ function setAt(root: unknown, p: (string | number)[], value: unknown): unknown {
 
 const junk = fc.oneof(
   fc.jsonValue({ maxDepth: 2 }),
-  fc.constantFrom('', ' ', '../x', 'https://h', 'http://h', '::', b64(CA_PEM), 'client.authentication.k8s.io/v1beta1', 'Always', true, null),
+  fc.constantFrom(
+    '',
+    ' ',
+    '../x',
+    'https://h',
+    'http://h',
+    '::',
+    b64(CA_PEM),
+    'client.authentication.k8s.io/v1beta1',
+    'Always',
+    true,
+    null,
+  ),
 );
 
 test('property: mutated kubeconfigs only ever produce UserErrors', () => {
@@ -241,7 +329,7 @@ test('property: mutated kubeconfigs only ever produce UserErrors', () => {
           const paths = leafPaths(obj);
           obj = setAt(obj, paths[at % paths.length] as (string | number)[], value);
         }
-        const text = asJson ? JSON.stringify(obj) ?? 'null' : stringify(obj);
+        const text = asJson ? (JSON.stringify(obj) ?? 'null') : stringify(obj);
         if (onlyUserErrors(() => parseKubeconfig(text, FILE))) ok++;
         onlyUserErrors(() => parseKubeconfigCluster(text, 'cluster-info'));
       },
@@ -252,7 +340,10 @@ test('property: mutated kubeconfigs only ever produce UserErrors', () => {
 });
 
 test('property: arbitrary YAML-ish text only ever produces UserErrors', () => {
-  const yamlish = fc.string({ unit: fc.constantFrom(...'ab: -\n\t"\'{}[],&*!|>%@`#?~=.0123456789'.split('')), maxLength: 60 });
+  const yamlish = fc.string({
+    unit: fc.constantFrom(...'ab: -\n\t"\'{}[],&*!|>%@`#?~=.0123456789'.split('')),
+    maxLength: 60,
+  });
   fc.assert(
     fc.property(fc.oneof(yamlish, fc.string({ unit: 'binary', maxLength: 60 })), (text) => {
       onlyUserErrors(() => parseKubeconfig(text, FILE));

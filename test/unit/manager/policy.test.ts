@@ -27,7 +27,10 @@ test('rotationDeadline: random()=0 gives exactly NotBefore + from × lifetime', 
   const notAfter = new Date(notBefore.getTime() + 365 * DAY);
   const deadline = rotationDeadline(notBefore, notAfter, KUBELET_ROTATION_WINDOW, fixed(0));
   assert.equal(deadline.getTime(), notBefore.getTime() + 0.7 * 365 * DAY);
-  assert.equal(rotationDeadline(notBefore, notAfter, { from: 0.5, to: 0.9 }, fixed(0)).getTime(), notBefore.getTime() + 0.5 * 365 * DAY);
+  assert.equal(
+    rotationDeadline(notBefore, notAfter, { from: 0.5, to: 0.9 }, fixed(0)).getTime(),
+    notBefore.getTime() + 0.5 * 365 * DAY,
+  );
 });
 
 test('rotationDeadline: random()→1 approaches but stays below NotBefore + to × lifetime', () => {
@@ -73,7 +76,8 @@ test('rotationDeadline: property: within [from, to) of the lifetime for random c
         assert.ok(Number.isInteger(deadline));
         // Dates hold whole milliseconds: the start of the window is rounded to one.
         assert.ok(offset >= Math.round(lifetime * win.from), `${offset} before the window`);
-        if (Math.round(lifetime * win.from) < lifetime * win.to) assert.ok(offset < lifetime * win.to, `${offset} not before the end of the window`);
+        if (Math.round(lifetime * win.from) < lifetime * win.to)
+          assert.ok(offset < lifetime * win.to, `${offset} not before the end of the window`);
         assert.ok(deadline < start + lifetime, 'always before NotAfter');
       },
     ),
@@ -85,7 +89,9 @@ test('rotationDeadline: property: a fleet issued together spreads over the whole
   // Deterministic "random" sequence: evenly spaced values cover the window evenly.
   const notBefore = new Date(0);
   const notAfter = new Date(100 * DAY);
-  const deadlines = Array.from({ length: 100 }, (_, i) => rotationDeadline(notBefore, notAfter, KUBELET_ROTATION_WINDOW, fixed(i / 100)).getTime());
+  const deadlines = Array.from({ length: 100 }, (_, i) =>
+    rotationDeadline(notBefore, notAfter, KUBELET_ROTATION_WINDOW, fixed(i / 100)).getTime(),
+  );
   assert.equal(new Set(deadlines).size, 100);
   assert.equal(Math.min(...deadlines), 70 * DAY);
   assert.ok(Math.max(...deadlines) < 90 * DAY);
@@ -161,29 +167,55 @@ test('servingSansFromAddresses: a typical cloud node, as kubelet computes it', (
 });
 
 test('servingSansFromAddresses: Hostname is an IP when it parses as one, else a DNS name', () => {
-  assert.deepEqual(servingSansFromAddresses([addr('Hostname', '192.168.1.10')]), { dnsNames: [], ipAddresses: ['192.168.1.10'] });
-  assert.deepEqual(servingSansFromAddresses([addr('Hostname', '2001:db8::10')]), { dnsNames: [], ipAddresses: ['2001:db8::10'] });
+  assert.deepEqual(servingSansFromAddresses([addr('Hostname', '192.168.1.10')]), {
+    dnsNames: [],
+    ipAddresses: ['192.168.1.10'],
+  });
+  assert.deepEqual(servingSansFromAddresses([addr('Hostname', '2001:db8::10')]), {
+    dnsNames: [],
+    ipAddresses: ['2001:db8::10'],
+  });
   assert.deepEqual(servingSansFromAddresses([addr('Hostname', 'node-1')]), { dnsNames: ['node-1'], ipAddresses: [] });
 });
 
 test('servingSansFromAddresses: *IP types never become DNS names; *DNS types never become IPs', () => {
-  assert.deepEqual(servingSansFromAddresses([addr('InternalIP', 'node-1'), addr('ExternalIP', 'not-an-ip')]), { dnsNames: [], ipAddresses: [] });
+  assert.deepEqual(servingSansFromAddresses([addr('InternalIP', 'node-1'), addr('ExternalIP', 'not-an-ip')]), {
+    dnsNames: [],
+    ipAddresses: [],
+  });
   // A DNS-typed address that looks like an IP stays a DNS name, as in kubelet.
-  assert.deepEqual(servingSansFromAddresses([addr('InternalDNS', '10.0.0.1')]), { dnsNames: ['10.0.0.1'], ipAddresses: [] });
+  assert.deepEqual(servingSansFromAddresses([addr('InternalDNS', '10.0.0.1')]), {
+    dnsNames: ['10.0.0.1'],
+    ipAddresses: [],
+  });
 });
 
 test('servingSansFromAddresses: other address types are ignored (types are case-sensitive)', () => {
   assert.deepEqual(
-    servingSansFromAddresses([addr('LegacyHostIP', '10.0.0.9'), addr('internalip', '10.0.0.8'), addr('', '10.0.0.7'), addr('Foo', 'node-x'), addr('InternalIP', '10.0.0.1')]),
+    servingSansFromAddresses([
+      addr('LegacyHostIP', '10.0.0.9'),
+      addr('internalip', '10.0.0.8'),
+      addr('', '10.0.0.7'),
+      addr('Foo', 'node-x'),
+      addr('InternalIP', '10.0.0.1'),
+    ]),
     { dnsNames: [], ipAddresses: ['10.0.0.1'] },
   );
 });
 
 test('servingSansFromAddresses: empty addresses skipped, whitespace trimmed', () => {
-  assert.deepEqual(servingSansFromAddresses([addr('InternalIP', ''), addr('Hostname', '   '), addr('InternalDNS', ' node-1 '), addr('InternalIP', ' 10.0.0.1\n')]), {
-    dnsNames: ['node-1'],
-    ipAddresses: ['10.0.0.1'],
-  });
+  assert.deepEqual(
+    servingSansFromAddresses([
+      addr('InternalIP', ''),
+      addr('Hostname', '   '),
+      addr('InternalDNS', ' node-1 '),
+      addr('InternalIP', ' 10.0.0.1\n'),
+    ]),
+    {
+      dnsNames: ['node-1'],
+      ipAddresses: ['10.0.0.1'],
+    },
+  );
   assert.deepEqual(servingSansFromAddresses([]), { dnsNames: [], ipAddresses: [] });
 });
 
@@ -201,17 +233,31 @@ test('servingSansFromAddresses: IPv6 is canonicalised (RFC 5952), IPv4-mapped be
 
 test('servingSansFromAddresses: zoned IPv6 cannot go in a certificate: ignored as an IP', () => {
   // isIP() accepts "fe80::1%eth0"; a certificate cannot hold it, and the CSR builder would refuse the request.
-  assert.deepEqual(servingSansFromAddresses([addr('InternalIP', 'fe80::1%eth0'), addr('ExternalIP', '10.0.0.1')]), { dnsNames: [], ipAddresses: ['10.0.0.1'] });
+  assert.deepEqual(servingSansFromAddresses([addr('InternalIP', 'fe80::1%eth0'), addr('ExternalIP', '10.0.0.1')]), {
+    dnsNames: [],
+    ipAddresses: ['10.0.0.1'],
+  });
 });
 
 test('servingSansFromAddresses: DNS names de-duplicated case-insensitively and sorted', () => {
-  const sans = servingSansFromAddresses([addr('Hostname', 'Node-B'), addr('InternalDNS', 'node-b'), addr('ExternalDNS', 'NODE-A.example.com'), addr('InternalDNS', 'node-c')]);
+  const sans = servingSansFromAddresses([
+    addr('Hostname', 'Node-B'),
+    addr('InternalDNS', 'node-b'),
+    addr('ExternalDNS', 'NODE-A.example.com'),
+    addr('InternalDNS', 'node-c'),
+  ]);
   assert.deepEqual(sans.dnsNames, ['node-a.example.com', 'node-b', 'node-c']);
 });
 
 const addressArb = fc.record({
   type: fc.constantFrom('Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS', 'Other'),
-  address: fc.oneof(fc.ipV4(), fc.ipV6(), fc.domain(), fc.constantFrom('', ' ', 'fe80::1%eth0', '::ffff:10.0.0.1', 'NODE-1'), fc.string({ maxLength: 8 })),
+  address: fc.oneof(
+    fc.ipV4(),
+    fc.ipV6(),
+    fc.domain(),
+    fc.constantFrom('', ' ', 'fe80::1%eth0', '::ffff:10.0.0.1', 'NODE-1'),
+    fc.string({ maxLength: 8 }),
+  ),
 });
 
 test('servingSansFromAddresses: property: sorted, unique, canonical, and independent of input order', () => {
@@ -240,7 +286,12 @@ test('sameSans: set equality: order, IP spelling, DNS case and duplicates do not
   assert.ok(sameSans(a, a));
   assert.ok(sameSans(a, { dnsNames: ['node-1.internal', 'node-1'], ipAddresses: ['2001:DB8:0::1', '10.0.0.1'] }));
   assert.ok(sameSans(a, { dnsNames: ['Node-1', 'NODE-1.internal'], ipAddresses: ['10.0.0.1', '2001:db8::1'] }));
-  assert.ok(sameSans(a, { dnsNames: ['node-1', 'node-1', 'node-1.internal'], ipAddresses: ['10.0.0.1', '::ffff:10.0.0.1', '2001:db8::1'] }));
+  assert.ok(
+    sameSans(a, {
+      dnsNames: ['node-1', 'node-1', 'node-1.internal'],
+      ipAddresses: ['10.0.0.1', '::ffff:10.0.0.1', '2001:db8::1'],
+    }),
+  );
   assert.ok(sameSans({ dnsNames: [], ipAddresses: [] }, { dnsNames: [], ipAddresses: [] }));
 });
 
@@ -300,7 +351,10 @@ test('certificateCondition: without a drawn deadline, NotAfter is the deadline',
 });
 
 test('certificateCondition: a deadline already past at issuance means rotate at once', () => {
-  assert.deepEqual(certificateCondition(cert, new Date(T0 - DAY), at(0), SKEW), { state: 'rotate', deadline: new Date(T0 - DAY) });
+  assert.deepEqual(certificateCondition(cert, new Date(T0 - DAY), at(0), SKEW), {
+    state: 'rotate',
+    deadline: new Date(T0 - DAY),
+  });
 });
 
 test('certificateCondition: a certificate with NotAfter before NotBefore is expired', () => {

@@ -30,7 +30,10 @@ test('splitCertificatePems returns every certificate of a bundle, skipping other
 test('splitCertificatePems refuses a bundle without certificates, naming it', () => {
   assert.throws(
     () => splitCertificatePems('nothing here', 'CA bundle', '/etc/kubernetes/pki/ca.crt'),
-    (error: unknown) => error instanceof UserError && error.code === 'CERT_NOT_FOUND' && error.oneLine().includes('/etc/kubernetes/pki/ca.crt: CA bundle'),
+    (error: unknown) =>
+      error instanceof UserError &&
+      error.code === 'CERT_NOT_FOUND' &&
+      error.oneLine().includes('/etc/kubernetes/pki/ca.crt: CA bundle'),
   );
 });
 
@@ -60,7 +63,9 @@ test('parseCertificatePem summarises a serving certificate as openssl sees it', 
   assert.equal(summary.keyAlgorithm, 'ecdsa-p256');
   assert.ok(samePublicKey(summary.publicKey, key.publicKey));
 
-  const opensslView = openssl(['x509', '-in', '{c.pem}', '-noout', '-serial', '-fingerprint', '-sha256'], { 'c.pem': pem });
+  const opensslView = openssl(['x509', '-in', '{c.pem}', '-noout', '-serial', '-fingerprint', '-sha256'], {
+    'c.pem': pem,
+  });
   assert.match(opensslView, new RegExp(`serial=${summary.serialNumber}\n`));
   assert.match(opensslView, new RegExp(`Fingerprint=${summary.sha256Fingerprint}\n`));
 });
@@ -82,30 +87,49 @@ test('an undecodable certificate is a UserError naming which certificate of the 
   const text = ca.certificatePem + encodePem('CERTIFICATE', Buffer.from('definitely not DER'));
   assert.throws(
     () => parseCertificateBundle(text, 'CA bundle', 'ca.crt'),
-    (error: unknown) => error instanceof UserError && error.code === 'CERT_INVALID' && error.message.startsWith('CA bundle (certificate 2 of 2) could not be parsed'),
+    (error: unknown) =>
+      error instanceof UserError &&
+      error.code === 'CERT_INVALID' &&
+      error.message.startsWith('CA bundle (certificate 2 of 2) could not be parsed'),
   );
 });
 
-const OPENSSL_PIN_RECIPE = 'openssl x509 -pubkey -noout -in {ca.pem} | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex';
+const OPENSSL_PIN_RECIPE =
+  'openssl x509 -pubkey -noout -in {ca.pem} | openssl pkey -pubin -outform der | openssl dgst -sha256 -hex';
 
 function opensslPin(caPem: string): string {
   const digest = shell(OPENSSL_PIN_RECIPE, { 'ca.pem': caPem }).trim().split(' ').pop()!;
   return `sha256:${digest}`;
 }
 
-test('caPinHash matches kubeadm\'s openssl recipe for EC and RSA CAs', () => {
+test("caPinHash matches kubeadm's openssl recipe for EC and RSA CAs", () => {
   assert.equal(caPinHash(ca.certificatePem), opensslPin(ca.certificatePem));
-  const rsaCa = openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', '/dev/null', '-subj', '/CN=rsa-ca', '-days', '1']);
+  const rsaCa = openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    '/dev/null',
+    '-subj',
+    '/CN=rsa-ca',
+    '-days',
+    '1',
+  ]);
   assert.equal(caPinHash(rsaCa), opensslPin(rsaCa));
 });
 
 test('caPinHash refuses a bundle; caPinHashes pins each certificate of it', () => {
   const bundle = ca.certificatePem + otherCa.certificatePem;
-  assert.throws(() => caPinHash(bundle), (error: unknown) => error instanceof UserError && error.code === 'CA_PIN_AMBIGUOUS');
+  assert.throws(
+    () => caPinHash(bundle),
+    (error: unknown) => error instanceof UserError && error.code === 'CA_PIN_AMBIGUOUS',
+  );
   assert.deepEqual(caPinHashes(bundle), [caPinHash(ca.certificatePem), caPinHash(otherCa.certificatePem)]);
 });
 
-test('parsePinHash accepts kubeadm\'s format, normalising hex case', () => {
+test("parsePinHash accepts kubeadm's format, normalising hex case", () => {
   const hex = 'ab'.repeat(32);
   assert.equal(parsePinHash(`sha256:${hex}`), `sha256:${hex}`);
   assert.equal(parsePinHash(`sha256:${hex.toUpperCase()}`), `sha256:${hex}`);
@@ -113,10 +137,21 @@ test('parsePinHash accepts kubeadm\'s format, normalising hex case', () => {
 
 test('parsePinHash refuses anything else with a UserError', () => {
   const hex = 'ab'.repeat(32);
-  for (const value of ['', hex, `sha1:${hex}`, `SHA256:${hex}`, `sha256:${hex}00`, `sha256:${hex.slice(2)}`, `sha256:${'zz'.repeat(32)}`]) {
+  for (const value of [
+    '',
+    hex,
+    `sha1:${hex}`,
+    `SHA256:${hex}`,
+    `sha256:${hex}00`,
+    `sha256:${hex.slice(2)}`,
+    `sha256:${'zz'.repeat(32)}`,
+  ]) {
     assert.throws(
       () => parsePinHash(value, '--discovery-token-ca-cert-hash'),
-      (error: unknown) => error instanceof UserError && error.code === 'CA_PIN_INVALID' && error.where === '--discovery-token-ca-cert-hash',
+      (error: unknown) =>
+        error instanceof UserError &&
+        error.code === 'CA_PIN_INVALID' &&
+        error.where === '--discovery-token-ca-cert-hash',
       value,
     );
   }

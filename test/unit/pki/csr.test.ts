@@ -11,8 +11,11 @@ before(async () => {
   key = await generateKey('ecdsa-p256');
 });
 
-test('nodeSubject is kubelet\'s O=system:nodes, CN=system:node:<name>', () => {
-  assert.deepEqual(nodeSubject('ip-10-0-0-1'), { commonName: 'system:node:ip-10-0-0-1', organizations: ['system:nodes'] });
+test("nodeSubject is kubelet's O=system:nodes, CN=system:node:<name>", () => {
+  assert.deepEqual(nodeSubject('ip-10-0-0-1'), {
+    commonName: 'system:node:ip-10-0-0-1',
+    organizations: ['system:nodes'],
+  });
 });
 
 test('a serving CSR carries subject and DNS, IPv4 and IPv6 SANs that openssl reads back', async () => {
@@ -31,7 +34,10 @@ test('a serving CSR carries subject and DNS, IPv4 and IPv6 SANs that openssl rea
   assert.deepEqual(parsed.organizations, ['system:nodes']);
   assert.deepEqual(parsed.dnsNames, ['node-1', 'node-1.example.com']);
   assert.deepEqual(parsed.ipAddresses, ['10.0.0.1', '2001:db8::1']);
-  assert.deepEqual([parsed.emailAddresses, parsed.uris, parsed.otherSubjectAltNames, parsed.otherSubjectAttributes], [[], [], [], []]);
+  assert.deepEqual(
+    [parsed.emailAddresses, parsed.uris, parsed.otherSubjectAltNames, parsed.otherSubjectAttributes],
+    [[], [], [], []],
+  );
   assert.ok(samePublicKey(parsed.publicKey, key.publicKey));
   assert.equal(parsed.signatureValid, true);
 });
@@ -65,14 +71,25 @@ test('invalid SANs and an empty CN are UserErrors, not malformed CSRs', async ()
     { commonName: '', organizations: ['system:nodes'] },
   ];
   for (const request of invalid) {
-    await assert.rejects(buildCsrPem(key.privateKey, request), (error: unknown) => error instanceof UserError && error.code === 'CSR_INVALID');
+    await assert.rejects(
+      buildCsrPem(key.privateKey, request),
+      (error: unknown) => error instanceof UserError && error.code === 'CSR_INVALID',
+    );
   }
 });
 
 test('parseCsrPem reads email, URI and other subject attributes from an openssl-made CSR', async () => {
   const csrPem = openssl(
-    ['req', '-new', '-key', '{key.pem}', '-subj', '/O=system:nodes/OU=ops/CN=system:node:x',
-      '-addext', 'subjectAltName=DNS:x.example,IP:10.9.8.7,email:a@example.com,URI:spiffe://cluster/ns/x'],
+    [
+      'req',
+      '-new',
+      '-key',
+      '{key.pem}',
+      '-subj',
+      '/O=system:nodes/OU=ops/CN=system:node:x',
+      '-addext',
+      'subjectAltName=DNS:x.example,IP:10.9.8.7,email:a@example.com,URI:spiffe://cluster/ns/x',
+    ],
     { 'key.pem': encodePrivateKeyPem(key.privateKey) },
   );
   const parsed = await parseCsrPem(csrPem);
@@ -95,13 +112,26 @@ test('a CSR whose signature does not match its public key parses with signatureV
 
 test('parseCsrPem refuses zero or several CSRs, and garbage, with a UserError naming the source', async () => {
   const csrPem = await buildCsrPem(key.privateKey, nodeSubject('node-1'));
-  const cases = ['', csrPem + csrPem, encodePem('CERTIFICATE REQUEST', Buffer.from('not der')), encodePem('CERTIFICATE', Buffer.from('x'))];
+  const cases = [
+    '',
+    csrPem + csrPem,
+    encodePem('CERTIFICATE REQUEST', Buffer.from('not der')),
+    encodePem('CERTIFICATE', Buffer.from('x')),
+  ];
   for (const text of cases) {
-    await assert.rejects(parseCsrPem(text, 'csr/node-csr-abc'), (error: unknown) => error instanceof UserError && error.where === 'csr/node-csr-abc');
+    await assert.rejects(
+      parseCsrPem(text, 'csr/node-csr-abc'),
+      (error: unknown) => error instanceof UserError && error.where === 'csr/node-csr-abc',
+    );
   }
 });
 
 test('a CSR with two common names is refused: Go and openssl would disagree on which one counts', async () => {
-  const csrPem = openssl(['req', '-new', '-key', '{key.pem}', '-subj', '/CN=a/CN=b'], { 'key.pem': encodePrivateKeyPem(key.privateKey) });
-  await assert.rejects(parseCsrPem(csrPem), (error: unknown) => error instanceof UserError && error.code === 'NAME_AMBIGUOUS');
+  const csrPem = openssl(['req', '-new', '-key', '{key.pem}', '-subj', '/CN=a/CN=b'], {
+    'key.pem': encodePrivateKeyPem(key.privateKey),
+  });
+  await assert.rejects(
+    parseCsrPem(csrPem),
+    (error: unknown) => error instanceof UserError && error.code === 'NAME_AMBIGUOUS',
+  );
 });

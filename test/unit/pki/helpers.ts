@@ -49,12 +49,15 @@ export async function makeCa(name: string, options: CaOptions = {}): Promise<Tes
       signingAlgorithm: ECDSA_SHA256,
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
       ],
     },
     webcrypto,
   );
-  return { name, certificatePem: certificate.toString('pem') + '\n', privateKey: keys.privateKey };
+  return { name, certificatePem: `${certificate.toString('pem')}\n`, privateKey: keys.privateKey };
 }
 
 export interface LeafOptions {
@@ -98,7 +101,7 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<strin
     },
     webcrypto,
   );
-  return certificate.toString('pem') + '\n';
+  return `${certificate.toString('pem')}\n`;
 }
 
 function subjectName(options: LeafOptions): x509.JsonName {

@@ -37,7 +37,9 @@ const EXPECTED_CSR_SIGNATURE: Record<KeyAlgorithm, string> = {
 const generated = new Map<KeyAlgorithm, KeyPair>();
 before(async () => {
   const pairs = await Promise.all(KEY_ALGORITHMS.map((algorithm) => generateKey(algorithm)));
-  KEY_ALGORITHMS.forEach((algorithm, index) => generated.set(algorithm, pairs[index]!));
+  KEY_ALGORITHMS.forEach((algorithm, index) => {
+    generated.set(algorithm, pairs[index]!);
+  });
 });
 
 test('parseKeyAlgorithm accepts the five algorithms and the default is ecdsa-p256', () => {
@@ -86,7 +88,9 @@ test('loadPrivateKeyPem accepts PKCS#8 and a kubelet-style "certificate then key
   const { privateKey, publicKey } = generated.get('ecdsa-p256')!;
   const pkcs8 = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
   assert.ok(samePublicKey(loadPrivateKeyPem(pkcs8), publicKey));
-  const certificate = openssl(['req', '-x509', '-key', '{key.pem}', '-subj', '/CN=x', '-days', '1'], { 'key.pem': pkcs8 });
+  const certificate = openssl(['req', '-x509', '-key', '{key.pem}', '-subj', '/CN=x', '-days', '1'], {
+    'key.pem': pkcs8,
+  });
   const kubeletFile = certificate + encodePrivateKeyPem(privateKey);
   assert.ok(samePublicKey(loadPrivateKeyPem(kubeletFile), publicKey));
 });
@@ -97,7 +101,11 @@ function assertUserError(fn: () => unknown, code: string, source?: string): void
 
 test('loadPrivateKeyPem names the file when there is no key, two keys, or an undecodable key', () => {
   const pem = encodePrivateKeyPem(generated.get('ecdsa-p256')!.privateKey);
-  assertUserError(() => loadPrivateKeyPem('', '/var/lib/kubelet/pki/k.pem'), 'KEY_NOT_FOUND', '/var/lib/kubelet/pki/k.pem');
+  assertUserError(
+    () => loadPrivateKeyPem('', '/var/lib/kubelet/pki/k.pem'),
+    'KEY_NOT_FOUND',
+    '/var/lib/kubelet/pki/k.pem',
+  );
   assertUserError(() => loadPrivateKeyPem(pem + pem, 'k.pem'), 'KEY_NOT_FOUND', 'k.pem');
   const garbage = '-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n';
   assertUserError(() => loadPrivateKeyPem(garbage, 'k.pem'), 'KEY_INVALID', 'k.pem');
@@ -105,7 +113,12 @@ test('loadPrivateKeyPem names the file when there is no key, two keys, or an und
 
 test('loadPrivateKeyPem refuses encrypted keys and key types nodecred cannot use', () => {
   const { privateKey } = generated.get('ecdsa-p256')!;
-  const encrypted = privateKey.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-128-cbc', passphrase: 'x' }) as string;
+  const encrypted = privateKey.export({
+    format: 'pem',
+    type: 'pkcs8',
+    cipher: 'aes-128-cbc',
+    passphrase: 'x',
+  }) as string;
   assertUserError(() => loadPrivateKeyPem(encrypted), 'KEY_ENCRYPTED');
   const ed25519 = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
   assertUserError(() => loadPrivateKeyPem(ed25519), 'KEY_UNSUPPORTED');

@@ -15,9 +15,16 @@ test('encodePem wraps base64 at 64 columns and round-trips through parsePemBlock
 });
 
 test('parsePemBlocks reads every block in order, ignoring text around them and CRLF line ends', () => {
-  const text = `explanatory text\r\n${encodePem('CERTIFICATE', der)}between\n${encodePem('EC PRIVATE KEY', der.subarray(0, 10))}`.replace(/\n/g, '\r\n');
+  const text =
+    `explanatory text\r\n${encodePem('CERTIFICATE', der)}between\n${encodePem('EC PRIVATE KEY', der.subarray(0, 10))}`.replace(
+      /\n/g,
+      '\r\n',
+    );
   const blocks = parsePemBlocks(text, 'test input');
-  assert.deepEqual(blocks.map((block) => block.label), ['CERTIFICATE', 'EC PRIVATE KEY']);
+  assert.deepEqual(
+    blocks.map((block) => block.label),
+    ['CERTIFICATE', 'EC PRIVATE KEY'],
+  );
   assert.deepEqual(blocks[1]?.der, der.subarray(0, 10));
   assert.equal(pemBlocksLabelled(text, 'EC PRIVATE KEY', 'test input').length, 1);
 });
@@ -39,12 +46,19 @@ for (const [name, text] of malformed) {
   test(`malformed PEM is a UserError naming the input: ${name}`, () => {
     assert.throws(
       () => parsePemBlocks(text, 'CA bundle', '/etc/ca.pem'),
-      (error: unknown) => error instanceof UserError && error.code === 'PEM_MALFORMED' && error.oneLine().startsWith('/etc/ca.pem: CA bundle is not valid PEM'),
+      (error: unknown) =>
+        error instanceof UserError &&
+        error.code === 'PEM_MALFORMED' &&
+        error.oneLine().startsWith('/etc/ca.pem: CA bundle is not valid PEM'),
     );
   });
 }
 
 test('a legacy encrypted PEM block is refused with a fix', () => {
-  const text = '-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END EC PRIVATE KEY-----\n';
-  assert.throws(() => parsePemBlocks(text, 'private key file'), (error: unknown) => error instanceof UserError && error.code === 'PEM_ENCRYPTED');
+  const text =
+    '-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END EC PRIVATE KEY-----\n';
+  assert.throws(
+    () => parsePemBlocks(text, 'private key file'),
+    (error: unknown) => error instanceof UserError && error.code === 'PEM_ENCRYPTED',
+  );
 });

@@ -19,20 +19,29 @@ let validCertificateDer: Buffer;
 let validKeyDer: Buffer;
 before(async () => {
   const key = newEcKey();
-  validCsrDer = parsePemBlocks(await buildCsrPem(key.privateKey, { ...nodeSubject('n'), dnsNames: ['n'], ipAddresses: ['10.0.0.1'] }), 'csr')[0]!.der;
+  validCsrDer = parsePemBlocks(
+    await buildCsrPem(key.privateKey, { ...nodeSubject('n'), dnsNames: ['n'], ipAddresses: ['10.0.0.1'] }),
+    'csr',
+  )[0]!.der;
   const ca = await makeCa('fuzz-ca');
-  validCertificateDer = parsePemBlocks(await issueLeaf(ca, { publicKey: key.publicKey, dnsNames: ['n'] }), 'cert')[0]!.der;
+  validCertificateDer = parsePemBlocks(await issueLeaf(ca, { publicKey: key.publicKey, dnsNames: ['n'] }), 'cert')[0]!
+    .der;
   validKeyDer = key.privateKey.export({ format: 'der', type: 'sec1' });
 });
 
 /** Valid DER with a few bytes overwritten and possibly truncated: reaches deep into the ASN.1 decoders. */
 function mutated(der: () => Buffer): fc.Arbitrary<Buffer> {
   const edit = fc.record({ offset: fc.nat(), value: fc.integer({ min: 0, max: 255 }) });
-  return fc.record({ edits: fc.array(edit, { minLength: 1, maxLength: 4 }), keep: fc.double({ min: 0.2, max: 1, noNaN: true }) }).map(({ edits, keep }) => {
-    const bytes = Buffer.from(der());
-    for (const { offset, value } of edits) bytes[offset % bytes.length] = value;
-    return bytes.subarray(0, Math.max(1, Math.floor(bytes.length * keep)));
-  });
+  return fc
+    .record({
+      edits: fc.array(edit, { minLength: 1, maxLength: 4 }),
+      keep: fc.double({ min: 0.2, max: 1, noNaN: true }),
+    })
+    .map(({ edits, keep }) => {
+      const bytes = Buffer.from(der());
+      for (const { offset, value } of edits) bytes[offset % bytes.length] = value;
+      return bytes.subarray(0, Math.max(1, Math.floor(bytes.length * keep)));
+    });
 }
 
 function pemInputs(label: string, der: () => Buffer): fc.Arbitrary<string> {
@@ -45,7 +54,10 @@ function pemInputs(label: string, der: () => Buffer): fc.Arbitrary<string> {
 }
 
 function assertOnlyUserErrors(error: unknown): void {
-  assert.ok(isUserError(error), `expected a UserError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`);
+  assert.ok(
+    isUserError(error),
+    `expected a UserError, got ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+  );
 }
 
 function syncNeverThrowsButUserError(parse: () => unknown): void {
@@ -58,42 +70,58 @@ function syncNeverThrowsButUserError(parse: () => unknown): void {
 
 test('parseCsrPem fails only with UserErrors', async () => {
   await fc.assert(
-    fc.asyncProperty(pemInputs('CERTIFICATE REQUEST', () => validCsrDer), async (text) => {
-      await parseCsrPem(text).catch(assertOnlyUserErrors);
-    }),
+    fc.asyncProperty(
+      pemInputs('CERTIFICATE REQUEST', () => validCsrDer),
+      async (text) => {
+        await parseCsrPem(text).catch(assertOnlyUserErrors);
+      },
+    ),
     { numRuns: RUNS },
   );
 });
 
 test('certificate parsing and CA pinning fail only with UserErrors', () => {
   fc.assert(
-    fc.property(pemInputs('CERTIFICATE', () => validCertificateDer), (text) => {
-      syncNeverThrowsButUserError(() => parseCertificateBundle(text));
-      syncNeverThrowsButUserError(() => caPinHash(text));
-    }),
+    fc.property(
+      pemInputs('CERTIFICATE', () => validCertificateDer),
+      (text) => {
+        syncNeverThrowsButUserError(() => parseCertificateBundle(text));
+        syncNeverThrowsButUserError(() => caPinHash(text));
+      },
+    ),
     { numRuns: RUNS },
   );
 });
 
 test('private key loading fails only with UserErrors', () => {
   fc.assert(
-    fc.property(pemInputs('EC PRIVATE KEY', () => validKeyDer), (text) => syncNeverThrowsButUserError(() => loadPrivateKeyPem(text))),
+    fc.property(
+      pemInputs('EC PRIVATE KEY', () => validKeyDer),
+      (text) => syncNeverThrowsButUserError(() => loadPrivateKeyPem(text)),
+    ),
     { numRuns: RUNS },
   );
 });
 
 test('parsePinHash fails only with UserErrors', () => {
-  fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => syncNeverThrowsButUserError(() => parsePinHash(text))), { numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary' }), (text) => syncNeverThrowsButUserError(() => parsePinHash(text))),
+    { numRuns: RUNS },
+  );
 });
 
 test('verifyIssuedCertificate never throws on arbitrary certificate and CA input', () => {
   const key = newEcKey().privateKey;
   const template = { ...nodeSubject('n'), usage: 'client' as const };
   fc.assert(
-    fc.property(pemInputs('CERTIFICATE', () => validCertificateDer), pemInputs('CERTIFICATE', () => validCertificateDer), (certificatePem, caBundlePem) => {
-      const result = verifyIssuedCertificate({ certificatePem, caBundlePem, key, template, now: new Date() });
-      assert.equal(typeof result.ok, 'boolean');
-    }),
+    fc.property(
+      pemInputs('CERTIFICATE', () => validCertificateDer),
+      pemInputs('CERTIFICATE', () => validCertificateDer),
+      (certificatePem, caBundlePem) => {
+        const result = verifyIssuedCertificate({ certificatePem, caBundlePem, key, template, now: new Date() });
+        assert.equal(typeof result.ok, 'boolean');
+      },
+    ),
     { numRuns: RUNS },
   );
 });

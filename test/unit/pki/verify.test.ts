@@ -1,21 +1,33 @@
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import { before, test } from 'node:test';
-import { verifyIssuedCertificate, type IssuedCertificateTemplate, type VerifyIssuedCertificateInput } from '../../../src/pki/verify.ts';
+import {
+  verifyIssuedCertificate,
+  type IssuedCertificateTemplate,
+  type VerifyIssuedCertificateInput,
+} from '../../../src/pki/verify.ts';
 import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH, type LeafOptions, type TestCa } from './helpers.ts';
 
 const MINUTE_MS = 60 * 1000;
 const now = new Date();
 const minutesFromNow = (minutes: number) => new Date(now.getTime() + minutes * MINUTE_MS);
 
-const clientTemplate: IssuedCertificateTemplate = { commonName: 'system:node:node-1', organizations: ['system:nodes'], usage: 'client' };
+const clientTemplate: IssuedCertificateTemplate = {
+  commonName: 'system:node:node-1',
+  organizations: ['system:nodes'],
+  usage: 'client',
+};
 const serverTemplate: IssuedCertificateTemplate = {
   ...clientTemplate,
   usage: 'server',
   dnsNames: ['node-1', 'node-1.example.com'],
   ipAddresses: ['10.0.0.1', '2001:db8::1'],
 };
-const serverSans = { dnsNames: ['node-1', 'node-1.example.com'], ipAddresses: ['10.0.0.1', '2001:db8::1'], extendedKeyUsages: [SERVER_AUTH] };
+const serverSans = {
+  dnsNames: ['node-1', 'node-1.example.com'],
+  ipAddresses: ['10.0.0.1', '2001:db8::1'],
+  extendedKeyUsages: [SERVER_AUTH],
+};
 
 let ca: TestCa;
 let otherCa: TestCa;
@@ -27,7 +39,14 @@ before(async () => {
 
 async function verify(leaf: Partial<LeafOptions>, input: Partial<VerifyIssuedCertificateInput> = {}) {
   const certificatePem = await issueLeaf(ca, { publicKey: key.publicKey, ...leaf });
-  return verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem: ca.certificatePem, template: clientTemplate, now, ...input });
+  return verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+    ...input,
+  });
 }
 
 type Result = ReturnType<typeof verifyIssuedCertificate>;
@@ -37,7 +56,9 @@ function assertProblems(result: Result, ...expected: RegExp[]): void {
   assert.equal(result.ok, false, 'expected verification to fail');
   if (result.ok) return;
   assert.equal(result.problems.length, expected.length, `problems: ${JSON.stringify(result.problems)}`);
-  expected.forEach((pattern, index) => assert.match(result.problems[index]!, pattern));
+  expected.forEach((pattern, index) => {
+    assert.match(result.problems[index]!, pattern);
+  });
   for (const problem of result.problems) {
     assert.doesNotMatch(problem, /BEGIN|[A-Za-z0-9+/]{32,}/, 'a problem message must not carry PEM or base64 data');
   }
@@ -55,7 +76,11 @@ test('a client certificate as kube-controller-manager issues it verifies, with o
 });
 
 test('a serving certificate verifies when SANs match up to DNS case, IPv6 spelling and order', async () => {
-  const template = { ...serverTemplate, dnsNames: ['NODE-1.example.com', 'node-1'], ipAddresses: ['2001:DB8:0:0:0:0:0:1', '10.0.0.1'] };
+  const template = {
+    ...serverTemplate,
+    dnsNames: ['NODE-1.example.com', 'node-1'],
+    ipAddresses: ['2001:DB8:0:0:0:0:0:1', '10.0.0.1'],
+  };
   assertOk(await verify(serverSans, { template }));
 });
 
@@ -66,72 +91,147 @@ test('organizations compare as a set', async () => {
 
 test('wrong key', async () => {
   const otherKey = newEcKey();
-  assertProblems(await verify({ publicKey: otherKey.publicKey }), /^certificate public key does not match the pending private key \(/);
-  assertProblems(await verify({ publicKey: otherKey.publicKey }, { key: key.publicKey }), /does not match the expected public key/);
+  assertProblems(
+    await verify({ publicKey: otherKey.publicKey }),
+    /^certificate public key does not match the pending private key \(/,
+  );
+  assertProblems(
+    await verify({ publicKey: otherKey.publicKey }, { key: key.publicKey }),
+    /does not match the expected public key/,
+  );
 });
 
 test('wrong CA', async () => {
   const certificatePem = await issueLeaf(otherCa, { publicKey: key.publicKey });
-  const result = verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem: ca.certificatePem, template: clientTemplate, now });
-  assertProblems(result, /^certificate \(issuer "other-ca"\) does not chain to any CA in the CA bundle \(CAs: "kubernetes-ca"\)$/);
+  const result = verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
+  assertProblems(
+    result,
+    /^certificate \(issuer "other-ca"\) does not chain to any CA in the CA bundle \(CAs: "kubernetes-ca"\)$/,
+  );
 });
 
 test('a CA with the right name but another key is told apart from an unknown CA', async () => {
   const impostor = await makeCa('kubernetes-ca');
   const certificatePem = await issueLeaf(impostor, { publicKey: key.publicKey });
-  const result = verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem: ca.certificatePem, template: clientTemplate, now });
+  const result = verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
   assertProblems(result, /names issuer "kubernetes-ca" but its signature does not verify/);
 });
 
 test('any CA of a bundle is accepted', async () => {
   const certificatePem = await issueLeaf(otherCa, { publicKey: key.publicKey });
   const caBundlePem = ca.certificatePem + otherCa.certificatePem;
-  assertOk(verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem, template: clientTemplate, now }));
+  assertOk(
+    verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem, template: clientTemplate, now }),
+  );
 });
 
 test('an intermediate sent with the leaf, or found in the CA bundle, completes the chain', async () => {
   const intermediate = await makeCa('intermediate-ca', { issuer: ca });
   const leafPem = await issueLeaf(intermediate, { publicKey: key.publicKey });
   const base = { key: key.privateKey, template: clientTemplate, now };
-  assertOk(verifyIssuedCertificate({ ...base, certificatePem: leafPem + intermediate.certificatePem, caBundlePem: ca.certificatePem }));
-  assertOk(verifyIssuedCertificate({ ...base, certificatePem: leafPem, caBundlePem: ca.certificatePem + intermediate.certificatePem }));
-  assertProblems(verifyIssuedCertificate({ ...base, certificatePem: leafPem, caBundlePem: ca.certificatePem }), /does not chain to any CA/);
+  assertOk(
+    verifyIssuedCertificate({
+      ...base,
+      certificatePem: leafPem + intermediate.certificatePem,
+      caBundlePem: ca.certificatePem,
+    }),
+  );
+  assertOk(
+    verifyIssuedCertificate({
+      ...base,
+      certificatePem: leafPem,
+      caBundlePem: ca.certificatePem + intermediate.certificatePem,
+    }),
+  );
+  assertProblems(
+    verifyIssuedCertificate({ ...base, certificatePem: leafPem, caBundlePem: ca.certificatePem }),
+    /does not chain to any CA/,
+  );
 });
 
 test('a leaf sent along as an "intermediate" cannot issue: only CA certificates can', async () => {
   // A non-CA certificate whose subject matches the issuer name of our leaf, signed by the trusted CA.
   const fakeIntermediateKey = newEcKey();
-  const fakeIntermediate = await issueLeaf(ca, { publicKey: fakeIntermediateKey.publicKey, commonName: 'fake-intermediate', organizations: [] });
-  const leafPem = await issueLeaf({ name: 'fake-intermediate', certificatePem: fakeIntermediate, privateKey: fakeIntermediateKey.privateKey }, { publicKey: key.publicKey });
-  const result = verifyIssuedCertificate({ certificatePem: leafPem + fakeIntermediate, key: key.privateKey, caBundlePem: ca.certificatePem, template: clientTemplate, now });
+  const fakeIntermediate = await issueLeaf(ca, {
+    publicKey: fakeIntermediateKey.publicKey,
+    commonName: 'fake-intermediate',
+    organizations: [],
+  });
+  const leafPem = await issueLeaf(
+    { name: 'fake-intermediate', certificatePem: fakeIntermediate, privateKey: fakeIntermediateKey.privateKey },
+    { publicKey: key.publicKey },
+  );
+  const result = verifyIssuedCertificate({
+    certificatePem: leafPem + fakeIntermediate,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
   assertProblems(result, /does not chain to any CA/);
 });
 
 test('an expired CA on the chain is a problem of its own', async () => {
   const expiredCa = await makeCa('expired-ca', { notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-60) });
   const certificatePem = await issueLeaf(expiredCa, { publicKey: key.publicKey });
-  const result = verifyIssuedCertificate({ certificatePem, key: key.privateKey, caBundlePem: expiredCa.certificatePem, template: clientTemplate, now });
+  const result = verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: expiredCa.certificatePem,
+    template: clientTemplate,
+    now,
+  });
   assertProblems(result, /^issuing CA "expired-ca" has expired: valid until /);
 });
 
 test('wrong CN', async () => {
-  assertProblems(await verify({ commonName: 'system:node:node-2' }), /^certificate subject CN is "system:node:node-2", requested "system:node:node-1"$/);
+  assertProblems(
+    await verify({ commonName: 'system:node:node-2' }),
+    /^certificate subject CN is "system:node:node-2", requested "system:node:node-1"$/,
+  );
 });
 
 test('wrong O', async () => {
-  assertProblems(await verify({ organizations: ['system:masters'] }), /^certificate subject O is \["system:masters"\], requested \["system:nodes"\]$/);
+  assertProblems(
+    await verify({ organizations: ['system:masters'] }),
+    /^certificate subject O is \["system:masters"\], requested \["system:nodes"\]$/,
+  );
   assertProblems(await verify({ organizations: ['system:nodes', 'extra'] }), /subject O is/);
   assertProblems(await verify({ organizations: [] }), /subject O is \[\], requested/);
 });
 
 test('missing EKU: no extension, or the other usage', async () => {
-  assertProblems(await verify({ extendedKeyUsages: null }), /^certificate has no extended key usage extension; a client certificate needs clientAuth$/);
-  assertProblems(await verify({ extendedKeyUsages: [SERVER_AUTH] }), /^certificate extended key usages \(serverAuth\) lack clientAuth/);
-  assertProblems(await verify({ ...serverSans, extendedKeyUsages: [CLIENT_AUTH] }, { template: serverTemplate }), /lack serverAuth, which a server certificate needs/);
+  assertProblems(
+    await verify({ extendedKeyUsages: null }),
+    /^certificate has no extended key usage extension; a client certificate needs clientAuth$/,
+  );
+  assertProblems(
+    await verify({ extendedKeyUsages: [SERVER_AUTH] }),
+    /^certificate extended key usages \(serverAuth\) lack clientAuth/,
+  );
+  assertProblems(
+    await verify({ ...serverSans, extendedKeyUsages: [CLIENT_AUTH] }, { template: serverTemplate }),
+    /lack serverAuth, which a server certificate needs/,
+  );
 });
 
 test('a key usage extension without digitalSignature is refused (TLS needs it)', async () => {
-  assertProblems(await verify({ keyUsages: 4 /* keyEncipherment only */ }), /key usage \(keyEncipherment\) lacks digitalSignature/);
+  assertProblems(
+    await verify({ keyUsages: 4 /* keyEncipherment only */ }),
+    /key usage \(keyEncipherment\) lacks digitalSignature/,
+  );
   assertOk(await verify({ keyUsages: null }));
 });
 
@@ -145,7 +245,12 @@ test('missing SAN', async () => {
 });
 
 test('extra SAN', async () => {
-  const leaf = { ...serverSans, dnsNames: [...serverSans.dnsNames, 'evil.example.com'], ipAddresses: [...serverSans.ipAddresses, '10.9.9.9'], emailAddresses: ['a@example.com'] };
+  const leaf = {
+    ...serverSans,
+    dnsNames: [...serverSans.dnsNames, 'evil.example.com'],
+    ipAddresses: [...serverSans.ipAddresses, '10.9.9.9'],
+    emailAddresses: ['a@example.com'],
+  };
   assertProblems(
     await verify(leaf, { template: serverTemplate }),
     /^certificate has unexpected DNS SAN "evil\.example\.com" that was not requested$/,
@@ -161,14 +266,18 @@ test('a client certificate with any SAN is refused (none was requested)', async 
 test('expired', async () => {
   assertProblems(
     await verify({ notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-10) }),
-    new RegExp(`^certificate has expired: valid until ${minutesFromNow(-10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`),
+    new RegExp(
+      `^certificate has expired: valid until ${minutesFromNow(-10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
+    ),
   );
 });
 
 test('not yet valid', async () => {
   assertProblems(
     await verify({ notBefore: minutesFromNow(10), notAfter: minutesFromNow(120) }),
-    new RegExp(`^certificate is not yet valid: valid from ${minutesFromNow(10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`),
+    new RegExp(
+      `^certificate is not yet valid: valid from ${minutesFromNow(10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
+    ),
   );
 });
 
@@ -189,7 +298,13 @@ test('several faults are all reported at once', async () => {
 
 test('unreadable certificate or CA bundle is a problem, never an exception', async () => {
   const base = { key: key.privateKey, template: clientTemplate, now };
-  assertProblems(verifyIssuedCertificate({ ...base, certificatePem: 'garbage', caBundlePem: ca.certificatePem }), /^issued certificate contains no PEM "CERTIFICATE" block/);
+  assertProblems(
+    verifyIssuedCertificate({ ...base, certificatePem: 'garbage', caBundlePem: ca.certificatePem }),
+    /^issued certificate contains no PEM "CERTIFICATE" block/,
+  );
   const certificatePem = await issueLeaf(ca, { publicKey: key.publicKey });
-  assertProblems(verifyIssuedCertificate({ ...base, certificatePem, caBundlePem: '' }), /^CA bundle contains no PEM "CERTIFICATE" block/);
+  assertProblems(
+    verifyIssuedCertificate({ ...base, certificatePem, caBundlePem: '' }),
+    /^CA bundle contains no PEM "CERTIFICATE" block/,
+  );
 });

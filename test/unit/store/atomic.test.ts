@@ -1,10 +1,29 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../../src/errors.ts';
-import { ensurePrivateDir, fsyncDir, removeTemporaryFiles, replaceSymlink, TEMP_MARKER, writeFileAtomic } from '../../../src/store/atomic.ts';
+import {
+  ensurePrivateDir,
+  fsyncDir,
+  removeTemporaryFiles,
+  replaceSymlink,
+  TEMP_MARKER,
+  writeFileAtomic,
+} from '../../../src/store/atomic.ts';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-atomic-'));
@@ -77,7 +96,9 @@ test('writeFileAtomic: when the final rename fails, the target is untouched and 
   const target = join(dir, 'target');
   await mkdir(target);
   await writeFile(join(target, 'inside'), 'keep');
-  await assert.rejects(writeFileAtomic(target, 'data', 0o600), (err: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''));
+  await assert.rejects(writeFileAtomic(target, 'data', 0o600), (err: NodeJS.ErrnoException) =>
+    ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''),
+  );
   assert.deepEqual(await leftovers(dir), []);
   assert.deepEqual(await readdir(dir), ['target']);
   assert.equal(await readFile(join(target, 'inside'), 'utf8'), 'keep');
@@ -181,13 +202,19 @@ test('ensurePrivateDir refuses a path that is not a directory', async (t) => {
   const dir = await tempDir(t);
   const file = join(dir, 'pki');
   await writeFile(file, 'x', { mode: 0o644 });
-  await assert.rejects(ensurePrivateDir(file), (err: unknown) => err instanceof UserError && err.where === file && err.code === 'NOT_A_DIRECTORY');
+  await assert.rejects(
+    ensurePrivateDir(file),
+    (err: unknown) => err instanceof UserError && err.where === file && err.code === 'NOT_A_DIRECTORY',
+  );
   assert.equal(await modeOf(file), 0o644, 'the file is not chmod-ed');
 });
 
 test('removeTemporaryFiles removes exactly the leftovers and names them', async (t) => {
   const dir = await tempDir(t);
-  const temps = [`${TEMP_MARKER}kubelet-client-2025-01-01-00-00-00.pem-0a1b2c3d`, `${TEMP_MARKER}kubelet-client-current.pem-deadbeef`];
+  const temps = [
+    `${TEMP_MARKER}kubelet-client-2025-01-01-00-00-00.pem-0a1b2c3d`,
+    `${TEMP_MARKER}kubelet-client-current.pem-deadbeef`,
+  ];
   const keep = ['kubelet-client-current.pem', 'nodecred-tmp-not-hidden', '.hidden'];
   for (const n of [...temps, ...keep]) await writeFile(join(dir, n), n);
   assert.deepEqual((await removeTemporaryFiles(dir)).sort(), [...temps].sort());

@@ -20,7 +20,12 @@ interface Pair {
 
 async function newPair(kind: CertKind = 'client', algorithm: 'ecdsa-p256' | 'rsa-2048' = 'ecdsa-p256'): Promise<Pair> {
   const { privateKey } = await generateKey(algorithm);
-  const leaf = await issueLeaf(ca, kind === 'client' ? { publicKey: privateKey } : { publicKey: privateKey, extendedKeyUsages: [SERVER_AUTH], dnsNames: ['node-1'] });
+  const leaf = await issueLeaf(
+    ca,
+    kind === 'client'
+      ? { publicKey: privateKey }
+      : { publicKey: privateKey, extendedKeyUsages: [SERVER_AUTH], dnsNames: ['node-1'] },
+  );
   return { chainPem: leaf + ca.certificatePem, key: privateKey };
 }
 
@@ -65,7 +70,10 @@ test('install writes kubelet-<kind>-<timestamp>.pem (chain then key, 0600) and p
   assert.ok(text.startsWith(pair.chainPem), 'the chain comes first, as given');
   assert.ok(text.endsWith(encodePrivateKeyPem(pair.key)), 'then the key, as kubelet writes it');
   assert.equal(await readlink(store.currentPath('client')), 'kubelet-client-2024-01-02-03-04-05.pem');
-  assert.deepEqual((await readdir(dir)).sort(), ['kubelet-client-2024-01-02-03-04-05.pem', 'kubelet-client-current.pem']);
+  assert.deepEqual((await readdir(dir)).sort(), [
+    'kubelet-client-2024-01-02-03-04-05.pem',
+    'kubelet-client-current.pem',
+  ]);
 });
 
 test('install accepts a chain without a trailing newline', async (t) => {
@@ -150,7 +158,11 @@ test('garbage collection keeps `keep` pairs of the kind, newest first, including
   await store.install('server', serverPair.chainPem, serverPair.key, at(0));
   const pair = await newPair();
   for (let s = 1; s <= 6; s++) await store.install('client', pair.chainPem, pair.key, at(s));
-  assert.deepEqual(await store.pairFiles('client'), [pairName('client', 4), pairName('client', 5), pairName('client', 6)]);
+  assert.deepEqual(await store.pairFiles('client'), [
+    pairName('client', 4),
+    pairName('client', 5),
+    pairName('client', 6),
+  ]);
   assert.equal(await readlink(store.currentPath('client')), pairName('client', 6));
   assert.deepEqual(await store.pairFiles('server'), [pairName('server', 0)], 'other kinds are not collected');
 });
@@ -190,7 +202,10 @@ test('pairFiles lists only well-formed timestamped names of the kind, oldest fir
   ];
   for (const n of names) await writeFile(join(dir, n), '');
   const store = new CertStore(dir);
-  assert.deepEqual(await store.pairFiles('client'), ['kubelet-client-2024-12-31-23-59-59.pem', 'kubelet-client-2025-01-02-03-04-09.pem']);
+  assert.deepEqual(await store.pairFiles('client'), [
+    'kubelet-client-2024-12-31-23-59-59.pem',
+    'kubelet-client-2025-01-02-03-04-09.pem',
+  ]);
   assert.deepEqual(await store.pairFiles('server'), ['kubelet-server-2025-01-01-00-00-00.pem']);
   assert.deepEqual(await new CertStore(join(dir, 'missing')).pairFiles('client'), []);
 });
@@ -278,8 +293,14 @@ test('parsePairFile: exactly one key block; the key may be PKCS#8', async () => 
   const pair = await newPair();
   const key = encodePrivateKeyPem(pair.key);
   assert.throws(() => parsePairFile(pair.chainPem + key + key, 'f'), { code: 'PAIR_MALFORMED' });
-  assert.throws(() => parsePairFile(key, 'f'), (err: unknown) => err instanceof UserError && err.where === 'f');
-  assert.throws(() => parsePairFile('', 'f'), (err: unknown) => err instanceof UserError && err.where === 'f');
+  assert.throws(
+    () => parsePairFile(key, 'f'),
+    (err: unknown) => err instanceof UserError && err.where === 'f',
+  );
+  assert.throws(
+    () => parsePairFile('', 'f'),
+    (err: unknown) => err instanceof UserError && err.where === 'f',
+  );
   const pkcs8 = pair.key.export({ format: 'pem', type: 'pkcs8' }) as string;
   const parsed = parsePairFile(pair.chainPem + pkcs8, 'f');
   assert.ok(samePublicKey(parsed.key, pair.key));
@@ -311,7 +332,10 @@ test('prepare removes temporary files left by an interrupted install', async (t)
   const store = new CertStore(dir);
   const pair = await newPair();
   await store.install('client', pair.chainPem, pair.key, at(0));
-  const leftovers = [`${TEMP_MARKER}${pairName('client', 1)}-0a1b2c3d`, `${TEMP_MARKER}kubelet-client-current.pem-11223344`];
+  const leftovers = [
+    `${TEMP_MARKER}${pairName('client', 1)}-0a1b2c3d`,
+    `${TEMP_MARKER}kubelet-client-current.pem-11223344`,
+  ];
   await writeFile(join(dir, leftovers[0]!), 'half a pa');
   await symlink(pairName('client', 1), join(dir, leftovers[1]!));
   const notes = await store.prepare();

@@ -16,7 +16,10 @@ test('a lock holds PID and boot ID, refuses a live owner, and releases only its 
     assert.equal(await readFile(lockPathFor(certDir), 'utf8'), `${process.pid} ${await bootId()}\n`);
     // A live owner from this boot (PID 1 always exists) blocks.
     await writeFile(lockPathFor(certDir), `1 ${await bootId()}\n`);
-    await assert.rejects(acquireLock(certDir), (e: unknown) => e instanceof UserError && /another nodecred \(pid 1\)/.test(e.message));
+    await assert.rejects(
+      acquireLock(certDir),
+      (e: unknown) => e instanceof UserError && /another nodecred \(pid 1\)/.test(e.message),
+    );
     await lock.release();
     assert.equal(await readFile(lockPathFor(certDir), 'utf8'), `1 ${await bootId()}\n`, 'not ours: left alone');
   } finally {
