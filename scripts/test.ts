@@ -1,6 +1,7 @@
 // `npm test`: unit tests, then integration tests against one real control plane started for this run and
 // shared by every integration test file (test/helpers/cluster.ts reads NODECRED_TEST_CLUSTER).
-// `npm run test:unit`: unit tests only, no control plane. Extra arguments are passed to `node --test`.
+// `npm run test:unit`: unit tests only, no control plane. Extra arguments are passed to `node --test`,
+// except test files: `npm test -- test/integration/approver.test.ts` runs just those, on a fresh control plane.
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -67,8 +68,9 @@ function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const unitOnly = args.includes('--unit');
-  const extra = args.filter((a) => a !== '--unit');
-  if (unitOnly) return nodeTest([UNIT], process.env, extra);
+  const files = args.filter((a) => a.endsWith('.test.ts'));
+  const extra = args.filter((a) => a !== '--unit' && !files.includes(a));
+  if (unitOnly) return nodeTest(files.length ? files : [UNIT], process.env, extra);
 
   let started = Date.now();
   await new Promise<void>((resolve, reject) => {
@@ -99,7 +101,7 @@ async function main(): Promise<number> {
 
   started = Date.now();
   const code = await nodeTest(
-    [UNIT, INTEGRATION],
+    files.length ? files : [UNIT, INTEGRATION],
     { ...process.env, NODECRED_TEST_CLUSTER: dir, NODECRED_CLUSTER_BINARY: binary },
     extra,
   );
