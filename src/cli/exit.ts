@@ -37,7 +37,9 @@ export function describeFailure(err: unknown, prog: string): { line: string; cod
   }
   const message = err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err);
   return {
-    line: `${prog}: internal error: ${oneLine(message)} (fix: this is a bug; run again with --log-level debug or NODECRED_DEBUG=1 for the stack trace and report it)`,
+    line:
+      `${prog}: internal error: ${oneLine(message)} (fix: this is a bug; run again with --log-level debug ` +
+      'or NODECRED_DEBUG=1 for the stack trace and report it)',
     code: EXIT_CODES.internal,
   };
 }

@@ -90,7 +90,8 @@ export async function cachedRootfs(opts: { packages?: string[]; log?: Log } = {}
   await mkdir(cache, { recursive: true });
   const temp = `${target}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
   opts.log?.(
-    `nspawn: building a minimal Debian ${SUITE} rootfs (mmdebstrap minbase + ${packages.join(', ')}); once, ≈ 30 s, cached in ${target}`,
+    `nspawn: building a minimal Debian ${SUITE} rootfs (mmdebstrap minbase + ${packages.join(', ')}); ` +
+      `once, ≈ 30 s, cached in ${target}`,
   );
   const started = performance.now();
   const built = await runCommand(['mmdebstrap', '--variant=minbase', `--include=${packages.join(',')}`, SUITE, temp], {

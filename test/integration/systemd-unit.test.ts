@@ -21,7 +21,7 @@ import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
-test('nodecred.service on a bare image under a real systemd: first boot reaches READY with STATUS; reload works', async (t) => {
+test('nodecred.service, bare image, real systemd: first boot gets READY and STATUS; reload works', async (t) => {
   const unavailable = nspawnUnavailable();
   assert.equal(unavailable, null, `this test needs a real systemd in systemd-nspawn: ${unavailable}`);
   const c = testCluster();
@@ -71,7 +71,8 @@ test('nodecred.service on a bare image under a real systemd: first boot reaches 
   await box.writeFile('/etc/nodecred/config.yaml', config('info'), 0o600);
 
   const failWith = async (what: string, r: { code: number | null; stdout: string; stderr: string }) =>
-    `${what} exited ${r.code}: ${r.stderr}${r.stdout}\njournal:\n${(await box.journal('nodecred.service')).slice(-3000)}`;
+    `${what} exited ${r.code}: ${r.stderr}${r.stdout}\njournal:\n` +
+    (await box.journal('nodecred.service')).slice(-3000);
 
   assert.equal((await box.systemctl('daemon-reload')).code, 0);
   // Type=notify: `start` returns once the daemon sent READY=1 (credentials installed), or fails.

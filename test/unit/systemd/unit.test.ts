@@ -16,7 +16,7 @@ const values = (text: string, key: string) =>
   [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!).filter(Boolean);
 const DROP_INS = readdirSync(join(REPO, 'systemd/examples')).filter((n) => n.endsWith('.conf'));
 
-test('writes exactly /var/lib/kubelet and /run/nodecred; each writable path is created first; reload needs no kill', () => {
+test('writes exactly /var/lib/kubelet and /run/nodecred, each created first; reload needs no kill binary', () => {
   assert.deepEqual(values(unit, 'ReadWritePaths'), ['-/var/lib/kubelet']);
   assert.deepEqual(values(unit, 'RuntimeDirectory'), ['nodecred']);
   assert.deepEqual(values(unit, 'RuntimeDirectoryMode'), ['0700']);
