@@ -22,6 +22,10 @@ import { up, down, type ClusterState } from '../scripts/lib/local-cluster.ts';
 import { buildCsrPem } from '../src/pki/csr.ts';
 import { encodePrivateKeyPem } from '../src/pki/keys.ts';
 import { summarize, ratio, round } from './lib/stats.ts';
+import { exitOnUncaught } from '../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('bench');
 
 const REPO = resolve(import.meta.dirname, '..');
 const arg = (name: string, dflt: number) => {

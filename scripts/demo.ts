@@ -1,6 +1,7 @@
 // `npm run demo`: build and start a real local control plane, prepare it for TLS bootstrap the way kubeadm
 // does, and bootstrap a node against it with `nodecred bootstrap`, showing each step and its result.
 // `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
+import { runMain } from '../src/cli/exit.ts';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile, readdir, lstat, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -239,10 +240,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`demo: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+runMain('demo', main, { exit: true });

@@ -112,8 +112,11 @@ export interface ErrnoContext {
  */
 export function errnoError(err: unknown, context: ErrnoContext = {}): UserError | undefined {
   if (!isErrnoError(err)) return undefined;
-  const path = context.path ?? err.path ?? '(unknown path)';
+  const path = context.path ?? err.path;
   const action = context.action ?? SYSCALL_VERBS[err.syscall!] ?? err.syscall!;
+  if (path === undefined) {
+    return new UserError(`cannot ${action}: ${err.code}`, { fix: 'see the errno', code: 'FILESYSTEM', cause: err });
+  }
   const fix = isVirtualFsPath(path)
     ? `${path} is inside a kernel virtual filesystem (/proc, /sys) that holds no files: ` +
       'choose a directory on a disk, e.g. under /var/lib'

@@ -58,17 +58,25 @@ function report(err: unknown, prog: string): number {
 }
 
 /**
- * Runs an entry point's main and ends the process as the table above says. Errors that escape main's
- * promise (an event handler, a timer) end it the same way. `exit: true` calls process.exit when main is
- * done, for scripts that may leave handles open (a child's pipes) that must not keep them alive.
+ * Errors nobody catches (an event handler, a timer, a rejected top-level await in a script) end the
+ * process as the table above says, with one line. Scripts written as top-level code call this first.
  */
-export function runMain(prog: string, main: () => Promise<number>, opts: { exit?: boolean } = {}): void {
+export function exitOnUncaught(prog: string): void {
   const fatal = (err: unknown) => {
     process.exitCode = report(err, prog);
     process.exit();
   };
   process.on('uncaughtException', fatal);
   process.on('unhandledRejection', fatal);
+}
+
+/**
+ * Runs an entry point's main and ends the process as the table above says. `exit: true` calls
+ * process.exit when main is done, for scripts that may leave handles open (a child's pipes) that must not
+ * keep them alive.
+ */
+export function runMain(prog: string, main: () => Promise<number>, opts: { exit?: boolean } = {}): void {
+  exitOnUncaught(prog);
   main().then(
     (code) => {
       process.exitCode = code;

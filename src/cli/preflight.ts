@@ -4,9 +4,10 @@
 // client certificate and key); an exec plugin is not run here (it may need the network), only its spec
 // parsed. The daemon (`run`) may start before cloud-init has written the bootstrap kubeconfig: for it a
 // *missing* file is a note, and it waits for the file to appear; anything unreadable or garbled is an error.
-import { lstat } from 'node:fs/promises';
-import { UserError, isUserError } from '../errors.ts';
+import { lstat, readFile } from 'node:fs/promises';
+import { UserError, errnoError, isUserError } from '../errors.ts';
 import { connectionFromKubeconfig, readKubeconfigFile } from '../kube/api.ts';
+import { splitCertificatePems } from '../pki/cert.ts';
 import type { Config } from '../config/schema.ts';
 
 const exists = (path: string) =>
@@ -15,8 +16,19 @@ const exists = (path: string) =>
     () => false,
   );
 
+/** A CA bundle setting must name a readable file with at least one certificate. */
+async function checkCaFile(path: string | undefined, setting: string): Promise<void> {
+  if (!path) return;
+  const text = await readFile(path, 'utf8').catch((err: unknown) => {
+    throw errnoError(err, { action: `read ${setting}`, path }) ?? err;
+  });
+  splitCertificatePems(text, setting, path);
+}
+
 /** Throws a UserError when nodecred could not even start; returns notes to log once a logger exists. */
 export async function checkCredentialSources(config: Config, opts: { waitForFiles: boolean }): Promise<string[]> {
+  await checkCaFile(config.clusterCAFile, 'clusterCAFile');
+  await checkCaFile(config.clientCAFile, 'clientCAFile');
   if (config.clientCredentials === 'external') {
     // EKS-style: the kubeconfig is the provisioner's (an exec plugin); nodecred only reads it.
     if (opts.waitForFiles && !(await exists(config.kubeconfig)))

@@ -79,6 +79,8 @@ function notADirectory(path: string): UserError {
 /** stat() that returns null for a missing path, and explains a dangling link instead of calling it missing. */
 async function statDir(path: string): Promise<Stats | null> {
   const st = await stat(path).catch(async (err: NodeJS.ErrnoException) => {
+    // ENOTDIR: a file further up is in the way; the caller's walk upwards reaches it and names it.
+    if (err.code === 'ENOTDIR') return null;
     if (err.code !== 'ENOENT') throw errnoError(err, { path }) ?? err;
     const dangling = await danglingLinkError(path);
     if (dangling) throw dangling;
@@ -86,6 +88,36 @@ async function statDir(path: string): Promise<Stats | null> {
   });
   if (st && !st.isDirectory()) throw notADirectory(path);
   return st;
+}
+
+/** The directories among `dirs` and their ancestors that do not exist yet, outermost first. */
+async function missingDirs(dirs: string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const start of dirs) {
+    const mine: string[] = [];
+    for (let dir = resolve(start); (await statDir(dir)) === null; dir = dirname(dir)) mine.unshift(dir);
+    missing.push(...mine.filter((d) => !missing.includes(d)));
+  }
+  return missing;
+}
+
+/**
+ * Creates `dirs` (outermost first) one mkdir(2) at a time, each with exactly `mode`. Not Node's
+ * mkdir({ recursive: true }): under /proc, or below a dangling symbolic link, it spins forever at 100 %
+ * CPU (mkdir of the child says ENOENT, of the parent EEXIST, and it retries the child).
+ */
+async function createDirs(dirs: string[], mode: number): Promise<void> {
+  for (const dir of dirs) {
+    try {
+      await mkdir(dir, { mode });
+    } catch (err) {
+      // Another starter created it first: fine, as long as it is a directory.
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await statDir(dir)) !== null) continue;
+      throw errnoError(err, { action: 'create directory', path: dir }) ?? err;
+    }
+    // The umask may have taken bits away (a umask of 0277 would leave 0500 of 0700): set the mode exactly.
+    await chmod(dir, mode);
+  }
 }
 
 /**
@@ -96,23 +128,15 @@ async function statDir(path: string): Promise<Stats | null> {
  * nothing behind for the first. Returns the directories it created.
  */
 export async function ensureParentDirs(...paths: string[]): Promise<string[]> {
-  const missing: string[] = [];
-  for (const path of paths) {
-    const mine: string[] = [];
-    for (let dir = dirname(resolve(path)); (await statDir(dir)) === null; dir = dirname(dir)) mine.unshift(dir);
-    missing.push(...mine.filter((d) => !missing.includes(d)));
-  }
-  for (const dir of missing) {
-    try {
-      await mkdir(dir, { mode: 0o700 });
-    } catch (err) {
-      // Another starter created it first: fine, as long as it is a directory.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && (await statDir(dir)) !== null) continue;
-      throw errnoError(err, { action: 'create directory', path: dir }) ?? err;
-    }
-    // The umask may have taken bits away from 0700 (a umask of 0277 would leave 0500): set it exactly.
-    await chmod(dir, 0o700);
-  }
+  const missing = await missingDirs(paths.map((p) => dirname(resolve(p))));
+  await createDirs(missing, 0o700);
+  return missing;
+}
+
+/** `mkdir -p DIR` with `mode` for what it creates, safe on /proc paths and dangling links (see createDirs). */
+export async function makeDirs(dir: string, mode = 0o755): Promise<string[]> {
+  const missing = await missingDirs([dir]);
+  await createDirs(missing, mode);
   return missing;
 }
 
@@ -126,11 +150,7 @@ export interface PrivateDirResult {
 export async function ensurePrivateDir(dir: string): Promise<PrivateDirResult> {
   const existing = await statDir(dir);
   if (!existing) {
-    await ensureParentDirs(dir);
-    await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw errnoError(err, { action: 'create directory', path: dir }) ?? err;
-    });
-    await chmod(dir, 0o700);
+    await makeDirs(dir, 0o700);
     return { created: true };
   }
   const mode = existing.mode & 0o777;
