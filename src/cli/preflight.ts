@@ -10,10 +10,11 @@ import { connectionFromKubeconfig, readKubeconfigFile } from '../kube/api.ts';
 import { splitCertificatePems } from '../pki/cert.ts';
 import type { Config } from '../config/schema.ts';
 
+/** Missing means ENOENT (or a file in the way); anything else (EACCES) is reported by the read that follows. */
 const exists = (path: string) =>
   lstat(path).then(
     () => true,
-    () => false,
+    (err: NodeJS.ErrnoException) => err.code !== 'ENOENT' && err.code !== 'ENOTDIR',
   );
 
 /** A CA bundle setting must name a readable file with at least one certificate. */
