@@ -1,6 +1,8 @@
-// `npm run demo`: build and start a real local control plane, prepare it for TLS bootstrap the way kubeadm
-// does, and bootstrap a node against it with `nodecred bootstrap`, showing each step and its result.
+// `npm run demo` (the README's first command; CI runs it as written there): build and start a real local
+// control plane, prepare it for TLS bootstrap the way kubeadm does, and bootstrap a node whose directories
+// do not exist yet against it with `nodecred bootstrap`, showing each step and its result.
 // `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
+import { UserError } from '../src/errors.ts';
 import { runMain } from '../src/cli/exit.ts';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile, readdir, lstat, readlink, rm } from 'node:fs/promises';
@@ -144,7 +146,7 @@ async function main(): Promise<number> {
     );
     const started = Date.now();
     const code = await nodecred(['bootstrap', ...flags]);
-    if (code !== 0) throw new Error(`nodecred bootstrap exited ${code}`);
+    if (code !== 0) throw new UserError(`nodecred bootstrap exited ${code}`, { fix: 'see its message above' });
     show(`done in ${Date.now() - started} ms (including process start)`);
 
     step("What is on disk (kubelet's layout)");
@@ -203,12 +205,15 @@ async function main(): Promise<number> {
     approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
     try {
       const servingCode = await nodecred(['bootstrap', ...flags, '--rotate-server-certificates']);
-      if (servingCode !== 0) throw new Error(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`);
+      if (servingCode !== 0)
+        throw new UserError(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`, {
+          fix: 'see its message above',
+        });
     } finally {
       approver.kill('SIGTERM');
       await new Promise((r) => approver.once('exit', r));
     }
-    for (const line of approverLog.split('\n').filter((l) => l.includes('"decision"'))) {
+    for (const line of approverLog.split('\n').filter((l) => /"msg":"(approved|denied) CSR"/.test(l))) {
       const { msg, csr, reason } = JSON.parse(line) as { msg: string; csr?: string; reason?: string };
       show(`[approver] ${msg}${csr ? ` ${csr}` : ''}${reason ? ` (${reason})` : ''}`);
     }
