@@ -25,10 +25,14 @@ ${flagsHelp(RELOAD_FLAGS)}
 
 ${EXIT_CODES_HELP}`;
 
-/** The arguments after `run` of a nodecred daemon's command line (the executable, or node + main.ts). */
+/**
+ * The arguments after `run` of a nodecred daemon's command line: the single executable (`nodecred run …`),
+ * or node running the sources or the bundle (`node …/main.ts run …`, `node /usr/local/bin/nodecred run …`).
+ */
 export function daemonArgs(argv: string[]): string[] | null {
-  const at = argv.slice(1, 3).indexOf('run');
-  return at < 0 ? null : argv.slice(at + 2);
+  if (argv[1] === 'run') return argv.slice(2);
+  if (argv[2] === 'run' && /(\.(ts|mjs|js)|\/nodecred)$/.test(argv[1] ?? '')) return argv.slice(3);
+  return null;
 }
 
 export const reloadCommand: Command = {
