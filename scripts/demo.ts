@@ -17,7 +17,8 @@ const REPO = resolve(import.meta.dirname, '..');
 const NODECRED = join(REPO, 'bin/nodecred');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold(`▶ ${s}`)}\n`);
-const show = (s: string) => process.stdout.write(s.replace(/^/gm, '  ') + (s.endsWith('\n') ? '' : '\n'));
+// Indented; every line (including the last) ends with a newline, and no indent dangles after it.
+const show = (s: string) => process.stdout.write(`${s.replace(/\n$/, '').replace(/^/gm, '  ')}\n`);
 
 function token(): { id: string; secret: string } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
