@@ -6,6 +6,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { HooksConfig } from './config/schema.ts';
 import type { Logger } from './log.ts';
+import { redactSecrets } from './redact.ts';
 
 export interface InstallInfo {
   kind: 'client' | 'server';
@@ -36,7 +37,7 @@ export async function runHooks(hooks: HooksConfig, info: InstallInfo, log: Logge
               ? `killed after ${hooks.timeoutMs} ms`
               : `exit ${(err as { code?: unknown }).code}`;
             log.warn(
-              { hook: program, kind: info.kind, why, stderr: stderr.slice(-300) },
+              { hook: program, kind: info.kind, why, stderr: redactSecrets(stderr).slice(-300) },
               'post-install hook failed (the certificate is installed regardless)',
             );
           } else {

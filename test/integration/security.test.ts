@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { lstat, readFile } from 'node:fs/promises';
+import { chmod, lstat, readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -12,10 +13,12 @@ import {
   createBootstrapToken,
   ensureBootstrapRbac,
   testCluster,
+  waitFor,
   whoAmI,
   type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred } from '../helpers/node.ts';
+import { newNodeDir, runNodecred, startDaemon, writeConfig, writeKubeconfig } from '../helpers/node.ts';
+import { freePort } from '../../scripts/lib/local-cluster.ts';
 import { startTlsFront } from '../helpers/tls-front.ts';
 import { issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
 import { caPinHash, splitCertificatePems } from '../../src/pki/cert.ts';
@@ -143,6 +146,67 @@ test('token discovery: with a pinned and an unpinned CA in cluster-info, the nod
     assert.equal((await whoAmI(direct)).username, `system:node:${node.name}`);
   } finally {
     await front.close();
+    await node.cleanup();
+  }
+});
+
+/** GET on the plain health listener, as any local user can. */
+function getJson(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('exec plugin stderr: what it says reaches /healthz JSON and the log only redacted (a token it prints does not)', async () => {
+  const c = testCluster();
+  const node = await newNodeDir('exec-stderr');
+  const port = await freePort();
+  const jwt = `eyJhbGciOiJSUzI1NiJ9.${Buffer.from(`{"sub":"${node.name}"}`).toString('base64url')}.c2lnbmF0dXJl`;
+  const session = 'IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD';
+  try {
+    const plugin = join(node.dir, 'credential-plugin');
+    await writeFile(
+      plugin,
+      `#!/bin/sh\necho "error: refreshing the node credential failed; cached token ${jwt} rejected" >&2\n` +
+        `echo "retry with AWS_SESSION_TOKEN=${session}" >&2\nexit 1\n`,
+    );
+    await chmod(plugin, 0o755);
+    const kubeconfig = await writeKubeconfig(join(node.dir, 'exec.kubeconfig'), c, { exec: { command: plugin } });
+    const config = await writeConfig(join(node.dir, 'config.yaml'), {
+      nodeName: node.name,
+      kubeconfig,
+      certDir: node.certDir,
+      clientCredentials: 'external',
+      rotateCertificates: false,
+      rotateServerCertificates: true,
+      healthListen: `127.0.0.1:${port}`,
+    });
+    const daemon = startDaemon(['--config', config]);
+    try {
+      const health = await waitFor('the plugin failure in /healthz JSON', async () => {
+        const r = await getJson(port, '/healthz').catch(() => undefined);
+        return r?.body.includes('exited with code 1') ? r.body : undefined;
+      });
+      await daemon.waitForLog(/exited with code 1/);
+      for (const [where, text] of [
+        ['/healthz JSON', health],
+        ['log', daemon.output()],
+      ] as const) {
+        assert.ok(!text.includes(jwt) && !text.includes(jwt.split('.')[1]!), `${where}: no JWT`);
+        assert.ok(!text.includes(session.slice(0, 12)), `${where}: no session token`);
+        assert.match(text, /refreshing the node credential failed; cached token \[redacted\] rejected/, where);
+        assert.match(text, /AWS_SESSION_TOKEN=\[redacted\]/, where);
+      }
+    } finally {
+      await daemon.stop();
+    }
+  } finally {
     await node.cleanup();
   }
 });

@@ -187,10 +187,7 @@ test('pinnedCaCertificates keeps only the certificates matching a pin and report
   assert.ok(miss.message.includes(h1) && miss.message.includes(h2) && miss.message.includes(other), miss.message);
   assert.equal(userError(() => pinnedCaCertificates([CA1], ['sha256:abc'], fakeHash)).code, 'DISCOVERY_PIN_INVALID');
   assert.equal(userError(() => pinnedCaCertificates([CA1], [], fakeHash)).code, 'DISCOVERY_PIN_MISSING');
-  assert.equal(
-    userError(() => pinnedCaCertificates(['no pem here'], [h1], fakeHash)).code,
-    'DISCOVERY_PIN_MISMATCH',
-  );
+  assert.equal(userError(() => pinnedCaCertificates(['no pem here'], [h1], fakeHash)).code, 'DISCOVERY_PIN_MISMATCH');
   const broken = userError(() =>
     pinnedCaCertificates([CA1], [h1], () => {
       throw new Error('asn1');
