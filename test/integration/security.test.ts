@@ -6,13 +6,17 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { chmod, lstat, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import { AuthenticationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import {
   createBootstrapToken,
   ensureBootstrapRbac,
+  approveCsr,
   testCluster,
+  uniqueName,
   waitFor,
   whoAmI,
   type TestCluster,
@@ -20,7 +24,8 @@ import {
 import { newNodeDir, runNodecred, startDaemon, writeConfig, writeKubeconfig } from '../helpers/node.ts';
 import { freePort } from '../../scripts/lib/local-cluster.ts';
 import { startTlsFront } from '../helpers/tls-front.ts';
-import { issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
+import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
+import { AuditLog } from '../../bench/lib/audit.ts';
 import { caPinHash, splitCertificatePems } from '../../src/pki/cert.ts';
 import { clusterInfoJwsKey, signClusterInfo } from '../../src/kube/discovery.ts';
 
@@ -207,6 +212,208 @@ test('exec plugin stderr: what it says reaches /healthz JSON and the log only re
       await daemon.stop();
     }
   } finally {
+    await node.cleanup();
+  }
+});
+
+interface Answer {
+  status: number;
+  body: string;
+}
+
+/** One GET on the secure listener, from `localAddress`, with a bearer token and/or a client certificate. */
+function secureGet(
+  port: number,
+  ca: string,
+  opts: { token?: string; cert?: string; key?: string; localAddress?: string; path?: string },
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/metrics',
+        ca,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        ...(opts.cert ? { cert: opts.cert, key: opts.key } : {}),
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A node running `nodecred run --secure-listen` with its serving certificate approved. */
+async function secureNode(c: TestCluster) {
+  await ensureBootstrapRbac(c);
+  const token = await createBootstrapToken(c);
+  const node = await newNodeDir('secure');
+  const port = await freePort();
+  const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
+  const approving = (async () => {
+    const csr = await waitFor(
+      'serving CSR',
+      async () =>
+        (await c.certificates.listCertificateSigningRequest()).items.find(
+          (x) =>
+            x.spec.username === `system:node:${node.name}` && x.spec.signerName === 'kubernetes.io/kubelet-serving',
+        )?.metadata?.name,
+    );
+    await approveCsr(c, csr);
+  })();
+  const daemon = startDaemon([
+    '--bootstrap-kubeconfig',
+    bootstrap,
+    '--rotate-server-certificates',
+    '--node-ip',
+    '127.0.0.1',
+    '--health-listen',
+    '',
+    '--secure-listen',
+    `127.0.0.1:${port}`,
+    '--client-ca-file',
+    c.state.caFile,
+    ...node.flags,
+  ]);
+  await approving;
+  await daemon.waitForLog(/secure listener now serves the current serving certificate/);
+  return { node, port, daemon };
+}
+
+test('secure listener identity: a client certificate names the same user and groups as the API server says (last CN, every O)', async () => {
+  const c = testCluster();
+  const { node, port, daemon } = await secureNode(c);
+  try {
+    const ca = {
+      name: 'nodecred-local-ca',
+      certificatePem: c.ca,
+      privateKey: createPrivateKey(await readFile(c.state.caKeyFile)),
+    };
+    const key = newEcKey();
+    const keyPem = key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    // Two CNs: tools disagree on which one counts (openssl and Node's subject string show the first).
+    const cert = await issueLeaf(ca, {
+      publicKey: key.publicKey,
+      extendedKeyUsages: [CLIENT_AUTH],
+      subject: [{ CN: ['first-cn'] }, { O: ['team-a'] }, { CN: ['second-cn'] }, { O: ['team-b'] }],
+    });
+    // The oracle: kube-apiserver's own x509 authenticator.
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [
+        { name: 'c', server: c.state.apiserver, caData: Buffer.from(c.ca).toString('base64'), skipTLSVerify: false },
+      ],
+      users: [
+        { name: 'u', certData: Buffer.from(cert).toString('base64'), keyData: Buffer.from(keyPem).toString('base64') },
+      ],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const review = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    const apiUser = review.status!.userInfo!;
+    assert.equal(apiUser.username, 'second-cn', 'Go keeps the last CN');
+    // nodecred's 403 names who it thinks the client is.
+    const r = await secureGet(port, c.ca, { cert, key: keyPem });
+    assert.equal(r.status, 403, r.body);
+    const m = /Forbidden: user "([^"]*)" \(groups (\[.*?\])\)/.exec(r.body);
+    assert.ok(m, r.body);
+    assert.equal(m[1], apiUser.username);
+    assert.deepEqual((JSON.parse(m[2]!) as string[]).sort(), [...apiUser.groups!].sort());
+
+    // A certificate without a CN authenticates nobody (Kubernetes then tries the token): no token, 401.
+    const noCn = await issueLeaf(ca, {
+      publicKey: key.publicKey,
+      extendedKeyUsages: [CLIENT_AUTH],
+      subject: [{ O: ['team-a'] }],
+    });
+    assert.equal((await secureGet(port, c.ca, { cert: noCn, key: keyPem })).status, 401);
+  } finally {
+    await daemon.stop();
+    await node.cleanup();
+  }
+});
+
+test('secure listener: 1 TokenReview for a token sent 50 times at once; unknown tokens from one address are rate-limited (429, no review); the audit log counts', async () => {
+  const c = testCluster();
+  assert.ok(c.state.auditLog, 'the test control plane writes an audit log (scripts/test.ts)');
+  const audit = new AuditLog(c.state.auditLog);
+  const { node, port, daemon } = await secureNode(c);
+  const user = `system:node:${node.name}`;
+  const sa = uniqueName('scraper');
+  try {
+    const reviews = () => audit.by([user]).filter((q) => q.resource === 'tokenreviews').length;
+    // The node's own SelfSubjectReview marks a point in the log: everything it caused before is in by then.
+    const nodeKc = new KubeConfig();
+    nodeKc.loadFromFile(node.kubeconfig);
+    const settle = async () => {
+      await nodeKc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
+      const marks = audit.by([user]).filter((q) => q.resource === 'selfsubjectreviews').length;
+      await audit.waitFor(
+        'the marker SelfSubjectReview',
+        () => (audit.by([user]).filter((q) => q.resource === 'selfsubjectreviews').length > marks ? true : undefined),
+        30_000,
+      );
+    };
+    await settle();
+    const before = reviews();
+
+    // The same unknown token, 50 requests at once: one review answers them all, and its "no" is cached.
+    const same = randomBytes(24).toString('base64url');
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () => secureGet(port, c.ca, { token: same, localAddress: '127.0.0.3' })),
+    );
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [401]);
+    await settle();
+    assert.equal(reviews() - before, 1, 'single-flight and the negative cache: one TokenReview');
+
+    // 200 different unknown tokens from one address: a few reviews, then 429 without asking the API server.
+    const started = Date.now();
+    const flood: Answer[] = [];
+    for (let i = 0; i < 20; i++) {
+      flood.push(
+        ...(await Promise.all(
+          Array.from({ length: 10 }, () =>
+            secureGet(port, c.ca, { token: randomBytes(24).toString('base64url'), localAddress: '127.0.0.4' }),
+          ),
+        )),
+      );
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const rejected = flood.filter((a) => a.status === 401).length;
+    const limited = flood.filter((a) => a.status === 429).length;
+    assert.equal(rejected + limited, 200);
+    assert.ok(limited > 0, 'the limit applied');
+    assert.match(flood.find((a) => a.status === 429)!.body, /Too Many Requests/);
+    await settle();
+    assert.equal(reviews() - before - 1, rejected, 'every 401 cost exactly one TokenReview, every 429 none');
+    // Per address: a burst of 5, then 2 a second.
+    assert.ok(rejected <= 5 + 2 * seconds + 1, `${rejected} reviews in ${seconds} s`);
+
+    // A real scraper from another address is unaffected.
+    await c.kubectl(['-n', 'default', 'create', 'serviceaccount', sa]);
+    await c.kubectl(['create', 'clusterrole', sa, '--verb=get', '--non-resource-url=/metrics']);
+    await c.kubectl(['create', 'clusterrolebinding', sa, `--clusterrole=${sa}`, `--serviceaccount=default:${sa}`]);
+    const good = (await c.kubectl(['-n', 'default', 'create', 'token', sa, '--duration=10m'])).trim();
+    const ok = await waitFor('the scraper allowed', async () => {
+      const a = await secureGet(port, c.ca, { token: good, localAddress: '127.0.0.5' });
+      return a.status === 200 ? a : undefined;
+    });
+    assert.match(ok.body, /kubelet_certificate_manager_client_ttl_seconds/);
+  } finally {
+    await daemon.stop();
+    await c.kubectl(['delete', 'clusterrolebinding,clusterrole', sa, '--ignore-not-found']).catch(() => undefined);
+    await c.kubectl(['-n', 'default', 'delete', 'serviceaccount', sa, '--ignore-not-found']).catch(() => undefined);
     await node.cleanup();
   }
 });
