@@ -236,7 +236,7 @@ test('token discovery: after setup-cluster-info the printed flags bootstrap a no
   }
 });
 
-test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token --token twice updates in place; kubeadm's binding subjects are kept", async () => {
+test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token with the same token twice updates in place; kubeadm's binding subjects are kept", async () => {
   const c = testCluster();
   const versions = async () => {
     const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
@@ -304,7 +304,7 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   });
   const id = randomBytes(3).toString('hex');
   const token = `${id}.${'0123456789abcdef'}`;
-  const a = await runScript(c, 'create-bootstrap-token', ['--token', token, '--ttl', '1h']);
+  const a = await runScript(c, 'create-bootstrap-token', ['--token-file', '-', '--ttl', '1h'], { input: token });
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stderr, new RegExp(`bootstrap token ${id} created`));
   assert.match(
@@ -321,7 +321,9 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.equal(kc.getCurrentUser()?.token, token);
 
   const bindingVersions = await Promise.all(Object.keys(BINDINGS).map(async (n) => (await bindingSubjects(c, n)).rv));
-  const again = await runScript(c, 'create-bootstrap-token', ['--token', token, '--ttl', '3h', '--output', 'flags']);
+  const again = await runScript(c, 'create-bootstrap-token', ['--ttl', '3h', '--output', 'flags'], {
+    env: { NODECRED_BOOTSTRAP_TOKEN: token },
+  });
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, new RegExp(`bootstrap token ${id} updated`));
   assert.equal(lines(again.stderr).filter((l) => l.includes('unchanged')).length, 3, again.stderr);
@@ -334,7 +336,9 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.ok(Date.parse(data.expiration!) > Date.now() + 2.9 * 3600_000, 'the expiration follows the new --ttl');
 
   // Same id, another secret: refused, and neither secret is printed.
-  const clash = await runScript(c, 'create-bootstrap-token', ['--token', `${id}.ffffffffffffffff`]);
+  const clash = await runScript(c, 'create-bootstrap-token', ['--token-file', '-'], {
+    input: `${id}.ffffffffffffffff\n`,
+  });
   assert.equal(clash.code, 1);
   assert.match(
     clash.stderr,
@@ -617,6 +621,8 @@ test('--help of every script exits 0 and documents its flags', async () => {
       '--groups',
       '--description',
       '--token',
+      '--token-file',
+      'NODECRED_BOOTSTRAP_TOKEN',
       '--api-server',
       '--output',
       '--kubeconfig-out',

@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { chmod, lstat, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createPrivateKey, randomBytes } from 'node:crypto';
@@ -21,7 +23,7 @@ import {
   whoAmI,
   type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred, startDaemon, writeConfig, writeKubeconfig } from '../helpers/node.ts';
+import { NODECRED, REPO, newNodeDir, runNodecred, startDaemon, writeConfig, writeKubeconfig } from '../helpers/node.ts';
 import { freePort } from '../../scripts/lib/local-cluster.ts';
 import { startTlsFront } from '../helpers/tls-front.ts';
 import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
@@ -415,5 +417,120 @@ test('secure listener: 1 TokenReview for a token sent 50 times at once; unknown 
     await c.kubectl(['delete', 'clusterrolebinding,clusterrole', sa, '--ignore-not-found']).catch(() => undefined);
     await c.kubectl(['-n', 'default', 'delete', 'serviceaccount', sa, '--ignore-not-found']).catch(() => undefined);
     await node.cleanup();
+  }
+});
+
+interface Traced {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Every argv that any process in the tree was started with (strace -f, execve). */
+  argvs: string;
+  execs: number;
+}
+
+/** Runs a command under strace, recording the argv of every execve in the process tree. */
+async function traced(command: string, args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<Traced> {
+  const dir = await mkdtemp(join(tmpdir(), 'nodecred-strace-'));
+  const log = join(dir, 'execve.log');
+  try {
+    const result = await new Promise<Omit<Traced, 'argvs' | 'execs'>>((resolve, reject) => {
+      const child = spawn(
+        'strace',
+        ['-f', '-qq', '-s', '65536', '-e', 'trace=execve,execveat', '-o', log, command, ...args],
+        { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end(input);
+      child.on('error', reject);
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    const argvs = await readFile(log, 'utf8');
+    return { ...result, argvs, execs: (argvs.match(/ execve(at)?\(/g) ?? []).length };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('tokens on argv: with the file and environment forms no process that nodecred or create-bootstrap-token starts has the token in its argv (strace); the argv forms warn', async () => {
+  const c = testCluster();
+  await ensureBootstrapRbac(c);
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], {
+      env: { ...process.env, KUBECTL: c.state.kubectl },
+      stdio: 'ignore',
+    });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`setup-cluster-info exited ${code}`))));
+  });
+  const id = randomBytes(3).toString('hex');
+  const secret = randomBytes(8).toString('hex');
+  const token = `${id}.${secret}`;
+  const nodes = [await newNodeDir('argv'), await newNodeDir('argv'), await newNodeDir('argv')];
+  const tokenFile = join(nodes[0]!.dir, 'bootstrap-token');
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+  const scriptEnv = { KUBECTL: c.state.kubectl, KUBECONFIG: c.state.kubeconfig };
+  try {
+    // The script creates the token from a file; kubectl gets the Secret on stdin.
+    const created = await traced(
+      join(REPO, 'scripts/create-bootstrap-token'),
+      ['--token-file', tokenFile, '--ttl', '30m', '--output', 'flags'],
+      scriptEnv,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    assert.ok(created.execs >= 5, `the script ran kubectl and friends (${created.execs} execs)`);
+    assert.ok(!created.argvs.includes(secret), 'no argv of the script or its children holds the token secret');
+    assert.doesNotMatch(created.stderr, /warning/);
+    await waitFor('bootstrapsigner to sign cluster-info for the token', async () => {
+      const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
+      return cm.data?.[`jws-kubeconfig-${id}`] ? true : undefined;
+    });
+
+    const discovery = ['--api-server', c.state.apiserver, '--discovery-token-ca-cert-hash', caPinHash(c.ca)];
+    const fromFile = await traced(
+      NODECRED,
+      ['bootstrap', ...discovery, '--discovery-token-file', tokenFile, ...nodes[0]!.flags],
+      {},
+    );
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.ok(fromFile.execs >= 2, 'bin/nodecred and node were traced');
+    assert.ok(!fromFile.argvs.includes(secret), 'the file form: not in any argv');
+    assert.doesNotMatch(fromFile.stderr, /warning/);
+
+    const fromEnv = await traced(NODECRED, ['bootstrap', ...discovery, ...nodes[1]!.flags], {
+      NODECRED_DISCOVERY_TOKEN: token,
+    });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.ok(!fromEnv.argvs.includes(secret), 'the environment form: not in any argv');
+
+    // The argv form still works, is visible to the tracer (so the checks above could fail), and says so.
+    const onArgv = await traced(
+      NODECRED,
+      ['bootstrap', ...discovery, '--discovery-token', token, ...nodes[2]!.flags],
+      {},
+    );
+    assert.equal(onArgv.code, 0, onArgv.stderr);
+    assert.ok(onArgv.argvs.includes(secret), 'strace sees a token on the command line');
+    const warnings = onArgv.stderr.split('\n').filter((l) => l.includes('warning'));
+    assert.deepEqual(warnings, [
+      'nodecred: warning: --discovery-token puts the bootstrap token on the command line, readable by every local user (ps, /proc/PID/cmdline); use --discovery-token-file FILE or NODECRED_DISCOVERY_TOKEN',
+    ]);
+    const scriptArgv = await traced(
+      join(REPO, 'scripts/create-bootstrap-token'),
+      ['--token', token, '--ttl', '30m', '--output', 'flags'],
+      scriptEnv,
+    );
+    assert.equal(scriptArgv.code, 0, scriptArgv.stderr);
+    assert.match(
+      scriptArgv.stderr,
+      /warning: --token puts the token on the command line, readable by every local user/,
+    );
+  } finally {
+    for (const n of nodes) await n.cleanup();
+    await c.core
+      .deleteNamespacedSecret({ namespace: 'kube-system', name: `bootstrap-token-${id}` })
+      .catch(() => undefined);
   }
 });
