@@ -163,7 +163,8 @@ async function main(): Promise<void> {
       };
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       process.stdout.write(
-        `\n${total} bogus-token requests from ${sources} address(es) in ${result.seconds.toFixed(1)} s → ${byNode.length} API requests by the node (${tokenReviews} TokenReviews)\n`,
+        `\n${total} bogus-token requests from ${sources} address(es) in ${result.seconds.toFixed(1)} s → ` +
+          `${byNode.length} API requests by the node (${tokenReviews} TokenReviews)\n`,
       );
     } finally {
       child.kill('SIGTERM');

@@ -108,6 +108,7 @@ const output = resolve(values.output);
 writeFileSync(`${output}.tmp`, image.archive);
 renameSync(`${output}.tmp`, output);
 process.stdout.write(
-  `built ${output} (${(image.archive.length / 1048576).toFixed(1)} MiB, ${values.reference}, ${version}) in ${Date.now() - started} ms\n` +
-    `manifest ${image.manifestDigest}\nconfig   ${image.configDigest}\nlayer    ${image.layerDigest} (diff_id ${image.diffId})\n`,
+  `built ${output} (${(image.archive.length / 1048576).toFixed(1)} MiB, ${values.reference}, ${version}) ` +
+    `in ${Date.now() - started} ms\nmanifest ${image.manifestDigest}\nconfig   ${image.configDigest}\n` +
+    `layer    ${image.layerDigest} (diff_id ${image.diffId})\n`,
 );

@@ -74,8 +74,10 @@ export function pidFileProblem(st: PidFileStat, ourUid: number): string | undefi
   if (!st.isFile) return 'is not a regular file';
   if (st.uid !== 0 && st.uid !== ourUid)
     return `is owned by uid ${st.uid}, not root${ourUid ? ` or uid ${ourUid}` : ''}`;
-  if (st.mode & 0o022)
-    return `is ${st.mode & 0o020 ? 'group' : 'world'}-writable (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
+  if (st.mode & 0o022) {
+    const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    return `is ${st.mode & 0o020 ? 'group' : 'world'}-writable (mode ${mode})`;
+  }
   return undefined;
 }
 

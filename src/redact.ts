@@ -9,8 +9,8 @@ const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$
 // "Bearer xyz", "Basic xyz" (an Authorization header echoed in a debug line).
 const AUTH_SCHEME = /\b(bearer|basic)(\s+)[^\s"',;]+/gi;
 // token=xyz, "password": "xyz", secret: xyz, X-Api-Key=xyz … : the name stays, the value goes.
-const NAMED_SECRET =
-  /\b([\w-]*(?:token|secret|password|passwd|pwd|apikey|api[-_]key|key|credential|credentials|auth|session|signature))(["']?\s*[:=]\s*["']?)([^\s"',;&]+)/gi;
+const SECRET_NAMES = 'token|secret|password|passwd|pwd|apikey|api[-_]key|key|credentials?|auth|session|signature';
+const NAMED_SECRET = new RegExp(`\\b([\\w-]*(?:${SECRET_NAMES}))(["']?\\s*[:=]\\s*["']?)([^\\s"',;&]+)`, 'gi');
 // Long runs of token alphabet (base64, base64url, hex, JWTs, bootstrap tokens, access key ids).
 const TOKEN_RUN = /[A-Za-z0-9+/=_.~-]{16,}/g;
 

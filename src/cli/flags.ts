@@ -88,7 +88,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: 'discovery-token',
     kind: 'string',
     placeholder: 'ID.SECRET',
-    help: 'token discovery: the bootstrap token on the command line, where every local user can read it (ps); prefer --discovery-token-file',
+    help: 'token discovery: the bootstrap token, on the command line where every local user sees it (ps)',
   },
   {
     name: 'discovery-token-ca-cert-hash',
@@ -275,7 +275,8 @@ function discoveryToken(flags: ParsedFlags, env: NodeJS.ProcessEnv): { value: st
 export function argvSecretWarnings(flags: ParsedFlags): string[] {
   return flags.has('discovery-token')
     ? [
-        `warning: --discovery-token puts the bootstrap token on the command line, readable by every local user (ps, /proc/PID/cmdline); use --discovery-token-file FILE or ${DISCOVERY_TOKEN_ENV}`,
+        'warning: --discovery-token puts the bootstrap token on the command line, readable by every local user ' +
+          `(ps, /proc/PID/cmdline); use --discovery-token-file FILE or ${DISCOVERY_TOKEN_ENV}`,
       ]
     : [];
 }

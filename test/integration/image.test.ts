@@ -19,7 +19,7 @@ const run = promisify(execFile);
 const version = (JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const REFERENCE = `ghcr.io/nodecred/nodecred:${version}`;
 
-test('build:image: a reproducible OCI archive skopeo reads; its rootfs runs nodecred approve --help and --version as the non-root image user', async () => {
+test('build:image: a reproducible OCI archive skopeo reads, whose rootfs runs nodecred as the image user', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-image-'));
   try {
     const exe = join(dir, 'nodecred');

@@ -67,7 +67,7 @@ async function realServing(c: TestCluster) {
   };
 }
 
-test('token discovery: a bootstrap-token holder in the middle adds its own CA next to the pinned one: refused before any credential is sent', async () => {
+test('discovery: a token holder in the middle adds its CA beside the pinned one: refused, nothing sent', async () => {
   const c = testCluster();
   const token = await createBootstrapToken(c);
   const attacker = await attackerServing();
@@ -113,7 +113,7 @@ test('token discovery: a bootstrap-token holder in the middle adds its own CA ne
   }
 });
 
-test('token discovery: with a pinned and an unpinned CA in cluster-info, the node trusts and writes only the pinned one', async () => {
+test('discovery: of a pinned and an unpinned CA in cluster-info, only the pinned one is trusted', async () => {
   const c = testCluster();
   await ensureBootstrapRbac(c);
   const token = await createBootstrapToken(c);
@@ -170,7 +170,7 @@ function getJson(port: number, path: string): Promise<{ status: number; body: st
   });
 }
 
-test('exec plugin stderr: what it says reaches /healthz JSON and the log only redacted (a token it prints does not)', async () => {
+test('exec plugin stderr reaches /healthz JSON and the log only redacted: a token it prints does not', async () => {
   const c = testCluster();
   const node = await newNodeDir('exec-stderr');
   const port = await freePort();
@@ -289,7 +289,7 @@ async function secureNode(c: TestCluster) {
   return { node, port, daemon };
 }
 
-test('secure listener identity: a client certificate names the same user and groups as the API server says (last CN, every O)', async () => {
+test('secure listener identity: a client certificate names the user and groups the API server does', async () => {
   const c = testCluster();
   const { node, port, daemon } = await secureNode(c);
   try {
@@ -344,7 +344,7 @@ test('secure listener identity: a client certificate names the same user and gro
   }
 });
 
-test('secure listener: 1 TokenReview for a token sent 50 times at once; unknown tokens from one address are rate-limited (429, no review); the audit log counts', async () => {
+test('secure listener: one TokenReview for 50 identical tokens; a flood of unknown ones is rate-limited', async () => {
   const c = testCluster();
   assert.ok(c.state.auditLog, 'the test control plane writes an audit log (scripts/test.ts)');
   const audit = new AuditLog(c.state.auditLog);
@@ -455,7 +455,7 @@ async function traced(command: string, args: string[], env: NodeJS.ProcessEnv, i
   }
 }
 
-test('tokens on argv: with the file and environment forms no process that nodecred or create-bootstrap-token starts has the token in its argv (strace); the argv forms warn', async () => {
+test('tokens on argv: file and environment forms keep the token out of every argv (strace)', async () => {
   const c = testCluster();
   await ensureBootstrapRbac(c);
   await new Promise<void>((resolve, reject) => {
@@ -515,7 +515,8 @@ test('tokens on argv: with the file and environment forms no process that nodecr
     assert.ok(onArgv.argvs.includes(secret), 'strace sees a token on the command line');
     const warnings = onArgv.stderr.split('\n').filter((l) => l.includes('warning'));
     assert.deepEqual(warnings, [
-      'nodecred: warning: --discovery-token puts the bootstrap token on the command line, readable by every local user (ps, /proc/PID/cmdline); use --discovery-token-file FILE or NODECRED_DISCOVERY_TOKEN',
+      'nodecred: warning: --discovery-token puts the bootstrap token on the command line, readable by every ' +
+        'local user (ps, /proc/PID/cmdline); use --discovery-token-file FILE or NODECRED_DISCOVERY_TOKEN',
     ]);
     const scriptArgv = await traced(
       join(REPO, 'scripts/create-bootstrap-token'),

@@ -20,7 +20,7 @@ test('ReviewRateLimiter: one client cannot use up the global budget', () => {
   assert.equal(l.allow('10.0.0.4', 0), false, 'the global burst (6) is spent');
 });
 
-test('ReviewCache: single-flight, answers cached by their own TTL, failures not cached, misses rate-limited', async () => {
+test('ReviewCache: single-flight, per-answer TTLs, failures not cached, misses rate-limited', async () => {
   let now = 0;
   let reviews = 0;
   let release: (v: boolean) => void = () => {};

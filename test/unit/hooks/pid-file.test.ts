@@ -26,7 +26,7 @@ test('pidFileProblem: a regular file owned by root or by us, writable by nobody 
   assert.match(pidFileProblem({ ...ok, isFile: false }, 0)!, /not a regular file/);
 });
 
-test('hook pid file: signalled when owned by root and not group/world-writable; refused (and logged) otherwise', async () => {
+test('hook pid file: signalled only when root-owned and not group/world-writable', async () => {
   // Runs as root (as the test suite does): only root can make a file owned by another user.
   assert.equal(process.getuid?.(), 0, 'this test needs root');
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-pidfile-'));
