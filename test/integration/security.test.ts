@@ -84,18 +84,19 @@ test('discovery: a token holder in the middle adds its CA beside the pinned one:
   });
   const node = await newNodeDir('mitm');
   try {
-    const r = await runNodecred([
-      'bootstrap',
-      '--api-server',
-      front.url,
-      '--discovery-token',
-      token.token,
-      '--discovery-token-ca-cert-hash',
-      caPinHash(c.ca),
-      '--timeout',
-      '30s',
-      ...node.flags,
-    ]);
+    const r = await runNodecred(
+      [
+        'bootstrap',
+        '--api-server',
+        front.url,
+        '--discovery-token-ca-cert-hash',
+        caPinHash(c.ca),
+        '--timeout',
+        '30s',
+        ...node.flags,
+      ],
+      { env: { NODECRED_DISCOVERY_TOKEN: token.token } },
+    );
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /certificate does not chain to a pinned CA \(\w+\); refusing to go on/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
@@ -131,16 +132,10 @@ test('discovery: of a pinned and an unpinned CA in cluster-info, only the pinned
   });
   const node = await newNodeDir('pinned');
   try {
-    const r = await runNodecred([
-      'bootstrap',
-      '--api-server',
-      front.url,
-      '--discovery-token',
-      token.token,
-      '--discovery-token-ca-cert-hash',
-      caPinHash(c.ca),
-      ...node.flags,
-    ]);
+    const r = await runNodecred(
+      ['bootstrap', '--api-server', front.url, '--discovery-token-ca-cert-hash', caPinHash(c.ca), ...node.flags],
+      { env: { NODECRED_DISCOVERY_TOKEN: token.token } },
+    );
     assert.equal(r.code, 0, r.stderr);
     const kc = new KubeConfig();
     kc.loadFromFile(node.kubeconfig);
