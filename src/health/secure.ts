@@ -234,7 +234,8 @@ export function createSecureServer(opts: {
       return reply(
         res,
         401,
-        'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or bearer_token_file with a ServiceAccount token)' +
+        'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or ' +
+          'bearer_token_file with a ServiceAccount token)' +
           `${clientCa ? ' or a client certificate signed by the configured client CA' : ''}.\n`,
       );
     }
@@ -242,7 +243,8 @@ export function createSecureServer(opts: {
       return reply(
         res,
         401,
-        'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n',
+        'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — ' +
+          'expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n',
       );
     }
     let decision: { allowed: boolean; reason: string };
@@ -258,7 +260,8 @@ export function createSecureServer(opts: {
         res,
         403,
         `Forbidden: user "${who.user}" (groups ${JSON.stringify(who.groups)}) may not get non-resource URL ${path}.\n` +
-          `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n${decision.reason ? `(authorizer: ${decision.reason})\n` : ''}`,
+          `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n` +
+          (decision.reason ? `(authorizer: ${decision.reason})\n` : ''),
       );
     }
     return handler(req, res);
