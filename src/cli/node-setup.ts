@@ -7,7 +7,7 @@ import { acquireLock, type Lock } from '../store/lock.ts';
 import { CertificateManager, type ManagerEvents } from '../manager/manager.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Config } from '../config/schema.ts';
-import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp } from './flags.ts';
+import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp, argvSecretWarnings } from './flags.ts';
 import { checkCredentialSources } from './preflight.ts';
 import { EXIT_CODES_HELP } from './exit.ts';
 
@@ -28,7 +28,9 @@ export async function setUpNode(
   args: string[],
   opts: { events?: ManagerEvents; signal?: AbortSignal; waitForFiles?: boolean } = {},
 ): Promise<NodeSetup> {
-  const config = await loadConfig(parseFlags(args, NODE_FLAGS));
+  const flags = parseFlags(args, NODE_FLAGS);
+  for (const warning of argvSecretWarnings(flags)) process.stderr.write(`nodecred: ${warning}\n`);
+  const config = await loadConfig(flags);
   const notes = await checkCredentialSources(config, { waitForFiles: opts.waitForFiles ?? false });
   // A first boot has no /var/lib/kubelet (or an EKS-style custom parent): create what is missing, 0700.
   const created = await ensureParentDirs(config.certDir, config.kubeconfig);
