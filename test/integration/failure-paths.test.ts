@@ -156,6 +156,12 @@ async function check(command: string, cases: Case[]): Promise<void> {
 }
 
 const valid = () => ['--bootstrap-kubeconfig', at('public', 'bootstrap.conf')];
+/**
+ * Every case names its cert dir and kubeconfig: the defaults are the host's /var/lib/kubelet, which a case
+ * that gets further than intended would write to (and whose kubeconfig, if another test left one, changes
+ * what validation decides).
+ */
+const paths = (dir: string) => ['--cert-dir', at(dir, 'pki'), '--kubeconfig', at(dir, 'kc')];
 const node = () => ['--node-name', uniqueName('failing')];
 /** The same disk failures for bootstrap and run; `tag` keeps their directories apart. */
 function diskCases(base: string[], tag: string): Case[] {
@@ -210,58 +216,66 @@ function diskCases(base: string[], tag: string): Case[] {
     {
       what: 'EACCES: bootstrap kubeconfig the user may not read',
       asNobody: true,
-      args: () => [...b(), '--bootstrap-kubeconfig', at('private', 'bootstrap.conf'), '--cert-dir', at('x', 'pki')],
+      args: () => [
+        ...b(),
+        '--bootstrap-kubeconfig',
+        at('private', 'bootstrap.conf'),
+        '--cert-dir',
+        at('x', 'pki'),
+        '--kubeconfig',
+        at('x', 'kc'),
+      ],
       code: 1,
       line: /^nodecred: .*cannot read .*\/private\/bootstrap\.conf: EACCES \(fix: nodecred \(uid 65534\)/,
     },
     {
       what: 'garbage bootstrap kubeconfig',
-      args: () => [...b(), '--bootstrap-kubeconfig', at('garbage'), '--cert-dir', at(`${tag}-g`, 'pki')],
+      args: () => [...b(), '--bootstrap-kubeconfig', at('garbage'), ...paths(`${tag}-g`)],
       code: 1,
       line: /^nodecred: .*\/garbage: .*\(fix: /,
       notCreated: () => [at(`${tag}-g`)],
     },
     {
       what: 'empty bootstrap kubeconfig',
-      args: () => [...b(), '--bootstrap-kubeconfig', at('empty'), '--cert-dir', at(`${tag}-e`, 'pki')],
+      args: () => [...b(), '--bootstrap-kubeconfig', at('empty'), ...paths(`${tag}-e`)],
       code: 1,
       line: /^nodecred: .*\/empty: is empty \(fix: write a kubeconfig/,
       notCreated: () => [at(`${tag}-e`)],
     },
     {
       what: 'garbage config',
-      args: () => [...b(), '--config', at('garbage'), '--cert-dir', at(`${tag}-c`, 'pki')],
+      args: () => [...b(), '--config', at('garbage'), ...paths(`${tag}-c`)],
       code: 1,
       line: /^nodecred: .*\/garbage: .*\(fix: /,
       notCreated: () => [at(`${tag}-c`)],
     },
     {
       what: 'empty config',
-      args: () => [...b(), '--config', at('empty'), '--cert-dir', at(`${tag}-c2`, 'pki')],
+      args: () => [...b(), '--config', at('empty'), ...paths(`${tag}-c2`)],
       code: 1,
       line: /^nodecred: .*\/empty: apiVersion: must be nodecred\.io\/v1alpha1/,
     },
     {
       what: 'config is a directory',
-      args: () => [...b(), '--config', at('adir')],
+      args: () => [...b(), '--config', at('adir'), ...paths(`${tag}-c3`)],
       code: 2,
       line: /^nodecred: .*\/adir: cannot read config: EISDIR \(fix: .*is a directory where a file is expected/,
     },
     {
       what: 'config is a dangling symlink',
-      args: () => [...b(), '--config', at('dangling')],
+      args: () => [...b(), '--config', at('dangling'), ...paths(`${tag}-c4`)],
       code: 2,
       line: /^nodecred: .*\/dangling: cannot read config: ENOENT/,
     },
     {
       what: 'config in /proc',
-      args: () => [...b(), '--config', '/proc/nodecred/config.yaml'],
+      args: () => [...b(), '--config', '/proc/nodecred/config.yaml', ...paths(`${tag}-c5`)],
       code: 2,
       line: /^nodecred: \/proc\/nodecred\/config\.yaml: cannot read config: ENOENT \(fix: .*kernel virtual/,
     },
     {
       what: 'garbage where the cluster CA certificate is expected',
-      args: () => [...b(), ...valid(), '--cluster-ca-file', at('garbage'), '--cert-dir', at(`${tag}-ca`, 'pki')],
+      args: () => [...b(), ...valid(), '--cluster-ca-file', at('garbage'), ...paths(`${tag}-ca`)],
       code: 1,
       line: /^nodecred: .*\/garbage: clusterCAFile contains no PEM "CERTIFICATE" block/,
       notCreated: () => [at(`${tag}-ca`)],
@@ -302,7 +316,16 @@ test('run: one line and exit code for every failure before the daemon is up', as
     },
     {
       what: 'garbage where the client CA certificate is expected',
-      args: () => ['run', ...node(), ...valid(), '--secure-listen', '127.0.0.1:0', '--client-ca-file', at('garbage')],
+      args: () => [
+        'run',
+        ...node(),
+        ...valid(),
+        '--secure-listen',
+        '127.0.0.1:0',
+        '--client-ca-file',
+        at('garbage'),
+        ...paths('r-cca'),
+      ],
       code: 1,
       line: /^nodecred: .*\/garbage: clientCAFile contains no PEM "CERTIFICATE" block/,
     },
