@@ -5,7 +5,8 @@ import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
 import { isDnsSanName } from '../pki/san.ts';
-import { parseCidr, type ApproverPolicy, type LeaveOrDeny } from './policy.ts';
+import { hostnameProblem, parseCidr } from './names.ts';
+import type { ApproverPolicy, LeaveOrDeny } from './policy.ts';
 
 export const APPROVER_CONFIG_KIND = 'ApproverConfiguration';
 
@@ -14,6 +15,8 @@ export interface ApproverConfig {
   allowedCidrs: string[];
   maxExpirationSeconds: number | undefined;
   allowedKeyAlgorithms: KeyAlgorithm[];
+  clusterDomain: string;
+  allowLoopback: boolean;
   denyMode: LeaveOrDeny;
   onUnknownNode: LeaveOrDeny;
   /** Source of ApproverPolicy.nodeNamePattern, matched against the whole node name. */
@@ -33,6 +36,8 @@ export function defaultApproverConfig(): ApproverConfig {
     allowedCidrs: [],
     maxExpirationSeconds: undefined,
     allowedKeyAlgorithms: [...KEY_ALGORITHMS],
+    clusterDomain: 'cluster.local',
+    allowLoopback: false,
     denyMode: 'deny',
     onUnknownNode: 'deny',
     nodeNamePattern: undefined,
@@ -52,6 +57,8 @@ export function policyOf(config: ApproverConfig): ApproverPolicy {
     allowedCidrs: config.allowedCidrs,
     maxExpirationSeconds: config.maxExpirationSeconds,
     allowedKeyAlgorithms: config.allowedKeyAlgorithms,
+    clusterDomain: config.clusterDomain,
+    allowLoopback: config.allowLoopback,
     denyMode: config.denyMode,
     onUnknownNode: config.onUnknownNode,
     nodeNamePattern: config.nodeNamePattern === undefined ? undefined : wholeMatch(config.nodeNamePattern),
@@ -69,6 +76,8 @@ const TOP_LEVEL = [
   'allowedCidrs',
   'maxLifetime',
   'allowedKeyAlgorithms',
+  'clusterDomain',
+  'allowLoopback',
   'denyMode',
   'onUnknownNode',
   'nodeNamePattern',
@@ -212,6 +221,13 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
       );
     });
   }
+  if (raw.clusterDomain !== undefined) {
+    const domain = r.string(raw.clusterDomain, 'clusterDomain');
+    const problem = hostnameProblem(domain);
+    if (problem) r.fail('clusterDomain', `"${domain}" ${problem}`, 'e.g. cluster.local (kubelet --cluster-domain)');
+    o.clusterDomain = domain;
+  }
+  if (raw.allowLoopback !== undefined) o.allowLoopback = r.boolean(raw.allowLoopback, 'allowLoopback');
   if (raw.denyMode !== undefined) o.denyMode = leaveOrDeny(r, raw.denyMode, 'denyMode');
   if (raw.onUnknownNode !== undefined) o.onUnknownNode = leaveOrDeny(r, raw.onUnknownNode, 'onUnknownNode');
   if (raw.nodeNamePattern !== undefined)
@@ -240,6 +256,19 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
     o.logLevel = level as ApproverConfig['logLevel'];
   }
   return o;
+}
+
+/**
+ * Why the approver must not start with this configuration, or undefined. Without allowedCidrs or
+ * dnsPatterns the only name policy bounds is each node's own name, and every kubelet asks for its IPs too:
+ * such an approver would deny nearly every CSR for good (a denied CSR is final). Refusing to start keeps
+ * the CSRs pending until the operator says which names nodes may have.
+ */
+export function unboundedPolicyProblem(
+  config: Pick<ApproverConfig, 'allowedCidrs' | 'dnsPatterns'>,
+): string | undefined {
+  if (config.allowedCidrs.length > 0 || config.dnsPatterns.length > 0) return undefined;
+  return 'no name-bounding policy: allowedCidrs and dnsPatterns are both empty';
 }
 
 export async function readApproverConfigFile(path: string): Promise<ApproverOverrides> {
