@@ -1,0 +1,89 @@
+// The approver's reading of CSRs against the outside oracle: Go's crypto/x509 and the kubelet-serving
+// signer's own code (`cluster csr-inspect`, test/cluster/csrinspect.go, built with the control plane).
+// Crafted requests, the regression corpus (test/fuzz/corpus/csr/) and a short structure-aware fuzz run
+// (`npm run fuzz` runs the long one) must never have the approver approve a name Go would sign differently.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseCsrPem } from '../../src/pki/csr.ts';
+import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
+import { CRAFTED_CASES } from '../fuzz/csr-cases.ts';
+import { fuzzAgainstGo, judge, type RequestReader } from '../fuzz/csr-structure.ts';
+import { GoOracle } from '../fuzz/go-oracle.ts';
+import { toPem } from '../helpers/der-builder.ts';
+import { testCluster } from '../helpers/cluster.ts';
+
+const CORPUS = join(import.meta.dirname, '../fuzz/corpus/csr');
+const SHORT_RUN = 3000;
+let oracle: GoOracle;
+
+before(() => {
+  oracle = GoOracle.start(testCluster().state.binary);
+});
+after(() => oracle.close());
+
+const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+
+test('crafted requests: the approver accepts exactly what Go reads the same way, and refuses the rest', async () => {
+  const pems = CRAFTED_CASES.map((c) => Buffer.from(toPem(c.build(key))));
+  const views = await oracle.inspect(pems);
+  for (const [i, c] of CRAFTED_CASES.entries()) {
+    const j = await judge(pems[i]!, views[i]!);
+    assert.deepEqual(j.violations, [], c.name);
+    assert.equal(j.approverAccepted, c.expect === 'ok', c.name);
+    if (c.expect === 'ok') assert.ok(j.goParsed, `${c.name}: Go reads it too (${views[i]!.parseError})`);
+  }
+});
+
+test('the issue-11 request: Go signs DNS:kubernetes.default.svc from it; the approver refuses it (NonCanonicalDER)', async () => {
+  const pem = readFileSync(join(CORPUS, 'issue-11-smuggled-kubernetes-default-svc.pem'));
+  const [go] = await oracle.inspect([pem]);
+  assert.equal(go!.parseError, undefined);
+  assert.deepEqual(go!.signed?.dnsNames, ['kubernetes.default.svc'], "what kube-controller-manager's signer issues");
+  assert.equal(go!.kubeletServingError, undefined, 'the signer accepts it for kubernetes.io/kubelet-serving');
+  const lenient = await parseCsrPem(pem.toString());
+  assert.deepEqual(lenient.dnsNames, [], '@peculiar/x509 sees no DNS name at all: what the old approver judged');
+  const strict = parseStrictCsr(pem);
+  assert.equal(strict.ok === false && strict.reason, 'NonCanonicalDER');
+});
+
+test('regression corpus: no request the approver approves is signed with other names', async () => {
+  const files = readdirSync(CORPUS).filter((f) => f.endsWith('.pem'));
+  assert.ok(files.length >= 5, 'the corpus is there');
+  const pems = files.map((f) => readFileSync(join(CORPUS, f)));
+  const views = await oracle.inspect(pems);
+  for (const [i, file] of files.entries()) {
+    const j = await judge(pems[i]!, views[i]!);
+    assert.deepEqual(j.violations, [], file);
+    assert.notEqual(j.decision, 'approve', `${file} is an exploit: it must not be approved`);
+  }
+});
+
+test(`structure-aware fuzz (short, ${SHORT_RUN} cases): approve ⇒ Go signs exactly the approved names`, async () => {
+  const stats = await fuzzAgainstGo(oracle, SHORT_RUN, Date.now() % 1_000_000);
+  process.stderr.write(
+    `# csr fuzz: ${stats.cases} cases in ${stats.seconds.toFixed(1)} s (${Math.round(stats.cases / stats.seconds)}/s), ` +
+      `${stats.approved} approved, ${stats.approverAccepted} read by the approver, ${stats.goParsed} by Go\n`,
+  );
+  assert.deepEqual(
+    stats.failures.slice(0, 3),
+    [],
+    'a finding: add its PEM to test/fuzz/corpus/csr/ and fix the reader',
+  );
+  assert.ok(stats.approved > 0, 'the mutants reach the approval path');
+});
+
+test('the property can fail: with @peculiar/x509 as the reader (the old approver) the fuzz finds signed names it never saw', async () => {
+  const lenient: RequestReader = async (pem) => {
+    try {
+      return await parseCsrPem(pem.toString());
+    } catch (err) {
+      return { refusal: 'InvalidRequest', message: String(err) };
+    }
+  };
+  const stats = await fuzzAgainstGo(oracle, 2000, 11, lenient);
+  const exploits = stats.failures.filter((f) => f.violations.some((v) => v.startsWith('signed')));
+  assert.ok(exploits.length > 0, `no exploit found in ${stats.cases} cases`);
+});
