@@ -5,6 +5,10 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { approverOverridesFromDocument, mergeApproverConfig, policyOf } from '../../../src/approver/config.ts';
 import { buildCsrPem, nodeSubject, type CsrRequest, type ParsedCsr } from '../../../src/pki/csr.ts';
 import { encodePrivateKeyPem, generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../../src/pki/keys.ts';
 import { encodePem, parsePemBlocks } from '../../../src/pki/pem.ts';
@@ -620,4 +624,24 @@ test('nodeNameOf reads system:node:<name> and nothing else', () => {
   assert.equal(nodeNameOf('system:node:'), undefined);
   assert.equal(nodeNameOf('system:nodes'), undefined);
   assert.equal(nodeNameOf('alice'), undefined);
+});
+
+test("the EKS example's policy (examples/eks/README.md) approves an EKS-style node's serving CSR, and no neighbour's", async () => {
+  const readme = readFileSync(join(import.meta.dirname, '../../../examples/eks/README.md'), 'utf8');
+  const yaml = /```yaml\n(apiVersion: nodecred\.io\/v1alpha1\nkind: ApproverConfiguration\n[\s\S]*?)```/.exec(readme);
+  assert.ok(yaml, 'the README shows an ApproverConfiguration');
+  const policy = policyOf(mergeApproverConfig(approverOverridesFromDocument(parseYaml(yaml[1]!), 'README')));
+  const eksNode = 'ip-10-0-1-23.eu-west-1.compute.internal';
+  const request = async (dnsNames: string[], ipAddresses: string[]) =>
+    facts({
+      username: `system:node:${eksNode}`,
+      request: strict(await buildCsrPem(keys.get('ecdsa-p256')!, { ...nodeSubject(eksNode), dnsNames, ipAddresses })),
+    });
+  const node = { name: eksNode, addresses: [] };
+  expectDecision(decideServingCsr(await request([eksNode], ['10.0.1.23']), node, policy, CLUSTER), 'approve');
+  expectDecision(
+    decideServingCsr(await request(['ip-10-0-1-24.eu-west-1.compute.internal'], []), node, policy, CLUSTER),
+    'deny',
+    'DNSNameNotAllowed',
+  );
 });
