@@ -37,7 +37,7 @@ test('crafted requests: the approver accepts exactly what Go reads the same way,
   }
 });
 
-test('the issue-11 request: Go signs DNS:kubernetes.default.svc from it; the approver refuses it (NonCanonicalDER)', async () => {
+test('issue 11: Go signs DNS:kubernetes.default.svc from the request; the approver refuses it', async () => {
   const pem = readFileSync(join(CORPUS, 'issue-11-smuggled-kubernetes-default-svc.pem'));
   const [go] = await oracle.inspect([pem]);
   assert.equal(go!.parseError, undefined);
@@ -64,7 +64,8 @@ test('regression corpus: no request the approver approves is signed with other n
 test(`structure-aware fuzz (short, ${SHORT_RUN} cases): approve ⇒ Go signs exactly the approved names`, async () => {
   const stats = await fuzzAgainstGo(oracle, SHORT_RUN, Date.now() % 1_000_000);
   process.stderr.write(
-    `# csr fuzz: ${stats.cases} cases in ${stats.seconds.toFixed(1)} s (${Math.round(stats.cases / stats.seconds)}/s), ` +
+    `# csr fuzz: ${stats.cases} cases in ${stats.seconds.toFixed(1)} s ` +
+      `(${Math.round(stats.cases / stats.seconds)}/s), ` +
       `${stats.approved} approved, ${stats.approverAccepted} read by the approver, ${stats.goParsed} by Go\n`,
   );
   assert.deepEqual(
@@ -75,7 +76,7 @@ test(`structure-aware fuzz (short, ${SHORT_RUN} cases): approve ⇒ Go signs exa
   assert.ok(stats.approved > 0, 'the mutants reach the approval path');
 });
 
-test('the property can fail: with @peculiar/x509 as the reader (the old approver) the fuzz finds signed names it never saw', async () => {
+test('the property can fail: reading with @peculiar/x509 (the old approver) it finds names signed unseen', async () => {
   const lenient: RequestReader = async (pem) => {
     try {
       return await parseCsrPem(pem.toString());
