@@ -36,7 +36,7 @@ test('hostnameProblem: RFC 1123 lower-case LDH labels, length limits, no wildcar
   for (const [name, problem] of bad) assert.match(hostnameProblem(name) ?? 'accepted', problem, name);
 });
 
-test('dnsPatternMatches: "*" is exactly one label and must be the node\'s own; exact entries match themselves', () => {
+test("dnsPatternMatches: the wildcard is one label, the node's own; exact names match themselves", () => {
   assert.equal(dnsPatternMatches('*.compute.internal', 'ip-10-0-0-1.compute.internal', 'ip-10-0-0-1'), true);
   assert.equal(
     dnsPatternMatches('*.compute.internal', 'ip-10-0-0-1.compute.internal', 'ip-10-0-0-1.ec2.internal'),
