@@ -7,14 +7,19 @@
 //
 //	cluster csr-inspect < request.pem          one request (PEM or DER) → one JSON object
 //	cluster csr-inspect --batch < lines.jsonl  {"id":…,"request":"<base64>","usages":[…]} per line → one line each
+//	cluster csr-inspect --make-kubelet-csr ALG NODE [SAN...]
+//	                                           a serving CSR as the kubelet makes it (client-go MakeCSRFromTemplate),
+//	                                           ALG ecdsa-p256|ecdsa-p384|rsa-2048|rsa-3072|rsa-4096, SANs IPs or DNS names
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -28,6 +33,7 @@ import (
 
 	capi "k8s.io/api/certificates/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
+	certutil "k8s.io/client-go/util/cert"
 	capihelper "k8s.io/kubernetes/pkg/apis/certificates"
 	"k8s.io/kubernetes/pkg/controller/certificates/authority"
 )
@@ -86,6 +92,9 @@ func runCSRInspect(args []string) int {
 	}
 	if len(args) == 1 && args[0] == "--batch" {
 		return inspectBatch(ca)
+	}
+	if len(args) >= 3 && args[0] == "--make-kubelet-csr" {
+		return makeKubeletCSR(args[1], args[2], args[3:])
 	}
 	if len(args) != 0 {
 		fmt.Fprintln(os.Stderr, "usage: cluster csr-inspect [--batch] < request")
@@ -259,4 +268,44 @@ func throwawayCA() (*authority.CertificateAuthority, error) {
 		return nil, err
 	}
 	return &authority.CertificateAuthority{Certificate: cert, PrivateKey: key}, nil
+}
+
+// makeKubeletCSR prints the serving CSR the kubelet's certificate manager would send for NODE: subject
+// O=system:nodes, CN=system:node:NODE, the SANs, signed by a fresh key with the kubelet's algorithm choice.
+func makeKubeletCSR(alg, node string, sans []string) int {
+	var key crypto.Signer
+	var err error
+	switch alg {
+	case "ecdsa-p256":
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "ecdsa-p384":
+		key, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	case "rsa-2048", "rsa-3072", "rsa-4096":
+		bits := map[string]int{"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}[alg]
+		key, err = rsa.GenerateKey(rand.Reader, bits)
+	default:
+		fmt.Fprintln(os.Stderr, "csr-inspect: unknown key algorithm", alg)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "csr-inspect:", err)
+		return 1
+	}
+	template := &x509.CertificateRequest{
+		Subject: pkix.Name{Organization: []string{"system:nodes"}, CommonName: "system:node:" + node},
+	}
+	for _, san := range sans {
+		if ip := net.ParseIP(san); ip != nil {
+			template.IPAddresses = append(template.IPAddresses, ip)
+		} else {
+			template.DNSNames = append(template.DNSNames, san)
+		}
+	}
+	pemBytes, err := certutil.MakeCSRFromTemplate(key, template)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "csr-inspect:", err)
+		return 1
+	}
+	os.Stdout.Write(pemBytes) //nolint:errcheck
+	return 0
 }

@@ -4,13 +4,14 @@
 // (`npm run fuzz` runs the long one) must never have the approver approve a name Go would sign differently.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCsrPem } from '../../src/pki/csr.ts';
 import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
 import { CRAFTED_CASES } from '../fuzz/csr-cases.ts';
-import { fuzzAgainstGo, judge, type RequestReader } from '../fuzz/csr-structure.ts';
+import { FUZZ_NODE, fuzzAgainstGo, judge, type RequestReader } from '../fuzz/csr-structure.ts';
 import { GoOracle } from '../fuzz/go-oracle.ts';
 import { toPem } from '../helpers/der-builder.ts';
 import { testCluster } from '../helpers/cluster.ts';
@@ -25,6 +26,21 @@ before(() => {
 after(() => oracle.close());
 
 const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+
+test("the kubelet's own requests (client-go MakeCSRFromTemplate) are read exactly as Go does, and approved", async () => {
+  const binary = testCluster().state.binary;
+  const sans = [FUZZ_NODE, `${FUZZ_NODE}.fuzz.example`, '10.0.0.5', '2001:db8::5'];
+  const algorithms = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072'];
+  const pems = algorithms.map((alg) =>
+    execFileSync(binary, ['csr-inspect', '--make-kubelet-csr', alg, FUZZ_NODE, ...sans]),
+  );
+  const views = await oracle.inspect(pems);
+  for (const [i, alg] of algorithms.entries()) {
+    const j = await judge(pems[i]!, views[i]!);
+    assert.deepEqual(j.violations, [], alg);
+    assert.equal(j.decision, 'approve', `${alg}: ${j.reason}`);
+  }
+});
 
 test('crafted requests: the approver accepts exactly what Go reads the same way, and refuses the rest', async () => {
   const pems = CRAFTED_CASES.map((c) => Buffer.from(toPem(c.build(key))));
