@@ -98,6 +98,8 @@ export class ApprovalController {
       replace: (items) => this.replaceCache(items),
       upsert: (csr) => this.observe(csr),
       remove: (csr) => this.forget(csr.metadata?.name ?? ''),
+      // Every resync lists again, and each CSR still pending is judged again (a Node may exist by now).
+      relistOnTimeout: true,
     });
   }
 

@@ -1,8 +1,10 @@
 // List + watch one kind of object into a caller's cache, as client-go's reflector does: list, then watch
-// from the list's resourceVersion; when the watch ends (timeout, 410 Gone, an error, a silent connection)
-// list again, so nothing that happened meanwhile is missed. client-node's Watch has no reconnect, swallows
-// exceptions thrown in its callback and, without a request timeout, would wait on a dead connection
-// forever; all three are handled here. Used for CSRs, Nodes and the API server's EndpointSlices.
+// from the list's resourceVersion; when the watch times out, watch on from the last resourceVersion seen
+// (or, with relistOnTimeout, list again: the CSR controller re-judges pending CSRs that way); after 410
+// Gone, an error or a silent connection, list again, so nothing that happened meanwhile is missed.
+// client-node's Watch has no reconnect, swallows exceptions thrown in its callback and, without a request
+// timeout, would wait on a dead connection forever; all three are handled here. Used for CSRs, Nodes and the
+// API server's EndpointSlices.
 import { Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { retryDelayMs } from '../manager/policy.ts';
@@ -31,7 +33,11 @@ export interface ReflectorOptions<T> {
   upsert(item: T): void;
   /** DELETED events. */
   remove(item: T): void;
+  /** List again whenever a watch times out (every ~resyncIntervalMs), not only after errors and 410s. */
+  relistOnTimeout?: boolean;
 }
+
+type WatchEnd = { relist: boolean; resourceVersion: string };
 
 export class Reflector<T> {
   private readonly o: ReflectorOptions<T>;
@@ -49,17 +55,24 @@ export class Reflector<T> {
   async run(signal: AbortSignal): Promise<void> {
     const { log, metrics, source, resource } = this.o;
     let failures = 0;
+    let resume: string | undefined;
     while (!signal.aborted) {
       let operation = `${resource}-list`;
       try {
         const clients = await source.clients();
-        const list = await this.o.list(clients);
-        this.o.replace(list.items);
-        this.markSynced();
+        let resourceVersion = resume;
+        if (resourceVersion === undefined) {
+          const list = await this.o.list(clients);
+          this.o.replace(list.items);
+          this.markSynced();
+          log.debug({ resource, items: list.items.length }, 'listed');
+          resourceVersion = list.metadata?.resourceVersion ?? '';
+        }
         failures = 0;
-        log.debug({ resource, items: list.items.length }, 'listed');
+        resume = undefined;
         operation = `${resource}-watch`;
-        await this.watchOnce(clients, list.metadata?.resourceVersion ?? '', signal);
+        const end = await this.watchOnce(clients, resourceVersion, signal);
+        if (!end.relist && !this.o.relistOnTimeout) resume = end.resourceVersion;
       } catch (err) {
         if (signal.aborted) break;
         metrics.apiErrors.inc({ operation });
@@ -72,12 +85,14 @@ export class Reflector<T> {
   }
 
   /** One watch stream from `resourceVersion`; resolves when it ends (timeout, 410 Gone), rejects on errors. */
-  private async watchOnce(clients: ApproverClients, resourceVersion: string, signal: AbortSignal): Promise<void> {
+  private async watchOnce(clients: ApproverClients, resourceVersion: string, signal: AbortSignal): Promise<WatchEnd> {
     const { log, resource } = this.o;
     const timeoutSeconds = Math.max(1, Math.round((this.o.resyncIntervalMs / 1000) * (0.9 + 0.2 * this.random())));
     const watch = new Watch(clients.kubeConfig);
     // client-node aborts a stream silent for this long: our guard against half-open connections.
     (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = timeoutSeconds * 1000 + 30_000;
+    let last = resourceVersion;
+    let gone = false;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       let controller: AbortController | undefined;
@@ -99,12 +114,14 @@ export class Reflector<T> {
             const status = obj as { code?: number; message?: string };
             if (status.code === 410) {
               log.debug({ resource }, 'watch expired (410 Gone); re-listing');
+              gone = true;
               return finish();
             }
             return finish(
               Object.assign(new Error(`watch error: ${status.message ?? 'unknown'}`), { statusCode: status.code }),
             );
           }
+          last = (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion ?? last;
           if (type === 'DELETED') this.o.remove(obj as T);
           else if (type === 'ADDED' || type === 'MODIFIED') this.o.upsert(obj as T);
         } catch (err) {
@@ -127,5 +144,6 @@ export class Reflector<T> {
           (err: unknown) => finish(err),
         );
     });
+    return { relist: gone || signal.aborted, resourceVersion: last };
   }
 }
