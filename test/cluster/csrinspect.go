@@ -8,8 +8,8 @@
 //	cluster csr-inspect < request.pem          one request (PEM or DER) → one JSON object
 //	cluster csr-inspect --batch < lines.jsonl  {"id":…,"request":"<base64>","usages":[…]} per line → one line each
 //	cluster csr-inspect --make-kubelet-csr ALG NODE [SAN...]
-//	                                           a serving CSR as the kubelet makes it (client-go MakeCSRFromTemplate),
-//	                                           ALG ecdsa-p256|ecdsa-p384|rsa-2048|rsa-3072|rsa-4096, SANs IPs or DNS names
+//	    a serving CSR as the kubelet makes it (client-go MakeCSRFromTemplate); ALG ecdsa-p256, ecdsa-p384,
+//	    rsa-2048, rsa-3072 or rsa-4096; each SAN an IP or a DNS name
 package main
 
 import (
