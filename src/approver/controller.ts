@@ -7,8 +7,6 @@
 //
 // Decisions are written with the resourceVersion they were made on: if anyone changed the CSR meanwhile
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { isUserError } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
@@ -17,6 +15,7 @@ import { retryDelayMs } from '../manager/policy.ts';
 import { parseStrictCsr } from '../pki/strict-csr.ts';
 import { describeApiError, type ApiSource } from './api.ts';
 import { ClusterFacts } from './cluster-view.ts';
+import { EventRecorder } from './events.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import {
   APPROVED_REASON,
@@ -34,12 +33,8 @@ import { Reflector } from './reflector.ts';
 
 const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 const FIELD_SELECTOR = `spec.signerName=${KUBELET_SERVING_SIGNER}`;
-export const EVENT_NAMESPACE = 'default';
-export const REPORTING_COMPONENT = 'nodecred-approver';
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 const MAX_CONFLICT_RETRIES = 3;
-/** Events written at once; more wait their turn. While CSRs wait for a decision, only one at a time. */
-const EVENT_CONCURRENCY = 4;
 
 export interface ControllerOptions {
   source: ApiSource;
@@ -76,15 +71,20 @@ export class ApprovalController {
   private readonly random: () => number;
   private readonly csrs: Reflector<Csr>;
   private readonly cluster: ClusterFacts;
-  private readonly events: Array<() => Promise<void>> = [];
-  private eventsInFlight = 0;
-  private eventsDrained: (() => void) | undefined;
+  private readonly events: EventRecorder;
 
   constructor(options: ControllerOptions) {
     this.o = options;
     this.random = options.random ?? Math.random;
     const { source, log, metrics, resyncIntervalMs } = options;
     this.cluster = new ClusterFacts({ source, log, metrics, resyncIntervalMs, random: this.random });
+    this.events = new EventRecorder({
+      source,
+      log,
+      identity: options.identity,
+      busy: () => this.queue.length > 0,
+      failed: (err) => this.failed('event', err),
+    });
     this.csrs = new Reflector<Csr>({
       resource: 'csr',
       source,
@@ -107,7 +107,10 @@ export class ApprovalController {
   async run(signal: AbortSignal): Promise<void> {
     const reflectors = Promise.all([this.csrs.run(signal), this.cluster.run(signal)]);
     // No decision before every Node and the API server's names are known: a claim not yet seen cannot deny.
-    await Promise.race([this.cluster.synced(), new Promise((r) => signal.addEventListener('abort', r))]);
+    await Promise.race([
+      this.cluster.synced(),
+      new Promise((r) => signal.addEventListener('abort', r, { once: true })),
+    ]);
     const workers = Array.from({ length: this.o.workers ?? 8 }, () => this.worker(signal));
     try {
       await reflectors;
@@ -115,7 +118,7 @@ export class ApprovalController {
       for (const t of this.retryTimers) clearTimeout(t);
       this.retryTimers.clear();
       await Promise.all(workers);
-      await this.drainEvents();
+      await this.events.drain();
     }
   }
 
@@ -166,7 +169,7 @@ export class ApprovalController {
         }
       } finally {
         this.queue.done(name);
-        this.pumpEvents();
+        this.events.pump();
       }
     }
   }
@@ -217,7 +220,7 @@ export class ApprovalController {
       const fields = { csr: name, node: nodeName, reason, detail: decision.message, ms: Math.round(ms * 10) / 10 };
       if (decision.decision === 'approve') log.info(fields, 'approved CSR');
       else log.warn(fields, 'denied CSR');
-      this.recordEvent(
+      this.events.record(
         csr,
         decision.decision === 'approve' ? 'Normal' : 'Warning',
         reason,
@@ -239,7 +242,7 @@ export class ApprovalController {
     this.announced.set(name, key);
     this.o.metrics.decisions.inc({ decision: 'skip', reason: decision.reason });
     this.o.log.info({ csr: name, reason: decision.reason, detail: decision.message }, 'left CSR pending');
-    this.recordEvent(csr, 'Warning', decision.reason, `left pending: ${decision.message}`, 'LeavePending');
+    this.events.record(csr, 'Warning', decision.reason, `left pending: ${decision.message}`, 'LeavePending');
   }
 
   private async readCsr(name: string): Promise<Csr | null> {
@@ -307,74 +310,6 @@ export class ApprovalController {
       if (status === 404) return 'gone';
       this.failed('approval', err);
       throw err;
-    }
-  }
-
-  /**
-   * Queues an Event on the CSR, written in order behind the decisions: the condition already holds the
-   * reason and message, so the Event must not take the API server's time from the next decision.
-   */
-  private recordEvent(csr: Csr, type: 'Normal' | 'Warning', reason: string, message: string, action: string): void {
-    this.events.push(() => this.event(csr, type, reason, message, action));
-    this.pumpEvents();
-  }
-
-  private pumpEvents(): void {
-    const limit = this.queue.length > 0 ? 1 : EVENT_CONCURRENCY;
-    while (this.eventsInFlight < limit && this.events.length > 0) {
-      const write = this.events.shift()!;
-      this.eventsInFlight++;
-      void write().finally(() => {
-        this.eventsInFlight--;
-        this.pumpEvents();
-        if (this.eventsInFlight === 0 && this.events.length === 0) this.eventsDrained?.();
-      });
-    }
-  }
-
-  /** Waits for the queued Events (on shutdown: a decision's Event is not lost because leadership ended). */
-  private drainEvents(): Promise<void> {
-    if (this.eventsInFlight === 0 && this.events.length === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.eventsDrained = resolve));
-  }
-
-  /** A core/v1 Event on the CSR (cluster-scoped objects' Events live in "default", as client-go puts them). */
-  private async event(
-    csr: Csr,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-    action: string,
-  ): Promise<void> {
-    const name = csr.metadata!.name!;
-    const now = new Date();
-    try {
-      const { core } = await this.o.source.clients();
-      await core.createNamespacedEvent({
-        namespace: EVENT_NAMESPACE,
-        body: {
-          metadata: { name: `${name.slice(0, 236)}.${randomBytes(8).toString('hex')}`, namespace: EVENT_NAMESPACE },
-          involvedObject: {
-            apiVersion: 'certificates.k8s.io/v1',
-            kind: 'CertificateSigningRequest',
-            name,
-            ...(csr.metadata?.uid ? { uid: csr.metadata.uid } : {}),
-          },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          action,
-          source: { component: REPORTING_COMPONENT, host: hostname() },
-          reportingComponent: REPORTING_COMPONENT,
-          reportingInstance: this.o.identity.slice(0, 128),
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      this.failed('event', err);
-      this.o.log.warn({ csr: name, err: describeApiError(err) }, 'could not record the Event (the decision stands)');
     }
   }
 
