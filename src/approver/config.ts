@@ -4,7 +4,6 @@ import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
-import { isDnsSanName } from '../pki/san.ts';
 import { hostnameProblem, parseCidr } from './names.ts';
 import type { ApproverPolicy, LeaveOrDeny } from './policy.ts';
 
@@ -93,19 +92,21 @@ const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
 
 /** A dnsPatterns entry: a DNS name, or "*." followed by a DNS name of at least two labels. */
 export function validateDnsPattern(pattern: string, where: string): string {
-  const suffix = pattern.startsWith('*.') ? pattern.slice(2) : pattern;
-  const wildcard = suffix !== pattern;
-  if (!isDnsSanName(suffix) || suffix.includes('*') || (wildcard && suffix.split('.').length < 2)) {
+  const lower = pattern.toLowerCase();
+  const suffix = lower.startsWith('*.') ? lower.slice(2) : lower;
+  const wildcard = suffix !== lower;
+  // The same host-name rule the approver applies to a DNS SAN: a pattern no SAN can match is a mistake.
+  if (hostnameProblem(suffix) !== undefined || (wildcard && suffix.split('.').length < 2)) {
     throw new UserError(
       `"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`,
       {
         where,
-        fix: 'e.g. *.compute.internal ("*" matches exactly one label)',
+        fix: 'e.g. *.compute.internal ("*" is the node\'s own first label)',
         code: 'CONFIG_INVALID',
       },
     );
   }
-  return pattern.toLowerCase();
+  return lower;
 }
 
 export function validateCidr(cidr: string, where: string): string {

@@ -82,6 +82,8 @@ test('errors name the file and the field', () => {
   fails({ apiVersion: 'v1', kind: 'ApproverConfiguration' }, 'apiVersion', /must be nodecred\.io\/v1alpha1/);
   fails({ ...HEAD, dnsPatterns: ['*.internal'] }, 'dnsPatterns[0]', /at least two labels/);
   fails({ ...HEAD, dnsPatterns: ['a.*.example'] }, 'dnsPatterns[0]', /not a DNS name/);
+  fails({ ...HEAD, dnsPatterns: ['*.under_score.example'] }, 'dnsPatterns[0]', /not a DNS name/);
+  fails({ ...HEAD, dnsPatterns: ['*.trailing.dot.'] }, 'dnsPatterns[0]', /not a DNS name/);
   fails({ ...HEAD, dnsPatterns: '*.compute.internal' }, 'dnsPatterns', /must be a list/);
   fails({ ...HEAD, allowedCidrs: ['10.0.0.0/33'] }, 'allowedCidrs[0]', /not a CIDR/);
   fails({ ...HEAD, allowedCidrs: ['10.0.0.0'] }, 'allowedCidrs[0]', /not a CIDR/);
