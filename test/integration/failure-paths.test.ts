@@ -417,7 +417,19 @@ test('status and check: one line per failure, and per unhealthy certificate', as
 });
 
 test('approve and reload: one line and exit code for every failure', async () => {
-  const approve = (...a: string[]) => ['approve', '--metrics-listen', 'off', ...a];
+  // A valid policy (the approver refuses to start without one), so the kubeconfig is what fails.
+  const policy = at('public', 'approver.yaml');
+  await writeFile(
+    policy,
+    'apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [10.0.0.0/8]\n',
+  );
+  const approve = (...a: string[]) => [
+    'approve',
+    '--metrics-listen',
+    'off',
+    ...(a.includes('--config') ? [] : ['--config', policy]),
+    ...a,
+  ];
   await check('approve', [
     { what: 'garbage kubeconfig', args: () => approve('--kubeconfig', at('garbage')), code: 1, line: /\/garbage: / },
     { what: 'empty kubeconfig', args: () => approve('--kubeconfig', at('empty')), code: 1, line: /is empty/ },
@@ -458,7 +470,12 @@ test('approve and reload: one line and exit code for every failure', async () =>
       code: 1,
       line: /\/empty: apiVersion/,
     },
-    { what: 'bad listen address', args: () => ['approve', '--metrics-listen', 'nope'], code: 2, line: /nope/ },
+    {
+      what: 'bad listen address',
+      args: () => ['approve', '--config', policy, '--metrics-listen', 'nope'],
+      code: 2,
+      line: /nope/,
+    },
   ]);
   await check('reload', [
     {
