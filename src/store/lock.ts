@@ -23,7 +23,7 @@
 // marker, and X's owner is dead. A marker whose own holder died is stale in turn and is taken over the
 // same way (a marker for the marker), so a crash at any point never wedges the lock.
 import { link, mkdir, readFile, readdir, realpath, rename, rm, lstat, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -210,7 +210,23 @@ export async function acquireLock(certDir: string, lockDir = defaultLockDir()): 
   // Markers from earlier takeovers refer to contents the lock no longer holds (ours is new): drop them.
   const markers = (await readdir(lockDir)).filter((n) => n.startsWith(`${name}.takeover-`));
   await Promise.all(markers.map((n) => removeIfStale(join(lockDir, n))));
-  return { path, release: () => removeIfMine(path, content) };
+  // A command that fails after taking the lock (a port in use, a bad CA) exits without reaching its own
+  // release: let the exit itself remove the lock, so no stale lock is left behind for the next start.
+  const releaseAtExit = () => {
+    try {
+      if (readFileSync(path, 'utf8') === content) rmSync(path, { force: true });
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', releaseAtExit);
+  return {
+    path,
+    release: async () => {
+      process.removeListener('exit', releaseAtExit);
+      await removeIfMine(path, content);
+    },
+  };
 }
 
 /** A marker is removed only when its holder is gone; a live holder removes its own. */

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -346,6 +346,12 @@ test('run: one line and exit code for every failure before the daemon is up', as
       line: /^nodecred: --health-listen: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE \(fix: /,
     },
   ]);
+  // A start that failed after taking the cert-dir lock (the port in use) removed it on exit.
+  const locks = await readdir('/run/nodecred').catch(() => [] as string[]);
+  for (const name of locks) {
+    const text = await readFile(join('/run/nodecred', name), 'utf8').catch(() => '');
+    assert.ok(!text.includes(`${T}/`), `${name} was left behind: ${text}`);
+  }
 });
 
 test('status and check: one line per failure, and per unhealthy certificate', async () => {

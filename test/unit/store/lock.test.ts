@@ -103,6 +103,21 @@ test('the lock directory: /run/nodecred for root, the runtime directory or a per
   assert.equal(defaultLockDir({}, 1000), join(tmpdir(), 'nodecred-1000'));
 });
 
+test('a process that exits without releasing (a failed start) leaves no lock behind', async () => {
+  const s = await scratch();
+  try {
+    const lockModule = join(import.meta.dirname, '../../../src/store/lock.ts');
+    const program = `import { acquireLock } from ${JSON.stringify(lockModule)};
+      await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)});
+      console.log('locked'); process.exit(1);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8' });
+    assert.equal(r.stdout.trim(), 'locked', r.stderr);
+    assert.deepEqual(await readdir(s.lockDir), []);
+  } finally {
+    await rm(s.dir, { recursive: true, force: true });
+  }
+});
+
 test('a lock directory another user could write is refused', async () => {
   const s = await scratch();
   try {
