@@ -74,6 +74,12 @@ const serverExt = (sans: string) =>
 const clientExt =
   'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
 
+/**
+ * A name in the API server's certificate that no rule of the approver knows, as kubeadm's certSANs add an
+ * external or load-balancer name: the approver must learn it from the certificate to reserve it.
+ */
+export const API_SERVER_EXTERNAL_NAME = 'api.nodecred.test';
+
 /** Writes everything into `dir/pki` (0700) and returns that directory. */
 export async function generateClusterPki(dir: string): Promise<string> {
   const pki = join(dir, 'pki');
@@ -106,7 +112,8 @@ export async function generateClusterPki(dir: string): Promise<string> {
     subject: '/CN=kube-apiserver',
     days: 3650,
     extensions: serverExt(
-      `${loopbackSans},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1`,
+      `${loopbackSans},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1,` +
+        `DNS:${API_SERVER_EXTERNAL_NAME}`,
     ),
   });
   await signedLeaf(pki, 'ca', {

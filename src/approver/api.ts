@@ -10,6 +10,7 @@ import {
   DiscoveryV1Api,
   type V1Lease,
 } from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.ts';
 import {
   apiMessage,
@@ -18,6 +19,7 @@ import {
   statusOf,
   TimedKubeConfig,
   type ApiConnection,
+  type ApiEndpoint,
 } from '../kube/api.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
@@ -42,6 +44,8 @@ export class ApiSource {
   /** The API server's host names/addresses as this approver reaches it: names no node may have. */
   readonly serverNames: readonly string[];
   private readonly load: (shared: boolean) => Promise<TimedKubeConfig>;
+  /** Where the API server is and the CA it must chain to, for reading its serving certificate. */
+  readonly endpoint: () => Promise<ApiEndpoint>;
   private cached: { clients: ApproverClients; at: number } | undefined;
   private building: Promise<ApproverClients> | undefined;
   private readonly maxAgeMs: number;
@@ -51,10 +55,12 @@ export class ApiSource {
     serverNames: readonly string[],
     load: (shared: boolean) => Promise<TimedKubeConfig>,
     maxAgeMs: number,
+    endpoint: () => Promise<ApiEndpoint>,
   ) {
     this.description = description;
     this.serverNames = serverNames;
     this.load = load;
+    this.endpoint = endpoint;
     this.maxAgeMs = maxAgeMs;
   }
 
@@ -75,6 +81,7 @@ export class ApiSource {
         return kubeConfigFor(conn, { shareConnections: shared });
       },
       60_000,
+      async () => conn.endpoint,
     );
   }
 
@@ -89,6 +96,13 @@ export class ApiSource {
         return kc;
       },
       10 * 60_000,
+      async () => {
+        const host = process.env.KUBERNETES_SERVICE_HOST ?? '';
+        return {
+          server: `https://${host.includes(':') ? `[${host}]` : host}:${process.env.KUBERNETES_SERVICE_PORT ?? '443'}`,
+          caPem: await readFile(SERVICE_ACCOUNT_CA, 'utf8'),
+        };
+      },
     );
   }
 
@@ -131,8 +145,11 @@ export class ApiSource {
   }
 }
 
+/** The CA the kubelet mounts into every Pod for its service account (client-node's loadFromCluster reads it). */
+const SERVICE_ACCOUNT_CA = '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt';
+
 /** The host of a server URL ("https://[::1]:6443" → "::1"), or undefined when it does not parse. */
-function hostOf(server: string): string | undefined {
+export function hostOf(server: string): string | undefined {
   try {
     return new URL(server).hostname.replace(/^\[(.*)\]$/, '$1') || undefined;
   } catch {

@@ -1,15 +1,18 @@
 // What the approver knows about the cluster besides the CSRs: every Node (from an informer, so deciding a
-// CSR needs no GET) with the names it claims, and the API server's own addresses — the kubernetes
-// Service's cluster IPs, the addresses in its EndpointSlices (one per API server in an HA control plane)
-// and the host of the approver's own kubeconfig. Decisions wait until both have been listed once.
+// CSR needs no GET) with the names it claims and whether an administrator labelled it control-plane, and
+// the API server's own names and addresses — the kubernetes Service's cluster IPs, the addresses in its
+// EndpointSlices (one per API server in an HA control plane), the host of the approver's own kubeconfig,
+// and every name in the serving certificates found at those addresses (api-server-certs.ts). Decisions
+// wait until Nodes and EndpointSlices have been listed once and one certificate has been read.
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { statusOf } from '../kube/api.ts';
 import type { Logger } from '../log.ts';
-import type { NodeAddress } from '../manager/policy.ts';
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
-import type { ApiSource } from './api.ts';
+import { hostOf, type ApiSource } from './api.ts';
+import { ApiServerCertificates, type ServingEndpoint } from './api-server-certs.ts';
+import { sleep } from './leader.ts';
 import type { ApproverMetrics } from './metrics.ts';
-import { NodeClaims, type ApiServerNames } from './names.ts';
+import { CONTROL_PLANE_LABEL, NodeClaims, type ApiServerNames } from './names.ts';
 import type { ClusterView, NodeFacts } from './policy.ts';
 import { Reflector } from './reflector.ts';
 
@@ -24,22 +27,51 @@ export interface ClusterFactsOptions {
   random?: () => number;
 }
 
-function addressesOf(node: V1Node): NodeAddress[] {
-  return (node.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address }));
+const HTTPS_PORT = 443;
+
+function factsOf(node: V1Node): NonNullable<NodeFacts> {
+  return {
+    name: node.metadata?.name ?? '',
+    addresses: (node.status?.addresses ?? []).map((a) => ({ type: a.type, address: a.address })),
+    controlPlane: Object.hasOwn(node.metadata?.labels ?? {}, CONTROL_PLANE_LABEL),
+  };
+}
+
+/** The port an API server listens on, from an EndpointSlice (its reconciler names it "https"). */
+function slicePort(slice: V1EndpointSlice): number {
+  const ports = slice.ports ?? [];
+  return (ports.find((p) => p.name === 'https') ?? ports[0])?.port ?? HTTPS_PORT;
+}
+
+/** host, port and SNI of a kubeconfig server URL. */
+function serverEndpoint(server: string, tlsServerName: string | undefined): ServingEndpoint | undefined {
+  const host = hostOf(server);
+  if (host === undefined) return undefined;
+  const port = Number(new URL(server).port) || HTTPS_PORT;
+  const serverName = tlsServerName ?? (canonicalIp(host) === undefined ? host : undefined);
+  return { host, port, ...(serverName ? { serverName } : {}) };
 }
 
 export class ClusterFacts implements ClusterView {
   private readonly o: ClusterFactsOptions;
-  private readonly nodes = new Map<string, NodeAddress[]>();
+  private readonly nodes = new Map<string, NonNullable<NodeFacts>>();
   private readonly claims = new NodeClaims();
-  private readonly slices = new Map<string, string[]>();
+  private readonly slices = new Map<string, { addresses: string[]; port: number }>();
   private serviceIps: string[] = [];
-  private names: ApiServerNames = { dnsNames: new Set(), ips: new Set() };
+  private names: ApiServerNames = { dnsNames: new Set(), ips: new Set(), advertised: new Set() };
+  private readonly certificates: ApiServerCertificates;
+  private kubeconfigEndpoint: ServingEndpoint | undefined;
+  /** Certificate reads run one at a time (a resync and an EndpointSlice change may ask together). */
+  private reading: Promise<void> = Promise.resolve();
   private readonly nodeReflector: Reflector<V1Node>;
   private readonly sliceReflector: Reflector<V1EndpointSlice>;
 
   constructor(options: ClusterFactsOptions) {
     this.o = options;
+    this.certificates = new ApiServerCertificates({
+      log: options.log,
+      trustedCa: async () => (await options.source.endpoint()).caPem,
+    });
     const common = { source: options.source, log: options.log, metrics: options.metrics };
     const timing = { resyncIntervalMs: options.resyncIntervalMs, random: options.random };
     this.nodeReflector = new Reflector<V1Node>({
@@ -76,26 +108,26 @@ export class ClusterFacts implements ClusterView {
       replace: (items) => {
         this.slices.clear();
         for (const slice of items) this.setSlice(slice);
-        this.recomputeNames();
+        this.endpointsChanged();
       },
       upsert: (slice) => {
         this.setSlice(slice);
-        this.recomputeNames();
+        this.endpointsChanged();
       },
       remove: (slice) => {
         this.slices.delete(slice.metadata?.name ?? '');
-        this.recomputeNames();
+        this.endpointsChanged();
       },
     });
   }
 
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all([this.nodeReflector.run(signal), this.sliceReflector.run(signal)]);
+    await Promise.all([this.nodeReflector.run(signal), this.sliceReflector.run(signal), this.readCertificates(signal)]);
   }
 
-  /** Resolves once Nodes and the API server's addresses have each been listed. */
+  /** Resolves once Nodes and the API server's addresses have been listed and one certificate read. */
   async synced(): Promise<void> {
-    await Promise.all([this.nodeReflector.synced, this.sliceReflector.synced]);
+    await Promise.all([this.nodeReflector.synced, this.sliceReflector.synced, this.certificates.ready]);
   }
 
   claimants(key: string, requester: string): readonly string[] {
@@ -112,12 +144,12 @@ export class ClusterFacts implements ClusterView {
    */
   async node(name: string): Promise<NodeFacts> {
     const cached = this.nodes.get(name);
-    if (cached) return { name, addresses: cached };
+    if (cached) return cached;
     const { core } = await this.o.source.clients();
     try {
       const node = await core.readNode({ name });
       this.setNode(node);
-      return { name, addresses: addressesOf(node) };
+      return factsOf(node);
     } catch (err) {
       if (statusOf(err) === 404) return null;
       this.o.metrics.apiErrors.inc({ operation: 'node-get' });
@@ -126,12 +158,16 @@ export class ClusterFacts implements ClusterView {
     }
   }
 
+  /** The requesting Node as the informer has it now (for the re-check right before an approval is written). */
+  cachedNode(name: string): NodeFacts {
+    return this.nodes.get(name) ?? null;
+  }
+
   private setNode(node: V1Node): void {
-    const name = node.metadata?.name;
-    if (!name) return;
-    const addresses = addressesOf(node);
-    this.nodes.set(name, addresses);
-    this.claims.set(name, addresses);
+    const facts = factsOf(node);
+    if (!facts.name) return;
+    this.nodes.set(facts.name, facts);
+    this.claims.set(facts.name, facts.addresses);
   }
 
   private forgetNode(name: string): void {
@@ -141,19 +177,71 @@ export class ClusterFacts implements ClusterView {
 
   private setSlice(slice: V1EndpointSlice): void {
     const addresses = (slice.endpoints ?? []).flatMap((e) => e.addresses ?? []);
-    this.slices.set(slice.metadata?.name ?? '', addresses);
+    this.slices.set(slice.metadata?.name ?? '', { addresses, port: slicePort(slice) });
+  }
+
+  /** Every address to read a serving certificate from: each API server's, and the kubeconfig server. */
+  private servingEndpoints(): ServingEndpoint[] {
+    const fromSlices = [...this.slices.values()].flatMap(({ addresses, port }) =>
+      addresses.map((host) => ({ host, port })),
+    );
+    return [...(this.kubeconfigEndpoint ? [this.kubeconfigEndpoint] : []), ...fromSlices];
+  }
+
+  private endpointsChanged(): void {
+    this.certificates.setEndpoints(this.servingEndpoints());
+    this.recomputeNames();
+    // New addresses are read at once; the resync loop re-reads all of them.
+    void this.reread(false);
+  }
+
+  /** Reads certificates (only new endpoints' unless `all`), one read at a time; recomputes on a change. */
+  private reread(all: boolean): Promise<void> {
+    this.reading = this.reading.then(async () => {
+      if (await this.certificates.refresh(all)) this.recomputeNames();
+    });
+    return this.reading;
+  }
+
+  /** Reads the certificates until one is known (backing off), then again at every resync. */
+  private async readCertificates(signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      const { server, tlsServerName } = await this.o.source.endpoint();
+      this.kubeconfigEndpoint = serverEndpoint(server, tlsServerName);
+      this.certificates.setEndpoints(this.servingEndpoints());
+      await this.reread(true);
+      const { dnsNames, ips } = this.certificates.names();
+      const known = dnsNames.length + ips.length > 0;
+      await sleep(
+        known ? this.o.resyncIntervalMs : Math.min(this.o.resyncIntervalMs, 1000 * 2 ** Math.min(attempt, 5)),
+        signal,
+      );
+    }
   }
 
   private recomputeNames(): void {
     const dnsNames = new Set<string>();
     const ips = new Set<string>();
-    for (const value of [...this.o.source.serverNames, ...this.serviceIps, ...[...this.slices.values()].flat()]) {
+    const advertised = new Set<string>();
+    const learnt = this.certificates.names();
+    const sliceAddresses = [...this.slices.values()].flatMap((s) => s.addresses);
+    for (const value of [
+      ...this.o.source.serverNames,
+      ...this.serviceIps,
+      ...sliceAddresses,
+      ...learnt.dnsNames,
+      ...learnt.ips,
+    ]) {
       if (!value) continue;
       const ip = canonicalIp(value);
       if (ip === undefined) dnsNames.add(canonicalDnsName(value));
       else ips.add(ip);
     }
-    this.names = { dnsNames, ips };
+    for (const value of sliceAddresses) {
+      const ip = canonicalIp(value);
+      if (ip !== undefined) advertised.add(ip);
+    }
+    this.names = { dnsNames, ips, advertised };
     this.o.log.debug({ apiServer: [...dnsNames, ...ips] }, "the API server's names and addresses");
   }
 }

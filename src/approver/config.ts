@@ -16,6 +16,8 @@ export interface ApproverConfig {
   allowedKeyAlgorithms: KeyAlgorithm[];
   clusterDomain: string;
   allowLoopback: boolean;
+  reservedNames: string[];
+  reservedCidrs: string[];
   denyMode: LeaveOrDeny;
   onUnknownNode: LeaveOrDeny;
   /** Source of ApproverPolicy.nodeNamePattern, matched against the whole node name. */
@@ -37,6 +39,8 @@ export function defaultApproverConfig(): ApproverConfig {
     allowedKeyAlgorithms: [...KEY_ALGORITHMS],
     clusterDomain: 'cluster.local',
     allowLoopback: false,
+    reservedNames: [],
+    reservedCidrs: [],
     denyMode: 'deny',
     onUnknownNode: 'deny',
     nodeNamePattern: undefined,
@@ -58,6 +62,8 @@ export function policyOf(config: ApproverConfig): ApproverPolicy {
     allowedKeyAlgorithms: config.allowedKeyAlgorithms,
     clusterDomain: config.clusterDomain,
     allowLoopback: config.allowLoopback,
+    reservedNames: config.reservedNames,
+    reservedCidrs: config.reservedCidrs,
     denyMode: config.denyMode,
     onUnknownNode: config.onUnknownNode,
     nodeNamePattern: config.nodeNamePattern === undefined ? undefined : wholeMatch(config.nodeNamePattern),
@@ -77,6 +83,8 @@ const TOP_LEVEL = [
   'allowedKeyAlgorithms',
   'clusterDomain',
   'allowLoopback',
+  'reservedNames',
+  'reservedCidrs',
   'denyMode',
   'onUnknownNode',
   'nodeNamePattern',
@@ -90,9 +98,13 @@ const TOP_LEVEL = [
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
 
-/** A dnsPatterns entry: a DNS name, or "*." followed by a DNS name of at least two labels. */
+/**
+ * A dnsPatterns entry: a DNS name, "*." followed by a DNS name of at least two labels, or "*" (the node's
+ * own single-label name).
+ */
 export function validateDnsPattern(pattern: string, where: string): string {
   const lower = pattern.toLowerCase();
+  if (lower === '*') return lower;
   const suffix = lower.startsWith('*.') ? lower.slice(2) : lower;
   const wildcard = suffix !== lower;
   // The same host-name rule the approver applies to a DNS SAN: a pattern no SAN can match is a mistake.
@@ -101,11 +113,23 @@ export function validateDnsPattern(pattern: string, where: string): string {
       `"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`,
       {
         where,
-        fix: 'e.g. *.compute.internal ("*" is the node\'s own first label)',
+        fix: 'e.g. *.compute.internal ("*" is the node\'s own first label), or "*" for single-label node names',
         code: 'CONFIG_INVALID',
       },
     );
   }
+  return lower;
+}
+
+/** A reservedNames entry: a DNS name, or "*." followed by a DNS name (every name under it). */
+export function validateReservedName(entry: string, where: string): string {
+  const lower = entry.toLowerCase();
+  if (hostnameProblem(lower.startsWith('*.') ? lower.slice(2) : lower) !== undefined)
+    throw new UserError(`"${entry}" is not a DNS name or "*.<domain>"`, {
+      where,
+      fix: 'e.g. k8s-api.example.com, or *.lb.example.com for every name under lb.example.com',
+      code: 'CONFIG_INVALID',
+    });
   return lower;
 }
 
@@ -229,6 +253,14 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
     o.clusterDomain = domain;
   }
   if (raw.allowLoopback !== undefined) o.allowLoopback = r.boolean(raw.allowLoopback, 'allowLoopback');
+  if (raw.reservedNames !== undefined)
+    o.reservedNames = r
+      .stringList(raw.reservedNames, 'reservedNames')
+      .map((n, i) => validateReservedName(n, r.where(`reservedNames[${i}]`)));
+  if (raw.reservedCidrs !== undefined)
+    o.reservedCidrs = r
+      .stringList(raw.reservedCidrs, 'reservedCidrs')
+      .map((c, i) => validateCidr(c, r.where(`reservedCidrs[${i}]`)));
   if (raw.denyMode !== undefined) o.denyMode = leaveOrDeny(r, raw.denyMode, 'denyMode');
   if (raw.onUnknownNode !== undefined) o.onUnknownNode = leaveOrDeny(r, raw.onUnknownNode, 'onUnknownNode');
   if (raw.nodeNamePattern !== undefined)

@@ -3,7 +3,10 @@
 // each pending one gather the facts (the request as Go reads it, the Node and other Nodes' claims from the
 // informer, the API server's names, a SubjectAccessReview for the requester), ask the policy, and write
 // the answer through the /approval subresource. The Event on the CSR is recorded afterwards, off the
-// decision path: the condition already carries the reason and message.
+// decision path: the condition already carries the reason and message. The condition's message is what
+// the requesting node may read; the log line and the Event carry the detail (which other Node claims a
+// name, where a reserved name comes from). Nodes cannot read Events (Node authorization and the default
+// RBAC give them create/patch only), so the Event may say it.
 //
 // Decisions are written with the resourceVersion they were made on: if anyone changed the CSR meanwhile
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
@@ -25,8 +28,10 @@ import {
   inScope,
   nodeNameOf,
   type ApproverPolicy,
+  type ClusterView,
   type CsrFacts,
   type Decision,
+  type NodeFacts,
 } from './policy.ts';
 import { WorkQueue } from './queue.ts';
 import { Reflector } from './reflector.ts';
@@ -188,11 +193,7 @@ export class ApprovalController {
       const facts = csrFacts(csr);
       const nodeName = nodeNameOf(facts.username);
       const node = nodeName === undefined ? null : await this.cluster.node(nodeName);
-      const judged = decideServingCsr(facts, node, policy, this.cluster);
-      const decision: Decision =
-        judged.decision === 'approve'
-          ? applyAuthorization(judged, await this.review(csr), facts.username, policy)
-          : judged;
+      const decision = await decideWithReview(facts, node, policy, this.cluster, () => this.review(csr));
       if (decision.decision === 'skip') return this.leavePending(csr, decision);
       if (signal.aborted || !this.o.isLeader()) {
         log.info({ csr: name }, 'no longer leader; not writing the decision');
@@ -217,14 +218,15 @@ export class ApprovalController {
       metrics.decisions.inc({ decision: decision.decision, reason });
       const ms = performance.now() - started;
       metrics.decisionDuration.observe({ decision: decision.decision }, ms / 1000);
-      const fields = { csr: name, node: nodeName, reason, detail: decision.message, ms: Math.round(ms * 10) / 10 };
+      const detail = decision.decision === 'approve' ? decision.message : (decision.detail ?? decision.message);
+      const fields = { csr: name, node: nodeName, reason, detail, ms: Math.round(ms * 10) / 10 };
       if (decision.decision === 'approve') log.info(fields, 'approved CSR');
       else log.warn(fields, 'denied CSR');
       this.events.record(
         csr,
         decision.decision === 'approve' ? 'Normal' : 'Warning',
         reason,
-        decision.message,
+        detail,
         decision.decision === 'approve' ? 'Approve' : 'Deny',
       );
       return;
@@ -234,15 +236,16 @@ export class ApprovalController {
 
   private async leavePending(csr: Csr, decision: Extract<Decision, { decision: 'skip' }>): Promise<void> {
     const name = csr.metadata!.name!;
-    const key = `${decision.reason}: ${decision.message}`;
+    const detail = decision.detail ?? decision.message;
+    const key = `${decision.reason}: ${detail}`;
     if (this.announced.get(name) === key) {
       this.o.log.debug({ csr: name, reason: decision.reason }, 'still leaving CSR pending');
       return;
     }
     this.announced.set(name, key);
     this.o.metrics.decisions.inc({ decision: 'skip', reason: decision.reason });
-    this.o.log.info({ csr: name, reason: decision.reason, detail: decision.message }, 'left CSR pending');
-    this.events.record(csr, 'Warning', decision.reason, `left pending: ${decision.message}`, 'LeavePending');
+    this.o.log.info({ csr: name, reason: decision.reason, detail }, 'left CSR pending');
+    this.events.record(csr, 'Warning', decision.reason, `left pending: ${detail}`, 'LeavePending');
   }
 
   private async readCsr(name: string): Promise<Csr | null> {
@@ -317,6 +320,25 @@ export class ApprovalController {
     this.o.metrics.apiErrors.inc({ operation });
     this.o.source.noteFailure(err);
   }
+}
+
+/**
+ * One CSR's decision: the policy; for an approval, the SubjectAccessReview; and, since that review was a
+ * round trip during which another Node may have claimed one of the names (or the requester's Node
+ * changed), the policy once more on what the cluster view holds now, right before the approval is written.
+ */
+export async function decideWithReview(
+  facts: CsrFacts,
+  node: NodeFacts,
+  policy: ApproverPolicy,
+  cluster: ClusterView & { cachedNode(name: string): NodeFacts },
+  review: () => Promise<{ allowed: boolean; reason?: string | undefined }>,
+): Promise<Decision> {
+  const judged = decideServingCsr(facts, node, policy, cluster);
+  if (judged.decision !== 'approve') return judged;
+  const authorized = applyAuthorization(judged, await review(), facts.username, policy);
+  if (authorized.decision !== 'approve' || node === null) return authorized;
+  return decideServingCsr(facts, cluster.cachedNode(node.name) ?? node, policy, cluster);
 }
 
 /** The policy's view of a CSR: its spec, and its request as Go reads it (or why it is refused). */

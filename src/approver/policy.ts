@@ -4,9 +4,12 @@
 // those facts and writes the answer; every rule lives here so it is tested without I/O.
 //
 // kube-controller-manager signs kubelet-serving CSRs but never approves them: approving one lets the
-// requester serve TLS for every name in it. A node writes its own status.addresses, so they prove nothing:
-// every name must be bounded by operator policy (the node's own name, dnsPatterns, allowedCidrs), must not
-// be the cluster's, and must not be claimed by another Node.
+// requester serve TLS for every name in it. A node writes its own status.addresses, and whoever holds a
+// bootstrap token picks its node name, so neither proves anything: every name must be bounded by operator
+// policy (dnsPatterns, allowedCidrs), must not be the cluster's, and must not be claimed by another Node.
+//
+// A decision's `message` goes into the CSR's condition, which the requesting node reads: it never names
+// another Node or says where the approver learnt a reserved name. `detail` (log and Event) does.
 import type { ParsedCsr } from '../pki/csr.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
 import type { KeyAlgorithm } from '../pki/keys.ts';
@@ -18,6 +21,7 @@ import {
   dnsPatternMatches,
   hostnameProblem,
   ipInCidr,
+  releasedToControlPlane,
   ipKey,
   reservedDnsName,
   reservedIp,
@@ -62,18 +66,20 @@ export type DenyReason = (typeof DENY_REASONS)[number];
 export const IGNORE_REASONS = ['OtherSigner', 'OutOfScope'] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
+/** `message`: for the CSR's condition. `detail`: for the log and the Event, when it says more than message. */
 export type Decision =
   | { decision: 'approve'; message: string }
-  | { decision: 'deny'; reason: DenyReason; message: string }
+  | { decision: 'deny'; reason: DenyReason; message: string; detail?: string }
   /** Leave the CSR pending: not ours (IgnoreReason), or a refusal in leave-pending mode (DenyReason). */
-  | { decision: 'skip'; reason: IgnoreReason | DenyReason; message: string };
+  | { decision: 'skip'; reason: IgnoreReason | DenyReason; message: string; detail?: string };
 
 export type LeaveOrDeny = 'deny' | 'leave-pending';
 
 export interface ApproverPolicy extends ReservedNamePolicy {
   /**
-   * DNS SANs allowed besides the node's own name: "*.<suffix>", where "*" is the first label of the node's
-   * name (see dnsPatternMatches), or an exact name granted to every node in scope.
+   * The DNS SANs allowed, the node's own name included: "*.<suffix>", where "*" is the first label of the
+   * node's name; "*", the node's own single-label name; or an exact name granted to every node in scope
+   * (see dnsPatternMatches).
    */
   dnsPatterns: readonly string[];
   /** Every IP SAN must fall in one of these ("10.0.0.0/16", "2001:db8::/64"); empty: no IP SAN is approved. */
@@ -100,8 +106,12 @@ export interface CsrFacts {
   request: ParsedCsr | { refusal: RequestRefusal; message: string };
 }
 
-/** The Node named by the requester, or null when there is no such Node. */
-export type NodeFacts = { name: string; addresses: readonly NodeAddress[] } | null;
+/**
+ * The Node named by the requester, or null when there is no such Node. `controlPlane`: it carries the
+ * node-role.kubernetes.io/control-plane label, which only an administrator can set (names.ts
+ * CONTROL_PLANE_LABEL).
+ */
+export type NodeFacts = { name: string; addresses: readonly NodeAddress[]; controlPlane?: boolean } | null;
 
 /** What the rest of the cluster says about names: other Nodes' claims and the API server's own names. */
 export interface ClusterView {
@@ -182,6 +192,7 @@ export function applyAuthorization(
 interface Refusal {
   reason: DenyReason;
   message: string;
+  detail?: string;
 }
 
 function refuse(
@@ -288,9 +299,11 @@ function checkUsages(usages: readonly string[]): Refusal | undefined {
 type SanReason = (typeof SAN_REASONS)[number];
 interface SanProblem {
   reason: SanReason;
+  /** For the requester (the condition); `detail` for the log and the Event. */
   text: string;
+  detail: string;
 }
-const problem = (reason: SanReason, text: string): SanProblem => ({ reason, text });
+const problem = (reason: SanReason, text: string, detail = text): SanProblem => ({ reason, text, detail });
 
 const SAN_REASONS = [
   'InvalidDNSName',
@@ -305,49 +318,61 @@ function checkNames(csr: CsrFacts, node: NodeFacts, policy: ApproverPolicy, clus
   const nodeName = nodeNameOf(csr.username)!;
   if (node === null) return { reason: 'NodeNotFound', message: `Node ${nodeName} does not exist` };
   const problems = [
-    ...req.dnsNames.map((d) => dnsProblem(d, nodeName, policy, cluster)),
-    ...req.ipAddresses.map((ip) => ipProblem(ip, nodeName, policy, cluster)),
+    ...req.dnsNames.map((d) => dnsProblem(d, node, policy, cluster)),
+    ...req.ipAddresses.map((ip) => ipProblem(ip, node, policy, cluster)),
   ].filter((p) => p !== undefined);
   const reason = SAN_REASONS.find((r) => problems.some((p) => p.reason === r));
   if (reason === undefined) return undefined;
-  const message = problems
-    .filter((p) => p.reason === reason)
-    .map((p) => p.text)
-    .join('; ');
-  return { reason, message };
+  const chosen = problems.filter((p) => p.reason === reason);
+  const message = chosen.map((p) => p.text).join('; ');
+  const detail = chosen.map((p) => p.detail).join('; ');
+  return detail === message ? { reason, message } : { reason, message, detail };
 }
 
 function dnsProblem(
   name: string,
-  nodeName: string,
+  node: NonNullable<NodeFacts>,
   policy: ApproverPolicy,
   cluster: ClusterView,
 ): SanProblem | undefined {
   const invalid = hostnameProblem(name);
   if (invalid) return problem('InvalidDNSName', `DNS:${name} ${invalid}`);
   const reserved = reservedDnsName(name, policy, cluster.apiServer);
-  if (reserved) return problem('SANReservedForCluster', `DNS:${name} is ${reserved}`);
-  const own = name === canonicalDnsName(nodeName);
-  if (!own && !policy.dnsPatterns.some((p) => dnsPatternMatches(p, name, nodeName))) {
+  if (reserved && !releasedToControlPlane(reserved, { dns: name }, node, cluster.apiServer))
+    return problem('SANReservedForCluster', `DNS:${name} ${reserved.requester}`, `DNS:${name} ${reserved.detail}`);
+  // The node's own name is no exception: a bootstrap-token holder picks it (kube-controller-manager's
+  // nodeclient approval signs any system:node:<name>), so it must be a name the operator's patterns allow.
+  if (!policy.dnsPatterns.some((p) => dnsPatternMatches(p, name, node.name))) {
     const patterns = policy.dnsPatterns.length ? policy.dnsPatterns.join(', ') : 'none';
-    return problem(
-      'DNSNameNotAllowed',
-      `DNS:${name} is neither the node's name nor allowed by dnsPatterns (${patterns})`,
-    );
+    const own = name === canonicalDnsName(node.name) ? "the node's own name, but " : '';
+    return problem('DNSNameNotAllowed', `DNS:${name} is ${own}not allowed by dnsPatterns (${patterns})`);
   }
-  const others = cluster.claimants(dnsKey(name), nodeName);
-  if (others.length) return problem('SANClaimedByAnotherNode', `DNS:${name} is claimed by Node ${others.join(', ')}`);
-  return undefined;
+  return claimProblem(`DNS:${name}`, dnsKey(name), node.name, cluster);
 }
 
-function ipProblem(ip: string, nodeName: string, policy: ApproverPolicy, cluster: ClusterView): SanProblem | undefined {
+function ipProblem(
+  ip: string,
+  node: NonNullable<NodeFacts>,
+  policy: ApproverPolicy,
+  cluster: ClusterView,
+): SanProblem | undefined {
   const reserved = reservedIp(ip, policy, cluster.apiServer);
-  if (reserved) return problem('SANReservedForCluster', `IP:${ip} is ${reserved}`);
+  if (reserved && !releasedToControlPlane(reserved, { ip }, node, cluster.apiServer))
+    return problem('SANReservedForCluster', `IP:${ip} ${reserved.requester}`, `IP:${ip} ${reserved.detail}`);
   if (policy.allowedCidrs.length === 0)
     return problem('IPNotInAllowedCIDRs', `IP:${ip}: allowedCidrs is empty, so no IP SAN is approved`);
   if (!policy.allowedCidrs.some((cidr) => ipInCidr(ip, cidr)))
     return problem('IPNotInAllowedCIDRs', `IP:${ip} is outside allowedCidrs ${policy.allowedCidrs.join(', ')}`);
-  const others = cluster.claimants(ipKey(ip), nodeName);
-  if (others.length) return problem('SANClaimedByAnotherNode', `IP:${ip} is claimed by Node ${others.join(', ')}`);
-  return undefined;
+  return claimProblem(`IP:${ip}`, ipKey(ip), node.name, cluster);
+}
+
+/** Another Node's claim: the requester learns that much, never which Node (it may not read Nodes). */
+function claimProblem(san: string, key: string, nodeName: string, cluster: ClusterView): SanProblem | undefined {
+  const others = cluster.claimants(key, nodeName);
+  if (others.length === 0) return undefined;
+  return problem(
+    'SANClaimedByAnotherNode',
+    `${san} is claimed by another Node`,
+    `${san} is claimed by Node ${others.join(', ')}`,
+  );
 }

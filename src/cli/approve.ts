@@ -174,6 +174,8 @@ export const approveCommand: Command = {
           allowedKeyAlgorithms: config.allowedKeyAlgorithms,
           clusterDomain: config.clusterDomain,
           allowLoopback: config.allowLoopback,
+          reservedNames: config.reservedNames,
+          reservedCidrs: config.reservedCidrs,
           apiServerNames: source.serverNames,
           denyMode: config.denyMode,
           onUnknownNode: config.onUnknownNode,

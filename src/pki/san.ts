@@ -19,9 +19,14 @@ export function canonicalIp(text: string): string | undefined {
   return ipv4FromMapped(compressed) ?? compressed;
 }
 
-/** DNS names compare case-insensitively; a trailing dot is not legal in a certificate SAN so we keep it. */
+/**
+ * The form two spellings of one DNS name share: lower case, without the root's trailing dot ("Node-1.Example."
+ * and "node-1.example" are one host). For comparing and keying names only: whether a name may appear in a
+ * certificate at all is a separate question (a SAN never carries the trailing dot; see isDnsSanName).
+ */
 export function canonicalDnsName(name: string): string {
-  return name.toLowerCase();
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 // Letters, digits, hyphens and underscores in dot-separated labels: what Node status addresses hold.

@@ -202,7 +202,10 @@ function encodeName(names: SubjectEntry[]): Buffer {
 
 // Go reads a PrintableString with '*' and '&' too (certificates in the wild carry them).
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?*&]*$/;
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+// fatal: invalid UTF-8 (overlong forms, surrogates, stray bytes) is refused, as Go refuses it. ignoreBOM:
+// a leading U+FEFF is part of the value, as for Go; the default decoder drops it, and then read
+// "\ufeffsystem:nodes" as system:nodes, which the signer refuses after the approver approved it.
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function readDirectoryString(tlv: Tlv, path: string): string {
   if (tlv.tag === TAG.UTF8_STRING) {

@@ -194,6 +194,39 @@ export const CRAFTED_CASES: CraftedCase[] = [
       signed(k, [extensionRequest(extension(OIDS.san, seq(prim(0x87, [10, 0, 0, 5]), cons(0xa4, nodeName('x')))))]),
   },
   {
+    name: 'a BOM before system:nodes in O (a default TextDecoder strips it; Go keeps it)',
+    expect: 'ok',
+    build: (k) =>
+      signed(
+        k,
+        [extensionRequest(sanExtension(own))],
+        seq(rdn(OIDS.o, utf8('\ufeffsystem:nodes')), rdn(OIDS.cn, utf8(`system:node:${CASE_NODE}`))),
+      ),
+  },
+  {
+    name: 'a zero-width space and a NUL in the CN',
+    expect: 'ok',
+    build: (k) =>
+      signed(
+        k,
+        [extensionRequest(sanExtension(own))],
+        seq(rdn(OIDS.o, utf8('system:nodes')), rdn(OIDS.cn, utf8(`system:node:\u200b${CASE_NODE}\u0000`))),
+      ),
+  },
+  {
+    name: 'an overlong UTF-8 encoding of ":" in O',
+    expect: 'InvalidRequest',
+    build: (k) =>
+      signed(
+        k,
+        [extensionRequest(sanExtension(own))],
+        seq(
+          rdn(OIDS.o, prim(0x0c, Buffer.from([...Buffer.from('system'), 0xc0, 0xba, ...Buffer.from('nodes')]))),
+          rdn(OIDS.cn, utf8(`system:node:${CASE_NODE}`)),
+        ),
+      ),
+  },
+  {
     name: 'a byte after the request',
     expect: 'NonCanonicalDER',
     build: (k) => Buffer.concat([signed(k, [extensionRequest(sanExtension(own))]), Buffer.from([0])]),

@@ -39,12 +39,14 @@ import type { GoNames, GoOracle, GoView } from './go-oracle.ts';
 
 export const FUZZ_NODE = 'fuzz-node';
 export const FUZZ_POLICY: ApproverPolicy = {
-  dnsPatterns: ['*.fuzz.example', 'shared.example'],
+  dnsPatterns: ['*', '*.fuzz.example', 'shared.example', 'lb.fuzz.example'],
   allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'],
   maxExpirationSeconds: undefined,
   allowedKeyAlgorithms: ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'],
   clusterDomain: 'cluster.local',
   allowLoopback: false,
+  reservedNames: ['lb.fuzz.example'],
+  reservedCidrs: ['10.0.0.200/30'],
   denyMode: 'deny',
   onUnknownNode: 'deny',
   nodeNamePattern: undefined,
@@ -56,7 +58,7 @@ claims.set('other-node', [
 ]);
 export const FUZZ_CLUSTER: ClusterView = {
   claimants: (key, requester) => claims.claimants(key, requester),
-  apiServer: { dnsNames: new Set(['api.fuzz.example']), ips: new Set(['10.0.0.1']) },
+  apiServer: { dnsNames: new Set(['api.fuzz.example']), ips: new Set(['10.0.0.1']), advertised: new Set(['10.0.0.1']) },
 };
 
 /** Names worth smuggling: the node's own, the cluster's, another node's, wildcards, odd spellings. */
@@ -69,7 +71,19 @@ const NASTY: San[] = [
   { dns: 'other-node.fuzz.example' },
   { dns: 'FUZZ-NODE' },
   { dns: 'localhost' },
+  { dns: 'localhost.localdomain' },
   { dns: 'shared.example' },
+  { dns: 'lb.fuzz.example' },
+  { dns: 'api.fuzz.example' },
+  { dns: 'fuzz-node.' },
+  // Unicode that one reader drops or maps and another keeps: a BOM, a zero-width space, NUL, homoglyphs
+  // (Cyrillic о, a non-ASCII hyphen), a fullwidth dot.
+  { dns: '\ufefffuzz-node' },
+  { dns: 'fuzz-node\u200b.fuzz.example' },
+  { dns: 'fuzz-node\u0000.evil.example' },
+  { dns: 'fuzz-n\u043ede' },
+  { dns: 'fuzz\u2010node' },
+  { dns: 'fuzz-node\uff0efuzz.example' },
   { dns: '10.0.0.5' },
   { dns: '' },
   { ip: '10.0.0.6' },
@@ -78,6 +92,7 @@ const NASTY: San[] = [
   { ip: '::ffff:10.0.0.5' },
   { ip: '10.0.0.7' },
   { ip: '2001:db8::7' },
+  { ip: '10.0.0.201' },
   { email: 'a@fuzz.example' },
   { uri: 'spiffe://fuzz/x' },
 ];
@@ -92,6 +107,31 @@ const OIDS_TO_TRY = [
   '1.3.6.1.4.1.99999.1',
 ];
 const TAGS_TO_TRY = [0x30, 0x31, 0xa0, 0x04, 0x05, 0x06, 0x0c, 0x13, 0x16, 0x1e, 0x81, 0x82, 0x87, 0xa2, 0xa4];
+
+/**
+ * Byte-level variants of a string, for UTF8String and IA5String values: what one UTF-8 decoder strips,
+ * replaces or refuses and another keeps. A leading BOM (TextDecoder strips it unless told not to; Go keeps
+ * it), a BOM inside, a zero-width space, a NUL (C strings end there), a homoglyph, an overlong encoding of
+ * ":" (0xc0 0xba), an encoded surrogate (CESU-8), a stray 0xff, and a truncated sequence.
+ */
+export function unicodeVariants(text: string): Buffer[] {
+  const t = Buffer.from(text, 'utf8');
+  const half = Math.floor(t.length / 2);
+  const colon = t.indexOf(0x3a);
+  const overlong =
+    colon >= 0 ? Buffer.concat([t.subarray(0, colon), Buffer.from([0xc0, 0xba]), t.subarray(colon + 1)]) : t;
+  return [
+    Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), t]),
+    Buffer.concat([t.subarray(0, half), Buffer.from([0xef, 0xbb, 0xbf]), t.subarray(half)]),
+    Buffer.concat([t.subarray(0, half), Buffer.from('\u200b'), t.subarray(half)]),
+    Buffer.concat([t, Buffer.from([0])]),
+    Buffer.from(text.replace('s', '\u0455').replace('o', '\u043e'), 'utf8'),
+    overlong,
+    Buffer.concat([t, Buffer.from([0xed, 0xa0, 0x80])]),
+    Buffer.concat([t, Buffer.from([0xff])]),
+    Buffer.concat([t, Buffer.from([0xe2, 0x80])]),
+  ];
+}
 
 const key: KeyObject = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
 const OWN: San[] = [{ dns: FUZZ_NODE }, { dns: `${FUZZ_NODE}.fuzz.example` }, { ip: '10.0.0.5' }];
@@ -316,9 +356,12 @@ function editSan(lists: Parent[], op: Op): void {
     return;
   }
   if (!('children' in names)) return;
-  const which = op.b % 4;
+  const which = op.b % 5;
   if (which === 0) names.children.splice(op.c % (names.children.length + 1), 0, ...generalNamesOf(pick(NASTY, op.c)!));
-  else if (which === 1 && names.children.length)
+  else if (which === 4) {
+    const raw = pick(unicodeVariants(pick([`${FUZZ_NODE}.fuzz.example`, FUZZ_NODE], op.a)!), op.c)!;
+    names.children.splice(op.c % (names.children.length + 1), 0, prim(0x82, raw));
+  } else if (which === 1 && names.children.length)
     pick(names.children, op.c)!.tag = pick([0x82, 0x87, 0xa2, 0x81, 0x86, 0x80], op.a)!;
   else if (which === 2 && names.children.length) names.children.push(clone(pick(names.children, op.c)!));
   octets.contents =
@@ -331,10 +374,22 @@ function generalNamesOf(san: San): DerNode[] {
   return (generalNames([san]) as Parent).children;
 }
 
-/** Subject edits: a second CN, an OU, O=system:masters, a multi-valued RDN, another string type. */
+/**
+ * Subject edits: a second CN, an OU, O=system:masters, a multi-valued RDN, another string type, or a value's
+ * bytes replaced by one of its unicodeVariants.
+ */
 function editSubject(subject: (DerNode & Parent) | undefined, op: Op): void {
   if (!subject || !('children' in subject)) return;
-  const which = op.a % 5;
+  const which = op.a % 6;
+  if (which === 5) {
+    const value = pick(
+      walk(subject).filter((n) => n.node.tag === 0x0c || n.node.tag === 0x13),
+      op.b,
+    );
+    if (value && 'contents' in value.node)
+      value.node.contents = pick(unicodeVariants(value.node.contents.toString('latin1')), op.c)!;
+    return;
+  }
   if (which === 0)
     subject.children.splice(op.b % (subject.children.length + 1), 0, rdn(OIDS.cn, utf8('system:node:other-node')));
   else if (which === 1) subject.children.push(rdn(OIDS.ou, utf8('ops')));

@@ -35,6 +35,7 @@ test('defaults: every default key algorithm, deny, kube-system/nodecred-approver
   assert.equal(c.maxExpirationSeconds, undefined);
   assert.equal(c.clusterDomain, 'cluster.local');
   assert.equal(c.allowLoopback, false);
+  assert.deepEqual([c.reservedNames, c.reservedCidrs], [[], []]);
 });
 
 test('no name-bounding policy (neither allowedCidrs nor dnsPatterns) is a reason not to start', () => {
@@ -47,12 +48,14 @@ test('a full document is read into the config; flags (later layers) win', () => 
   const o = approverOverridesFromDocument(
     {
       ...HEAD,
-      dnsPatterns: ['*.Compute.Internal', 'node.example'],
+      dnsPatterns: ['*.Compute.Internal', 'node.example', '*'],
       allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
       maxLifetime: '720h',
       allowedKeyAlgorithms: ['ecdsa-p256'],
       clusterDomain: 'k8s.example',
       allowLoopback: true,
+      reservedNames: ['K8s-API.example.com', '*.lb.example.com'],
+      reservedCidrs: ['10.0.0.10/32', '2001:db8::10/128'],
       denyMode: 'leave-pending',
       onUnknownNode: 'leave-pending',
       nodeNamePattern: 'ip-10-.*',
@@ -65,13 +68,15 @@ test('a full document is read into the config; flags (later layers) win', () => 
     FILE,
   );
   const c = mergeApproverConfig(o, { leaseName: 'from-flag' });
-  assert.deepEqual(c.dnsPatterns, ['*.compute.internal', 'node.example']);
+  assert.deepEqual(c.dnsPatterns, ['*.compute.internal', 'node.example', '*']);
   assert.equal(c.maxExpirationSeconds, 720 * 3600);
   assert.equal(c.leaseName, 'from-flag');
   assert.equal(c.resyncIntervalMs, 30_000);
   const p = policyOf(c);
   assert.equal(p.clusterDomain, 'k8s.example');
   assert.equal(p.allowLoopback, true);
+  assert.deepEqual(p.reservedNames, ['k8s-api.example.com', '*.lb.example.com']);
+  assert.deepEqual(p.reservedCidrs, ['10.0.0.10/32', '2001:db8::10/128']);
   assert.equal(p.nodeNamePattern!.test('ip-10-0-0-1'), true);
   assert.equal(p.nodeNamePattern!.test('xip-10-0-0-1'), false, 'the pattern must match the whole name');
 });
@@ -99,6 +104,10 @@ test('errors name the file and the field', () => {
   fails({ ...HEAD, metricsListen: 'localhost' }, 'metricsListen', /not host:port/);
   fails({ ...HEAD, clusterDomain: 'Cluster.Local.' }, 'clusterDomain', /upper-case/);
   fails({ ...HEAD, allowLoopback: 'yes' }, 'allowLoopback', /true or false|boolean/);
+  fails({ ...HEAD, dnsPatterns: ['**'] }, 'dnsPatterns[0]', /not a DNS name/);
+  fails({ ...HEAD, reservedNames: ['a..example'] }, 'reservedNames[0]', /not a DNS name or "\*\.<domain>"/);
+  fails({ ...HEAD, reservedNames: ['a.*.example'] }, 'reservedNames[0]', /not a DNS name/);
+  fails({ ...HEAD, reservedCidrs: ['10.0.0.1'] }, 'reservedCidrs[0]', /not a CIDR/);
 });
 
 test('parseListen: IPv4, bracketed IPv6, host names, port 0 and off', () => {

@@ -50,28 +50,39 @@ const ADDRESSES = [
 const THE_NODE: NodeFacts = { name: NODE, addresses: ADDRESSES };
 
 const POLICY: ApproverPolicy = {
-  dnsPatterns: ['*.internal.example'],
+  // "*": worker-1 may have its own single-label name; "*.internal.example": worker-1.internal.example.
+  dnsPatterns: ['*', '*.internal.example'],
   allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'],
   maxExpirationSeconds: undefined,
   allowedKeyAlgorithms: [...KEY_ALGORITHMS],
   clusterDomain: 'cluster.local',
   allowLoopback: false,
+  reservedNames: [],
+  reservedCidrs: [],
   denyMode: 'deny',
   onUnknownNode: 'deny',
   nodeNamePattern: undefined,
 };
 
-// The rest of the cluster: worker-2 next door, and the API server at 10.0.0.1, 10.96.0.1 and api.example.
+// The rest of the cluster: worker-2 next door (one of its names written with the root's dot), a Node named
+// by its address, and the API server at 10.0.0.1 (its advertise address, in the EndpointSlice), 10.96.0.1
+// (the Service) and api.example; cp-1 is a control-plane node whose kubeadm certificate holds its name.
 const claims = new NodeClaims();
 claims.set(NODE, ADDRESSES);
 claims.set('worker-2', [
   { type: 'InternalIP', address: '10.0.0.6' },
   { type: 'InternalDNS', address: 'worker-2.internal.example' },
   { type: 'ExternalDNS', address: 'shared.internal.example' },
+  { type: 'ExternalDNS', address: 'Trailing.Internal.Example.' },
 ]);
+claims.set('10.0.0.8', []);
 const CLUSTER: ClusterView = {
   claimants: (key, requester) => claims.claimants(key, requester),
-  apiServer: { dnsNames: new Set(['api.example']), ips: new Set(['10.0.0.1', '10.96.0.1']) },
+  apiServer: {
+    dnsNames: new Set(['api.example', 'cp-1']),
+    ips: new Set(['10.0.0.1', '10.96.0.1', '10.0.0.9']),
+    advertised: new Set(['10.0.0.1', '10.0.0.9']),
+  },
 };
 
 const decide = (f: CsrFacts, node: NodeFacts = THE_NODE, policy: ApproverPolicy = POLICY) =>
@@ -113,10 +124,17 @@ async function facts(over: Partial<CsrFacts> = {}, req?: Partial<CsrRequest>, al
   };
 }
 
-function expectDecision(d: Decision, decision: Decision['decision'], reason?: string, message?: RegExp): void {
+function expectDecision(
+  d: Decision,
+  decision: Decision['decision'],
+  reason?: string,
+  message?: RegExp,
+  detail?: RegExp,
+): void {
   assert.equal(d.decision, decision, JSON.stringify(d));
   if (reason !== undefined) assert.equal((d as { reason?: string }).reason, reason, JSON.stringify(d));
   if (message) assert.match(d.message, message);
+  if (detail) assert.match((d as { detail?: string }).detail ?? d.message, detail);
 }
 
 // ── approvals ────────────────────────────────────────────────────────────────────────────────────────
@@ -167,7 +185,8 @@ test('an exact dnsPatterns entry is granted to every node in scope, unless anoth
     decide(await facts({}, { dnsNames: ['shared.internal.example'] }), THE_NODE, policy),
     'deny',
     'SANClaimedByAnotherNode',
-    /DNS:shared\.internal\.example is claimed by Node worker-2/,
+    /^DNS:shared\.internal\.example is claimed by another Node$/,
+    /^DNS:shared\.internal\.example is claimed by Node worker-2$/,
   );
 });
 
@@ -189,6 +208,129 @@ test('allowLoopback lets loopback names and addresses through, never the API ser
     decide(await facts({}, { dnsNames: [], ipAddresses: ['0.0.0.0'] }), THE_NODE, policy),
     'deny',
     'SANReservedForCluster',
+  );
+});
+
+// ── the node's own name, and control-plane nodes ─────────────────────────────────────────────────────
+
+/** A CSR from `node` (its own client certificate) for these SANs. */
+async function fromNode(node: string, dnsNames: string[], ipAddresses: string[]): Promise<CsrFacts> {
+  return facts({
+    username: `system:node:${node}`,
+    request: strict(await buildCsrPem(keys.get('ecdsa-p256')!, { ...nodeSubject(node), dnsNames, ipAddresses })),
+  });
+}
+
+test("review: a bootstrap-token holder naming its node after the API server's external name gets no certificate for it", async () => {
+  // The reviewer's reproduction: node k8s-api.example.com (any name: kube-controller-manager's nodeclient
+  // approval signs every system:node:<name>), a Node of that name, policy 10.0.0.0/16 and *.compute.internal.
+  const policy = { ...POLICY, allowedCidrs: ['10.0.0.0/16'], dnsPatterns: ['*.compute.internal'] };
+  const attacker = { name: 'k8s-api.example.com', addresses: [] };
+  expectDecision(
+    decideServingCsr(await fromNode(attacker.name, ['k8s-api.example.com'], []), attacker, policy, CLUSTER),
+    'deny',
+    'DNSNameNotAllowed',
+    /^DNS:k8s-api\.example\.com is the node's own name, but not allowed by dnsPatterns \(\*\.compute\.internal\)$/,
+  );
+  // Not even with "*": it is the single-label name only.
+  expectDecision(
+    decideServingCsr(
+      await fromNode(attacker.name, ['k8s-api.example.com'], []),
+      attacker,
+      { ...policy, dnsPatterns: ['*'] },
+      CLUSTER,
+    ),
+    'deny',
+    'DNSNameNotAllowed',
+  );
+  // A node name under the operator's suffix is still fine, unless it is one of the API server's names.
+  const worker = { name: 'ip-10-0-0-5.compute.internal', addresses: [] };
+  expectDecision(
+    decideServingCsr(await fromNode(worker.name, [worker.name], ['10.0.0.55']), worker, policy, CLUSTER),
+    'approve',
+  );
+  const squatter = { name: 'api.compute.internal', addresses: [] };
+  const withApiName = { ...CLUSTER, apiServer: { ...CLUSTER.apiServer, dnsNames: new Set(['api.compute.internal']) } };
+  expectDecision(
+    decideServingCsr(await fromNode(squatter.name, [squatter.name], []), squatter, policy, withApiName),
+    'deny',
+    'SANReservedForCluster',
+    /^DNS:api\.compute\.internal is reserved for the cluster$/,
+  );
+});
+
+test("a control-plane Node gets its own name and advertise address, which the API server's certificate holds too", async () => {
+  const cp = {
+    name: 'cp-1',
+    addresses: [
+      { type: 'InternalIP', address: '10.0.0.9' },
+      { type: 'Hostname', address: 'cp-1' },
+    ],
+    controlPlane: true,
+  };
+  expectDecision(decide(await fromNode('cp-1', ['cp-1'], ['10.0.0.9']), cp), 'approve');
+  // Without the label (which only an administrator can set): the API server's, denied as before.
+  expectDecision(
+    decide(await fromNode('cp-1', ['cp-1'], ['10.0.0.9']), { ...cp, controlPlane: false }),
+    'deny',
+    'SANReservedForCluster',
+  );
+  // Only the Node's own: another API server's advertise address, the Service IP, the API server's other
+  // names, an address its status does not list, one the operator reserved — each stays reserved.
+  for (const [dnsNames, ipAddresses] of [
+    [[], ['10.0.0.1']],
+    [[], ['10.96.0.1']],
+    [['api.example'], []],
+  ] as const)
+    expectDecision(
+      decide(await fromNode('cp-1', [...dnsNames], [...ipAddresses]), cp, {
+        ...POLICY,
+        dnsPatterns: ['*', 'api.example'],
+        allowedCidrs: ['10.0.0.0/8'],
+      }),
+      'deny',
+      'SANReservedForCluster',
+      /reserved for the cluster/,
+    );
+  expectDecision(
+    decide(await fromNode('cp-1', [], ['10.0.0.9']), { ...cp, addresses: [] }),
+    'deny',
+    'SANReservedForCluster',
+  );
+  expectDecision(
+    decide(await fromNode('cp-1', [], ['10.0.0.9']), cp, { ...POLICY, reservedCidrs: ['10.0.0.9/32'] }),
+    'deny',
+    'SANReservedForCluster',
+    undefined,
+    /reservedCidrs/,
+  );
+  expectDecision(
+    decide(await fromNode('cp-1', ['cp-1'], []), cp, { ...POLICY, reservedNames: ['cp-1'] }),
+    'deny',
+    'SANReservedForCluster',
+    undefined,
+    /reservedNames/,
+  );
+  // And every other rule still holds: allowedCidrs, dnsPatterns.
+  expectDecision(
+    decide(await fromNode('cp-1', [], ['10.0.0.9']), cp, { ...POLICY, allowedCidrs: ['10.1.0.0/16'] }),
+    'deny',
+    'IPNotInAllowedCIDRs',
+  );
+  expectDecision(
+    decide(await fromNode('cp-1', ['cp-1'], []), cp, { ...POLICY, dnsPatterns: ['*.internal.example'] }),
+    'deny',
+    'DNSNameNotAllowed',
+  );
+  // A second Node claiming the address (a squatter) blocks it.
+  const withSquatter: ClusterView = {
+    ...CLUSTER,
+    claimants: (key, requester) => (key === 'ip:10.0.0.9' ? ['squatter'] : CLUSTER.claimants(key, requester)),
+  };
+  expectDecision(
+    decideServingCsr(await fromNode('cp-1', [], ['10.0.0.9']), cp, POLICY, withSquatter),
+    'deny',
+    'SANClaimedByAnotherNode',
   );
 });
 
@@ -220,7 +362,10 @@ interface DenyCase {
   node?: NodeFacts;
   policy?: Partial<ApproverPolicy>;
   reason: (typeof DENY_REASONS)[number];
+  /** What the condition says (the requesting node reads it). */
   message: RegExp;
+  /** What the log and the Event say, when it is more. */
+  detail?: RegExp;
 }
 
 function tamperSignature(pem: string): string {
@@ -321,6 +466,12 @@ const DENY_CASES: DenyCase[] = [
     facts: () => facts({}, { organizations: ['system:masters'] }),
     reason: 'OrganizationMismatch',
     message: /\[system:masters\]/,
+  },
+  {
+    name: 'a BOM before system:nodes (crafted; read as Go reads it)',
+    facts: crafted('a BOM before system:nodes'),
+    reason: 'OrganizationMismatch',
+    message: /^subject O must be exactly \[system:nodes\], got \[\ufeffsystem:nodes\]$/,
   },
   {
     name: 'an extra organization',
@@ -481,14 +632,35 @@ const DENY_CASES: DenyCase[] = [
     facts: dns('api.example'),
     policy: { dnsPatterns: ['api.example'] },
     reason: 'SANReservedForCluster',
-    message: /the API server's host name/,
+    message: /^DNS:api\.example is reserved for the cluster$/,
+    detail: /^DNS:api\.example is a name of the API server \(its serving certificate/,
   },
   {
     name: "the API server's addresses",
     facts: ips('10.0.0.1', '10.96.0.1'),
     policy: { allowedCidrs: ['10.0.0.0/8'] },
     reason: 'SANReservedForCluster',
-    message: /IP:10\.0\.0\.1 is an address of the API server; IP:10\.96\.0\.1 is an address of the API server/,
+    message: /^IP:10\.0\.0\.1 is reserved for the cluster; IP:10\.96\.0\.1 is reserved for the cluster$/,
+    detail: /^IP:10\.0\.0\.1 is an API server's advertise address; IP:10\.96\.0\.1 is an address of the API server$/,
+  },
+  {
+    name: 'reservedNames and reservedCidrs (load balancers, VIPs)',
+    facts: () => facts({}, { dnsNames: ['lb.internal.example'], ipAddresses: ['10.0.0.200'] }),
+    policy: {
+      dnsPatterns: ['lb.internal.example'],
+      reservedNames: ['lb.internal.example'],
+      reservedCidrs: ['10.0.0.192/26'],
+    },
+    reason: 'SANReservedForCluster',
+    message: /^DNS:lb\.internal\.example is reserved for the cluster; IP:10\.0\.0\.200 is reserved for the cluster$/,
+    detail: /reservedNames \(lb\.internal\.example\); IP:10\.0\.0\.200 is in reservedCidrs \(10\.0\.0\.192\/26\)$/,
+  },
+  {
+    name: 'loopback aliases: localhost.localdomain, ip6-localhost, ip6-loopback, *.localhost',
+    facts: dns('localhost.localdomain', 'ip6-localhost', 'ip6-loopback', 'app.localhost'),
+    policy: { dnsPatterns: ['localhost.localdomain', 'ip6-localhost', 'ip6-loopback', 'app.localhost'] },
+    reason: 'SANReservedForCluster',
+    message: /^(DNS:[a-z0-9.-]+ is a loopback name \(allowLoopback is off\)(; )?){4}$/,
   },
   {
     name: 'loopback names and addresses',
@@ -498,11 +670,17 @@ const DENY_CASES: DenyCase[] = [
     message: /DNS:localhost is a loopback name.*IP:127\.0\.0\.1 is a loopback address.*IP:::1/,
   },
   {
-    name: "a DNS SAN that is neither the node's name nor allowed by dnsPatterns",
+    name: 'a DNS SAN dnsPatterns do not allow',
     facts: dns('worker-1.other.example'),
     reason: 'DNSNameNotAllowed',
-    message:
-      /DNS:worker-1\.other\.example is neither the node's name nor allowed by dnsPatterns \(\*\.internal\.example\)/,
+    message: /^DNS:worker-1\.other\.example is not allowed by dnsPatterns \(\*, \*\.internal\.example\)$/,
+  },
+  {
+    name: "the node's own name when dnsPatterns do not allow it",
+    facts: dns('worker-1'),
+    policy: { dnsPatterns: ['*.internal.example'] },
+    reason: 'DNSNameNotAllowed',
+    message: /^DNS:worker-1 is the node's own name, but not allowed by dnsPatterns \(\*\.internal\.example\)$/,
   },
   {
     name: 'another node\'s name under a wildcard pattern ("*" is the node\'s own label)',
@@ -533,14 +711,31 @@ const DENY_CASES: DenyCase[] = [
     name: "another Node's IP",
     facts: ips('10.0.0.5', '10.0.0.6'),
     reason: 'SANClaimedByAnotherNode',
-    message: /^IP:10\.0\.0\.6 is claimed by Node worker-2$/,
+    message: /^IP:10\.0\.0\.6 is claimed by another Node$/,
+    detail: /^IP:10\.0\.0\.6 is claimed by Node worker-2$/,
   },
   {
     name: "another Node's name",
     facts: dns('worker-2'),
     policy: { dnsPatterns: ['worker-2'] },
     reason: 'SANClaimedByAnotherNode',
-    message: /DNS:worker-2 is claimed by Node worker-2/,
+    message: /^DNS:worker-2 is claimed by another Node$/,
+    detail: /^DNS:worker-2 is claimed by Node worker-2$/,
+  },
+  {
+    name: 'the address another Node is named after',
+    facts: ips('10.0.0.8'),
+    reason: 'SANClaimedByAnotherNode',
+    message: /^IP:10\.0\.0\.8 is claimed by another Node$/,
+    detail: /claimed by Node 10\.0\.0\.8$/,
+  },
+  {
+    name: "another Node's name written with the root's trailing dot",
+    facts: dns('trailing.internal.example'),
+    policy: { dnsPatterns: ['trailing.internal.example'] },
+    reason: 'SANClaimedByAnotherNode',
+    message: /^DNS:trailing\.internal\.example is claimed by another Node$/,
+    detail: /claimed by Node worker-2$/,
   },
 ];
 
@@ -553,9 +748,26 @@ function nodeFor(c: DenyCase, f: CsrFacts): NodeFacts {
 for (const c of DENY_CASES) {
   test(`denies ${c.name}: ${c.reason}`, async () => {
     const f = await c.facts();
-    expectDecision(decide(f, nodeFor(c, f), { ...POLICY, ...c.policy }), 'deny', c.reason, c.message);
+    expectDecision(decide(f, nodeFor(c, f), { ...POLICY, ...c.policy }), 'deny', c.reason, c.message, c.detail);
   });
 }
+
+test('a condition message never names another Node or where a reserved name was learnt; the detail does', async () => {
+  const secretive = DENY_CASES.filter(
+    (c) => c.reason === 'SANClaimedByAnotherNode' || c.reason === 'SANReservedForCluster',
+  );
+  assert.ok(secretive.length >= 6);
+  for (const c of secretive) {
+    const f = await c.facts();
+    const d = decide(f, nodeFor(c, f), { ...POLICY, ...c.policy });
+    assert.ok(d.decision === 'deny');
+    assert.doesNotMatch(
+      d.message,
+      /by Node |API server's (host|advertise)|address of the API|reserved(Names|Cidrs)/,
+      c.name,
+    );
+  }
+});
 
 test('every deny reason has a case (the SubjectAccessReview one below)', () => {
   const covered = new Set<string>([...DENY_CASES.map((c) => c.reason), 'RequesterNotAuthorized']);

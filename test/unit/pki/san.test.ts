@@ -16,6 +16,8 @@ test('canonicalIp refuses what cannot be a SAN IP', () => {
   }
 });
 
-test('canonicalDnsName ignores case', () => {
+test("canonicalDnsName ignores case and the root's trailing dot", () => {
   assert.equal(canonicalDnsName('Node-1.Example.COM'), 'node-1.example.com');
+  assert.equal(canonicalDnsName('Node-1.Example.COM.'), 'node-1.example.com');
+  assert.equal(canonicalDnsName('.'), '.', 'the root alone stays as it is');
 });

@@ -80,6 +80,18 @@ for (const c of CRAFTED_CASES) {
   });
 }
 
+test('text is read as Go reads it: a leading BOM, a zero-width space and a NUL are kept, bad UTF-8 refused', () => {
+  const read = (prefix: string) =>
+    accepted(parseStrictCsr(Buffer.from(toPem(CRAFTED_CASES.find((c) => c.name.startsWith(prefix))!.build(key)))));
+  // A decoder that strips the BOM read O=system:nodes; Go reads "\ufeffsystem:nodes" and the signer refuses it.
+  assert.deepEqual(read('a BOM before system:nodes').organizations, ['\ufeffsystem:nodes']);
+  assert.equal(read('a zero-width space and a NUL').commonName, 'system:node:\u200bfuzz-node\u0000');
+  const overlong = parseStrictCsr(
+    Buffer.from(toPem(CRAFTED_CASES.find((c) => c.name.startsWith('an overlong'))!.build(key))),
+  );
+  assert.equal(overlong.ok === false && overlong.reason, 'InvalidRequest');
+});
+
 test('the issue-11 request is refused naming the exact cause', () => {
   const r = parseStrictCsr(Buffer.from(toPem(CRAFTED_CASES[1]!.build(key))));
   assert.deepEqual(r, {
