@@ -1,7 +1,10 @@
 // Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does it: acquire when
 // the Lease is free or its holder has not renewed for leaseDuration (measured on our clock from when we
 // last saw the record change, so clock skew between hosts does not matter), renew every retryPeriod, and
-// give up leadership when no renewal succeeded for renewDeadline. Writes are optimistic (resourceVersion):
+// give up leadership when no renewal succeeded for renewDeadline. Every interval is measured on a
+// monotonic clock: a wall clock stepped back (NTP, a VM resumed) would otherwise stretch isLeader() past
+// the renew deadline, and let a deposed leader keep writing. The wall clock only fills the Lease's
+// acquireTime/renewTime, which other candidates never compare with their own clocks. Writes are optimistic (resourceVersion):
 // of two candidates racing for a free Lease, one gets 409 Conflict and stays a follower.
 import { isUserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -54,7 +57,10 @@ export interface LeaderElectorOptions {
   /** Runs while we lead; must return soon after `signal` aborts. */
   lead: (signal: AbortSignal) => Promise<void>;
   onLeadershipChange?: (leading: boolean) => void;
+  /** Wall-clock ms, for the Lease's acquireTime and renewTime only. */
   now?: () => number;
+  /** Monotonic ms, for every interval (renew deadline, lease expiry). */
+  monotonic?: () => number;
   random?: () => number;
 }
 
@@ -68,6 +74,7 @@ export class LeaderElector {
   private readonly opts: LeaderElectorOptions;
   private readonly timings: LeaderTimings;
   private readonly now: () => number;
+  private readonly monotonic: () => number;
   private readonly random: () => number;
   private observed: StoredLease | null = null;
   private observedAt = 0;
@@ -79,6 +86,7 @@ export class LeaderElector {
     this.identity = opts.identity;
     this.timings = opts.timings ?? DEFAULT_LEADER_TIMINGS;
     this.now = opts.now ?? Date.now;
+    this.monotonic = opts.monotonic ?? (() => performance.now());
     this.random = opts.random ?? Math.random;
   }
 
@@ -90,7 +98,7 @@ export class LeaderElector {
     return (
       this.leading &&
       this.observed?.record.holderIdentity === this.identity &&
-      this.now() - this.lastRenewAt < this.timings.renewDeadlineMs
+      this.monotonic() - this.lastRenewAt < this.timings.renewDeadlineMs
     );
   }
 
@@ -170,7 +178,7 @@ export class LeaderElector {
       if (term.aborted) return false;
       // Retry within the renew deadline; each attempt is bounded so a hung request cannot stretch it.
       for (;;) {
-        const left = this.lastRenewAt + this.timings.renewDeadlineMs - this.now();
+        const left = this.lastRenewAt + this.timings.renewDeadlineMs - this.monotonic();
         if (left <= 0) return true;
         if (await withTimeout(this.tryAcquireOrRenew(), Math.min(left, this.timings.retryPeriodMs * 2), false)) break;
         if (this.observed && this.observed.record.holderIdentity !== this.identity) return true;
@@ -184,13 +192,14 @@ export class LeaderElector {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { store, log } = this.opts;
-    const now = this.now();
+    const wall = this.now();
+    const now = this.monotonic();
     const durationSeconds = Math.round(this.timings.leaseDurationMs / 1000);
     const fresh: LeaseRecord = {
       holderIdentity: this.identity,
       leaseDurationSeconds: durationSeconds,
-      acquireTime: microTime(now),
-      renewTime: microTime(now),
+      acquireTime: microTime(wall),
+      renewTime: microTime(wall),
       leaseTransitions: 0,
     };
     try {
@@ -206,7 +215,7 @@ export class LeaderElector {
       const expiresAt = this.observedAt + r.leaseDurationSeconds * 1000;
       if (!ours && r.holderIdentity !== '' && expiresAt > now) return false;
       const next: LeaseRecord = ours
-        ? { ...r, leaseDurationSeconds: durationSeconds, renewTime: microTime(now) }
+        ? { ...r, leaseDurationSeconds: durationSeconds, renewTime: microTime(wall) }
         : { ...fresh, leaseTransitions: r.leaseTransitions + 1 };
       this.observe(await store.update(next, current.resourceVersion), now);
       this.lastRenewAt = now;

@@ -6,11 +6,21 @@
 //   never outlive a boot. Non-root users (a developer's demo) use $XDG_RUNTIME_DIR/nodecred, else
 //   $TMPDIR/nodecred-<uid>; a cert dir belongs to one user, so one user's instances always meet there.
 // - it is keyed by the cert dir's resolved path (symlinks, `..` and trailing slashes resolved), so two
-//   spellings of one directory share one lock and many daemons with different cert dirs never collide.
+//   spellings of one directory share one lock and many daemons with different cert dirs never collide;
+//   and by its absolute path as written, too. Both are taken: if /var/lib/kubelet is a symlink that gets
+//   removed, the same --cert-dir resolves elsewhere for the next starter, but its written path still meets
+//   the running owner's lock (and a starter naming the symlink's old target meets the resolved one).
 //
-// A lock file holds the owner's PID, the kernel's boot ID, the owner's start time (PIDs are reused) and a
-// random nonce, so no two lock files ever have the same content. It is created complete (written to a
-// temporary name, then link()ed into place, which fails if a lock exists), so nobody reads an empty lock.
+// A lock file holds the owner's PID, its start time (PIDs are reused) and a random nonce, so no two lock
+// files ever have the same content. It is created complete (written to a temporary name, then link()ed
+// into place, which fails if a lock exists), so nobody reads an empty lock.
+//
+// Whether the owner lives: kill(pid, 0) (ESRCH: gone; EPERM: it exists), then, where /proc shows it, not a
+// zombie and the recorded start time (a reused PID is another process). Nothing else is compared: /run is
+// a tmpfs, so a lock never outlives the boot it was taken in; and inside the shipped unit
+// (ProcSubset=pid, ProtectProc=invisible) /proc/sys is hidden and other users' processes may be, so a fact
+// nodecred cannot read counts as "cannot tell", never as "dead". (The kernel's boot ID used to be compared
+// here: unreadable in the unit, it made a nodecred outside the unit take over the unit's lock, and back.)
 //
 // Taking over a stale lock (its owner is gone) is where the old read → rm → link protocol raced: two
 // starters both read the stale owner, A removes it and links its own lock, then B removes A's live lock
@@ -54,15 +64,7 @@ export function lockFileName(resolvedCertDir: string): string {
   return `certdir-${createHash('sha256').update(resolvedCertDir).digest('hex').slice(0, 16)}.lock`;
 }
 
-function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot) and the state; null when gone. */
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot) and the state; null when unreadable. */
 function processInfo(pid: number | 'self'): { state: string; startTime: string } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -75,26 +77,44 @@ function processInfo(pid: number | 'self'): { state: string; startTime: string }
 
 interface Owner {
   pid: number;
-  boot: string;
+  /** Clock ticks since boot, or '' when the owner could not read its own. */
   startTime: string;
 }
 
+/** "PID START NONCE"; a lock written by an older nodecred has the boot ID after the PID ("PID BOOT START NONCE"). */
 function parseOwner(text: string): Owner {
-  const [pid, boot, startTime] = (text.split('\n')[0] ?? '').trim().split(/\s+/);
-  return { pid: Number(pid), boot: boot ?? '', startTime: startTime ?? '' };
+  const fields = (text.split('\n')[0] ?? '').trim().split(/\s+/);
+  const startTime = (fields.length >= 4 ? fields[2] : fields[1]) ?? '';
+  return { pid: Number(fields[0]), startTime: /^[1-9]\d*$/.test(startTime) ? startTime : '' };
 }
 
-/** The owner still holds the lock: same boot, the same process (start time) alive and not a zombie. */
-function ownerAlive(owner: Owner): boolean {
+/** Whether the process that wrote the lock still runs; see the top of this file. */
+export function ownerAlive(
+  owner: Owner,
+  probe: { kill(pid: number): void; info(pid: number): { state: string; startTime: string } | null } = {
+    kill: (pid) => process.kill(pid, 0),
+    info: processInfo,
+  },
+): boolean {
   // Our own PID in a lock is a previous incarnation (a container restarts us under the same PID).
-  if (!Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === process.pid || owner.boot !== bootId())
-    return false;
-  const info = processInfo(owner.pid);
-  return info !== null && info.state !== 'Z' && info.startTime === owner.startTime;
+  if (!Number.isInteger(owner.pid) || owner.pid <= 0 || owner.pid === process.pid) return false;
+  try {
+    probe.kill(owner.pid);
+  } catch (err) {
+    // ESRCH: no such process. EPERM: it exists, as another user. Anything else: cannot tell, so alive.
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  const info = probe.info(owner.pid);
+  if (info === null) return true; // hidden from us (hidepid, another user): kill() said it exists
+  if (info.state === 'Z') return false; // exited, not yet reaped
+  return owner.startTime === '' || info.startTime === owner.startTime;
 }
 
 export interface Lock {
+  /** The lock file of the cert dir's resolved path. */
   path: string;
+  /** Every lock file held: the resolved path's and, when it differs, the path as written. */
+  paths: string[];
   release(): Promise<void>;
 }
 
@@ -188,45 +208,68 @@ async function ensureLockDir(dir: string): Promise<void> {
 }
 
 /**
- * Takes the lock for `certDir`, or throws a UserError naming the live owner. `lockDir` is injected so
- * tests can use their own; nodecred uses defaultLockDir().
+ * Takes the lock for `certDir` (both keys: see the top of this file), or throws a UserError naming the live
+ * owner. `lockDir` is injected so tests can use their own; nodecred uses defaultLockDir().
  */
 export async function acquireLock(certDir: string, lockDir = defaultLockDir()): Promise<Lock> {
   await ensureLockDir(lockDir);
   const resolved = await resolveCertDir(certDir);
-  const name = lockFileName(resolved);
+  // Always in the same order, so two starters never each hold one key and wait on the other.
+  const keys = [...new Set([resolved, resolve(certDir)])].sort();
+  const nonce = randomBytes(8).toString('hex');
+  const held: Array<{ path: string; content: string }> = [];
+  try {
+    for (const key of keys) held.push(await lockKey(key, certDir, lockDir, nonce));
+  } catch (err) {
+    for (const h of held) await removeIfMine(h.path, h.content);
+    throw err;
+  }
+  // A command that fails after taking the lock (a port in use, a bad CA) exits without reaching its own
+  // release: let the exit itself remove the lock, so no stale lock is left behind for the next start.
+  const releaseAtExit = () => {
+    for (const { path, content } of held) {
+      try {
+        if (readFileSync(path, 'utf8') === content) rmSync(path, { force: true });
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  process.once('exit', releaseAtExit);
+  return {
+    path: join(lockDir, lockFileName(resolved)),
+    paths: held.map((h) => h.path),
+    release: async () => {
+      process.removeListener('exit', releaseAtExit);
+      for (const h of held) await removeIfMine(h.path, h.content);
+    },
+  };
+}
+
+async function lockKey(
+  key: string,
+  certDir: string,
+  lockDir: string,
+  nonce: string,
+): Promise<{ path: string; content: string }> {
+  const name = lockFileName(key);
   const path = join(lockDir, name);
   const self = processInfo('self');
-  const nonce = randomBytes(8).toString('hex');
-  const content = `${process.pid} ${bootId()} ${self?.startTime ?? '0'} ${nonce}\n${resolved}\n`;
+  const content = `${process.pid} ${self?.startTime ?? '0'} ${nonce}\n${key}\n`;
   const result = await claim(path, content, 0);
   if (!result.won) {
     throw new UserError(`another nodecred (pid ${result.owner.pid}) already manages ${certDir}`, {
       where: path,
-      fix: 'stop the other instance; two managers on one cert dir would race each other',
+      fix:
+        'stop the other instance; two managers on one cert dir would race each other ' +
+        `(if pid ${result.owner.pid} is no nodecred, remove ${path})`,
       code: 'LOCKED',
     });
   }
   // Markers from earlier takeovers refer to contents the lock no longer holds (ours is new): drop them.
   const markers = (await readdir(lockDir)).filter((n) => n.startsWith(`${name}.takeover-`));
   await Promise.all(markers.map((n) => removeIfStale(join(lockDir, n))));
-  // A command that fails after taking the lock (a port in use, a bad CA) exits without reaching its own
-  // release: let the exit itself remove the lock, so no stale lock is left behind for the next start.
-  const releaseAtExit = () => {
-    try {
-      if (readFileSync(path, 'utf8') === content) rmSync(path, { force: true });
-    } catch {
-      /* already gone */
-    }
-  };
-  process.once('exit', releaseAtExit);
-  return {
-    path,
-    release: async () => {
-      process.removeListener('exit', releaseAtExit);
-      await removeIfMine(path, content);
-    },
-  };
+  return { path, content };
 }
 
 /** A marker is removed only when its holder is gone; a live holder removes its own. */

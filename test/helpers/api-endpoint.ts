@@ -20,18 +20,25 @@ export interface ApiEndpoint {
   close(): Promise<void>;
 }
 
-/** The first non-internal address of this machine (IPv4 preferred), or a clear failure. */
-export function ownAddress(): { address: string; family: 'IPv4' | 'IPv6' } {
+/**
+ * A non-internal address of this machine that no Node claims (a real kubelet registers with the host's
+ * IPv4 address, so IPv6 is tried first), or a clear failure.
+ */
+export function ownAddress(taken: ReadonlySet<string> = new Set()): { address: string; family: 'IPv4' | 'IPv6' } {
   const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
-  const usable = all.filter((a) => !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80')));
-  const pick = usable.find((a) => a.family === 'IPv4') ?? usable[0];
-  if (!pick) throw new Error('this machine has no non-loopback address to stand a second API server endpoint on');
+  const usable = all.filter(
+    (a) => !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80')) && !taken.has(a.address),
+  );
+  const pick = usable.find((a) => a.family === 'IPv6') ?? usable[0];
+  if (!pick) throw new Error('this machine has no unclaimed non-loopback address for a second API server endpoint');
   return { address: pick.address, family: pick.family as 'IPv4' | 'IPv6' };
 }
 
 /** Serves a cluster-CA certificate for `dnsNames` (and the address itself) and lists it in an EndpointSlice. */
 export async function startApiEndpoint(c: TestCluster, dnsNames: string[]): Promise<ApiEndpoint> {
-  const { address, family } = ownAddress();
+  const nodes = await c.core.listNode();
+  const taken = new Set(nodes.items.flatMap((n) => (n.status?.addresses ?? []).map((a) => a.address)));
+  const { address, family } = ownAddress(taken);
   const ca = {
     name: 'nodecred-local-ca',
     certificatePem: c.ca,

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import {
+  AuthorizationV1Api,
   CertificatesV1Api,
   CoordinationV1Api,
   CoreV1Api,
-  DiscoveryV1Api,
   KubeConfig,
   type V1CertificateSigningRequest,
   type V1CertificateSigningRequestCondition,
@@ -34,6 +34,10 @@ import {
   type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, NODECRED, REPO, type NodeDir } from '../helpers/node.ts';
+import { startApiEndpoint } from '../helpers/api-endpoint.ts';
+import { API_SERVER_EXTERNAL_NAME } from '../../scripts/lib/pki.ts';
+import { CONTROL_PLANE_LABEL } from '../../src/approver/names.ts';
+import { parseCertificatePem } from '../../src/pki/cert.ts';
 import { X509Certificate } from 'node:crypto';
 import { buildCsrPem, nodeSubject, type CsrRequest } from '../../src/pki/csr.ts';
 import { generateKey } from '../../src/pki/keys.ts';
@@ -52,7 +56,10 @@ const SERVING = 'kubernetes.io/kubelet-serving';
 const LEASE = { namespace: 'kube-system', name: 'nodecred-approver' };
 /** Node names of this file: the approvers under test decide only these, whatever else shares the cluster. */
 const NODE_PREFIX = 'apprv';
-/** The policy every approver here runs with: the node network, and "<node>.apprv.example" names. */
+/**
+ * The policy every approver here runs with: the node network, each node's own single-label name ("*", as a
+ * kubelet asks for its host name) and "<node>.apprv.example" names.
+ */
 const NODE_CIDR = '10.20.0.0/16';
 const DNS_SUFFIX = 'apprv.example';
 /** An address in NODE_CIDR no other Node of this run (or of an earlier run on the same cluster) has. */
@@ -104,7 +111,7 @@ async function approverConfig(fields: Record<string, unknown> = {}): Promise<str
       nodeNamePattern: `${NODE_PREFIX}-[0-9a-f]{8}`,
       resyncInterval: '3s',
       allowedCidrs: [NODE_CIDR],
-      dnsPatterns: [`*.${DNS_SUFFIX}`],
+      dnsPatterns: ['*', `*.${DNS_SUFFIX}`],
       ...fields,
     }),
   );
@@ -209,8 +216,11 @@ async function bootstrappedNode(
   c: TestCluster,
   addresses: Addresses | ((name: string) => Addresses) | null,
   extraFlags: string[] = [],
+  name?: string,
 ): Promise<TestNode> {
-  const node = await newNodeDir(NODE_PREFIX);
+  const dir = await newNodeDir(NODE_PREFIX);
+  // A bootstrap-token holder names its node as it likes: kube-controller-manager signs any system:node:<name>.
+  const node = name ? { ...dir, name, flags: dir.flags.map((f) => (f === dir.name ? name : f)) } : dir;
   if (addresses)
     await createNodeWithAddresses(c, node.name, typeof addresses === 'function' ? addresses(node.name) : addresses);
   const token = await createBootstrapToken(c);
@@ -552,8 +562,17 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
 
 // ── issue 11: names a node does not own ──────────────────────────────────────────────────────────────
 
-/** A Denied decision with `reason`, its Event, and no certificate: the signer never signs a denied CSR. */
-async function assertDenied(c: TestCluster, name: string, reason: string, message: RegExp): Promise<void> {
+/**
+ * A Denied decision with `reason`, its Event, and no certificate: the signer never signs a denied CSR. The
+ * condition (which the node reads) says `message`; the Event (which nodes cannot read) `eventMessage`.
+ */
+async function assertDenied(
+  c: TestCluster,
+  name: string,
+  reason: string,
+  message: RegExp,
+  eventMessage?: RegExp,
+): Promise<void> {
   const decision = await waitForDecision(c, name);
   assert.equal(decision.type, 'Denied', `${name}: ${decision.reason} ${decision.message}`);
   assert.equal(decision.reason, reason, decision.message);
@@ -566,24 +585,16 @@ async function assertDenied(c: TestCluster, name: string, reason: string, messag
   );
   const [event] = await eventsFor(c, name);
   assert.equal(event!.reason, reason);
+  if (eventMessage) assert.match(event!.message!, eventMessage);
 }
 
 test('issue 11: crafted and over-reaching serving CSRs from a node identity are denied, each naming its cause', async () => {
   const c = testCluster();
-  // Another API server of an HA control plane, as the EndpointSlice reconciler would publish it.
-  const apiSlice = uniqueName('kubernetes-extra');
-  const apiIp = freshIp();
-  const discovery = c.admin.makeApiClient(DiscoveryV1Api);
-  await discovery.createNamespacedEndpointSlice({
-    namespace: 'default',
-    body: {
-      metadata: { name: apiSlice, labels: { 'kubernetes.io/service-name': 'kubernetes' } },
-      addressType: 'IPv4',
-      endpoints: [{ addresses: [apiIp] }],
-      ports: [{ name: 'https', port: 6443, protocol: 'TCP' }],
-    },
-  });
-  const approver = await startApprover(await approverConfig());
+  // Another API server of an HA control plane, as its EndpointSlice reconciler would publish it, with a
+  // name of its own in its certificate.
+  const otherApiName = `${uniqueName('k8s-api-2')}.${DNS_SUFFIX}`;
+  const otherApi = await startApiEndpoint(c, [otherApiName]);
+  const approver = await startApprover(await approverConfig({ dnsPatterns: ['*', `*.${DNS_SUFFIX}`, otherApiName] }));
   let node: TestNode | undefined;
   try {
     const ip = freshIp();
@@ -602,7 +613,8 @@ test('issue 11: crafted and over-reaching serving CSRs from a node identity are 
     const wildcard = await submitRawSans(node, [{ dns: `*.${DNS_SUFFIX}` }, { ip }]);
     const clusterName = await submitServingCsr(node, { dnsNames: ['kubernetes.default.svc'], ipAddresses: [ip] });
     const serviceIp = await submitServingCsr(node, { ipAddresses: [ip, '10.96.0.1'] });
-    const apiServerIp = await submitServingCsr(node, { ipAddresses: [apiIp] });
+    const apiServerIp = await submitServingCsr(node, { ipAddresses: [otherApi.address] });
+    const apiServerName = await submitServingCsr(node, { dnsNames: [otherApiName] });
 
     await assertDenied(
       c,
@@ -610,20 +622,37 @@ test('issue 11: crafted and over-reaching serving CSRs from a node identity are 
       'NonCanonicalDER',
       /^not canonical DER at attributes\[0\]\.type: OBJECT IDENTIFIER not minimally encoded$/,
     );
+    // The node learns that the address is taken, not by whom; the Event (nodes cannot read Events) says who.
     await assertDenied(
       c,
       neighbours,
       'SANClaimedByAnotherNode',
+      new RegExp(`^IP:${neighbourIp} is claimed by another Node$`),
       new RegExp(`^IP:${neighbourIp} is claimed by Node ${neighbour}$`),
     );
     await assertDenied(c, wildcard, 'InvalidDNSName', /^DNS:\*\.apprv\.example has a "\*"/);
     await assertDenied(c, clusterName, 'SANReservedForCluster', /^DNS:kubernetes\.default\.svc is a Service name/);
-    await assertDenied(c, serviceIp, 'SANReservedForCluster', /^IP:10\.96\.0\.1 is an address of the API server$/);
+    await assertDenied(
+      c,
+      serviceIp,
+      'SANReservedForCluster',
+      /^IP:10\.96\.0\.1 is reserved for the cluster$/,
+      /^IP:10\.96\.0\.1 is an address of the API server$/,
+    );
     await assertDenied(
       c,
       apiServerIp,
       'SANReservedForCluster',
-      new RegExp(`^IP:${apiIp} is an address of the API server$`),
+      new RegExp(`^IP:${otherApi.address} is reserved for the cluster$`),
+      new RegExp(`^IP:${otherApi.address} is an API server's advertise address$`),
+    );
+    // Read from that API server's certificate (a TLS handshake to the EndpointSlice address).
+    await assertDenied(
+      c,
+      apiServerName,
+      'SANReservedForCluster',
+      new RegExp(`^DNS:${otherApiName} is reserved for the cluster$`),
+      /is a name of the API server \(its serving certificate/,
     );
     assert.match(approver.output(), /"reason":"NonCanonicalDER","detail":"not canonical DER at attributes\[0\]\.type/);
 
@@ -633,7 +662,13 @@ test('issue 11: crafted and over-reaching serving CSRs from a node identity are 
     own.status!.addresses = [...(own.status?.addresses ?? []), { type: 'InternalIP', address: neighbourIp }];
     await node.core.replaceNodeStatus({ name: node.name, body: own });
     const again = await submitServingCsr(node, { ipAddresses: [neighbourIp] });
-    await assertDenied(c, again, 'SANClaimedByAnotherNode', new RegExp(`claimed by Node ${neighbour}`));
+    await assertDenied(
+      c,
+      again,
+      'SANClaimedByAnotherNode',
+      /claimed by another Node$/,
+      new RegExp(`Node ${neighbour}$`),
+    );
 
     // What the node does own still gets signed.
     const legitimate = await submitServingCsr(node, { dnsNames: [node.name], ipAddresses: [ip] });
@@ -643,7 +678,132 @@ test('issue 11: crafted and over-reaching serving CSRs from a node identity are 
     assert.equal(await approver.stop(), 0);
     await stopAll();
     await node?.cleanup();
-    await discovery.deleteNamespacedEndpointSlice({ name: apiSlice, namespace: 'default' });
+    await otherApi.close();
+  }
+  assertNoSecrets(approver);
+});
+
+test('a node cannot read the Events that name other Nodes (Node authorization and the default RBAC)', async () => {
+  const c = testCluster();
+  const authorization = c.admin.makeApiClient(AuthorizationV1Api);
+  for (const verb of ['get', 'list', 'watch']) {
+    const review = await authorization.createSubjectAccessReview({
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: `system:node:${NODE_PREFIX}-00000000`,
+          groups: ['system:nodes', 'system:authenticated'],
+          resourceAttributes: { verb, resource: 'events', namespace: 'default' },
+        },
+      },
+    });
+    assert.equal(review.status?.allowed, false, `${verb} events: ${review.status?.reason}`);
+  }
+});
+
+test("review: a bootstrap-token holder naming its node after the API server's external name gets nothing for it", async () => {
+  const c = testCluster();
+  // The reviewer's reproduction, against the real control plane: a node name chosen by the token holder
+  // (kube-controller-manager's nodeclient approval signs any system:node:<name>), a Node of that name, and
+  // a policy of the node network and *.compute.internal. Plus the operator's reserved VIP and name, and the
+  // test API server's own external name, which only its certificate tells.
+  const vip = freshIp();
+  const approver = await startApprover(
+    await approverConfig({
+      nodeNamePattern: `(${NODE_PREFIX}|k8s-api)-[0-9a-f]{8}(\\.example\\.com)?`,
+      dnsPatterns: ['*.compute.internal', API_SERVER_EXTERNAL_NAME, `vip.${DNS_SUFFIX}`],
+      reservedNames: [`vip.${DNS_SUFFIX}`],
+      reservedCidrs: [`${vip}/32`],
+    }),
+  );
+  const ip = freshIp();
+  const name = `${uniqueName('k8s-api')}.example.com`;
+  const node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }], [], name);
+  try {
+    const ownName = await submitServingCsr(node, { dnsNames: [name] });
+    await assertDenied(
+      c,
+      ownName,
+      'DNSNameNotAllowed',
+      new RegExp(`^DNS:${name.replaceAll('.', '\\.')} is the node's own name, but not allowed by dnsPatterns`),
+    );
+    const external = await submitServingCsr(node, { dnsNames: [API_SERVER_EXTERNAL_NAME] });
+    await assertDenied(
+      c,
+      external,
+      'SANReservedForCluster',
+      /^DNS:api\.nodecred\.test is reserved for the cluster$/,
+      /^DNS:api\.nodecred\.test is a name of the API server \(its serving certificate/,
+    );
+    const vipName = await submitServingCsr(node, { dnsNames: [`vip.${DNS_SUFFIX}`] });
+    await assertDenied(c, vipName, 'SANReservedForCluster', /reserved for the cluster$/, /in reservedNames/);
+    const vipIp = await submitServingCsr(node, { ipAddresses: [vip] });
+    await assertDenied(c, vipIp, 'SANReservedForCluster', /reserved for the cluster$/, /in reservedCidrs/);
+    // Its own address inside allowedCidrs is still its to have.
+    const address = await submitServingCsr(node, { ipAddresses: [ip] });
+    assert.equal((await waitForDecision(c, address)).type, 'Approved');
+  } finally {
+    assert.equal(await approver.stop(), 0);
+    await stopAll();
+    await node.cleanup();
+    await c.core.deleteNode({ name }).catch(() => undefined);
+  }
+  assertNoSecrets(approver);
+});
+
+test('review: a control-plane kubelet gets its own name and advertise address once an admin labels its Node', async () => {
+  const c = testCluster();
+  // A kubeadm control-plane host: its API server advertises the host's address (EndpointSlice) and holds
+  // the host's name and address in its certificate; the kubelet asks for exactly those.
+  const cpName = uniqueName(NODE_PREFIX);
+  const api = await startApiEndpoint(c, [cpName, `k8s-api-${cpName}.${DNS_SUFFIX}`]);
+  const hostCidr = `${api.address}/${api.address.includes(':') ? 128 : 32}`;
+  const approver = await startApprover(await approverConfig({ allowedCidrs: [NODE_CIDR, hostCidr] }));
+  const cp = await bootstrappedNode(
+    c,
+    [
+      { type: 'InternalIP', address: api.address },
+      { type: 'Hostname', address: cpName },
+    ],
+    [],
+    cpName,
+  );
+  const worker = await bootstrappedNode(c, [{ type: 'InternalIP', address: freshIp() }]);
+  try {
+    const before = await submitServingCsr(cp, { dnsNames: [cpName], ipAddresses: [api.address] });
+    await assertDenied(c, before, 'SANReservedForCluster', /reserved for the cluster/, /advertise address|API server/);
+
+    // NodeRestriction: the kubelet cannot label itself (verified here, not assumed).
+    const self = await cp.core.readNode({ name: cpName });
+    self.metadata!.labels = { ...(self.metadata?.labels ?? {}), [CONTROL_PLANE_LABEL]: '' };
+    await assert.rejects(
+      cp.core.replaceNode({ name: cpName, body: self }),
+      (err: unknown) =>
+        (err as { code?: number }).code === 403 &&
+        /not allowed to modify labels/.test(String((err as { body?: unknown }).body)),
+    );
+    await c.kubectl(['label', 'node', cpName, `${CONTROL_PLANE_LABEL}=`]);
+
+    const labelled = await waitFor('the approval once the label is seen', async () => {
+      const name = await submitServingCsr(cp, { dnsNames: [cpName], ipAddresses: [api.address] });
+      const d = await waitForDecision(c, name);
+      return d.type === 'Approved' ? name : undefined;
+    });
+    const cert = parseCertificatePem(await waitForCertificate(c, labelled));
+    assert.deepEqual([cert.dnsNames, cert.ipAddresses], [[cpName], [api.address]], 'signed by the real signer');
+
+    // Nothing more: the API server's other name, and the same address for a worker, stay reserved.
+    const otherName = await submitServingCsr(cp, { dnsNames: [`k8s-api-${cpName}.${DNS_SUFFIX}`] });
+    await assertDenied(c, otherName, 'SANReservedForCluster', /reserved for the cluster/);
+    const workerAsks = await submitServingCsr(worker, { ipAddresses: [api.address] });
+    await assertDenied(c, workerAsks, 'SANReservedForCluster', /reserved for the cluster/);
+  } finally {
+    assert.equal(await approver.stop(), 0);
+    await stopAll();
+    await cp.cleanup();
+    await worker.cleanup();
+    await api.close();
   }
   assertNoSecrets(approver);
 });

@@ -167,7 +167,7 @@ test('isLeader turns false as soon as the last renewal is older than the renew d
     identity: 'a',
     log: silent,
     timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 },
-    now: () => clock,
+    monotonic: () => clock,
     lead: async (signal) => {
       leading = true;
       await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
@@ -180,6 +180,38 @@ test('isLeader turns false as soon as the last renewal is older than the renew d
   assert.equal(elector.isLeader(), true);
   clock += 1;
   assert.equal(elector.isLeader(), false, 'no writes once renewals are overdue, even before the renew loop notices');
+  stop.abort();
+  await done;
+});
+
+test('intervals run on the monotonic clock: a wall clock stepped back an hour does not stretch leadership', async () => {
+  let monotonic = 5_000;
+  let wall = Date.parse('2030-01-01T00:00:00Z');
+  const store = new MemoryLeaseStore();
+  const stop = new AbortController();
+  let leading = false;
+  const elector = new LeaderElector({
+    store,
+    identity: 'a',
+    log: silent,
+    timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 },
+    now: () => wall,
+    monotonic: () => monotonic,
+    lead: async (signal) => {
+      leading = true;
+      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
+    },
+  });
+  const done = elector.run(stop.signal);
+  await until('leading', () => leading);
+  // The Lease carries wall-clock times (what other candidates and kubectl read).
+  assert.equal(store.stored!.record.renewTime, '2030-01-01T00:00:00.000000Z');
+  // NTP steps the wall clock back an hour while 10 s pass: the renewal is overdue all the same.
+  wall -= 3_600_000;
+  monotonic += 9_999;
+  assert.equal(elector.isLeader(), true);
+  monotonic += 1;
+  assert.equal(elector.isLeader(), false, 'a backward wall-clock jump must not keep a stalled leader writing');
   stop.abort();
   await done;
 });

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { mkdtemp, readFile, writeFile, rm, mkdir, symlink, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { acquireLock, defaultLockDir, lockFileName, resolveCertDir } from '../../../src/store/lock.ts';
+import { acquireLock, defaultLockDir, lockFileName, ownerAlive, resolveCertDir } from '../../../src/store/lock.ts';
 import { UserError } from '../../../src/errors.ts';
 
 const bootId = async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
@@ -25,19 +25,17 @@ async function scratch(): Promise<{ dir: string; certDir: string; lockDir: strin
   return { dir, certDir, lockDir, lockPath: async () => join(lockDir, lockFileName(await resolveCertDir(certDir))) };
 }
 
-test('a lock names its owner (PID, boot, start time), refuses a live owner, releases only its own file', async () => {
+test('a lock names its owner (PID, start time), refuses a live owner, releases only its own file', async () => {
   const s = await scratch();
   try {
     const lock = await acquireLock(s.certDir, s.lockDir);
     assert.equal(lock.path, await s.lockPath());
     const [first, second] = (await readFile(lock.path, 'utf8')).split('\n');
-    assert.match(
-      first!,
-      new RegExp(`^${process.pid} ${await bootId()} ${await startTimeOf(process.pid)} [0-9a-f]{16}$`),
-    );
+    assert.match(first!, new RegExp(`^${process.pid} ${await startTimeOf(process.pid)} [0-9a-f]{16}$`));
     assert.equal(second, resolve(s.certDir));
     assert.equal((await stat(s.lockDir)).mode & 0o777, 0o700);
-    // A live owner from this boot (PID 1, with its real start time) blocks.
+    // A live owner (PID 1, with its real start time) blocks; here in the format of an older nodecred, which
+    // wrote the boot ID after the PID: an upgrade must not take over the running owner's lock.
     const pid1 = `1 ${await bootId()} ${await startTimeOf(1)} 00\n`;
     await writeFile(lock.path, pid1);
     await assert.rejects(
@@ -51,12 +49,13 @@ test('a lock names its owner (PID, boot, start time), refuses a live owner, rele
   }
 });
 
-test('stale: another boot, a dead PID, a reused PID (other start time), garbage or empty; taken over', async () => {
+test('stale: a dead PID, a reused PID (other start time), garbage or empty; taken over', async () => {
   const s = await scratch();
   try {
     const boot = await bootId();
     for (const stale of [
-      `1 00000000-0000-0000-0000-000000000000 ${await startTimeOf(1)} 00\n`,
+      `${deadPid()} 1 00\n`,
+      `1 999999999999 00\n`,
       `${deadPid()} ${boot} 1 00\n`,
       `1 ${boot} 999999999999 00\n`,
       'garbage',
@@ -92,6 +91,116 @@ test('keyed by the resolved cert dir: other spellings and symlinks share one loc
     }
     // A cert dir that does not exist yet resolves through its deepest existing ancestor.
     assert.equal(await resolveCertDir(join(s.dir, 'alias', 'new', 'pki')), join(s.dir, 'node', 'new', 'pki'));
+  } finally {
+    await rm(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('ownerAlive: kill(pid, 0) decides existence (EPERM is alive); /proc, where readable, a zombie or a reused PID', () => {
+  const probe = (kill: string | null, info: { state: string; startTime: string } | null) => ({
+    kill: () => {
+      if (kill) throw Object.assign(new Error(kill), { code: kill });
+    },
+    info: () => info,
+  });
+  const owner = { pid: 4242, startTime: '1000' };
+  assert.equal(ownerAlive(owner, probe(null, { state: 'S', startTime: '1000' })), true);
+  assert.equal(ownerAlive(owner, probe('ESRCH', null)), false, 'no such process');
+  assert.equal(ownerAlive(owner, probe('EPERM', null)), true, "another user's process, hidden from /proc");
+  assert.equal(ownerAlive(owner, probe(null, null)), true, 'hidden by hidepid/ProcSubset: cannot tell, so alive');
+  assert.equal(ownerAlive(owner, probe(null, { state: 'Z', startTime: '1000' })), false, 'a zombie');
+  assert.equal(ownerAlive(owner, probe(null, { state: 'S', startTime: '2000' })), false, 'the PID was reused');
+  assert.equal(ownerAlive({ pid: 4242, startTime: '' }, probe(null, { state: 'S', startTime: '2000' })), true);
+  assert.equal(ownerAlive({ pid: process.pid, startTime: '' }), false, 'our own PID: a previous incarnation');
+});
+
+/** Runs a node program in a mount namespace whose /proc is the unit's: ProcSubset=pid, ProtectProc=invisible. */
+function underUnitProc(program: string) {
+  const proc = 'mount -t proc -o subset=pid,hidepid=invisible proc /proc';
+  return spawn(
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `${proc} && exec "$0" --input-type=module -e "$1"`,
+      process.execPath,
+      program,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+}
+
+test("under the unit's /proc (no /proc/sys, hidepid): a nodecred inside and one outside never take each other's lock", async () => {
+  const s = await scratch();
+  const lockModule = join(import.meta.dirname, '../../../src/store/lock.ts');
+  const holdProgram = `import { acquireLock } from ${JSON.stringify(lockModule)};
+    const lock = await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)});
+    console.log('held'); process.stdin.resume(); process.stdin.on('end', async () => { await lock.release(); process.exit(0); });`;
+  const tryProgram = `import { acquireLock } from ${JSON.stringify(lockModule)};
+    try { await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)}); console.log('won'); }
+    catch (e) { console.log('refused: ' + e.message); }`;
+  const held = async (child: ReturnType<typeof spawn>) => {
+    const line = (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value;
+    assert.equal(line, 'held');
+  };
+  const attempt = async (child: ReturnType<typeof spawn>) =>
+    (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value as string;
+  try {
+    // The unit holds the lock; `nodecred bootstrap` from a runbook, outside the unit, must be refused.
+    const inside = underUnitProc(holdProgram);
+    await held(inside);
+    const outside = spawn(process.execPath, ['--input-type=module', '-e', tryProgram], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    assert.match(await attempt(outside), /^refused: another nodecred \(pid \d+\) already manages /);
+    inside.stdin!.end();
+    await new Promise((r) => inside.once('exit', r));
+    // And the other way round.
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', holdProgram], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    await held(holder);
+    assert.match(await attempt(underUnitProc(tryProgram)), /^refused: another nodecred \(pid \d+\) already manages /);
+    holder.stdin!.end();
+    await new Promise((r) => holder.once('exit', r));
+  } finally {
+    await rm(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a symlinked parent removed under a running owner: the next starter still meets its lock', async () => {
+  const s = await scratch();
+  try {
+    // /var/lib/kubelet → /data/kubelet, as some images lay it out; the owner runs with the symlinked path.
+    const data = join(s.dir, 'data', 'kubelet');
+    const link = join(s.dir, 'var', 'lib', 'kubelet');
+    await mkdir(join(data, 'pki'), { recursive: true });
+    await mkdir(join(s.dir, 'var', 'lib'), { recursive: true });
+    await symlink(data, link);
+    const certDir = join(link, 'pki');
+    const [owner] = startStarters(1, certDir, s.lockDir);
+    try {
+      owner!.send('go');
+      assert.equal(await owner!.next(), 'won');
+      await rm(link, { recursive: true, force: true }); // `rm -rf /var/lib/kubelet`: the symlink goes
+      assert.notEqual(await resolveCertDir(certDir), join(data, 'pki'), 'the same --cert-dir now resolves elsewhere');
+      await assert.rejects(acquireLock(certDir, s.lockDir), new RegExp(`pid ${owner!.pid}\\) already manages`));
+      // And one naming the symlink's old target directly meets the resolved key.
+      await assert.rejects(
+        acquireLock(join(data, 'pki'), s.lockDir),
+        new RegExp(`pid ${owner!.pid}\\) already manages`),
+      );
+      owner!.send('release');
+      assert.equal(await owner!.next(), 'released');
+      assert.deepEqual(await readdir(s.lockDir), [], 'both lock files released');
+      const next = await acquireLock(certDir, s.lockDir);
+      await next.release();
+    } finally {
+      await owner!.stop();
+    }
   } finally {
     await rm(s.dir, { recursive: true, force: true });
   }
@@ -160,17 +269,16 @@ test('20 starters race for a stale lock, 30 rounds: exactly one wins each round,
   const s = await scratch();
   const starters = startStarters(20, s.certDir, s.lockDir);
   try {
-    const boot = await bootId();
     await mkdir(s.lockDir, { mode: 0o700 });
     for (let round = 0; round < 30; round++) {
       // A stale lock; every third round also a takeover marker left by a taker that died mid-takeover.
-      const stale = `${deadPid()} ${boot} 1 ${round.toString(16).padStart(16, '0')}\n`;
+      const stale = `${deadPid()} 1 ${round.toString(16).padStart(16, '0')}\n`;
       await writeFile(await s.lockPath(), stale);
       if (round % 3 === 2) {
         const { createHash } = await import('node:crypto');
         const hash = createHash('sha256').update(stale).digest('hex').slice(0, 16);
         const marker = `${await s.lockPath()}.takeover-${hash}`;
-        await writeFile(marker, `${deadPid()} ${boot} 1 ffffffffffffffff\n`);
+        await writeFile(marker, `${deadPid()} 1 ffffffffffffffff\n`);
       }
       for (const st of starters) st.send('go');
       const results = await Promise.all(starters.map((st) => st.next()));
