@@ -84,7 +84,8 @@ try {
   const config = join(dir, 'approver.yaml');
   await writeFile(
     config,
-    `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${NODE_NETWORK}]\n`,
+    // "*": each CSR carries the node's own single-label name (bench/lib/node-identities.ts).
+    `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${NODE_NETWORK}]\ndnsPatterns: ["*"]\n`,
   );
 
   const bare = () =>

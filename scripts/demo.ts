@@ -202,14 +202,16 @@ async function main(): Promise<number> {
       }),
     ]);
     show(`Node ${nodeName} with addresses InternalIP ${DEMO_NODE_IP}, Hostname ${nodeName}`);
-    // The approver approves only names its policy bounds: here the demo's node network. (127.0.0.1, where the
-    // API server listens, is never a node's: the approver would deny it.)
+    // The approver approves only names its policy bounds: here the demo's node network, and each node's own
+    // single-label name ("*"; a node name proves nothing by itself: whoever holds a bootstrap token picks it).
+    // (127.0.0.1, where the API server listens, is never a node's: the approver would deny it.)
     const approverConfig = join(base, 'approver.yaml');
     await writeFile(
       approverConfig,
-      `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${DEMO_NODE_CIDR}]\n`,
+      'apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\n' +
+        `allowedCidrs: [${DEMO_NODE_CIDR}]\ndnsPatterns: ["*"]\n`,
     );
-    show(`approver policy: allowedCidrs [${DEMO_NODE_CIDR}] (and each node's own name as a DNS SAN)`);
+    show(`approver policy: allowedCidrs [${DEMO_NODE_CIDR}], dnsPatterns ["*"] (each node's own single-label name)`);
     const approver = spawn(
       NODECRED,
       ['approve', '--kubeconfig', state.kubeconfig, '--config', approverConfig, '--metrics-listen', 'off'],

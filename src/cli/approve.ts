@@ -65,10 +65,10 @@ const HELP = `usage: nodecred approve [flags]
 Approve or deny kubelet-serving CSRs (signer kubernetes.io/kubelet-serving), which kube-controller-manager
 signs but never approves. A CSR is approved only when it comes from the node it names, asks for exactly
 the serving usages, is read the same way by Go's crypto/x509 (the signer), and every SAN is bounded by
-the configuration (the node's own name, dnsPatterns, allowedCidrs), is not the cluster's own (kubernetes,
-*.svc, the API server's addresses, loopback) and is not claimed by another Node. The configuration must
-set allowedCidrs or dnsPatterns. Several instances may run: they elect a leader on a Lease, and only the
-leader decides.
+the configuration (dnsPatterns, the node's own name included; allowedCidrs), is not the cluster's own
+(kubernetes, *.svc, the API server's addresses and every name in its serving certificate, reservedNames,
+reservedCidrs, loopback) and is not claimed by another Node. The configuration must set allowedCidrs or
+dnsPatterns. Several instances may run: they elect a leader on a Lease, and only the leader decides.
 
 flags:
 ${flagsHelp(APPROVE_FLAGS)}

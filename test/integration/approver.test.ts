@@ -588,12 +588,13 @@ async function assertDenied(
   if (eventMessage) assert.match(event!.message!, eventMessage);
 }
 
-test('issue 11: crafted and over-reaching serving CSRs from a node identity are denied, each naming its cause', async () => {
+test('issue 11: crafted and over-reaching serving CSRs from a node identity are denied, each naming its cause', async (t) => {
   const c = testCluster();
   // Another API server of an HA control plane, as its EndpointSlice reconciler would publish it, with a
   // name of its own in its certificate.
   const otherApiName = `${uniqueName('k8s-api-2')}.${DNS_SUFFIX}`;
   const otherApi = await startApiEndpoint(c, [otherApiName]);
+  t.after(() => otherApi.close());
   const approver = await startApprover(await approverConfig({ dnsPatterns: ['*', `*.${DNS_SUFFIX}`, otherApiName] }));
   let node: TestNode | undefined;
   try {
@@ -678,7 +679,6 @@ test('issue 11: crafted and over-reaching serving CSRs from a node identity are 
     assert.equal(await approver.stop(), 0);
     await stopAll();
     await node?.cleanup();
-    await otherApi.close();
   }
   assertNoSecrets(approver);
 });
@@ -702,7 +702,7 @@ test('a node cannot read the Events that name other Nodes (Node authorization an
   }
 });
 
-test("review: a bootstrap-token holder naming its node after the API server's external name gets nothing for it", async () => {
+test("review: a bootstrap-token holder naming its node after the API server's external name gets nothing for it", async (t) => {
   const c = testCluster();
   // The reviewer's reproduction, against the real control plane: a node name chosen by the token holder
   // (kube-controller-manager's nodeclient approval signs any system:node:<name>), a Node of that name, and
@@ -717,8 +717,10 @@ test("review: a bootstrap-token holder naming its node after the API server's ex
       reservedCidrs: [`${vip}/32`],
     }),
   );
+  t.after(stopAll);
   const ip = freshIp();
   const name = `${uniqueName('k8s-api')}.example.com`;
+  t.after(() => c.core.deleteNode({ name }).catch(() => undefined));
   const node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }], [], name);
   try {
     const ownName = await submitServingCsr(node, { dnsNames: [name] });
@@ -745,19 +747,19 @@ test("review: a bootstrap-token holder naming its node after the API server's ex
     assert.equal((await waitForDecision(c, address)).type, 'Approved');
   } finally {
     assert.equal(await approver.stop(), 0);
-    await stopAll();
     await node.cleanup();
-    await c.core.deleteNode({ name }).catch(() => undefined);
   }
   assertNoSecrets(approver);
 });
 
-test('review: a control-plane kubelet gets its own name and advertise address once an admin labels its Node', async () => {
+test('review: a control-plane kubelet gets its own name and advertise address once an admin labels its Node', async (t) => {
   const c = testCluster();
   // A kubeadm control-plane host: its API server advertises the host's address (EndpointSlice) and holds
   // the host's name and address in its certificate; the kubelet asks for exactly those.
   const cpName = uniqueName(NODE_PREFIX);
   const api = await startApiEndpoint(c, [cpName, `k8s-api-${cpName}.${DNS_SUFFIX}`]);
+  t.after(() => api.close());
+  t.after(stopAll);
   const hostCidr = `${api.address}/${api.address.includes(':') ? 128 : 32}`;
   const approver = await startApprover(await approverConfig({ allowedCidrs: [NODE_CIDR, hostCidr] }));
   const cp = await bootstrappedNode(
@@ -800,10 +802,8 @@ test('review: a control-plane kubelet gets its own name and advertise address on
     await assertDenied(c, workerAsks, 'SANReservedForCluster', /reserved for the cluster/);
   } finally {
     assert.equal(await approver.stop(), 0);
-    await stopAll();
     await cp.cleanup();
     await worker.cleanup();
-    await api.close();
   }
   assertNoSecrets(approver);
 });

@@ -4,11 +4,12 @@
 // kubeconfig for the test control plane on the shared loopback. What systemd itself reports is asserted:
 // active/running after READY=1, the STATUS= line, the watchdog, no restarts; `systemctl reload` runs
 // ExecReload (exit 0) and the daemon logs the reload; a broken config makes the reload fail and keeps the
-// daemon running; SIGTERM stops it cleanly.
+// daemon running; SIGTERM stops it cleanly. A `nodecred bootstrap` run beside the unit (outside its sandbox)
+// is refused by the cert-dir lock.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -21,7 +22,7 @@ import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
-test('nodecred.service, bare image, real systemd: first boot gets READY and STATUS; reload works', async (t) => {
+test('nodecred.service, bare image, real systemd: first boot gets READY and STATUS; reload works; a bootstrap beside it is refused', async (t) => {
   const unavailable = nspawnUnavailable();
   assert.equal(unavailable, null, `this test needs a real systemd in systemd-nspawn: ${unavailable}`);
   const c = testCluster();
@@ -112,6 +113,25 @@ test('nodecred.service, bare image, real systemd: first boot gets READY and STAT
     return status === 200 ? body : undefined;
   });
   assert.match(ready, /\[\+\]apiserver-auth ok/);
+
+  // One nodecred per cert dir, across the unit's sandbox: a `nodecred bootstrap` from a runbook, on the
+  // machine but outside the unit (a full /proc, where the unit has ProcSubset=pid and ProtectProc=invisible,
+  // so neither side reads the same facts about the other), is refused and leaves the unit's lock alone.
+  const lockFiles = async () => (await readdir(box.path('/run/nodecred'))).filter((n) => n.endsWith('.lock'));
+  const [lockFile] = await lockFiles();
+  const unitLock = await readFile(box.path(`/run/nodecred/${lockFile}`), 'utf8');
+  assert.match(unitLock, new RegExp(`^${mainPid} `), 'the unit holds the lock');
+  const runbook = await box.run(['/usr/local/bin/nodecred', 'bootstrap', '--config', '/etc/nodecred/config.yaml'], {
+    timeoutMs: 120_000,
+  });
+  assert.notEqual(runbook.code, 0, `a second manager was let in: ${runbook.stdout}${runbook.stderr}`);
+  assert.equal(runbook.stderr.trim().split('\n').length, 1, runbook.stderr);
+  assert.match(
+    runbook.stderr,
+    new RegExp(`another nodecred \\(pid ${mainPid}\\) already manages /var/lib/kubelet/pki`),
+  );
+  assert.deepEqual(await lockFiles(), [lockFile]);
+  assert.equal(await readFile(box.path(`/run/nodecred/${lockFile}`), 'utf8'), unitLock, 'the unit keeps its lock');
 
   // Reload: ExecReload (no kill binary on this image) validates and signals; the daemon logs it.
   await box.writeFile('/etc/nodecred/config.yaml', config('debug'), 0o600);

@@ -203,17 +203,20 @@ test('intervals run on the monotonic clock: a wall clock stepped back an hour do
     },
   });
   const done = elector.run(stop.signal);
-  await until('leading', () => leading);
-  // The Lease carries wall-clock times (what other candidates and kubectl read).
-  assert.equal(store.stored!.record.renewTime, '2030-01-01T00:00:00.000000Z');
-  // NTP steps the wall clock back an hour while 10 s pass: the renewal is overdue all the same.
-  wall -= 3_600_000;
-  monotonic += 9_999;
-  assert.equal(elector.isLeader(), true);
-  monotonic += 1;
-  assert.equal(elector.isLeader(), false, 'a backward wall-clock jump must not keep a stalled leader writing');
-  stop.abort();
-  await done;
+  try {
+    await until('leading', () => leading);
+    // The Lease carries wall-clock times (what other candidates and kubectl read).
+    assert.equal(store.stored!.record.renewTime, '2030-01-01T00:00:00.000000Z');
+    // NTP steps the wall clock back an hour while 10 s pass: the renewal is overdue all the same.
+    wall -= 3_600_000;
+    monotonic += 9_999;
+    assert.equal(elector.isLeader(), true);
+    monotonic += 1;
+    assert.equal(elector.isLeader(), false, 'a backward wall-clock jump must not keep a stalled leader writing');
+  } finally {
+    stop.abort();
+    await done;
+  }
 });
 
 test('a renewal that finds another holder ends leadership at once', async () => {

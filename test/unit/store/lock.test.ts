@@ -142,31 +142,29 @@ test("under the unit's /proc (no /proc/sys, hidepid): a nodecred inside and one 
   const tryProgram = `import { acquireLock } from ${JSON.stringify(lockModule)};
     try { await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)}); console.log('won'); }
     catch (e) { console.log('refused: ' + e.message); }`;
-  const held = async (child: ReturnType<typeof spawn>) => {
-    const line = (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value;
-    assert.equal(line, 'held');
+  const children: ReturnType<typeof spawn>[] = [];
+  const started = (child: ReturnType<typeof spawn>) => {
+    children.push(child);
+    return child;
   };
-  const attempt = async (child: ReturnType<typeof spawn>) =>
+  const firstLine = async (child: ReturnType<typeof spawn>) =>
     (await createInterface({ input: child.stdout! })[Symbol.asyncIterator]().next()).value as string;
+  const outside = (program: string) =>
+    started(spawn(process.execPath, ['--input-type=module', '-e', program], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const refused = /^refused: another nodecred \(pid \d+\) already manages /;
   try {
     // The unit holds the lock; `nodecred bootstrap` from a runbook, outside the unit, must be refused.
-    const inside = underUnitProc(holdProgram);
-    await held(inside);
-    const outside = spawn(process.execPath, ['--input-type=module', '-e', tryProgram], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    assert.match(await attempt(outside), /^refused: another nodecred \(pid \d+\) already manages /);
+    const inside = started(underUnitProc(holdProgram));
+    assert.equal(await firstLine(inside), 'held');
+    assert.match(await firstLine(outside(tryProgram)), refused);
     inside.stdin!.end();
     await new Promise((r) => inside.once('exit', r));
     // And the other way round.
-    const holder = spawn(process.execPath, ['--input-type=module', '-e', holdProgram], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    await held(holder);
-    assert.match(await attempt(underUnitProc(tryProgram)), /^refused: another nodecred \(pid \d+\) already manages /);
-    holder.stdin!.end();
-    await new Promise((r) => holder.once('exit', r));
+    const holder = outside(holdProgram);
+    assert.equal(await firstLine(holder), 'held');
+    assert.match(await firstLine(started(underUnitProc(tryProgram))), refused);
   } finally {
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
     await rm(s.dir, { recursive: true, force: true });
   }
 });
