@@ -85,7 +85,8 @@ try {
   await writeFile(
     config,
     // "*": each CSR carries the node's own single-label name (bench/lib/node-identities.ts).
-    `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${NODE_NETWORK}]\ndnsPatterns: ["*"]\n`,
+    `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\n` +
+      `allowedCidrs: [${NODE_NETWORK}]\ndnsPatterns: ["*"]\n`,
   );
 
   const bare = () =>

@@ -4,8 +4,9 @@
 // give up leadership when no renewal succeeded for renewDeadline. Every interval is measured on a
 // monotonic clock: a wall clock stepped back (NTP, a VM resumed) would otherwise stretch isLeader() past
 // the renew deadline, and let a deposed leader keep writing. The wall clock only fills the Lease's
-// acquireTime/renewTime, which other candidates never compare with their own clocks. Writes are optimistic (resourceVersion):
-// of two candidates racing for a free Lease, one gets 409 Conflict and stays a follower.
+// acquireTime/renewTime, which other candidates never compare with their own clocks. Writes are
+// optimistic (resourceVersion): of two candidates racing for a free Lease, one gets 409 Conflict and stays
+// a follower.
 import { isUserError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 

@@ -22,7 +22,7 @@ import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const modeOf = async (path: string) => (await stat(path)).mode & 0o777;
 
-test('nodecred.service, bare image, real systemd: first boot gets READY and STATUS; reload works; a bootstrap beside it is refused', async (t) => {
+test('nodecred.service, bare image, real systemd: first boot gets READY and STATUS; reload works', async (t) => {
   const unavailable = nspawnUnavailable();
   assert.equal(unavailable, null, `this test needs a real systemd in systemd-nspawn: ${unavailable}`);
   const c = testCluster();

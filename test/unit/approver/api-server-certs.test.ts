@@ -35,7 +35,7 @@ async function tlsServer(
 
 const close = (s: Server) => new Promise((r) => s.close(r));
 
-test('readServingNames: the SANs of a certificate chained to the CA, dialled by an address it does not name', async () => {
+test('readServingNames: the SANs of a CA-chained certificate, dialled by an address it does not name', async () => {
   const ca = await makeCa('cluster-ca');
   const { server, endpoint } = await tlsServer(ca, ['kubernetes', 'K8s-API.example.com'], ['10.96.0.1', '2001:DB8::1']);
   try {
@@ -51,7 +51,7 @@ test('readServingNames: the SANs of a certificate chained to the CA, dialled by 
   }
 });
 
-test('ApiServerCertificates: ready after one read; a failing address keeps its names; a removed one drops them', async () => {
+test('ApiServerCertificates: ready after one read; a failing address keeps its names, a removed one not', async () => {
   const ca = await makeCa('cluster-ca');
   const a = await tlsServer(ca, ['api-a.example'], ['10.0.0.1']);
   const b = await tlsServer(ca, ['api-b.example'], ['10.0.0.2']);

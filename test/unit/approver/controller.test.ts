@@ -49,7 +49,7 @@ function view() {
   return { claims, nodes, cluster };
 }
 
-test('a Node claiming the address while the SubjectAccessReview is in flight turns the approval into a denial', async () => {
+test('a Node claiming the address during the SubjectAccessReview turns the approval into a denial', async () => {
   const { claims, nodes, cluster } = view();
   const node = { name: 'worker-1', addresses: [{ type: 'InternalIP', address: '10.0.0.5' }] };
   nodes.set(node.name, node);
@@ -68,7 +68,7 @@ test('a Node claiming the address while the SubjectAccessReview is in flight tur
   });
 });
 
-test("the requester's Node as it is after the review: a control-plane label removed meanwhile is honoured", async () => {
+test("the requester's Node after the review: a control-plane label removed meanwhile is honoured", async () => {
   const { nodes, cluster } = view();
   const cp = { name: 'cp-1', addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], controlPlane: true };
   nodes.set(cp.name, cp);

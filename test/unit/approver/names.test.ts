@@ -53,7 +53,7 @@ test("dnsPatternMatches: the wildcard is one label, the node's own; exact names 
   assert.equal(dnsPatternMatches('node.example', 'a.node.example', 'a'), false);
 });
 
-test('dnsPatternMatches with a bare *: the node\'s own name, only when it is a single label', () => {
+test("dnsPatternMatches with a bare *: the node's own name, only when it is a single label", () => {
   assert.equal(dnsPatternMatches('*', 'worker-1', 'worker-1'), true);
   assert.equal(dnsPatternMatches('*', 'worker-1', 'Worker-1'), true, 'case-insensitively');
   assert.equal(dnsPatternMatches('*', 'worker-2', 'worker-1'), false);

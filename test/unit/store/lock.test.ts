@@ -96,7 +96,7 @@ test('keyed by the resolved cert dir: other spellings and symlinks share one loc
   }
 });
 
-test('ownerAlive: kill(pid, 0) decides existence (EPERM is alive); /proc, where readable, a zombie or a reused PID', () => {
+test('ownerAlive: kill(pid, 0) finds it (EPERM too); /proc, where readable: a zombie, a reused PID', () => {
   const probe = (kill: string | null, info: { state: string; startTime: string } | null) => ({
     kill: () => {
       if (kill) throw Object.assign(new Error(kill), { code: kill });
@@ -133,12 +133,13 @@ function underUnitProc(program: string) {
   );
 }
 
-test("under the unit's /proc (no /proc/sys, hidepid): a nodecred inside and one outside never take each other's lock", async () => {
+test("under the unit's /proc (no /proc/sys, hidepid): inside and outside never take each other's lock", async () => {
   const s = await scratch();
   const lockModule = join(import.meta.dirname, '../../../src/store/lock.ts');
   const holdProgram = `import { acquireLock } from ${JSON.stringify(lockModule)};
     const lock = await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)});
-    console.log('held'); process.stdin.resume(); process.stdin.on('end', async () => { await lock.release(); process.exit(0); });`;
+    console.log('held'); process.stdin.resume();
+    process.stdin.on('end', async () => { await lock.release(); process.exit(0); });`;
   const tryProgram = `import { acquireLock } from ${JSON.stringify(lockModule)};
     try { await acquireLock(${JSON.stringify(s.certDir)}, ${JSON.stringify(s.lockDir)}); console.log('won'); }
     catch (e) { console.log('refused: ' + e.message); }`;
