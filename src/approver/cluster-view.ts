@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
 import { hostOf, type ApiSource } from './api.ts';
 import { ApiServerCertificates, type ServingEndpoint } from './api-server-certs.ts';
-import { sleep } from './leader.ts';
+import { describeError, sleep } from './leader.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import { CONTROL_PLANE_LABEL, NodeClaims, type ApiServerNames } from './names.ts';
 import type { ClusterView, NodeFacts } from './policy.ts';
@@ -197,25 +197,33 @@ export class ClusterFacts implements ClusterView {
 
   /** Reads certificates (only new endpoints' unless `all`), one read at a time; recomputes on a change. */
   private reread(all: boolean): Promise<void> {
-    this.reading = this.reading.then(async () => {
-      if (await this.certificates.refresh(all)) this.recomputeNames();
-    });
+    this.reading = this.reading
+      .then(() => this.certificates.refresh(all))
+      .then(
+        (changed) => {
+          if (changed) this.recomputeNames();
+        },
+        // E.g. the in-cluster CA file unreadable: logged, and the next resync tries again.
+        (err: unknown) => this.o.log.warn({ err: describeError(err) }, "cannot read the API server's certificates"),
+      );
     return this.reading;
   }
 
   /** Reads the certificates until one is known (backing off), then again at every resync. */
   private async readCertificates(signal: AbortSignal): Promise<void> {
     for (let attempt = 0; !signal.aborted; attempt++) {
-      const { server, tlsServerName } = await this.o.source.endpoint();
-      this.kubeconfigEndpoint = serverEndpoint(server, tlsServerName);
+      try {
+        const { server, tlsServerName } = await this.o.source.endpoint();
+        this.kubeconfigEndpoint = serverEndpoint(server, tlsServerName);
+      } catch (err) {
+        this.o.log.warn({ err: describeError(err) }, 'cannot read where the API server is (the kubeconfig)');
+      }
       this.certificates.setEndpoints(this.servingEndpoints());
       await this.reread(true);
       const { dnsNames, ips } = this.certificates.names();
       const known = dnsNames.length + ips.length > 0;
-      await sleep(
-        known ? this.o.resyncIntervalMs : Math.min(this.o.resyncIntervalMs, 1000 * 2 ** Math.min(attempt, 5)),
-        signal,
-      );
+      const backoffMs = Math.min(this.o.resyncIntervalMs, 1000 * 2 ** Math.min(attempt, 5));
+      await sleep(known ? this.o.resyncIntervalMs : backoffMs, signal);
     }
   }
 

@@ -261,8 +261,8 @@ async function lockKey(
     throw new UserError(`another nodecred (pid ${result.owner.pid}) already manages ${certDir}`, {
       where: path,
       fix:
-        'stop the other instance; two managers on one cert dir would race each other ' +
-        `(if pid ${result.owner.pid} is no nodecred, remove ${path})`,
+        'stop the other instance (two managers on one cert dir would race each other); ' +
+        `if pid ${result.owner.pid} is not nodecred, remove ${path}`,
       code: 'LOCKED',
     });
   }

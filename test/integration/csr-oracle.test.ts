@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseCsrPem } from '../../src/pki/csr.ts';
 import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
 import { CRAFTED_CASES } from '../fuzz/csr-cases.ts';
-import { FUZZ_NODE, fuzzAgainstGo, judge, type RequestReader } from '../fuzz/csr-structure.ts';
+import { FUZZ_NODE, fuzzAgainstGo, judge, strictReader, type RequestReader } from '../fuzz/csr-structure.ts';
 import { GoOracle } from '../fuzz/go-oracle.ts';
 import { toPem } from '../helpers/der-builder.ts';
 import { testCluster } from '../helpers/cluster.ts';
@@ -100,8 +100,9 @@ test('the property can fail: reading with @peculiar/x509 (the old approver) it f
       return { refusal: 'InvalidRequest', message: String(err) };
     }
   };
-  // Every corpus entry is an exploit of that reader: approved, and signed by Go with other names.
-  const files = readdirSync(CORPUS).filter((f) => f.endsWith('.pem'));
+  // Every corpus entry from before the review is an exploit of that reader: approved, and signed by Go with
+  // other names. (review-*: exploits of the strict reader's own past bugs, checked below.)
+  const files = readdirSync(CORPUS).filter((f) => f.endsWith('.pem') && !f.startsWith('review-'));
   const pems = files.map((f) => readFileSync(join(CORPUS, f)));
   const views = await oracle.inspect(pems);
   for (const [i, file] of files.entries()) {
@@ -114,4 +115,26 @@ test('the property can fail: reading with @peculiar/x509 (the old approver) it f
   // And the fuzz, on its own, finds that reader breaking the property.
   const stats = await fuzzAgainstGo(oracle, 2000, 11, lenient);
   assert.ok(stats.failures.length > 0, `no violation found in ${stats.cases} cases`);
+});
+
+test("the property can fail: a reader that drops a leading BOM, as the strict reader's decoder once did", async () => {
+  // TextDecoder without ignoreBOM strips U+FEFF at the start of a value; Go keeps it. Emulate that reader.
+  const stripsBom: RequestReader = async (pem) => {
+    const r = await strictReader(pem);
+    if ('refusal' in r) return r;
+    const strip = (v: string) => v.replace(/^\ufeff/, '');
+    return { ...r, commonName: r.commonName && strip(r.commonName), organizations: r.organizations.map(strip) };
+  };
+  const pem = readFileSync(join(CORPUS, 'review-bom-before-system-nodes.pem'));
+  const [go] = await oracle.inspect([pem]);
+  assert.deepEqual(go!.organization, ['\ufeffsystem:nodes'], 'Go keeps the BOM');
+  assert.match(go!.kubeletServingError ?? '', /organization/i, 'and the signer refuses the request');
+  const j = await judge(pem, go!, stripsBom);
+  assert.equal(j.decision, 'approve', 'that reader approved it');
+  assert.ok(
+    j.violations.some((v) => v.includes('differently: O')),
+    JSON.stringify(j.violations),
+  );
+  const fixed = await judge(pem, go!);
+  assert.deepEqual([fixed.decision, fixed.reason, fixed.violations], ['deny', 'OrganizationMismatch', []]);
 });

@@ -121,9 +121,14 @@ test('nodecred.service, bare image, real systemd: first boot gets READY and STAT
   const [lockFile] = await lockFiles();
   const unitLock = await readFile(box.path(`/run/nodecred/${lockFile}`), 'utf8');
   assert.match(unitLock, new RegExp(`^${mainPid} `), 'the unit holds the lock');
-  const runbook = await box.run(['/usr/local/bin/nodecred', 'bootstrap', '--config', '/etc/nodecred/config.yaml'], {
-    timeoutMs: 120_000,
-  });
+  // As from a root shell on the machine: a plain environment, not the test runner's.
+  const shell = ['env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root'];
+  const runbook = await box.run(
+    [...shell, '/usr/local/bin/nodecred', 'bootstrap', '--config', '/etc/nodecred/config.yaml'],
+    {
+      timeoutMs: 120_000,
+    },
+  );
   assert.notEqual(runbook.code, 0, `a second manager was let in: ${runbook.stdout}${runbook.stderr}`);
   assert.equal(runbook.stderr.trim().split('\n').length, 1, runbook.stderr);
   assert.match(
