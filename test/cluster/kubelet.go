@@ -1,0 +1,48 @@
+package main
+
+// The node side of the test plane: a real kubelet (the upstream cmd/kubelet/app at the same version as the
+// control plane) and a fake CRI runtime for it to talk to, so tests can run the kubelet nodecred feeds
+// without containerd. The fake runtime is upstream's own test double (k8s.io/cri-client/pkg/fake); it runs
+// no containers, which is all a kubelet needs to register its Node, renew its Lease and serve port 10250.
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cri-client/pkg/fake"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
+)
+
+func runKubelet(args []string) int {
+	return runCobra(kubelet.NewKubeletCommand(context.Background()), args)
+}
+
+// runFakeCRI serves upstream's fake CRI runtime and image services on --endpoint until SIGTERM/SIGINT.
+func runFakeCRI(args []string) int {
+	flags := flag.NewFlagSet("fake-cri", flag.ContinueOnError)
+	endpoint := flags.String("endpoint", "", "CRI endpoint to listen on, e.g. unix:///run/fake-cri.sock")
+	if err := flags.Parse(args); err != nil {
+		return 2
+	}
+	if *endpoint == "" {
+		fmt.Fprintln(os.Stderr, "fake-cri: --endpoint is required (e.g. unix:///tmp/node/cri.sock)")
+		return 2
+	}
+	runtime := fake.NewFakeRemoteRuntime()
+	// The kubelet's image garbage collector refuses an image filesystem whose images report size 0.
+	runtime.ImageService.SetFakeImageSize(1 << 20)
+	if err := runtime.Start(*endpoint); err != nil {
+		fmt.Fprintln(os.Stderr, "fake-cri:", err)
+		return 1
+	}
+	fmt.Fprintln(os.Stderr, "fake-cri: serving on", *endpoint)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	<-stop
+	runtime.Stop()
+	return 0
+}
