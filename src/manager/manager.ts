@@ -99,10 +99,13 @@ export class CertificateManager {
   }
 
   private deadlineFor(fingerprint: string, notBefore: Date, notAfter: Date): Date {
-    let d = this.deadlines.get(fingerprint);
+    // Keyed by the window too: a rotation window changed by a config reload (SIGHUP) applies at once.
+    const { from, to } = this.deps.config.rotationWindow;
+    const key = `${fingerprint}@${from}-${to}`;
+    let d = this.deadlines.get(key);
     if (!d) {
       d = rotationDeadline(notBefore, notAfter, this.deps.config.rotationWindow, this.deps.random);
-      this.deadlines.set(fingerprint, d);
+      this.deadlines.set(key, d);
     }
     return d;
   }
