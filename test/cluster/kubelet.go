@@ -12,12 +12,28 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"k8s.io/client-go/transport"
 	"k8s.io/cri-client/pkg/fake"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
+// clientCertReloadEnv shortens client-go's re-read of the kubeconfig's client certificate files (5 minutes,
+// transport.CertCallbackRefreshDuration, which upstream exposes "so that integration tests can crank up the
+// reload speed"). Only tests that watch a client rotation reach the kubelet set it; unset, the kubelet
+// behaves exactly as released.
+const clientCertReloadEnv = "NODECRED_TEST_CLIENT_CERT_RELOAD"
+
 func runKubelet(args []string) int {
+	if v := os.Getenv(clientCertReloadEnv); v != "" {
+		period, err := time.ParseDuration(v)
+		if err != nil || period <= 0 {
+			fmt.Fprintf(os.Stderr, "kubelet: %s=%q is not a positive duration\n", clientCertReloadEnv, v)
+			return 2
+		}
+		transport.CertCallbackRefreshDuration = period
+	}
 	return runCobra(kubelet.NewKubeletCommand(context.Background()), args)
 }
 
