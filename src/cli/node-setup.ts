@@ -4,7 +4,7 @@ import { acquireLock, type Lock } from '../store/lock.ts';
 import { CertificateManager, type ManagerEvents } from '../manager/manager.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Config } from '../config/schema.ts';
-import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp } from './flags.ts';
+import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp, argvSecretWarnings } from './flags.ts';
 
 export interface NodeSetup {
   config: Config;
@@ -23,7 +23,9 @@ export async function setUpNode(
   args: string[],
   opts: { events?: ManagerEvents; signal?: AbortSignal } = {},
 ): Promise<NodeSetup> {
-  const config = await loadConfig(parseFlags(args, NODE_FLAGS));
+  const flags = parseFlags(args, NODE_FLAGS);
+  for (const warning of argvSecretWarnings(flags)) process.stderr.write(`nodecred: ${warning}\n`);
+  const config = await loadConfig(flags);
   // The lock is taken before anything touches the cert dir: a second instance must not even repair it.
   const lock = await acquireLock(config.certDir);
   try {

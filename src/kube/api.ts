@@ -13,7 +13,7 @@ import {
   type Cluster,
 } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
-import { UserError } from '../errors.ts';
+import { UserError, isUserError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -293,6 +293,9 @@ export function apiMessage(err: unknown): string {
  * (network, 5xx) is returned unchanged for the caller to retry.
  */
 export function explainApiError(err: unknown, conn: ApiConnection, action: string): unknown {
+  // Already explained (an exec plugin that failed, a file that cannot be read): its code is not a transport
+  // error code, and reporting it as "cannot reach the API server" would hide what the user must fix.
+  if (isUserError(err)) return err;
   const status = statusOf(err);
   if (status === 401) {
     const fix =
@@ -389,6 +392,12 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof TransientApiError) return true;
   const code = transportCode(err);
   return code !== undefined && NETWORK_CODES.has(code);
+}
+
+/** The TLS verification code of an error that says the peer's certificate is not trusted, if it is one. */
+export function tlsTrustCode(err: unknown): string | undefined {
+  const code = transportCode(err);
+  return code && TLS_TRUST_CODES.has(code) ? code : undefined;
 }
 
 /** The errno/TLS code of a transport error, digging through fetch's `cause` chain. */
