@@ -100,7 +100,8 @@ export function nodeIp(): string {
     }
   }
   throw new ClusterError(
-    'no non-loopback IPv4 address on this machine for the kubelet (the API server proxies only to global unicast addresses); set NODECRED_NODE_IP',
+    'no non-loopback IPv4 address on this machine for the kubelet (the API server proxies only to global ' +
+      'unicast addresses); set NODECRED_NODE_IP',
   );
 }
 

@@ -106,7 +106,8 @@ export async function waitReady(t: WaitTarget): Promise<number> {
     delay = Math.min(delay * 2, 500);
   }
   throw new ClusterError(
-    `${t.component} not ready within ${t.timeoutMs / 1000}s (last check: ${lastError}); last lines of ${t.logFile}:\n${tail(t.logFile)}`,
+    `${t.component} not ready within ${t.timeoutMs / 1000}s (last check: ${lastError}); ` +
+      `last lines of ${t.logFile}:\n${tail(t.logFile)}`,
   );
 }
 

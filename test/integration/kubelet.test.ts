@@ -147,7 +147,7 @@ after(async () => {
   await node.cleanup();
 });
 
-test('first boot from nothing: client certificate, placeholder, kubelet registers, serving CSR approved by nodecred approve, kubelet serves it', async (t) => {
+test('first boot from nothing: placeholder, kubelet registers, nodecred approve, kubelet serves it', async (t) => {
   daemon = startDaemon(['--config', configFile, ...node.flags]);
   await daemon.waitForLog(/the kubelet can start/);
   // No serving certificate can be requested yet: the Node does not exist. The kubelet gets a placeholder.
@@ -240,7 +240,7 @@ test('serving rotation reaches the running kubelet: an address change, then shor
   t.diagnostic(`install → kubelet serves the new serial, ms: ${servingReloadMs.join(', ')}`);
 });
 
-test('client rotation: the kubelet re-reads the rotated certificate and its Lease keeps renewing through it', async (t) => {
+test('client rotation: the kubelet re-reads the new certificate; its Lease keeps renewing', async (t) => {
   // Still on 10-minute certificates from the previous test: the client certificate rotates every few seconds.
   const detected = () =>
     kubelet!.log().then((l) => l.split('\n').filter((x) => x.includes('Certificate rotation detected')).length);
@@ -267,13 +267,14 @@ test('client rotation: the kubelet re-reads the rotated certificate and its Leas
   );
   assert.ok((await nodeReady(c, node.name))?.ready, 'the Node is still Ready');
   t.diagnostic(
-    `client certificate picked up ${pickedUpAt - installedAt} ms after install (re-read period ${CLIENT_CERT_RELOAD}); Lease renewed ${renewedAfter - pickedUpAt} ms later`,
+    `client certificate picked up ${pickedUpAt - installedAt} ms after install ` +
+      `(re-read period ${CLIENT_CERT_RELOAD}); Lease renewed ${renewedAfter - pickedUpAt} ms later`,
   );
   // Longer certificates again: the 10-minute ones just issued are due only 5.5–8.5 minutes from now.
   await reconfigure({ requestedLifetime: '24h' });
 });
 
-test('rm -rf of the cert dir under the running kubelet (seed 003): nodecred restores it, the Node stays Ready, later rotations still reach the kubelet', async (t) => {
+test('rm -rf of the cert dir under the kubelet (seed 003): restored, Node stays Ready, rotations go on', async (t) => {
   const readyBefore = await nodeReady(c, node.name);
   const servedBefore = (await kubelet!.served({ verify: true })).serialNumber;
   const restored = daemonLines().filter((l) => /reinstalled the verified one from memory/.test(l.msg)).length;
@@ -306,7 +307,7 @@ test('rm -rf of the cert dir under the running kubelet (seed 003): nodecred rest
   t.diagnostic(`after rm -rf: rotation served ${servedAt - install.time} ms after install (kubelet re-watch ≤ 60 s)`);
 });
 
-test("Prometheus scrapes the kubelet's /metrics with the least-privilege monitoring token, and nodecred's secure listener; without the rule, 403 names it", async () => {
+test('Prometheus scrapes kubelet and nodecred with the least-privilege token; without, 403 names it', async () => {
   const ns = uniqueName('monitoring');
   const promDir = await mkdtemp(join(tmpdir(), 'nodecred-kubelet-prom-'));
   let prometheus: ChildProcess | undefined;
@@ -315,7 +316,7 @@ test("Prometheus scrapes the kubelet's /metrics with the least-privilege monitor
     const script = join(REPO, 'scripts/create-monitoring-token');
     const { stdout: token } = await run(
       script,
-      ['--namespace', ns, '--name', 'prometheus', '--no-nodes-proxy', '--duration', '1h', '--verify'],
+      ['--namespace', ns, '--name', 'prometheus', '--duration', '1h', '--verify'],
       { env },
     );
     const can = (subresource: string) =>
