@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 
 const DOCS = join(import.meta.dirname, '../../../docs');
 
-test('the configuration in docs/kubelet.md is docs/kubelet-config.yaml, and hands both certificates to nodecred', () => {
+test('docs/kubelet.md shows docs/kubelet-config.yaml, which hands both certificates to nodecred', () => {
   const page = readFileSync(join(DOCS, 'kubelet.md'), 'utf8');
   const block = /```yaml\n(apiVersion: kubelet\.config\.k8s\.io\/v1beta1\n[\s\S]*?)```/.exec(page)?.[1];
   assert.ok(block, 'docs/kubelet.md has the KubeletConfiguration block');
