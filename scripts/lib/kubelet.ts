@@ -119,6 +119,21 @@ function kubeletOwned(config: Record<string, unknown>): Record<string, unknown> 
   return { ...rest, rotateCertificates: true, serverTLSBootstrap: true };
 }
 
+/** The whole KubeletConfiguration a harness kubelet runs on: the documented one plus HARNESS settings. */
+export async function kubeletConfig(o: {
+  owner?: CertificateOwner;
+  certDir: string;
+  clientCAFile: string;
+  /** Where the fake runtime's socket and the pod logs go. */
+  dir: string;
+  nodeIp: string;
+  port: number;
+  healthzPort: number;
+}): Promise<Record<string, unknown>> {
+  const documented = await documentedConfig(o);
+  return { ...(o.owner === 'kubelet' ? kubeletOwned(documented) : documented), ...harness(o) };
+}
+
 export async function startKubelet(opts: KubeletOptions): Promise<KubeletInstance> {
   const cluster = readState(opts.dir);
   if (!cluster) throw new ClusterError(`no control plane in ${opts.dir}; run 'scripts/local-cluster up' first`);
@@ -134,11 +149,15 @@ export async function startKubelet(opts: KubeletOptions): Promise<KubeletInstanc
   for (const d of [rootDir, cwd, join(dir, 'pod-logs')]) await mkdir(d, { recursive: true, mode: 0o700 });
   const ip = opts.nodeIp ?? nodeIp();
   const [port, healthzPort] = [await freePort(), await freePort()];
-  const documented = await documentedConfig({ certDir: opts.certDir, clientCAFile: cluster.caFile });
-  const config = {
-    ...(opts.owner === 'kubelet' ? kubeletOwned(documented) : documented),
-    ...harness({ dir, nodeIp: ip, port, healthzPort }),
-  };
+  const config = await kubeletConfig({
+    ...(opts.owner ? { owner: opts.owner } : {}),
+    certDir: opts.certDir,
+    clientCAFile: cluster.caFile,
+    dir,
+    nodeIp: ip,
+    port,
+    healthzPort,
+  });
   const configFile = join(dir, 'config.yaml');
   await writeFile(configFile, stringify(config));
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"k8s.io/client-go/transport"
 	"k8s.io/cri-client/pkg/fake"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
@@ -56,6 +57,10 @@ func runFakeCRI(args []string) int {
 		return 1
 	}
 	fmt.Fprintln(os.Stderr, "fake-cri: serving on", *endpoint)
+	// Under systemd (Type=notify) the kubelet, ordered after this unit, starts once the socket listens.
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		fmt.Fprintln(os.Stderr, "fake-cri: sd_notify:", err)
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	<-stop

@@ -43,7 +43,7 @@ export async function startTestKubelet(
  * The leaf certificate the kubelet presents. With `ca`, the handshake also verifies it as a client would
  * (chain to the cluster CA, the node IP among its SANs); without, it only reads it (a placeholder).
  */
-export function servedCertificate(k: KubeletInstance, ca?: string): Promise<X509Certificate> {
+export function servedCertificate(k: { nodeIp: string; port: number }, ca?: string): Promise<X509Certificate> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: k.nodeIp, port: k.port, ...(ca ? { ca } : { rejectUnauthorized: false }) }, () => {
       const raw = socket.getPeerCertificate().raw;
