@@ -34,6 +34,7 @@ import {
   type NodeAddress,
 } from './policy.ts';
 import { requestCertificate, type RequestSpec } from './request.ts';
+import { PLACEHOLDER_ORGANIZATION } from '../pki/self-signed.ts';
 
 export interface ManagerDeps {
   config: Config;
@@ -498,8 +499,10 @@ export class CertificateManager {
       let assessed = this.assess('server', pair, ca, sans);
       if (!assessed.usable)
         assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
+      const placeholder = pair?.certificates[0]!.summary.subjectOrganizations.includes(PLACEHOLDER_ORGANIZATION);
       const addressesChanged =
         pair !== null &&
+        !placeholder &&
         !sameSans(sans, {
           dnsNames: this.states.server.dnsNames ?? [],
           ipAddresses: this.states.server.ipAddresses ?? [],
@@ -512,6 +515,11 @@ export class CertificateManager {
         this.log.info(
           { installed: { dns: this.states.server.dnsNames, ip: this.states.server.ipAddresses }, wanted: sans },
           'node addresses changed; requesting a new serving certificate',
+        );
+      else if (placeholder)
+        this.log.info(
+          { sans },
+          'the Node is registered: requesting the serving certificate to replace the placeholder',
         );
       else if (pair)
         this.log.info(

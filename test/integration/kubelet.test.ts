@@ -175,8 +175,9 @@ test('first boot from nothing: placeholder, kubelet registers, nodecred approve,
     'the serving CSR',
     async () => daemonLines().find((l) => l.msg === 'submitted CSR' && l.kind === 'server')?.csr,
   );
-  const sans = (await c.kubectl(['get', 'csr', csr, '-o', 'jsonpath={.spec.username}'])).trim();
-  assert.equal(sans, `system:node:${node.name}`);
+  const requester = (await c.kubectl(['get', 'csr', csr, '-o', 'jsonpath={.spec.username}'])).trim();
+  assert.equal(requester, `system:node:${node.name}`);
+  assert.ok(daemonLines().some((l) => l.msg.startsWith('the Node is registered: requesting the serving certificate')));
   approver = await startApprover(c, {
     dir: node.dir,
     nodeNames: [node.name],
