@@ -39,13 +39,26 @@ export async function detach(dir: string, name: string, graceMs = 15_000): Promi
   const entry = JSON.parse(await readFile(file, 'utf8').catch(() => 'null')) as Attached | null;
   if (!entry) return [];
   await stopPids(entry.pids, graceMs);
-  for (const mount of entry.unmount) {
-    // Not mounted (the process never got that far) is fine; anything else is worth a loud error.
-    await execFileP('umount', ['--recursive', mount]).catch((err: { stderr?: string }) => {
-      if (!/not mounted|no mount point|not found/.test(err.stderr ?? ''))
-        throw new ClusterError(`umount ${mount}: ${err.stderr}`);
-    });
-  }
+  for (const mount of entry.unmount) await unmount(mount);
   await rm(file, { force: true });
   return entry.pids;
+}
+
+/**
+ * Unmounts `mount` and what is mounted below it. A multi-threaded process whose main thread has exited (a
+ * zombie, which isAlive counts as gone) may still hold the mount through its last threads for a moment:
+ * "busy" is retried until a deadline. Not mounted (the process never got that far) is fine; anything else
+ * is a loud error.
+ */
+async function unmount(mount: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    const stderr = await execFileP('umount', ['--recursive', mount]).then(
+      () => null,
+      (err: { stderr?: string }) => err.stderr ?? String(err),
+    );
+    if (stderr === null || /not mounted|no mount point|not found/.test(stderr)) return;
+    if (!/busy/.test(stderr) || Date.now() > deadline) throw new ClusterError(`umount ${mount}: ${stderr.trim()}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }
