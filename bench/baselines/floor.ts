@@ -9,6 +9,10 @@ import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto, randomBytes, createPublicKey } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
+import { exitOnUncaught } from '../../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('floor');
 
 const importedAt = Date.now();
 

@@ -4,9 +4,10 @@
 // Used by `scripts/local-cluster` (up/down/status), the test runner (one control plane per test run), the
 // benchmarks and the demo. Processes are started detached so a `up` from a shell outlives the command;
 // `down` stops every process recorded in the state file and checks that none is left.
+import { makeDirs } from '../../src/store/atomic.ts';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile, readFile, rm } from 'node:fs/promises';
+import { writeFile, readFile, rm } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { generateClusterPki } from './pki.ts';
@@ -137,7 +138,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   }
   const binary = opts.binary ?? (await ensureBinary());
   const signingDuration = opts.signingDuration ?? '8760h';
-  await mkdir(join(dir, 'logs'), { recursive: true });
+  await makeDirs(join(dir, 'logs'));
   await rm(join(dir, 'etcd-data'), { recursive: true, force: true });
 
   const started = Date.now();

@@ -2,13 +2,18 @@
 // small HTTP probe the readiness checks use. Shared by the control plane (local-cluster.ts), the node-side
 // processes attached to it (attached.ts, kubelet.ts) and the etcd runbook's test cluster.
 import { spawn } from 'node:child_process';
+import { UserError } from '../../src/errors.ts';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 
-export class ClusterError extends Error {
-  override name = 'ClusterError';
+/** A failure of the control plane a user can act on (a component that did not start, a port in use). */
+export class ClusterError extends UserError {
+  constructor(message: string) {
+    super(message, { code: 'CLUSTER' });
+    this.name = 'ClusterError';
+  }
 }
 
 /** True while the process exists and is not a zombie (an exited child nobody reaped yet counts as gone). */

@@ -13,7 +13,7 @@ import {
   type Cluster,
 } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
-import { UserError, isUserError } from '../errors.ts';
+import { UserError, errnoError, isUserError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -40,9 +40,10 @@ async function readText(path: string, where: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+    const known = errnoError(err, { action: 'read', path });
+    throw new UserError(known?.message ?? `cannot read ${path}: ${(err as Error).message}`, {
       where,
-      fix: 'check the path and its permissions',
+      fix: known?.fix ?? 'check the path and its permissions',
       code: 'FILE_UNREADABLE',
     });
   }

@@ -1,8 +1,7 @@
 // The certificate manager: makes sure a valid client certificate (and, when enabled, serving certificate)
 // is installed, decides when to rotate, and falls back to the bootstrap credentials when the node's own
 // certificate can no longer be used. Policy comes from policy.ts; disk from the store; API from kube/.
-import { readFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { UserError, isUserError } from '../errors.ts';
 import { verifyIssuedCertificate } from '../pki/verify.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
@@ -21,7 +20,7 @@ import {
 import { renderNodeKubeconfig, type KubeconfigConnection } from '../kube/kubeconfig.ts';
 import { discover } from '../kube/discovery-client.ts';
 import { deleteCsr } from '../kube/csr-api.ts';
-import { writeFileAtomic } from '../store/atomic.ts';
+import { writeFileAtomic, ensureParentDirs } from '../store/atomic.ts';
 import { diskError, type CertStore, type CertKind, type StoredPair } from '../store/cert-store.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -284,8 +283,8 @@ export class CertificateManager {
     });
     const existing = await readFile(path, 'utf8').catch(() => null);
     if (existing === text) return;
-    // Create the directory if missing, but never change the mode of one we do not own (/var/lib/kubelet).
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    // Create the directory if missing (0700), but never change the mode of one we do not own (/var/lib/kubelet).
+    await ensureParentDirs(path);
     await writeFileAtomic(path, text, 0o600).catch((err: unknown) => {
       throw diskError(err, path);
     });
