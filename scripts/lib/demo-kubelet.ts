@@ -6,7 +6,7 @@
 // server, which verifies kubelet certificates, reaches the kubelet through its node proxy.
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -73,8 +73,6 @@ export async function kubeletFinale(
     return;
   }
   const ip = nodeIp();
-  // The node's /var/lib/kubelet: nodecred makes the cert dir and the files in it.
-  await mkdir(dir, { mode: 0o700 });
   const daemon = nodecredProcess(
     [
       'run',
