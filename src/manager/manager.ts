@@ -33,7 +33,7 @@ import {
   type NodeAddress,
 } from './policy.ts';
 import { requestCertificate, type RequestSpec } from './request.ts';
-import { PLACEHOLDER_ORGANIZATION } from '../pki/self-signed.ts';
+import { isPlaceholder } from './placeholder.ts';
 
 export interface ManagerDeps {
   config: Config;
@@ -498,7 +498,7 @@ export class CertificateManager {
       let assessed = this.assess('server', pair, ca, sans);
       if (!assessed.usable)
         assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
-      const placeholder = pair?.certificates[0]!.summary.subjectOrganizations.includes(PLACEHOLDER_ORGANIZATION);
+      const placeholder = pair !== null && isPlaceholder(pair);
       const addressesChanged =
         pair !== null &&
         !placeholder &&

@@ -5,7 +5,7 @@
 // kubelet start, and replaces the placeholder like any rotation once the real certificate is issued; the
 // kubelet reloads it without a restart (CertStore.announce).
 import { selfSignedServingPair, PLACEHOLDER_ORGANIZATION } from '../pki/self-signed.ts';
-import type { CertStore } from '../store/cert-store.ts';
+import type { CertStore, StoredPair } from '../store/cert-store.ts';
 
 export { PLACEHOLDER_ORGANIZATION };
 
@@ -18,4 +18,9 @@ export async function ensureServingPlaceholder(store: CertStore, nodeName: strin
   if (installed !== null) return null;
   const { chainPem, key } = await selfSignedServingPair(nodeName, now);
   return store.install('server', chainPem, key, now);
+}
+
+/** The installed pair is nodecred's first-boot placeholder, not a certificate the cluster issued. */
+export function isPlaceholder(pair: StoredPair): boolean {
+  return pair.certificates[0]?.summary.subjectOrganizations.includes(PLACEHOLDER_ORGANIZATION) ?? false;
 }
