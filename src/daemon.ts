@@ -3,7 +3,8 @@
 // interval, at once when a watched file changes, after a capped backoff when a pass failed; and, between
 // passes, a cheap local check that the files on disk are still the ones verified.
 import { isUserError } from './errors.ts';
-import { retryDelayMs, DEFAULT_BACKOFF } from './manager/policy.ts';
+import { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from './manager/policy.ts';
+import { ensureServingPlaceholder } from './manager/placeholder.ts';
 import { WaitTimeout } from './kube/csr-api.ts';
 import { isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
@@ -14,9 +15,27 @@ export interface DaemonOptions {
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
   onPass?: (healthy: boolean) => void;
+  /**
+   * In each pass, once the kubelet can start: the client credential is verified and installed and a
+   * serving pair exists (the real one, or the first-boot placeholder). The serving certificate may still
+   * be on its way: it needs the Node the kubelet is about to register.
+   */
+  onKubeletStartable?: () => void;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Until the kubelet has registered the Node (whose addresses the serving certificate names), look again
+ * soon: 1 s, doubling to 10 s. One GET per look; it stops once the Node is there.
+ */
+const NODE_WAIT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 10_000 };
+
+interface PassResult {
+  healthy: boolean;
+  failed: boolean;
+  /** The serving certificate waits for the Node to be registered (not a failure: first boot). */
+  waitingForNode?: boolean;
+}
 
 export class Daemon {
   readonly manager: CertificateManager;
@@ -28,11 +47,18 @@ export class Daemon {
   heartbeat: Date | undefined;
   /** True while a pass is inside a CSR wait that may legitimately last up to the recheck interval. */
   private inPass = false;
+  /** Consecutive passes that found no Node to take serving addresses from. */
+  private nodeWaits = 0;
 
   constructor(manager: CertificateManager, log: Logger, opts: DaemonOptions = {}) {
     this.manager = manager;
     this.log = log;
     this.opts = opts;
+  }
+
+  /** True while the serving certificate waits for the kubelet to register the Node. */
+  get waitingForNode(): boolean {
+    return this.nodeWaits > 0;
   }
 
   /** Ask for a pass now (file changed, SIGHUP). Coalesces while a pass is running. */
@@ -64,8 +90,9 @@ export class Daemon {
     });
   }
 
-  private async pass(): Promise<{ healthy: boolean; failed: boolean }> {
-    const { config } = this.manager.deps;
+  private async pass(): Promise<PassResult> {
+    const { config, store } = this.manager.deps;
+    const log = this.log;
     // A pass never waits on a CSR longer than the recheck interval: then it re-reads the CSR (same name,
     // no new request) and re-evaluates, so changed Node addresses are noticed while a request is pending.
     const deadline = Date.now() + config.recheckIntervalMs;
@@ -73,10 +100,29 @@ export class Daemon {
     try {
       if (config.clientCredentials === 'managed')
         await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
+      if (config.rotateServerCertificates) {
+        const placeholder = await ensureServingPlaceholder(store, config.nodeName, this.manager.deps.now());
+        if (placeholder)
+          log.info(
+            { path: placeholder, replacedBy: 'the serving certificate, once its CSR is approved' },
+            'no serving certificate yet: installed a self-signed placeholder so the kubelet can start',
+          );
+      }
+      this.opts.onKubeletStartable?.();
       if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
+      this.nodeWaits = 0;
       return { healthy: true, failed: false };
     } catch (err) {
       if ((err as Error).name === 'AbortError') return { healthy: false, failed: false };
+      if (isUserError(err) && err.code === 'NO_SERVING_ADDRESSES') {
+        if (this.nodeWaits++ === 0)
+          log.info(
+            { node: config.nodeName },
+            'waiting for the kubelet to register the Node: its addresses are the names of the serving certificate',
+          );
+        return { healthy: false, failed: false, waitingForNode: true };
+      }
+      this.nodeWaits = 0;
       if (err instanceof WaitTimeout) {
         this.log.info({ detail: err.message }, 'CSR still pending; will check again');
         return { healthy: false, failed: false };
@@ -122,7 +168,9 @@ export class Daemon {
       const next =
         failures > 0
           ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
-          : Math.min(now + config.recheckIntervalMs, ...deadlines);
+          : result.waitingForNode
+            ? now + retryDelayMs(this.nodeWaits - 1, NODE_WAIT_BACKOFF, this.manager.deps.random)
+            : Math.min(now + config.recheckIntervalMs, ...deadlines);
       // Sleep in local-check slices: a file that vanished without a watcher event is still noticed. After a
       // failure the backoff is served in full: a wake-up must not turn a failing pass into a tight loop.
       const backoffUntil = failures > 0 ? next : 0;

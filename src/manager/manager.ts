@@ -33,6 +33,7 @@ import {
   type NodeAddress,
 } from './policy.ts';
 import { requestCertificate, type RequestSpec } from './request.ts';
+import { isPlaceholder } from './placeholder.ts';
 
 export interface ManagerDeps {
   config: Config;
@@ -98,10 +99,13 @@ export class CertificateManager {
   }
 
   private deadlineFor(fingerprint: string, notBefore: Date, notAfter: Date): Date {
-    let d = this.deadlines.get(fingerprint);
+    // Keyed by the window too: a rotation window changed by a config reload (SIGHUP) applies at once.
+    const { from, to } = this.deps.config.rotationWindow;
+    const key = `${fingerprint}@${from}-${to}`;
+    let d = this.deadlines.get(key);
     if (!d) {
       d = rotationDeadline(notBefore, notAfter, this.deps.config.rotationWindow, this.deps.random);
-      this.deadlines.set(fingerprint, d);
+      this.deadlines.set(key, d);
     }
     return d;
   }
@@ -494,8 +498,10 @@ export class CertificateManager {
       let assessed = this.assess('server', pair, ca, sans);
       if (!assessed.usable)
         assessed = (await this.reinstallFromMemory('server', ca, sans, assessed.problems)) ?? assessed;
+      const placeholder = pair !== null && isPlaceholder(pair);
       const addressesChanged =
         pair !== null &&
+        !placeholder &&
         !sameSans(sans, {
           dnsNames: this.states.server.dnsNames ?? [],
           ipAddresses: this.states.server.ipAddresses ?? [],
@@ -508,6 +514,11 @@ export class CertificateManager {
         this.log.info(
           { installed: { dns: this.states.server.dnsNames, ip: this.states.server.ipAddresses }, wanted: sans },
           'node addresses changed; requesting a new serving certificate',
+        );
+      else if (placeholder)
+        this.log.info(
+          { sans },
+          'the Node is registered: requesting the serving certificate to replace the placeholder',
         );
       else if (pair)
         this.log.info(
