@@ -98,6 +98,8 @@ export async function kubeletFinale(
       kind: 'ApproverConfiguration',
       nodeNamePattern: nodeName,
       allowedCidrs: [`${ip}/32`],
+      // The kubelet asks for its host name too: "*" allows each node its own single-label name.
+      dnsPatterns: ['*'],
     }),
   );
   let approver: ReturnType<typeof nodecredProcess> | undefined;

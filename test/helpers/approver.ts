@@ -1,5 +1,6 @@
 // `nodecred approve` as a child process deciding the serving CSRs of the nodes a test names, under its
-// safe policy: the Node's addresses, and IPs only inside the allowed CIDRs. It runs with the admin
+// safe policy: IPs only inside the allowed CIDRs, and DNS names only each node's own single-label name
+// ("*": the kubelet asks for its host name). It runs with the admin
 // kubeconfig and a Lease of its own, so it never competes with the approvers test/integration/approver.test.ts
 // starts (that file proves deploy/approver-rbac.yaml suffices).
 import { spawn } from 'node:child_process';
@@ -26,6 +27,7 @@ export async function startApprover(
       kind: 'ApproverConfiguration',
       nodeNamePattern: opts.nodeNames.map((n) => n.replaceAll('.', '\\.')).join('|'),
       allowedCidrs: opts.allowedCidrs,
+      dnsPatterns: ['*'],
       resyncInterval: '3s',
     }),
   );
