@@ -5,12 +5,9 @@
 // listener is on this machine's own non-loopback address: the traffic stays on the machine.
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { createServer } from 'node:tls';
 import { DiscoveryV1Api } from '@kubernetes/client-node';
-import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
-import { issueLeaf, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
+import { serveCertificate } from '../unit/pki/helpers.ts';
 import { uniqueName, type TestCluster } from './cluster.ts';
 
 export interface ApiEndpoint {
@@ -44,18 +41,7 @@ export async function startApiEndpoint(c: TestCluster, dnsNames: string[]): Prom
     certificatePem: c.ca,
     privateKey: createPrivateKey(readFileSync(c.state.caKeyFile)),
   };
-  const { privateKey, publicKey } = newEcKey();
-  const cert = await issueLeaf(ca, {
-    publicKey,
-    commonName: 'kube-apiserver',
-    organizations: [],
-    extendedKeyUsages: [SERVER_AUTH],
-    dnsNames,
-    ipAddresses: [address],
-  });
-  const server = createServer({ cert, key: encodePrivateKeyPem(privateKey) }, (socket) => socket.end());
-  await new Promise<void>((resolve) => server.listen(0, address, resolve));
-  const port = (server.address() as AddressInfo).port;
+  const { server, port } = await serveCertificate(ca, address, dnsNames, [address]);
   const discovery = c.admin.makeApiClient(DiscoveryV1Api);
   const slice = uniqueName('kubernetes-extra');
   await discovery.createNamespacedEndpointSlice({

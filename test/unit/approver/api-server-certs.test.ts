@@ -3,34 +3,22 @@
 // holds; an address that fails keeps what it showed before; nothing is decided before one certificate is read.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:tls';
 import {
   ApiServerCertificates,
   readServingNames,
   type ServingEndpoint,
 } from '../../../src/approver/api-server-certs.ts';
-import { encodePrivateKeyPem } from '../../../src/pki/keys.ts';
 import { createLogger } from '../../../src/log.ts';
-import { issueLeaf, makeCa, newEcKey, SERVER_AUTH, type TestCa } from '../pki/helpers.ts';
+import { makeCa, serveCertificate, type TestCa } from '../pki/helpers.ts';
 
 async function tlsServer(
   ca: TestCa,
   dnsNames: string[],
   ipAddresses: string[],
 ): Promise<{ server: Server; endpoint: ServingEndpoint }> {
-  const { privateKey, publicKey } = newEcKey();
-  const cert = await issueLeaf(ca, {
-    publicKey,
-    commonName: 'kube-apiserver',
-    organizations: [],
-    extendedKeyUsages: [SERVER_AUTH],
-    dnsNames,
-    ipAddresses,
-  });
-  const server = createServer({ cert, key: encodePrivateKeyPem(privateKey) }, (s) => s.end());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, endpoint: { host: '127.0.0.1', port: (server.address() as AddressInfo).port } };
+  const { server, port } = await serveCertificate(ca, '127.0.0.1', dnsNames, ipAddresses);
+  return { server, endpoint: { host: '127.0.0.1', port } };
 }
 
 const close = (s: Server) => new Promise((r) => s.close(r));

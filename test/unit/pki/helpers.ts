@@ -9,6 +9,8 @@ import { createPublicKey, generateKeyPairSync, randomBytes, webcrypto, type KeyO
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 
 const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256' };
 const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' };
@@ -135,6 +137,31 @@ function randomSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = bytes[0]! & 0x7f;
   return bytes.toString('hex');
+}
+
+/**
+ * A TLS listener on `host` serving a server certificate `ca` issued for `dnsNames` and `ipAddresses`, as an
+ * API server would (it closes every connection once the handshake is done).
+ */
+export async function serveCertificate(
+  ca: TestCa,
+  host: string,
+  dnsNames: string[],
+  ipAddresses: string[],
+): Promise<{ server: TlsServer; port: number }> {
+  const { privateKey, publicKey } = newEcKey();
+  const cert = await issueLeaf(ca, {
+    publicKey,
+    commonName: 'kube-apiserver',
+    organizations: [],
+    extendedKeyUsages: [SERVER_AUTH],
+    dnsNames,
+    ipAddresses,
+  });
+  const key = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const server = createTlsServer({ cert, key }, (socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  return { server, port: (server.address() as AddressInfo).port };
 }
 
 /** Runs openssl with `files` written to a temporary directory; "{name}" in args becomes that file's path. */
