@@ -595,7 +595,8 @@ test('a running learner someone else added is not removed as dead, and a second 
       ),
     30_000,
   );
-  const id = /Member ([0-9a-f]+) added/.exec(added)?.[1];
+  // etcdctl pads the hex ID to 16 columns with spaces ("Member   e94844e8bb9bc7 added").
+  const id = /Member +([0-9a-f]+) added/.exec(added)?.[1];
   const initialCluster = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(added)?.[1];
   assert.ok(id && initialCluster, added);
   try {
