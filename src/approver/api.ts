@@ -10,14 +10,8 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import { UserError } from '../errors.ts';
-import {
-  apiMessage,
-  connectionFromKubeconfigFile,
-  kubeConfigFor,
-  statusOf,
-  TimedKubeConfig,
-  type ApiConnection,
-} from '../kube/api.ts';
+import { apiMessage, connectionFromKubeconfigFile, statusOf, type ApiConnection } from '../kube/api.ts';
+import { kubeConfigFor, TimedKubeConfig } from '../kube/client-node.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
 export interface ApproverClients {

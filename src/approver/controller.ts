@@ -7,13 +7,10 @@
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import {
-  Watch,
-  type V1CertificateSigningRequest,
-  type V1CertificateSigningRequestCondition,
-} from '@kubernetes/client-node';
+import type { V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { isUserError } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
+import { idleGuardedWatch } from '../kube/client-node.ts';
 import type { Logger } from '../log.ts';
 import { parseCsrPem } from '../pki/csr.ts';
 import type { NodeAddress } from '../manager/policy.ts';
@@ -145,9 +142,8 @@ export class ApprovalController {
     const { source, log } = this.o;
     const { kubeConfig } = await source.clients();
     const timeoutSeconds = Math.max(1, Math.round((this.o.resyncIntervalMs / 1000) * (0.9 + 0.2 * this.random())));
-    const watch = new Watch(kubeConfig);
-    // client-node aborts a stream silent for this long: our guard against half-open connections.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = timeoutSeconds * 1000 + 30_000;
+    // A stream silent for this long is taken as half-open and aborted.
+    const watch = idleGuardedWatch(kubeConfig, timeoutSeconds * 1000 + 30_000);
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       let controller: AbortController | undefined;

@@ -9,8 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
-import { kubeConfigFor, apiMessage } from '../kube/api.ts';
+import { apiMessage } from '../kube/api.ts';
 import { encodePrivateKeyPem } from '../pki/keys.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { Logger } from '../log.ts';
@@ -80,7 +79,7 @@ export function createSecureServer(opts: {
   );
 
   async function api() {
-    return kubeConfigFor(await manager.nodeConnection());
+    return manager.deps.connect(await manager.nodeConnection());
   }
 
   async function authenticate(req: IncomingMessage): Promise<Identity | null | 'invalid'> {
@@ -100,20 +99,16 @@ export function createSecureServer(opts: {
     const key = createHash('sha256').update(token).digest('hex');
     const hit = tokens.get(key);
     if (hit && hit.expires > Date.now()) return hit.value ?? 'invalid';
-    const review = await (await api()).makeApiClient(AuthenticationV1Api).createTokenReview({
-      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
-    });
-    const u = review.status?.user;
-    const identity: Identity | null =
-      review.status?.authenticated && u?.username
-        ? {
-            user: u.username,
-            groups: u.groups ?? [],
-            via: 'token',
-            ...(u.uid ? { uid: u.uid } : {}),
-            ...(u.extra ? { extra: u.extra } : {}),
-          }
-        : null;
+    const u = await (await api()).reviewToken(token);
+    const identity: Identity | null = u
+      ? {
+          user: u.username,
+          groups: u.groups,
+          via: 'token',
+          ...(u.uid ? { uid: u.uid } : {}),
+          ...(u.extra ? { extra: u.extra } : {}),
+        }
+      : null;
     remember(tokens, key, { value: identity, expires: Date.now() + TOKEN_TTL_MS });
     return identity ?? 'invalid';
   }
@@ -122,23 +117,13 @@ export function createSecureServer(opts: {
     const key = JSON.stringify([who.user, who.groups, who.uid ?? '', who.extra ?? {}, path]);
     const hit = decisions.get(key);
     if (hit && hit.expires > Date.now()) return hit.value;
-    const sar = await (await api()).makeApiClient(AuthorizationV1Api).createSubjectAccessReview({
-      body: {
-        apiVersion: 'authorization.k8s.io/v1',
-        kind: 'SubjectAccessReview',
-        spec: {
-          user: who.user,
-          groups: who.groups,
-          ...(who.uid ? { uid: who.uid } : {}),
-          ...(who.extra ? { extra: who.extra } : {}),
-          nonResourceAttributes: { path, verb: 'get' },
-        },
-      },
-    });
-    const value = {
-      allowed: sar.status?.allowed === true,
-      reason: sar.status?.reason ?? sar.status?.evaluationError ?? '',
+    const user = {
+      username: who.user,
+      groups: who.groups,
+      ...(who.uid ? { uid: who.uid } : {}),
+      ...(who.extra ? { extra: who.extra } : {}),
     };
+    const value = await (await api()).reviewAccess({ user, path, verb: 'get' });
     remember(decisions, key, { value, expires: Date.now() + (value.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS) });
     return value;
   }

@@ -94,28 +94,37 @@ export function sameSans(a: SubjectAltNames, b: SubjectAltNames): boolean {
   return key(a) === key(b);
 }
 
-export interface CertificateTimes {
-  notBefore: Date;
-  notAfter: Date;
+/**
+ * Where an installed certificate stands, as the manager decides it on every pass: `missing` (nothing
+ * installed), `unusable` (failed verification: not ours, wrong CA or subject or SANs, expired or not yet
+ * valid beyond the clock skew — the validity rule lives in pki/verify.ts), `due` (verified, at or past its
+ * rotation deadline) or `valid`. Everything but `valid` means: request a new certificate.
+ */
+export type Standing = 'missing' | 'unusable' | 'due' | 'valid';
+
+export function standingOf(verified: boolean | undefined, deadline: Date | undefined, now: Date): Standing {
+  if (verified === undefined) return 'missing';
+  if (!verified) return 'unusable';
+  return deadline !== undefined && now.getTime() >= deadline.getTime() ? 'due' : 'valid';
 }
 
-export type CertificateCondition =
-  | { state: 'missing' }
-  | { state: 'expired' }
-  | { state: 'not-yet-valid' }
-  | { state: 'rotate'; deadline: Date }
-  | { state: 'valid'; deadline: Date };
-
-/** Where an installed certificate stands at `now`, given its (already drawn) rotation deadline. */
-export function certificateCondition(
-  cert: CertificateTimes | null,
-  deadline: Date | null,
-  now: Date,
-  skewMs: number,
-): CertificateCondition {
-  if (!cert) return { state: 'missing' };
-  if (now.getTime() >= cert.notAfter.getTime()) return { state: 'expired' };
-  if (now.getTime() + skewMs < cert.notBefore.getTime()) return { state: 'not-yet-valid' };
-  const d = deadline ?? cert.notAfter;
-  return now.getTime() >= d.getTime() ? { state: 'rotate', deadline: d } : { state: 'valid', deadline: d };
+/**
+ * When the daemon runs its next pass, given how many passes in a row failed: after a failure, the capped
+ * jittered backoff, which a wake-up must not cut short (a failing pass must not become a tight loop);
+ * otherwise at the earliest rotation deadline still ahead, and no later than the recheck interval.
+ */
+export function nextPass(o: {
+  now: number;
+  consecutiveFailures: number;
+  deadlines: readonly number[];
+  recheckIntervalMs: number;
+  backoff: Backoff;
+  random: Random;
+}): { at: number; backoffUntil: number } {
+  if (o.consecutiveFailures > 0) {
+    const at = o.now + retryDelayMs(o.consecutiveFailures - 1, o.backoff, o.random);
+    return { at, backoffUntil: at };
+  }
+  const ahead = o.deadlines.filter((d) => d > o.now);
+  return { at: Math.min(o.now + o.recheckIntervalMs, ...ahead), backoffUntil: o.now };
 }

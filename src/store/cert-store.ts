@@ -76,6 +76,11 @@ export function diskError(err: unknown, path: string): unknown {
   });
 }
 
+export interface PrepareNote {
+  severity: 'info' | 'warn';
+  message: string;
+}
+
 export class CertStore {
   readonly dir: string;
   readonly keep: number;
@@ -93,18 +98,22 @@ export class CertStore {
     return join(this.dir, `nodecred-${kind}-pending.key`);
   }
 
-  /** Creates the directory 0700 (or tightens it) and removes what an interrupted install left behind. */
-  async prepare(): Promise<string[]> {
-    const notes: string[] = [];
+  /**
+   * Creates the directory 0700 (or tightens it) and removes what an interrupted install left behind. Each
+   * note says what it did; `warn` when it repaired something (a first start only creates).
+   */
+  async prepare(): Promise<PrepareNote[]> {
+    const notes: PrepareNote[] = [];
+    const note = (severity: PrepareNote['severity'], message: string) => notes.push({ severity, message });
     const dir = await ensurePrivateDir(this.dir);
-    if (dir.created) notes.push(`created ${this.dir} (0700)`);
+    if (dir.created) note('info', `created ${this.dir} (0700)`);
     if (dir.tightenedFrom !== undefined)
-      notes.push(`tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
+      note('warn', `tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
     for (const name of await removeTemporaryFiles(this.dir))
-      notes.push(`removed ${name} left by an interrupted install`);
+      note('warn', `removed ${name} left by an interrupted install`);
     for (const kind of ['client', 'server'] as const) {
       const repaired = await this.repairCurrent(kind);
-      if (repaired) notes.push(repaired);
+      if (repaired) note('warn', repaired);
     }
     return notes;
   }
