@@ -1,8 +1,9 @@
 // The certificate manager with the real parts: the certificate store on disk, credentials from the
-// kubeconfig files (or token discovery), the API through @kubernetes/client-node, the system clock.
+// kubeconfig files (or token discovery), the API through nodecred's own HTTP client (http-node-api.ts), the
+// system clock.
 import { systemClock } from './clock.ts';
 import type { Config } from './config/schema.ts';
-import { clientNodeApi } from './kube/client-node-api.ts';
+import { httpNodeApi } from './kube/http-node-api.ts';
 import { fileCredentials } from './kube/node-credentials.ts';
 import type { Logger } from './log.ts';
 import { CertificateManager } from './manager/manager.ts';
@@ -21,7 +22,7 @@ export function createNodeManager(o: {
     store: o.store,
     // Reads the configuration through deps, so a SIGHUP reload (CertificateManager.reconfigure) applies.
     credentials: fileCredentials(() => deps.config, o.log, o.store.currentPath('client')),
-    connect: clientNodeApi,
+    connect: (connection) => httpNodeApi(connection),
     clock: systemClock,
     log: o.log,
     ...(o.events ? { events: o.events } : {}),

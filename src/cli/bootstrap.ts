@@ -52,8 +52,6 @@ function timeoutError(setup: NodeSetup): UserError {
 }
 
 export const bootstrapCommand: Command = {
-  name: 'bootstrap',
-  summary: 'obtain a client certificate and kubeconfig (and serving certificate) once, then exit',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);

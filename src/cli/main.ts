@@ -1,8 +1,9 @@
 // Entry point: dispatch to one command module, and turn UserErrors into one clear line and exit code 1
 // (2 for usage errors). Programming errors keep their stack trace.
+import { flushCompileCache } from 'node:module';
 import { isUserError } from '../errors.ts';
 import { VERSION } from '../version.ts';
-import { COMMANDS, type Command } from './commands.ts';
+import { COMMANDS, type CommandEntry } from './commands.ts';
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -31,13 +32,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`nodecred ${VERSION} (node ${process.version})\n`);
     return 0;
   }
-  const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+  const command: CommandEntry | undefined = COMMANDS.find((c) => c.name === name);
   if (!command) {
     process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
     return 2;
   }
-  return command.run(rest);
+  const loaded = await command.load();
+  flushCompileCache();
+  return loaded.run(rest);
 }
+
+// bin/nodecred enables Node's compile cache for itself; hooks and exec plugins that are Node programs must not
+// inherit it. What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
+delete process.env.NODE_COMPILE_CACHE;
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -45,8 +45,6 @@ function statusLine(manager: CertificateManager): string {
 }
 
 export const runCommand: Command = {
-  name: 'run',
-  summary: 'run the daemon: bootstrap if needed, then keep client and serving certificates fresh',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);

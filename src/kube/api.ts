@@ -13,6 +13,8 @@ export interface ApiEndpoint {
   /** PEM bundle the API server's certificate must chain to; undefined means the system roots. */
   caPem: string | undefined;
   tlsServerName?: string;
+  /** The kubeconfig's proxy-url: every request goes through it (else HTTPS_PROXY / NO_PROXY apply). */
+  proxyUrl?: string;
 }
 
 export type ApiCredential =
@@ -51,6 +53,7 @@ export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint>
       kc.cluster.caData ??
       (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
     ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
+    ...(kc.cluster.proxyUrl ? { proxyUrl: kc.cluster.proxyUrl } : {}),
   };
 }
 
@@ -78,6 +81,7 @@ export async function connectionFromKubeconfig(kc: KubeconfigConnection, role: s
         server: endpoint.server,
         ...(endpoint.caPem ? { caData: endpoint.caPem } : {}),
         ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+        ...(endpoint.proxyUrl ? { proxyUrl: endpoint.proxyUrl } : {}),
       };
       const cache = new ExecCredentialCache(() => runExecPlugin(c, { timeoutMs: 60_000, clusterInfo }));
       return {
