@@ -120,12 +120,25 @@ export function parseCertificatePem(text: string, what = 'certificate', source?:
   return loadCertificates(text, what, source)[0]!.summary;
 }
 
+/**
+ * Certificates decoded lately, by their PEM block. Decoding costs most of a millisecond (the structured
+ * parser), and the same few certificates (the cluster CA, the installed pairs) are read on every pass of
+ * the daemon. Only successful decodes are kept; a LoadedCertificate is never modified.
+ */
+const decoded = new Map<string, LoadedCertificate>();
+const DECODED_MAX = 32;
+
 function loadCertificateDer(der: Buffer, pem: string, what: string, source: string | undefined): LoadedCertificate {
+  const known = decoded.get(pem);
+  if (known) return known;
   try {
     const native = new X509Certificate(der);
     const structured = new x509.X509Certificate(der);
     const spkiDer = Buffer.from(structured.publicKey.rawData);
-    return { pem, native, spkiDer, summary: summarise(native, structured, what, source) };
+    const loaded = { pem, native, spkiDer, summary: summarise(native, structured, what, source) };
+    if (decoded.size >= DECODED_MAX) decoded.delete(decoded.keys().next().value!);
+    decoded.set(pem, loaded);
+    return loaded;
   } catch (cause) {
     if (cause instanceof UserError) throw cause;
     throw new UserError(`${what} could not be parsed: ${libraryErrorMessage(cause)}`, {

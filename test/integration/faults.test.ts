@@ -212,7 +212,7 @@ describe('fault suite', () => {
         await daemon.waitForLog(/installed client certificate/, 30_000);
         assert.match(
           daemon.output(),
-          /"detail":"[^"]*timeout[^"]*","msg":"waiting for CSR: error"/i,
+          /"detail":"watch idle; re-reading","msg":"waiting for CSR: reconnect"/,
           'the idle guard fired',
         );
         assert.equal((await csrsBy(c, user)).length, 1);
