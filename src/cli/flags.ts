@@ -176,7 +176,7 @@ function one(flags: ParsedFlags, name: string): string | undefined {
 }
 
 /** Flag values as config overrides (validated as the config file's fields are). */
-export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
+function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
   const o: ConfigOverrides = {};
   const str = (name: string) => one(flags, name);
   const bool = (name: string) => (flags.has(name) ? one(flags, name) === 'true' : undefined);
@@ -230,7 +230,7 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
   return o;
 }
 
-export async function readConfigFile(path: string): Promise<ConfigOverrides> {
+async function readConfigFile(path: string): Promise<ConfigOverrides> {
   return overridesFromDocument(await readYamlFile(path), path);
 }
 

@@ -6,8 +6,7 @@
 // match, fingerprints) with OpenSSL, @peculiar/x509 gives structured names and extensions, where node only
 // offers display strings.
 
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { describeKeyAlgorithm } from './keys.ts';
@@ -15,8 +14,8 @@ import { libraryErrorMessage } from './library-error.ts';
 import { pemBlocksLabelled, type PemBlock } from './pem.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
 
-export const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
-export const PIN_HASH_PREFIX = 'sha256:';
+const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
+const PIN_HASH_PREFIX = 'sha256:';
 
 const EXTENDED_KEY_USAGE_OID = '2.5.29.37';
 const KEY_USAGE_OID = '2.5.29.15';
@@ -222,7 +221,7 @@ export function caPinHashes(bundlePem: string, source?: string): string[] {
   return loadCertificates(bundlePem, 'CA bundle', source).map((certificate) => pinHashOfSpki(certificate.spkiDer));
 }
 
-export function pinHashOfSpki(spkiDer: Uint8Array): string {
+function pinHashOfSpki(spkiDer: Uint8Array): string {
   return `${PIN_HASH_PREFIX}${createHash('sha256').update(spkiDer).digest('hex')}`;
 }
 
