@@ -22,6 +22,8 @@ export interface ShardRun {
   policy: Policy;
   shard: number;
   shards: number;
+  /** Print a line to stderr every 30 simulated days (the CLI; tests stay quiet). */
+  progress?: boolean;
 }
 
 export interface ShardResult {
@@ -154,6 +156,14 @@ export async function runShard(run: ShardRun): Promise<ShardResult> {
       const hour = Math.floor((scheduler.now - s.start) / HOUR);
       if (hour < onCount.length) onCount[hour] = ledger.on.reduce((a, b) => a + b, 0);
       if ((t - s.start) % DAY === 0) cluster.forgetExpired();
+      const day = (t - s.start) / DAY;
+      if (run.progress && day % 30 === 0) {
+        const used = process.cpuUsage(cpu0);
+        process.stderr.write(
+          `simulate: ${run.policy} shard ${run.shard + 1}/${run.shards}: day ${day} of ${s.days}, ` +
+            `${Math.round((used.user + used.system) / 1e6)} s CPU\n`,
+        );
+      }
     });
   }
 

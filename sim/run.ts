@@ -35,6 +35,7 @@ const result = await simulate({
   policies: policy === 'both' ? ['nodecred', 'kubelet'] : [policy as Policy],
   shards: Number(flag('shards', '2')),
   workers: Number(flag('workers', '2')),
+  progress: true,
 });
 const cpu = process.cpuUsage(cpu0);
 const wallSeconds = Math.round((performance.now() - wall0) / 100) / 10;

@@ -16,6 +16,8 @@ export interface SimulationOptions {
   shards?: number;
   /** Worker threads running shards in parallel (0: in this thread); does not change the result. */
   workers?: number;
+  /** Progress lines on stderr. */
+  progress?: boolean;
 }
 
 export interface SimulationResult {
@@ -59,7 +61,10 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
   const shards = o.shards ?? 1;
   const trace = drawTrace(scenario);
   const runs = policies.flatMap((policy) =>
-    Array.from({ length: shards }, (_, shard): ShardRun => ({ scenario, cluster, trace, policy, shard, shards })),
+    Array.from(
+      { length: shards },
+      (_, shard): ShardRun => ({ scenario, cluster, trace, policy, shard, shards, progress: o.progress ?? false }),
+    ),
   );
   const workers = o.workers ?? 0;
   const done = await pool(

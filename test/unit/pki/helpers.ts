@@ -71,6 +71,8 @@ export interface LeafOptions {
   emailAddresses?: string[];
   notBefore?: Date;
   notAfter?: Date;
+  /** The whole subject, in this order (overrides commonName and organizations), e.g. two CNs. */
+  subject?: x509.JsonName;
 }
 
 export const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -88,7 +90,7 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<strin
   const certificate = await x509.X509CertificateGenerator.create(
     {
       serialNumber: randomSerial(),
-      subject: subjectName(options),
+      subject: options.subject ?? subjectName(options),
       // The CA certificate's own subject bytes: Go matches issuers by raw DN, so a re-encoded name would not chain.
       issuer: new x509.X509Certificate(ca.certificatePem).subjectName,
       notBefore: options.notBefore ?? new Date(Date.now() - 5 * 60 * 1000),
