@@ -3,8 +3,7 @@
 // approver baseline (bench/baselines/bare-approver.ts) in the same run, on the same control plane.
 // Reports decisions per second (first create → last decision seen) and p50/p95 latency (create answered
 // or sent → decision seen on a watch), and the ratios. Usage: node bench/approver.ts [--nodes 1000] [--rounds 1]
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../src/pki/x509.ts';
 import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -96,7 +96,8 @@ async function main(): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => void stop().then(() => process.exit(130)));
   }
-  await up({ dir, binary, log: (l) => process.stderr.write(`test: ${l}\n`) });
+  // The audit log lets integration tests count the API requests a behaviour causes (test/integration/security.test.ts).
+  await up({ dir, binary, audit: true, log: (l) => process.stderr.write(`test: ${l}\n`) });
   phase('control-plane start', started);
 
   started = Date.now();

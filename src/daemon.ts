@@ -21,6 +21,8 @@ interface PassResult {
   healthy: boolean;
   /** The pass failed (not merely still waiting on a CSR): the next one comes after a backoff. */
   failed: boolean;
+  /** The pass ended with a CSR still pending: the next one re-attaches at once. */
+  pending: boolean;
 }
 
 export class Daemon {
@@ -70,6 +72,7 @@ export class Daemon {
       const schedule = nextPass({
         now: this.clock.now(),
         consecutiveFailures: failures,
+        pending: result.pending,
         deadlines: this.rotationDeadlines(),
         recheckIntervalMs: this.manager.config.recheckIntervalMs,
         backoff: DEFAULT_BACKOFF,
@@ -100,7 +103,7 @@ export class Daemon {
       if (config.clientCredentials === 'managed')
         await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
       if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
-      return { healthy: true, failed: false };
+      return { healthy: true, failed: false, pending: false };
     } catch (err) {
       return this.failedPass(err);
     } finally {
@@ -110,10 +113,10 @@ export class Daemon {
   }
 
   private failedPass(err: unknown): PassResult {
-    if ((err as Error).name === 'AbortError') return { healthy: false, failed: false };
+    if ((err as Error).name === 'AbortError') return { healthy: false, failed: false, pending: false };
     if (err instanceof WaitTimeout) {
       this.log.info({ detail: err.message }, 'CSR still pending; will check again');
-      return { healthy: false, failed: false };
+      return { healthy: false, failed: false, pending: true };
     }
     if (isTransient(err)) {
       this.log.warn({ err: (err as Error).message }, 'API server unreachable; will retry');
@@ -122,7 +125,7 @@ export class Daemon {
       const message = isUserError(err) ? err.oneLine() : known ? (err as Error).message : (err as Error).stack;
       this.log.error({ err: message ?? String(err) }, 'certificate pass failed');
     }
-    return { healthy: false, failed: true };
+    return { healthy: false, failed: true, pending: false };
   }
 
   /**

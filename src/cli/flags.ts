@@ -1,6 +1,7 @@
 // Flag parsing shared by `bootstrap` and `run`. kubelet's flag names where kubelet has one. Accepts
 // `--flag value`, `--flag=value`, and for booleans `--flag`, `--flag=true|false`. Unknown flags and bad
 // values are usage errors (exit 2) that name the flag.
+import { readFileSync } from 'node:fs';
 import { readYamlFile, parseYamlDocument } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
@@ -18,6 +19,9 @@ import {
   type Config,
   type ConfigOverrides,
 } from '../config/schema.ts';
+
+/** The environment form of --discovery-token: unlike argv, a process's environment is private to its user. */
+export const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
 
 interface FlagSpec {
   name: string;
@@ -74,7 +78,18 @@ export const NODE_FLAGS: FlagSpec[] = [
     placeholder: 'URL',
     help: 'token discovery: the API server to discover through',
   },
-  { name: 'discovery-token', kind: 'string', placeholder: 'ID.SECRET', help: 'token discovery: the bootstrap token' },
+  {
+    name: 'discovery-token-file',
+    kind: 'string',
+    placeholder: 'FILE',
+    help: `token discovery: file holding the bootstrap token (or set ${DISCOVERY_TOKEN_ENV})`,
+  },
+  {
+    name: 'discovery-token',
+    kind: 'string',
+    placeholder: 'ID.SECRET',
+    help: 'token discovery: the bootstrap token, on the command line where every local user sees it (ps)',
+  },
   {
     name: 'discovery-token-ca-cert-hash',
     kind: 'list',
@@ -176,7 +191,7 @@ function one(flags: ParsedFlags, name: string): string | undefined {
 }
 
 /** Flag values as config overrides (validated as the config file's fields are). */
-export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
+export function overridesFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv = process.env): ConfigOverrides {
   const o: ConfigOverrides = {};
   const str = (name: string) => one(flags, name);
   const bool = (name: string) => (flags.has(name) ? one(flags, name) === 'true' : undefined);
@@ -214,13 +229,15 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
     .map((v) => v.trim())
     .filter(Boolean);
   if (ips.length) o.servingAddresses = ips.map((ip) => validateAddress('InternalIP', ip, '--node-ip'));
-  const discoveryFlags = ['api-server', 'discovery-token', 'discovery-token-ca-cert-hash'];
-  if (discoveryFlags.some((f) => flags.has(f))) {
-    const missing = discoveryFlags.filter((f) => !flags.has(f));
-    if (missing.length) throw usageError(`token discovery needs ${missing.map((m) => `--${m}`).join(' and ')} too`);
+  const token = discoveryToken(flags, env);
+  const discoveryFlags = ['api-server', 'discovery-token-ca-cert-hash'];
+  if (token || discoveryFlags.some((f) => flags.has(f))) {
+    const missing = discoveryFlags.filter((f) => !flags.has(f)).map((m) => `--${m}`);
+    if (!token) missing.push(`--discovery-token-file (or ${DISCOVERY_TOKEN_ENV})`);
+    if (missing.length) throw usageError(`token discovery needs ${missing.join(' and ')} too`);
     o.discovery = {
       apiServer: validateApiServer(str('api-server')!, '--api-server'),
-      token: validateDiscoveryToken(str('discovery-token')!, '--discovery-token'),
+      token: validateDiscoveryToken(token!.value, token!.where),
       caCertHashes: flags
         .get('discovery-token-ca-cert-hash')!
         .map((h) => parsePinHash(h, '--discovery-token-ca-cert-hash')),
@@ -230,7 +247,41 @@ export function overridesFromFlags(flags: ParsedFlags): ConfigOverrides {
   return o;
 }
 
-export async function readConfigFile(path: string): Promise<ConfigOverrides> {
+/** The bootstrap token for discovery from --discovery-token-file, --discovery-token or the environment. */
+function discoveryToken(flags: ParsedFlags, env: NodeJS.ProcessEnv): { value: string; where: string } | undefined {
+  const file = one(flags, 'discovery-token-file');
+  const given = one(flags, 'discovery-token');
+  if (file !== undefined && given !== undefined)
+    throw usageError('give the bootstrap token once: --discovery-token-file or --discovery-token, not both');
+  if (given !== undefined) return { value: given, where: '--discovery-token' };
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UserError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+        where: '--discovery-token-file',
+        fix: 'write the token (ID.SECRET) into that file, readable by root only (chmod 600)',
+        code: 'USAGE',
+      });
+    }
+    return { value: text.trim(), where: `--discovery-token-file ${file}` };
+  }
+  const fromEnv = env[DISCOVERY_TOKEN_ENV];
+  return fromEnv ? { value: fromEnv.trim(), where: DISCOVERY_TOKEN_ENV } : undefined;
+}
+
+/** One line for each secret given on the command line, where `ps` shows it to every local user. */
+export function argvSecretWarnings(flags: ParsedFlags): string[] {
+  return flags.has('discovery-token')
+    ? [
+        'warning: --discovery-token puts the bootstrap token on the command line, readable by every local user ' +
+          `(ps, /proc/PID/cmdline); use --discovery-token-file FILE or ${DISCOVERY_TOKEN_ENV}`,
+      ]
+    : [];
+}
+
+async function readConfigFile(path: string): Promise<ConfigOverrides> {
   return overridesFromDocument(await readYamlFile(path), path);
 }
 

@@ -5,7 +5,7 @@ import type { CertificateManager, ManagerEvents } from '../manager/manager.ts';
 import { createNodeManager } from '../node-manager.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Config } from '../config/schema.ts';
-import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp } from './flags.ts';
+import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp, argvSecretWarnings } from './flags.ts';
 
 export interface NodeSetup {
   config: Config;
@@ -24,7 +24,9 @@ export async function setUpNode(
   args: string[],
   opts: { events?: ManagerEvents; signal?: AbortSignal } = {},
 ): Promise<NodeSetup> {
-  const config = await loadConfig(parseFlags(args, NODE_FLAGS));
+  const flags = parseFlags(args, NODE_FLAGS);
+  for (const warning of argvSecretWarnings(flags)) process.stderr.write(`nodecred: ${warning}\n`);
+  const config = await loadConfig(flags);
   // The lock is taken before anything touches the cert dir: a second instance must not even repair it.
   const lock = await acquireLock(config.certDir);
   try {

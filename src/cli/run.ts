@@ -191,6 +191,8 @@ export const runCommand: Command = {
       if (watchdog) clearInterval(watchdog);
       await watcher.close();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      // The secure listener's shared API connection would keep the process alive until its keep-alive ends.
+      secure?.close();
       await setup.lock.release();
     }
     log.info('stopped');

@@ -2,7 +2,7 @@
 // restart: the cert dir (its lock is held), the kubeconfig path (watched), and the listeners (bound).
 import type { Config } from './schema.ts';
 
-export const RESTART_ONLY = ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const;
+const RESTART_ONLY = ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const;
 
 /** The configuration to run with after a reload, and the restart-only settings that were asked to change. */
 export function reloadedConfig(running: Config, next: Config): { config: Config; keptUntilRestart: string[] } {

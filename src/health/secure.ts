@@ -4,16 +4,26 @@
 // identity may `get` the non-resource URL. 401 and 403 bodies say who we think you are and exactly which
 // RBAC rule is missing: the confusion seeds 000–002 record.
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { apiMessage } from '../kube/api.ts';
+import { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
+import { apiMessage, statusOf } from '../kube/api.ts';
+import { kubeConfigFor, type TimedKubeConfig } from '../kube/client-node.ts';
 import { encodePrivateKeyPem } from '../pki/keys.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { Logger } from '../log.ts';
 import { createHandler, type HealthSource } from './server.ts';
+import {
+  DEFAULT_REVIEW_LIMITS,
+  RateLimited,
+  ReviewCache,
+  ReviewRateLimiter,
+  type ReviewLimits,
+} from './review-limits.ts';
+import { userFromCertificate } from './x509-identity.ts';
 
 export interface Identity {
   user: string;
@@ -23,29 +33,15 @@ export interface Identity {
   via: 'x509' | 'token';
 }
 
-interface Cached<T> {
-  value: T;
-  expires: number;
-}
-
 const TOKEN_TTL_MS = 2 * 60_000;
-/** Bounded: anyone who can reach the port can send garbage tokens. */
-const CACHE_MAX = 1000;
-
-function remember<T>(cache: Map<string, Cached<T>>, key: string, value: Cached<T>): void {
-  if (cache.size >= CACHE_MAX) {
-    const now = Date.now();
-    for (const [k, v] of cache) if (v.expires <= now) cache.delete(k);
-    // Still full of live entries: drop the oldest (Map keeps insertion order).
-    while (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
-  }
-  cache.set(key, value);
-}
+/** Brief: a token that was just created (or a ServiceAccount just bound) must not stay rejected for long. */
+const TOKEN_DENY_TTL_MS = 10_000;
 const SAR_TTL_MS = 5 * 60_000;
 const SAR_DENY_TTL_MS = 30_000;
+const AUTHENTICATED = 'system:authenticated';
 
-function reply(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+function reply(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(body);
 }
 
@@ -54,16 +50,31 @@ export function missingRule(path: string): string {
   return `- nonResourceURLs: ["${path}"]\n  verbs: ["get"]`;
 }
 
+interface ApiClients {
+  kubeConfig: TimedKubeConfig;
+  authentication: AuthenticationV1Api;
+  authorization: AuthorizationV1Api;
+  /** ms since epoch after which the credential must be fetched again (exec plugins), else Infinity. */
+  freshUntil: number;
+}
+
 export function createSecureServer(opts: {
   manager: CertificateManager;
   health: HealthSource;
   registry: Registry;
   log: Logger;
+  limits?: ReviewLimits;
+  now?: () => number;
 }) {
   const { manager, log } = opts;
+  const now = opts.now ?? Date.now;
   const handler = createHandler(opts.health, opts.registry);
-  const tokens = new Map<string, Cached<Identity | null>>();
-  const decisions = new Map<string, Cached<{ allowed: boolean; reason: string }>>();
+  const tokens = new ReviewCache<Identity | null>((id) => (id ? TOKEN_TTL_MS : TOKEN_DENY_TTL_MS));
+  const decisions = new ReviewCache<{ allowed: boolean; reason: string }>((d) =>
+    d.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS,
+  );
+  const limiter = new ReviewRateLimiter(opts.limits ?? DEFAULT_REVIEW_LIMITS, now());
+  let refused = { count: 0, since: now() };
   const clientCa = manager.deps.config.clientCAFile
     ? readFileSync(manager.deps.config.clientCAFile, 'utf8')
     : undefined;
@@ -73,59 +84,138 @@ export function createSecureServer(opts: {
     (req, res) => {
       serve(req, res).catch((err: unknown) => {
         log.warn({ err: (err as Error).message, path: req.url }, 'secure request failed');
-        reply(res, 500, `internal error: ${(err as Error).message}\n`);
+        reply(res, 500, 'internal error\n');
       });
     },
   );
 
-  async function api() {
-    return manager.deps.connect(await manager.nodeConnection());
+  // One long-lived API connection for every review: the node kubeconfig is read (and an exec plugin run)
+  // once, not per request. Dropped after a credential install (reload), a 401, or when an exec credential
+  // is about to expire.
+  let session: Promise<ApiClients> | undefined;
+  function dropSession(): void {
+    const old = session;
+    session = undefined;
+    void old?.then(
+      (c) => c.kubeConfig.retire(),
+      () => undefined,
+    );
+  }
+  function api(): Promise<ApiClients> {
+    const current = session;
+    if (current) {
+      return current.then((c) => {
+        if (c.freshUntil > now()) return c;
+        if (session === current) dropSession();
+        return api();
+      });
+    }
+    const created = (async () => {
+      const conn = await manager.nodeConnection();
+      const kubeConfig = await kubeConfigFor(conn, { shareConnections: true });
+      const expires =
+        conn.credential.kind === 'exec' ? (await conn.credential.cache.get()).expirationTimestamp : undefined;
+      return {
+        kubeConfig,
+        authentication: kubeConfig.makeApiClient(AuthenticationV1Api),
+        authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
+        freshUntil: expires ? expires.getTime() - 60_000 : Infinity,
+      };
+    })();
+    session = created;
+    created.catch(() => {
+      if (session === created) session = undefined;
+    });
+    return created;
+  }
+  /** Our own credential was rejected: the next review starts from a fresh read of the kubeconfig. */
+  function onApiError(err: unknown): never {
+    if (statusOf(err) === 401) dropSession();
+    throw err;
+  }
+
+  function admit(req: IncomingMessage): () => boolean {
+    return () => {
+      if (limiter.allow(req.socket.remoteAddress ?? '', now())) return true;
+      refused.count++;
+      // One line a minute at most: a flood of bogus tokens must not become a flood of log lines.
+      if (now() - refused.since >= 60_000) {
+        log.warn(
+          { refused: refused.count, seconds: Math.round((now() - refused.since) / 1000) },
+          'secure listener: requests refused by the review rate limit (unknown tokens or paths)',
+        );
+        refused = { count: 0, since: now() };
+      }
+      return false;
+    };
   }
 
   async function authenticate(req: IncomingMessage): Promise<Identity | null | 'invalid'> {
     const socket = req.socket as TLSSocket;
-    const peer = socket.getPeerX509Certificate?.();
-    if (peer && clientCa) {
-      if (!socket.authorized) return 'invalid';
-      const subject = new X509Certificate(peer.raw).subject;
-      const cn = /^CN=(.*)$/m.exec(subject)?.[1] ?? '';
-      const groups = [...subject.matchAll(/^O=(.*)$/gm)].map((m) => m[1]!);
-      return { user: cn, groups: [...groups, 'system:authenticated'], via: 'x509' };
+    const peer = clientCa ? socket.getPeerX509Certificate?.() : undefined;
+    // As Kubernetes' union authenticator: a verified certificate with a CN decides; otherwise the token does.
+    if (peer && socket.authorized) {
+      const fromCert = userFromCertificate(peer.raw);
+      if (fromCert) {
+        const groups = fromCert.groups.includes(AUTHENTICATED) ? fromCert.groups : [...fromCert.groups, AUTHENTICATED];
+        return { user: fromCert.user, groups, extra: fromCert.extra, via: 'x509' };
+      }
     }
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) return null;
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m) return peer ? 'invalid' : null;
     const token = m[1]!;
     const key = createHash('sha256').update(token).digest('hex');
-    const hit = tokens.get(key);
-    if (hit && hit.expires > Date.now()) return hit.value ?? 'invalid';
-    const u = await (await api()).reviewToken(token);
-    const identity: Identity | null = u
-      ? {
-          user: u.username,
-          groups: u.groups,
-          via: 'token',
-          ...(u.uid ? { uid: u.uid } : {}),
-          ...(u.extra ? { extra: u.extra } : {}),
-        }
-      : null;
-    remember(tokens, key, { value: identity, expires: Date.now() + TOKEN_TTL_MS });
+    const identity = await tokens.get(key, now, admit(req), async () => {
+      const { authentication } = await api();
+      const review = await authentication
+        .createTokenReview({
+          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+        })
+        .catch(onApiError);
+      const u = review.status?.user;
+      return review.status?.authenticated && u?.username
+        ? {
+            user: u.username,
+            groups: u.groups ?? [],
+            via: 'token' as const,
+            ...(u.uid ? { uid: u.uid } : {}),
+            ...(u.extra ? { extra: u.extra } : {}),
+          }
+        : null;
+    });
     return identity ?? 'invalid';
   }
 
-  async function authorize(who: Identity, path: string): Promise<{ allowed: boolean; reason: string }> {
+  async function authorize(req: IncomingMessage, who: Identity, path: string) {
     const key = JSON.stringify([who.user, who.groups, who.uid ?? '', who.extra ?? {}, path]);
-    const hit = decisions.get(key);
-    if (hit && hit.expires > Date.now()) return hit.value;
-    const user = {
-      username: who.user,
-      groups: who.groups,
-      ...(who.uid ? { uid: who.uid } : {}),
-      ...(who.extra ? { extra: who.extra } : {}),
-    };
-    const value = await (await api()).reviewAccess({ user, path, verb: 'get' });
-    remember(decisions, key, { value, expires: Date.now() + (value.allowed ? SAR_TTL_MS : SAR_DENY_TTL_MS) });
-    return value;
+    return decisions.get(key, now, admit(req), async () => {
+      const { authorization } = await api();
+      const sar = await authorization
+        .createSubjectAccessReview({
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SubjectAccessReview',
+            spec: {
+              user: who.user,
+              groups: who.groups,
+              ...(who.uid ? { uid: who.uid } : {}),
+              ...(who.extra ? { extra: who.extra } : {}),
+              nonResourceAttributes: { path, verb: 'get' },
+            },
+          },
+        })
+        .catch(onApiError);
+      return { allowed: sar.status?.allowed === true, reason: sar.status?.reason ?? sar.status?.evaluationError ?? '' };
+    });
+  }
+
+  function tooMany(res: ServerResponse): void {
+    reply(
+      res,
+      429,
+      'Too Many Requests: too many new bearer tokens or paths to review from this address; retry in a second.\n',
+      { 'retry-after': '1' },
+    );
   }
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -134,6 +224,7 @@ export function createSecureServer(opts: {
     try {
       who = await authenticate(req);
     } catch (err) {
+      if (err instanceof RateLimited) return tooMany(res);
       return reply(
         res,
         503,
@@ -144,7 +235,8 @@ export function createSecureServer(opts: {
       return reply(
         res,
         401,
-        'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or bearer_token_file with a ServiceAccount token)' +
+        'Unauthorized: no credentials. Send a bearer token (Prometheus: authorization.credentials_file or ' +
+          'bearer_token_file with a ServiceAccount token)' +
           `${clientCa ? ' or a client certificate signed by the configured client CA' : ''}.\n`,
       );
     }
@@ -152,13 +244,15 @@ export function createSecureServer(opts: {
       return reply(
         res,
         401,
-        'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n',
+        'Unauthorized: the bearer token or client certificate was rejected (TokenReview: not authenticated — ' +
+          'expired, deleted ServiceAccount, or wrong audience; or a certificate not signed by the client CA).\n',
       );
     }
     let decision: { allowed: boolean; reason: string };
     try {
-      decision = await authorize(who, path);
+      decision = await authorize(req, who, path);
     } catch (err) {
+      if (err instanceof RateLimited) return tooMany(res);
       return reply(res, 503, `cannot authorize the request: SubjectAccessReview failed (${apiMessage(err)})\n`);
     }
     if (!decision.allowed) {
@@ -167,7 +261,8 @@ export function createSecureServer(opts: {
         res,
         403,
         `Forbidden: user "${who.user}" (groups ${JSON.stringify(who.groups)}) may not get non-resource URL ${path}.\n` +
-          `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n${decision.reason ? `(authorizer: ${decision.reason})\n` : ''}`,
+          `Grant it with a ClusterRole rule bound to that user or a group:\n${missingRule(path)}\n` +
+          (decision.reason ? `(authorizer: ${decision.reason})\n` : ''),
       );
     }
     return handler(req, res);
@@ -175,6 +270,8 @@ export function createSecureServer(opts: {
 
   /** Loads the current serving pair into the listener; called at start and after every install. */
   function reload(): void {
+    // A new client certificate may have been installed: the next review reads the kubeconfig again.
+    dropSession();
     void manager.deps.store.readCurrent('server').then(
       (pair) => {
         if (!pair) return;
@@ -194,5 +291,5 @@ export function createSecureServer(opts: {
     );
   }
   reload();
-  return { server, reload };
+  return { server, reload, close: dropSession };
 }

@@ -262,6 +262,12 @@ export function isTransient(err: unknown): boolean {
   return code !== undefined && NETWORK_CODES.has(code);
 }
 
+/** The TLS verification code of an error that says the peer's certificate is not trusted, if it is one. */
+export function tlsTrustCode(err: unknown): string | undefined {
+  const code = transportCode(err);
+  return code && TLS_TRUST_CODES.has(code) ? code : undefined;
+}
+
 /** The errno/TLS code of a transport error, digging through fetch's `cause` chain. */
 function transportCode(err: unknown): string | undefined {
   let e = err as { code?: unknown; cause?: unknown; name?: unknown } | undefined;

@@ -1,5 +1,5 @@
 // kubeadm-style token discovery over the network: fetch kube-public/cluster-info, verify its JWS with the
-// token, pin the CA, then fetch it again over a connection that trusts only the pinned CA and require the
+// token, pin the CA, then fetch it again over a connection that trusts only the pinned CA(s) and require the
 // same content. The first fetch cannot verify the server (we do not know the CA yet: that is what discovery
 // is for); its content is trusted only after the signature and the pin both check out.
 import { request } from 'node:https';
@@ -9,11 +9,11 @@ import {
   parseDiscoveryToken,
   verifyClusterInfoJws,
   extractClusterCa,
-  checkCaPins,
+  pinnedCaCertificates,
   clusterInfoJwsKey,
   splitPemCertificates,
 } from './discovery.ts';
-import type { ApiConnection } from './api.ts';
+import { tlsTrustCode, type ApiConnection } from './api.ts';
 
 const CLUSTER_INFO_PATH = '/api/v1/namespaces/kube-public/configmaps/cluster-info';
 
@@ -80,7 +80,17 @@ function fetchClusterInfo(
       },
     );
     req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    req.on('error', reject);
+    req.on('error', (err) => {
+      const code = tls.ca ? tlsTrustCode(err) : undefined;
+      if (!code) return reject(err);
+      reject(
+        new UserError(`the API server's certificate does not chain to a pinned CA (${code}); refusing to go on`, {
+          where: apiServer,
+          fix: "the server you reached is not the cluster you pinned (or its certificate comes from a CA you did not pin: add that CA's --discovery-token-ca-cert-hash); never trust it by adding a pin you did not check",
+          code: 'DISCOVERY_TLS_UNTRUSTED',
+        }),
+      );
+    });
     req.end();
   });
 }
@@ -112,16 +122,19 @@ export async function discover(input: DiscoveryInput): Promise<ApiConnection> {
   }
   verifyClusterInfoJws({ kubeconfigText, jwsDetached: first.data?.[clusterInfoJwsKey(tokenId)], tokenId, tokenSecret });
   const info = extractClusterCa(kubeconfigText);
-  checkCaPins(
+  // From here on only the pinned certificates are trusted: for the pinned re-fetch and in the node's
+  // kubeconfig. Any other CA in the bundle is dropped, whoever put it there.
+  const { pinned } = pinnedCaCertificates(
     splitPemCertificates(info.caPem),
     input.caCertHashes,
     (pem) => caPinHash(pem),
     '--discovery-token-ca-cert-hash',
   );
+  const caPem = `${pinned.join('\n')}\n`;
 
   const second = await fetchClusterInfo(
     input.apiServer,
-    { ca: info.caPem, ...(input.tlsServerName ? { servername: input.tlsServerName } : {}) },
+    { ca: caPem, ...(input.tlsServerName ? { servername: input.tlsServerName } : {}) },
     timeoutMs,
   );
   if (second.data?.kubeconfig !== kubeconfigText) {
@@ -136,7 +149,7 @@ export async function discover(input: DiscoveryInput): Promise<ApiConnection> {
     // node can reach (cluster-info's server may be an internal name).
     endpoint: {
       server: input.apiServer,
-      caPem: info.caPem,
+      caPem,
       ...(input.tlsServerName ? { tlsServerName: input.tlsServerName } : {}),
     },
     credential: { kind: 'token', token: `${tokenId}.${tokenSecret}` },

@@ -166,15 +166,19 @@ export function splitPemCertificates(pem: string): string[] {
 }
 
 /**
- * Accept when any CA matches any pin ("sha256:<hex of SHA-256 of the DER SubjectPublicKeyInfo>", the format
- * of kubeadm's --discovery-token-ca-cert-hash). pinHash is injected (src/pki/cert.ts caPinHash).
+ * The CA certificates of the bundle that match a pin ("sha256:<hex of SHA-256 of the DER
+ * SubjectPublicKeyInfo>", the format of kubeadm's --discovery-token-ca-cert-hash), and only those: they are
+ * all the node will trust from now on. kubeadm checks that *any* certificate matches and then trusts the whole
+ * bundle, so whoever can write cluster-info (or forge its JWS: every holder of the bootstrap token) could add
+ * a CA of their own next to the real one and be trusted by every joining node. Throws a UserError when no
+ * certificate matches. pinHash is injected (src/pki/cert.ts caPinHash).
  */
-export function checkCaPins(
+export function pinnedCaCertificates(
   caPems: string[],
   pins: string[],
   pinHash: (pem: string) => string,
   where = 'discovery CA pins',
-): void {
+): { pinned: string[]; unpinned: number } {
   const wanted = pins.map((p) => p.trim().toLowerCase());
   for (const p of wanted) {
     if (!PIN_RE.test(p)) {
@@ -192,7 +196,8 @@ export function checkCaPins(
       code: 'DISCOVERY_PIN_MISSING',
     });
   }
-  const found = caPems.flatMap(splitPemCertificates).map((pem, i) => {
+  const certificates = caPems.flatMap(splitPemCertificates);
+  const found = certificates.map((pem, i) => {
     try {
       return pinHash(pem).toLowerCase();
     } catch (err) {
@@ -204,7 +209,8 @@ export function checkCaPins(
       });
     }
   });
-  if (found.some((h) => wanted.includes(h))) return;
+  const pinned = certificates.filter((_, i) => wanted.includes(found[i]!));
+  if (pinned.length > 0) return { pinned, unpinned: certificates.length - pinned.length };
   throw new UserError(
     `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ${wanted.join(' or ')}`,
     {

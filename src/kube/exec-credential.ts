@@ -4,6 +4,7 @@
 
 import { execFile } from 'node:child_process';
 import { UserError } from '../errors.ts';
+import { redactSecrets } from '../redact.ts';
 import { EXEC_API_VERSIONS, type ExecCredentialSpec } from './kubeconfig.ts';
 
 /** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
@@ -149,11 +150,11 @@ export interface RunExecPluginOptions {
   baseEnv?: NodeJS.ProcessEnv;
 }
 
-export const STDERR_LIMIT = 1000;
+const STDERR_LIMIT = 1000;
 const STDOUT_LIMIT = 4 * 1024 * 1024;
 
 /** The KUBERNETES_EXEC_INFO value client-go sets for a non-interactive plugin run. */
-export function execInfoEnv(
+function execInfoEnv(
   spec: Pick<ExecCredentialSpec, 'apiVersion' | 'provideClusterInfo'>,
   clusterInfo?: ExecClusterInfo,
 ): string {
@@ -207,9 +208,12 @@ export function runExecPlugin(spec: ExecCredentialSpec, opts: RunExecPluginOptio
           signal?: NodeJS.Signals | null;
           code?: string | number | null;
         };
-        const tail = stderr ? `: ${oneLine(stderr, STDERR_LIMIT)}` : '';
+        // The plugin's stderr says why it failed, but it may echo what it was handling (a token, a key): only
+        // its redacted form goes into the error, which reaches the log and /healthz.
+        const tail = stderr ? `: ${oneLine(redactSecrets(stderr), STDERR_LIMIT)}` : '';
         const fail = (message: string, fix: string, code: string): void =>
-          reject(new UserError(message, { where: spec.where, fix, code, cause: err ?? undefined }));
+          // No cause: Node puts the raw stderr into the message of the error execFile reports.
+          reject(new UserError(message, { where: spec.where, fix, code }));
         if (timedOut) {
           fail(
             `${label} did not finish within ${opts.timeoutMs} ms${tail}`,

@@ -20,9 +20,11 @@
 //     node's operator in a way we can name; the caller reports it and backs off.
 // 404 and 409 are not errors where a method says so.
 //
-// Deadlines. Every request except a watch ends within REQUEST_TIMEOUT_MS (30 s) of being sent, headers and
-// body, with a TransientApiError otherwise: a black-holed connection must never hang the manager. A watch is
-// bounded by its own timeouts (watchCsr).
+// Deadlines and abort. Every request except a watch ends within REQUEST_TIMEOUT_MS (30 s) of being sent,
+// headers and body, with a TransientApiError otherwise: a black-holed connection must never hang the
+// manager. Those requests are not abortable; they end within that deadline. A watch is bounded by its own
+// timeouts and its signal (watchCsr). Waiting for a decision across streams, re-reading between them and
+// backing off after errors is the caller's (src/manager/csr-wait.ts), so every implementation shares it.
 //
 // Connections. One NodeApi serves one identity (ApiConnection: endpoint + credential); callers make a new one
 // when the identity changes (bootstrap → node certificate → renewed certificate), so an implementation may

@@ -4,11 +4,11 @@
 import { UserError, isUserError } from '../errors.ts';
 import { encodePrivateKeyPem } from '../pki/keys.ts';
 import type { ApiConnection, ApiEndpoint } from '../kube/api.ts';
-import type { InstalledCertificates } from './installed.ts';
 import { lifetimeOf } from './installed.ts';
-import { NO_SANS, requestSpec, type Requests } from './requests.ts';
+import { ManagedCertificate } from './managed.ts';
+import { NO_SANS, requestSpec } from './requests.ts';
 import type { Issued } from './request.ts';
-import type { EnsureOptions, EnsureResult, ManagerDeps } from './state.ts';
+import type { EnsureOptions, EnsureResult } from './state.ts';
 
 /** Who asks for the certificate, and what the result is checked against and written for. */
 interface Identity {
@@ -32,17 +32,7 @@ function renewalRefused(err: unknown): boolean {
   return isUserError(err) && (err.code === 'UNAUTHORIZED' || err.code === 'TLS_UNTRUSTED');
 }
 
-export class ClientCertificate {
-  private readonly deps: ManagerDeps;
-  private readonly installed: InstalledCertificates;
-  private readonly requests: Requests;
-
-  constructor(deps: ManagerDeps, installed: InstalledCertificates, requests: Requests) {
-    this.deps = deps;
-    this.installed = installed;
-    this.requests = requests;
-  }
-
+export class ClientCertificate extends ManagedCertificate {
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
     try {
       const bootstrap = once(() => this.deps.credentials.bootstrap());

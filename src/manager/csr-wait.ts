@@ -23,7 +23,7 @@ export interface WaitOptions {
 }
 
 /** Between reconnects after errors: jittered, so watchers cut off together do not come back together. */
-export const RECONNECT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+const RECONNECT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 
 export class WaitTimeout extends Error {
   override name = 'WaitTimeout';

@@ -109,13 +109,17 @@ export function standingOf(verified: boolean | undefined, deadline: Date | undef
 }
 
 /**
- * When the daemon runs its next pass, given how many passes in a row failed: after a failure, the capped
- * jittered backoff, which a wake-up must not cut short (a failing pass must not become a tight loop);
- * otherwise at the earliest rotation deadline still ahead, and no later than the recheck interval.
+ * When the daemon runs its next pass. After a failure: the capped jittered backoff, which a wake-up must
+ * not cut short (a failing pass must not become a tight loop). After a pass that ended still waiting on a
+ * CSR: at once, so the next pass re-attaches and the watch stays open (the wait itself lasts a whole
+ * recheck interval). Otherwise: at the earliest rotation deadline still ahead, and no later than the
+ * recheck interval.
  */
 export function nextPass(o: {
   now: number;
   consecutiveFailures: number;
+  /** The last pass ended with a CSR still pending. */
+  pending: boolean;
   deadlines: readonly number[];
   recheckIntervalMs: number;
   backoff: Backoff;
@@ -125,6 +129,7 @@ export function nextPass(o: {
     const at = o.now + retryDelayMs(o.consecutiveFailures - 1, o.backoff, o.random);
     return { at, backoffUntil: at };
   }
+  if (o.pending) return { at: o.now, backoffUntil: o.now };
   const ahead = o.deadlines.filter((d) => d > o.now);
   return { at: Math.min(o.now + o.recheckIntervalMs, ...ahead), backoffUntil: o.now };
 }

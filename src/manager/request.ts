@@ -66,7 +66,7 @@ export interface Issued {
 const RESUBMIT_PAUSE_MS = 1000;
 
 /** kubelet's usages: key encipherment only for RSA (it is meaningless for ECDSA keys). */
-export function usagesFor(kind: CertKind, key: KeyObject): string[] {
+function usagesFor(kind: CertKind, key: KeyObject): string[] {
   const usages = ['digital signature', kind === 'client' ? 'client auth' : 'server auth'];
   if (key.asymmetricKeyType === 'rsa') usages.splice(1, 0, 'key encipherment');
   return usages;

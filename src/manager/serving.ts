@@ -2,23 +2,13 @@
 // status.addresses, or the configured ones until the Node exists), renewed before it expires.
 import { UserError } from '../errors.ts';
 import type { ApiConnection } from '../kube/api.ts';
-import type { InstalledCertificates } from './installed.ts';
 import { lifetimeOf } from './installed.ts';
+import { ManagedCertificate } from './managed.ts';
 import { sameSans, servingSansFromAddresses, type SubjectAltNames } from './policy.ts';
-import { requestSpec, type Requests } from './requests.ts';
-import type { EnsureOptions, EnsureResult, ManagerDeps } from './state.ts';
+import { requestSpec } from './requests.ts';
+import type { EnsureOptions, EnsureResult } from './state.ts';
 
-export class ServingCertificate {
-  private readonly deps: ManagerDeps;
-  private readonly installed: InstalledCertificates;
-  private readonly requests: Requests;
-
-  constructor(deps: ManagerDeps, installed: InstalledCertificates, requests: Requests) {
-    this.deps = deps;
-    this.installed = installed;
-    this.requests = requests;
-  }
-
+export class ServingCertificate extends ManagedCertificate {
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
     try {
       const conn = await this.deps.credentials.node();

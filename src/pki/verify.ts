@@ -10,7 +10,7 @@ import { libraryErrorMessage } from './library-error.ts';
 import { canonicalDnsName, canonicalIp } from './san.ts';
 
 /** kube-controller-manager backdates NotBefore by 5 minutes for the same reason: clocks disagree. */
-export const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
+const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 /** Longer chains than this are not what a Kubernetes signer produces; the bound also stops loops. */
 const MAX_CHAIN_LENGTH = 8;
 

@@ -236,7 +236,7 @@ test('token discovery: after setup-cluster-info the printed flags bootstrap a no
   }
 });
 
-test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token --token twice updates in place; kubeadm's binding subjects are kept", async () => {
+test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token with the same token twice updates in place; kubeadm's binding subjects are kept", async () => {
   const c = testCluster();
   const versions = async () => {
     const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
@@ -304,7 +304,7 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   });
   const id = randomBytes(3).toString('hex');
   const token = `${id}.${'0123456789abcdef'}`;
-  const a = await runScript(c, 'create-bootstrap-token', ['--token', token, '--ttl', '1h']);
+  const a = await runScript(c, 'create-bootstrap-token', ['--token-file', '-', '--ttl', '1h'], { input: token });
   assert.equal(a.code, 0, a.stderr);
   assert.match(a.stderr, new RegExp(`bootstrap token ${id} created`));
   assert.match(
@@ -321,7 +321,9 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.equal(kc.getCurrentUser()?.token, token);
 
   const bindingVersions = await Promise.all(Object.keys(BINDINGS).map(async (n) => (await bindingSubjects(c, n)).rv));
-  const again = await runScript(c, 'create-bootstrap-token', ['--token', token, '--ttl', '3h', '--output', 'flags']);
+  const again = await runScript(c, 'create-bootstrap-token', ['--ttl', '3h', '--output', 'flags'], {
+    env: { NODECRED_BOOTSTRAP_TOKEN: token },
+  });
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, new RegExp(`bootstrap token ${id} updated`));
   assert.equal(lines(again.stderr).filter((l) => l.includes('unchanged')).length, 3, again.stderr);
@@ -334,7 +336,9 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.ok(Date.parse(data.expiration!) > Date.now() + 2.9 * 3600_000, 'the expiration follows the new --ttl');
 
   // Same id, another secret: refused, and neither secret is printed.
-  const clash = await runScript(c, 'create-bootstrap-token', ['--token', `${id}.ffffffffffffffff`]);
+  const clash = await runScript(c, 'create-bootstrap-token', ['--token-file', '-'], {
+    input: `${id}.ffffffffffffffff\n`,
+  });
   assert.equal(clash.code, 1);
   assert.match(
     clash.stderr,
@@ -441,7 +445,8 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
   try {
     const r = await runScript(c, 'create-monitoring-token', [...args, '--verify']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, new RegExp(`verified: ${user} has all 35 permissions`));
+    assert.match(r.stderr, new RegExp(`verified: ${user} has all 34 permissions`));
+    assert.doesNotMatch(r.stderr, /WARNING/, 'the default role needs no warning');
     const token = r.stdout.trim();
     assert.equal(lines(r.stdout).length, 1, 'stdout is the token alone');
     assert.ok(!r.stderr.includes(token), 'the token is not in the logs');
@@ -486,7 +491,7 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
     });
     assert.match(
       failed.stderr,
-      new RegExp(`FAIL: ${user} is denied 1 of 35 permissions \\(each would be a 403\\): get nodes/metrics\n`),
+      new RegExp(`FAIL: ${user} is denied 1 of 34 permissions \\(each would be a 403\\): get nodes/metrics\n`),
     );
     assert.match(
       failed.stderr,
@@ -512,25 +517,50 @@ test('create-monitoring-token --verify: the least-privilege role passes, the tok
   }
 });
 
-test('create-monitoring-token --no-nodes-proxy leaves nodes/proxy out; --check-token rejects a foreign token in one line', async () => {
+/** `kubectl auth can-i` as the token (a SelfSubjectAccessReview sent with the token itself): "yes" or "no". */
+async function canI(c: TestCluster, kubeconfig: string, ...args: string[]): Promise<string> {
+  const r = await run(c.state.kubectl, ['--kubeconfig', kubeconfig, 'auth', 'can-i', ...args]).catch(
+    (e: { stdout: string; code: number }) => e,
+  );
+  return r.stdout.trim();
+}
+
+/** The HTTP status the API server answers `kubectl get --raw PATH` with, as this kubeconfig's user. */
+async function rawStatus(c: TestCluster, kubeconfig: string, path: string): Promise<string> {
+  const r = await run(c.state.kubectl, ['--kubeconfig', kubeconfig, 'get', '--raw', path, '-v=6']).catch(
+    (e: { stderr: string }) => e,
+  );
+  return /status="(\d{3})|(\d{3}) \w+ in \d+ milliseconds/.exec(r.stderr)?.slice(1).find(Boolean) ?? '?';
+}
+
+test('create-monitoring-token: least privilege by default (nodes/metrics and nodes/stats, no nodes/proxy, checked with kubectl auth can-i as the token); --nodes-proxy is an opt-in that says it grants exec', async () => {
   const c = testCluster();
   const ns = uniqueName('monitoring');
-  const role = `nodecred-test:monitoring-direct:${ns}`;
+  const dir = await mkdtemp(join(tmpdir(), 'nodecred-monitoring-'));
+  const roles = [`nodecred-test:monitoring-direct:${ns}`, `nodecred-test:monitoring-proxy:${ns}`];
+  const node = uniqueName('scrape-target');
   try {
+    // The default: enough to scrape kubelets directly on :10250, and nothing that reaches exec.
     const r = await runScript(c, 'create-monitoring-token', [
       '--namespace',
       ns,
       '--name',
       'agent',
       '--cluster-role',
-      role,
-      '--no-nodes-proxy',
+      roles[0]!,
       '--verify',
       '--print-kubeconfig',
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /has all 34 permissions/);
-    const cr = await c.rbac.readClusterRole({ name: role });
+    const direct = join(dir, 'direct.kubeconfig');
+    await writeFile(direct, r.stdout, { mode: 0o600 });
+    assert.equal(await canI(c, direct, 'get', 'nodes', '--subresource=metrics'), 'yes');
+    assert.equal(await canI(c, direct, 'get', 'nodes', '--subresource=stats'), 'yes');
+    assert.equal(await canI(c, direct, 'get', 'nodes', '--subresource=proxy'), 'no', 'no nodes/proxy by default');
+    assert.equal(await canI(c, direct, 'create', 'nodes', '--subresource=proxy'), 'no');
+    assert.equal(await canI(c, direct, 'create', 'pods', '--subresource=exec'), 'no');
+    const cr = await c.rbac.readClusterRole({ name: roles[0]! });
     assert.ok(!(cr.rules ?? []).some((rule) => rule.resources?.includes('nodes/proxy')));
     assert.ok(
       (cr.rules ?? []).every((rule) => rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))),
@@ -539,6 +569,32 @@ test('create-monitoring-token --no-nodes-proxy leaves nodes/proxy out; --check-t
     const kc = new KubeConfig();
     kc.loadFromString(r.stdout);
     assert.equal((await whoAmI(kc)).username, `system:serviceaccount:${ns}:agent`);
+    // Seed 002's scrape through the API server's node proxy is refused by the API server itself.
+    assert.equal(await rawStatus(c, direct, `/api/v1/nodes/${node}/proxy/metrics`), '403');
+
+    // Opt-in: the role gains get nodes/proxy, and the script says what that grants before doing it.
+    const p = await runScript(c, 'create-monitoring-token', [
+      '--namespace',
+      ns,
+      '--name',
+      'proxy-agent',
+      '--cluster-role',
+      roles[1]!,
+      '--nodes-proxy',
+      '--verify',
+      '--print-kubeconfig',
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(
+      p.stderr,
+      /WARNING: --nodes-proxy grants get nodes\/proxy: .*exec, attach, run and port-forward into every pod/,
+    );
+    assert.match(p.stderr, /has all 35 permissions/);
+    const proxied = join(dir, 'proxied.kubeconfig');
+    await writeFile(proxied, p.stdout, { mode: 0o600 });
+    assert.equal(await canI(c, proxied, 'get', 'nodes', '--subresource=proxy'), 'yes');
+    // Past the authorizer: the API server now looks the Node up (404), where the default token met a 403.
+    assert.equal(await rawStatus(c, proxied, `/api/v1/nodes/${node}/proxy/metrics`), '404');
 
     const bad = await runScript(c, 'create-monitoring-token', ['--check-token', '-'], { input: 'not-a-token\n' });
     assert.equal(bad.code, 1);
@@ -549,9 +605,11 @@ test('create-monitoring-token --no-nodes-proxy leaves nodes/proxy out; --check-t
     assert.equal(lines(bad.stderr).length, 1);
     assert.doesNotMatch(bad.stderr, /not-a-token/);
   } finally {
-    await c.rbac.deleteClusterRoleBinding({ name: `nodecred:monitoring:${ns}:agent` }).catch(() => undefined);
-    await c.rbac.deleteClusterRole({ name: role }).catch(() => undefined);
+    for (const sa of ['agent', 'proxy-agent'])
+      await c.rbac.deleteClusterRoleBinding({ name: `nodecred:monitoring:${ns}:${sa}` }).catch(() => undefined);
+    for (const role of roles) await c.rbac.deleteClusterRole({ name: role }).catch(() => undefined);
     await c.core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
@@ -563,6 +621,8 @@ test('--help of every script exits 0 and documents its flags', async () => {
       '--groups',
       '--description',
       '--token',
+      '--token-file',
+      'NODECRED_BOOTSTRAP_TOKEN',
       '--api-server',
       '--output',
       '--kubeconfig-out',
@@ -578,6 +638,7 @@ test('--help of every script exits 0 and documents its flags', async () => {
       '--print-kubeconfig',
       'nodes/metrics',
       'nodes/proxy',
+      '--nodes-proxy',
     ],
   };
   for (const [script, words] of Object.entries(expect)) {

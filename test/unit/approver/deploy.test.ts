@@ -49,6 +49,19 @@ test('approver-deployment.yaml: 2 replicas, non-root, read-only root, no capabil
   assert.ok(all.some((x) => x.kind === 'PodDisruptionBudget'));
 });
 
+test('approver-deployment.yaml: pinned to control-plane nodes (nodeSelector and the matching toleration)', () => {
+  const d = docs('deploy/approver-deployment.yaml').find((x) => x.kind === 'Deployment')!;
+  const pod = d.spec.template.spec;
+  assert.deepEqual(pod.nodeSelector, { 'node-role.kubernetes.io/control-plane': '' });
+  assert.ok(
+    pod.tolerations.some(
+      (t: { key: string; operator: string; effect?: string }) =>
+        t.key === 'node-role.kubernetes.io/control-plane' && t.operator === 'Exists' && t.effect === 'NoSchedule',
+    ),
+    'tolerates the control-plane taint',
+  );
+});
+
 test('approver-rbac.yaml: the signer rule is limited to kubelet-serving, Lease get/update to its own Lease', () => {
   const all = docs('deploy/approver-rbac.yaml');
   const role = all.find((x) => x.kind === 'ClusterRole')!;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  checkCaPins,
+  pinnedCaCertificates,
   clusterInfoJwsKey,
   extractClusterCa,
   parseDiscoveryToken,
@@ -169,21 +169,27 @@ test('extractClusterCa reads the kubeadm cluster-info kubeconfig', () => {
   assert.equal(garbage.where, 'configmap kube-public/cluster-info: data.kubeconfig');
 });
 
-test('checkCaPins accepts any CA matching any pin and reports found vs expected otherwise', () => {
+test('pinnedCaCertificates keeps only the certificates matching a pin and reports found vs expected otherwise', () => {
   const fakeHash = (pem: string): string => `sha256:${createHash('sha256').update(pem).digest('hex')}`;
   const h1 = fakeHash(CA1);
   const h2 = fakeHash(CA2);
   const other = `sha256:${'0'.repeat(64)}`;
-  checkCaPins([CA1], [h1], fakeHash);
-  checkCaPins([`${CA1}\n${CA2}\n`], [other, h2.toUpperCase().replace('SHA256', 'sha256')], fakeHash);
-  const miss = userError(() => checkCaPins([CA1, CA2], [other], fakeHash));
+  assert.deepEqual(pinnedCaCertificates([CA1], [h1], fakeHash), { pinned: [CA1], unpinned: 0 });
+  // A bundle of a pinned and an unpinned CA: only the pinned one is trusted, whichever comes first.
+  assert.deepEqual(
+    pinnedCaCertificates([`${CA1}\n${CA2}\n`], [other, h2.toUpperCase().replace('SHA256', 'sha256')], fakeHash),
+    { pinned: [CA2], unpinned: 1 },
+  );
+  assert.deepEqual(pinnedCaCertificates([`${CA2}\n${CA1}\n`], [h1], fakeHash), { pinned: [CA1], unpinned: 1 });
+  assert.deepEqual(pinnedCaCertificates([CA1, CA2], [h2, h1], fakeHash), { pinned: [CA1, CA2], unpinned: 0 });
+  const miss = userError(() => pinnedCaCertificates([CA1, CA2], [other], fakeHash));
   assert.equal(miss.code, 'DISCOVERY_PIN_MISMATCH');
   assert.ok(miss.message.includes(h1) && miss.message.includes(h2) && miss.message.includes(other), miss.message);
-  assert.equal(userError(() => checkCaPins([CA1], ['sha256:abc'], fakeHash)).code, 'DISCOVERY_PIN_INVALID');
-  assert.equal(userError(() => checkCaPins([CA1], [], fakeHash)).code, 'DISCOVERY_PIN_MISSING');
-  assert.equal(userError(() => checkCaPins(['no pem here'], [h1], fakeHash)).code, 'DISCOVERY_PIN_MISMATCH');
+  assert.equal(userError(() => pinnedCaCertificates([CA1], ['sha256:abc'], fakeHash)).code, 'DISCOVERY_PIN_INVALID');
+  assert.equal(userError(() => pinnedCaCertificates([CA1], [], fakeHash)).code, 'DISCOVERY_PIN_MISSING');
+  assert.equal(userError(() => pinnedCaCertificates(['no pem here'], [h1], fakeHash)).code, 'DISCOVERY_PIN_MISMATCH');
   const broken = userError(() =>
-    checkCaPins([CA1], [h1], () => {
+    pinnedCaCertificates([CA1], [h1], () => {
       throw new Error('asn1');
     }),
   );

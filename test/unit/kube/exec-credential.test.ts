@@ -195,10 +195,16 @@ test('runExecPlugin failures are UserErrors naming the command', async () => {
   assert.equal(exit.message, 'exec plugin "/bin/sh" exited with code 3: could not assume role | more');
 
   const long = await userError(() =>
-    runExecPlugin(shSpec('head -c 5000 /dev/zero | tr "\\\\0" x >&2; exit 1'), { timeoutMs: 5000 }),
+    runExecPlugin(shSpec('yes "could not assume role" | head -c 5000 >&2; exit 1'), { timeoutMs: 5000 }),
   );
   assert.ok(long.message.length < 1200, `${long.message.length}`);
   assert.match(long.message, /more chars\)$/);
+
+  // What the plugin prints goes into the error (and so the log and /healthz) only redacted.
+  const leaky = await userError(() =>
+    runExecPlugin(shSpec('echo "token rejected: 07401b.f395accd246ae52d" >&2; exit 1'), { timeoutMs: 5000 }),
+  );
+  assert.equal(leaky.message, 'exec plugin "/bin/sh" exited with code 1: token rejected: [redacted]');
 
   const missing = await userError(() =>
     runExecPlugin(

@@ -341,6 +341,7 @@ const schedule = (o: Partial<Parameters<typeof nextPass>[0]>) =>
   nextPass({
     now: T0,
     consecutiveFailures: 0,
+    pending: false,
     deadlines: [],
     recheckIntervalMs: 5 * MINUTE,
     backoff: DEFAULT_BACKOFF,
@@ -353,6 +354,11 @@ test('nextPass: healthy: at the recheck interval, or earlier at a rotation deadl
   assert.deepEqual(schedule({ deadlines: [T0 + MINUTE, T0 + 2 * MINUTE] }), { at: T0 + MINUTE, backoffUntil: T0 });
   assert.equal(schedule({ deadlines: [T0 + HOUR] }).at, T0 + 5 * MINUTE, 'a far deadline waits for the recheck');
   assert.equal(schedule({ deadlines: [T0 - MINUTE, T0] }).at, T0 + 5 * MINUTE, 'a past deadline is not a wake-up');
+});
+
+test('nextPass: a pass that ended with a CSR still pending is followed at once (the watch stays open)', () => {
+  assert.deepEqual(schedule({ pending: true, deadlines: [T0 + HOUR] }), { at: T0, backoffUntil: T0 });
+  assert.ok(schedule({ pending: true, consecutiveFailures: 2 }).at > T0, 'a failure still backs off');
 });
 
 test('nextPass: after failures, the jittered backoff, which a wake-up may not cut short', () => {

@@ -2,8 +2,7 @@
 // ever committed. Certificates are made with @peculiar/x509 so tests can shape exactly the wrong
 // certificate a broken signer might return (missing EKU, extra SAN, expired, ...).
 
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../../src/pki/x509.ts';
 import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -72,6 +71,8 @@ export interface LeafOptions {
   emailAddresses?: string[];
   notBefore?: Date;
   notAfter?: Date;
+  /** The whole subject, in this order (overrides commonName and organizations), e.g. two CNs. */
+  subject?: x509.JsonName;
 }
 
 export const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -89,7 +90,7 @@ export async function issueLeaf(ca: TestCa, options: LeafOptions): Promise<strin
   const certificate = await x509.X509CertificateGenerator.create(
     {
       serialNumber: randomSerial(),
-      subject: subjectName(options),
+      subject: options.subject ?? subjectName(options),
       // The CA certificate's own subject bytes: Go matches issuers by raw DN, so a re-encoded name would not chain.
       issuer: new x509.X509Certificate(ca.certificatePem).subjectName,
       notBefore: options.notBefore ?? new Date(Date.now() - 5 * 60 * 1000),

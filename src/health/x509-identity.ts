@@ -1,0 +1,35 @@
+// Who a verified client certificate says it is, exactly as Kubernetes' x509 authenticator decides it
+// (k8s.io/apiserver pkg/authentication/request/x509, CommonNameUserConversion, as the kubelet uses it): the
+// user is the subject CN of the leaf, the groups its O values in order; a leaf without a CN authenticates
+// nobody (the next authenticator, the bearer token, is tried). Go's pkix.Name keeps the LAST CN when there
+// are several, so the same certificate names the same user here as on the API server and the kubelet.
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+export interface CertificateUser {
+  user: string;
+  groups: string[];
+  extra: Record<string, string[]>;
+}
+
+const COMMON_NAME = 'CN';
+const ORGANIZATION = 'O';
+
+/** The user of a DER certificate (its chain already verified for client auth), or null without a CN. */
+export function userFromCertificate(der: Uint8Array): CertificateUser | null {
+  const cert = new x509.X509Certificate(der);
+  let commonName = '';
+  const organizations: string[] = [];
+  // In DER order, as Go's FillFromRDNSequence walks it: every CN overwrites the one before.
+  for (const rdn of cert.subjectName.toJSON()) {
+    for (const [type, values] of Object.entries(rdn)) {
+      if (type === COMMON_NAME) commonName = values[values.length - 1] ?? commonName;
+      else if (type === ORGANIZATION) organizations.push(...values);
+    }
+  }
+  if (commonName === '') return null;
+  // Kubernetes names the credential in the user's extra (user.CredentialIDKey) with the leaf's fingerprint.
+  const id = `X509SHA256=${createHash('sha256').update(der).digest('hex')}`;
+  return { user: commonName, groups: organizations, extra: { 'authentication.kubernetes.io/credential-id': [id] } };
+}
