@@ -1,18 +1,11 @@
-// The one adapter over @kubernetes/client-node's plumbing: KubeConfig construction for an ApiConnection,
-// a deadline on every request, shared connections for the approver, and a Watch with an inactivity guard.
+// The one adapter over @kubernetes/client-node's plumbing, for the cluster side (the approver): KubeConfig
+// construction for an ApiConnection, a deadline on every request, shared connections, and a Watch with an
+// inactivity guard. The node side never loads this (src/kube/http-node-api.ts; test/unit/node-side-imports).
 // Two of these reach into client-node internals its typings keep private (createDispatcher,
 // requestTimeoutMs); they live here and nowhere else, so a client-node upgrade has one file to check.
 import { createHash } from 'node:crypto';
 import type * as https from 'node:https';
-import {
-  KubeConfig,
-  Watch,
-  CertificatesV1Api,
-  CoreV1Api,
-  AuthenticationV1Api,
-  AuthorizationV1Api,
-  type Cluster,
-} from '@kubernetes/client-node';
+import { KubeConfig, Watch, type Cluster } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
 import { UserError } from '../errors.ts';
 import { REQUEST_TIMEOUT_MS, type ApiConnection } from './api.ts';
@@ -158,25 +151,6 @@ export async function kubeConfigFor(conn: ApiConnection, options: KubeConfigOpti
     currentContext: 'context',
   });
   return kc;
-}
-
-export interface ApiClients {
-  kubeConfig: TimedKubeConfig;
-  certificates: CertificatesV1Api;
-  core: CoreV1Api;
-  authentication: AuthenticationV1Api;
-  authorization: AuthorizationV1Api;
-}
-
-export async function clientsFor(conn: ApiConnection): Promise<ApiClients> {
-  const kubeConfig = await kubeConfigFor(conn);
-  return {
-    kubeConfig,
-    certificates: kubeConfig.makeApiClient(CertificatesV1Api),
-    core: kubeConfig.makeApiClient(CoreV1Api),
-    authentication: kubeConfig.makeApiClient(AuthenticationV1Api),
-    authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
-  };
 }
 
 /**

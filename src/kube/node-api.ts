@@ -1,9 +1,9 @@
 // The node's API contract: every call the node side of nodecred (bootstrap, run, status, the health
 // listeners) makes to the API server, in nodecred's own types. The manager, the CSR wait and the health
-// checks take a NodeApi; src/kube/client-node-api.ts implements it over @kubernetes/client-node today, the
-// fleet simulator (sim/) and the unit tests implement it in memory, and a purpose-built client may replace
-// the first. An implementation must honour the semantics written here, because the policy above relies on
-// them; the conformance cases are the integration tests (bootstrap, faults, serving-rotation, operations).
+// checks take a NodeApi; src/kube/http-node-api.ts implements it over node:http2 / node:http, the fleet
+// simulator (sim/) and the unit tests implement it in memory. An implementation must honour the semantics
+// written here, because the policy above relies on them; the conformance cases are the integration tests
+// (node-http-client, bootstrap, faults, serving-rotation, operations).
 //
 // Errors. Every method resolves, or rejects with exactly one of:
 //   - UserError (src/errors.ts) when the user must act; `code` says why:
@@ -30,7 +30,9 @@
 // when the identity changes (bootstrap → node certificate → renewed certificate), so an implementation may
 // keep connections open for its lifetime. Credentials held in files (client certificate and key, token file)
 // are read when the ApiConnection is built (api.ts); an exec credential is fetched through its cache on each
-// request, so an expired exec token is renewed.
+// request, so an expired exec token is renewed, and a 401 invalidates that cache, so the next call runs the
+// plugin again (client-go does the same; the failed call itself is not retried). Proxies: the endpoint's
+// proxyUrl (kubeconfig proxy-url), else HTTPS_PROXY / NO_PROXY as Go reads them (never for loopback).
 import type { NodeAddress } from '../manager/policy.ts';
 import type { ApiConnection } from './api.ts';
 
@@ -72,7 +74,8 @@ export type WatchEnd =
   | { kind: 'deleted' }
   /**
    * The stream ended without a decision: the server's timeoutSeconds elapsed, 410 Gone (resourceVersion
-   * too old: re-read and watch again), no byte for idleTimeoutMs (a half-open connection), or the signal
+   * too old: re-read and watch again; the API server says so in an ERROR event, and may answer the watch
+   * request itself with HTTP 410), no byte for idleTimeoutMs (a half-open connection), or the signal
    * aborted. The caller re-reads the CSR before watching again, so nothing that happened meanwhile is lost.
    */
   | { kind: 'closed'; why: 'timeout' | 'expired' | 'idle' | 'aborted' };
@@ -115,8 +118,8 @@ export interface NodeApi {
    * One WATCH stream on one CSR (fieldSelector metadata.name=<name>) from `resourceVersion`. Resolves at the
    * first event that settles it: ADDED/MODIFIED with a decision → that decision; DELETED → 'deleted'; or
    * 'closed' (see WatchEnd). ADDED/MODIFIED of a still-pending CSR and BOOKMARKs are consumed silently. A
-   * watch ERROR event with code 410 is 'closed'/'expired'; other ERROR events and transport failures
-   * reject (TransientApiError); 401/403 reject as UserError.
+   * watch ERROR event with code 410, or HTTP 410 to the watch request, is 'closed'/'expired'; other ERROR
+   * events and transport failures reject (TransientApiError); 401/403 reject as UserError.
    */
   watchCsr(name: string, resourceVersion: string, options: WatchCsrOptions): Promise<WatchEnd>;
   /** DELETE; true when deleted or already gone (404), false when forbidden (403: nodes lack `delete`). */

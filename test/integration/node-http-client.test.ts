@@ -117,7 +117,7 @@ describe("the node side's HTTP client against the real API server", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('HTTP/2 by default: create, 409 on the second create, read, watch to issuance, 404s — one connection', async () => {
+  test('HTTP/2 by default: create, 409 on a second create, read, watch to issuance, 404s; one connection', async () => {
     const pool = new ConnectionPool();
     const api = httpNodeApi(token, { pool });
     const s = await submission();
@@ -159,9 +159,9 @@ describe("the node side's HTTP client against the real API server", () => {
     assert.deepEqual(pool.stats, { h2Sessions: 0, http1Requests: 4 });
   });
 
-  test('an API server without HTTP/2 is reached over HTTP/1.1 by ALPN; a compacted resourceVersion ends the watch as expired and the wait re-reads', async () => {
-    // --disable-http2-serving: the server offers only http/1.1. --watch-cache=false: watches go to etcd, so a
-    // compaction (the API server's own, every 5 min; here at once) makes an old resourceVersion 410 Gone.
+  // --disable-http2-serving: the server offers only http/1.1. --watch-cache=false: watches go to etcd, so a
+  // compaction (the API server's own, every 5 min; here at once) makes an old resourceVersion 410 Gone.
+  test('HTTP/1.1-only API server by ALPN; 410 for a compacted resourceVersion: expired, re-read', async () => {
     const extra = await startExtraApiserver(c, ['--disable-http2-serving', '--watch-cache=false']);
     try {
       const pool = new ConnectionPool();
@@ -245,7 +245,7 @@ describe("the node side's HTTP client against the real API server", () => {
     await rejection(api.createCsr(await submission()), isUserError('UNAUTHORIZED'), 'createCsr');
   });
 
-  test('401 with an exec credential: the next call runs the plugin again (client-go does; client-node did not)', async () => {
+  test('401 with an exec credential: the next call runs the plugin again (as client-go does)', async () => {
     const good = (token.credential as { token: string }).token;
     const plugin = join(dir, 'plugin.sh');
     await writeFile(
@@ -254,7 +254,8 @@ describe("the node side's HTTP client against the real API server", () => {
         '#!/bin/sh',
         'n=$(cat "$COUNT_FILE" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$COUNT_FILE"',
         'if [ "$n" -eq 1 ]; then tok=zzzzzz.0123456789abcdef; else tok=$GOOD_TOKEN; fi',
-        'printf \'{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s"}}\' "$tok"',
+        'kind=\'"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential"\'',
+        'printf \'{%s,"status":{"token":"%s"}}\' "$kind" "$tok"',
         '',
       ].join('\n'),
     );
@@ -277,7 +278,7 @@ describe("the node side's HTTP client against the real API server", () => {
     assert.equal((await readFile(count, 'utf8')).trim(), '2', 'a good credential stays cached');
   });
 
-  test('403: a bootstrap identity reading a Node is FORBIDDEN with the fix; deleting a CSR is a plain false', async () => {
+  test('403: a bootstrap identity reading a Node is FORBIDDEN with the fix; deleting a CSR is false', async () => {
     const api = connect(token);
     const err = await rejection<UserError>(api.nodeAddresses('worker-1'), isUserError('FORBIDDEN'), 'nodeAddresses');
     assert.match(err.message, /read Node worker-1: 403 Forbidden: nodes "worker-1" is forbidden/);
@@ -346,7 +347,7 @@ describe("the node side's HTTP client against the real API server", () => {
     }
   });
 
-  test('a black-holed connection fails the request at the deadline as transient; the next request reconnects', async () => {
+  test('a black-holed connection: the request fails at the deadline (transient); the next one reconnects', async () => {
     const proxy = await startProxy(c.state.apiserver);
     try {
       const api = connect({ ...token, endpoint: { ...token.endpoint, server: proxy.url } }, { requestTimeoutMs: 2000 });
