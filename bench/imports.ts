@@ -94,22 +94,31 @@ function main(): void {
         `bare node: RSS ${mib(base)} MiB (anon ${mib(summarize(bare.map((b) => b.anon)).p50)}, ` +
         `file ${mib(summarize(bare.map((b) => b.file)).p50)})`,
       '',
-      `| ${cumulative ? 'then imports' : 'imports'} | ms | RSS MiB | +RSS over ${cumulative ? 'previous' : 'bare'} | +anon | +file |`,
+      `| ${cumulative ? 'then imports' : 'imports'} | ms | RSS MiB | +RSS | +anon | +file |`,
       '| --- | ---: | ---: | ---: | ---: | ---: |',
     ];
     for (const [key, samples] of results) {
-      const steps = samples[0]!.length;
-      for (let i = 1; i < steps; i++) {
-        const med = (f: (s: Step) => number) => summarize(samples.map((s) => f(s[i]!))).p50;
-        const prev = (f: (s: Step) => number) => summarize(samples.map((s) => f(s[i - 1]!))).p50;
-        const name = cumulative ? samples[0]![i]!.step : key;
-        lines.push(
-          `| ${name} | ${round(med((s) => s.ms), 0)} | ${mib(med((s) => s.rss))} | ` +
-            `${mib(med((s) => s.rss) - prev((s) => s.rss))} | ${mib(med((s) => s.anon) - prev((s) => s.anon))} | ` +
-            `${mib(med((s) => s.file) - prev((s) => s.file))} |`,
-        );
+      for (let i = 1; i < samples[0]!.length; i++) {
+        const at = (f: (s: Step) => number, step: number) => summarize(samples.map((s) => f(s[step]!))).p50;
+        const delta = (f: (s: Step) => number) => mib(at(f, i) - at(f, i - 1));
+        const cells = [
+          cumulative ? samples[0]![i]!.step : key,
+          round(
+            at((s) => s.ms, i),
+            0,
+          ),
+          mib(at((s) => s.rss, i)),
+          delta((s) => s.rss),
+          delta((s) => s.anon),
+          delta((s) => s.file),
+        ];
+        lines.push(`| ${cells.join(' | ')} |`);
       }
     }
+    lines.push(
+      '',
+      `+RSS, +anon, +file: over ${cumulative ? 'the previous step' : 'the same process before the import'}`,
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     rmSync(cache, { recursive: true, force: true });
