@@ -2,7 +2,7 @@
 // token discovery or the bootstrap kubeconfig, the node's own from the node kubeconfig, and the node
 // kubeconfig written in kubelet's form (its client-certificate and client-key both point at
 // kubelet-client-current.pem, so a rotation needs no kubeconfig change).
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError, isUserError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
@@ -67,8 +67,9 @@ export function fileCredentials(
     },
 
     async nodeKubeconfigPresent() {
-      const text = await readFile(getConfig().kubeconfig, 'utf8').catch(() => null);
-      return text !== null && text.length > 0;
+      // A stat, not a read: the daemon asks every few seconds.
+      const info = await stat(getConfig().kubeconfig).catch(() => null);
+      return info !== null && info.isFile() && info.size > 0;
     },
 
     async clusterCa(endpoint: ApiEndpoint) {

@@ -4,7 +4,7 @@
 //   <cert-dir>/kubelet-<kind>-current.pem                 symlink to the newest installed pair
 //   <cert-dir>/nodecred-<kind>-pending.key               the key of a request not yet issued (0600)
 // The store owns what is on disk; it checks form (PEM blocks present, key matches certificate), not policy.
-import { readFile, readdir, readlink, rm, lstat } from 'node:fs/promises';
+import { readFile, readdir, readlink, rm, lstat, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { parsePemBlocks, type PemBlock } from '../pki/pem.ts';
@@ -81,7 +81,19 @@ export interface PrepareNote {
   message: string;
 }
 
+/** Which file this is and whether it changed: inode, size, and change/modification times (ns). */
+function fileIdentity(s: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
 export class CertStore {
+  /**
+   * The pair last parsed per kind, with the identity of its file: the daemon re-checks the disk every few
+   * seconds, and parsing certificates each time was most of its idle CPU (bench P3). Installs write new
+   * files (a new inode), and any change in place changes the times, so a changed file is always read again.
+   */
+  private readonly lastRead = new Map<CertKind, { file: string; identity: string; pair: StoredPair }>();
+
   readonly dir: string;
   readonly keep: number;
 
@@ -129,13 +141,19 @@ export class CertStore {
     const file = await this.currentTarget(kind);
     if (file === null) return null;
     let text: string;
+    let identity: string;
     try {
+      identity = fileIdentity(await stat(file, { bigint: true }));
+      const known = this.lastRead.get(kind);
+      if (known?.file === file && known.identity === identity) return known.pair;
       text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null; // a dangling link: prepare() repairs it
       throw err;
     }
-    return { file, ...parsePairFile(text, file) };
+    const pair = { file, ...parsePairFile(text, file) };
+    this.lastRead.set(kind, { file, identity, pair });
+    return pair;
   }
 
   /**
