@@ -404,3 +404,25 @@ test('prepare leaves an intact store alone', async (t) => {
   assert.deepEqual((await readdir(dir)).sort(), before);
   assert.equal(await readlink(store.currentPath('client')), pairName('client', 0));
 });
+
+test('readCurrent parses a file once; a changed, replaced or removed file is read again', async (t) => {
+  const dir = join(await tempDir(t), 'pki');
+  const store = new CertStore(dir);
+  await store.prepare();
+  const first = await newPair();
+  const file = await store.install('client', first.chainPem, first.key, at(1));
+  const a = await store.readCurrent('client');
+  assert.equal(await store.readCurrent('client'), a, 'unchanged file: the pair parsed before');
+  // Rewritten in place with other content: a new pair, even with the same size.
+  const second = await newPair();
+  await writeFile(file, second.chainPem + encodePrivateKeyPem(second.key));
+  const b = await store.readCurrent('client');
+  assert.notEqual(b, a);
+  assert.ok(samePublicKey(b!.key, second.key));
+  // A new install is a new file.
+  await store.install('client', first.chainPem, first.key, at(2));
+  const c = await store.readCurrent('client');
+  assert.ok(c !== b && samePublicKey(c!.key, first.key));
+  await rm(c!.file);
+  assert.equal(await store.readCurrent('client'), null, 'gone is gone, whatever was parsed before');
+});
