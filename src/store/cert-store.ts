@@ -177,16 +177,20 @@ export class CertStore {
     await ensurePrivateDir(this.dir);
     const name = `kubelet-${kind}-${fileTimestamp(now)}.pem`;
     const content = (chainPem.endsWith('\n') ? chainPem : `${chainPem}\n`) + encodePrivateKeyPem(key);
+    const file = join(this.dir, name);
     // Never install what readCurrent would refuse (and prepare() would then silently replace).
-    parsePairFile(content, join(this.dir, name));
+    const parsed = parsePairFile(content, file);
     try {
-      await writeFileAtomic(join(this.dir, name), content, 0o600);
+      await writeFileAtomic(file, content, 0o600);
       await replaceSymlink(name, this.currentPath(kind));
+      // What was just parsed is what the next readCurrent would parse again (the manager reads it back).
+      const identity = fileIdentity(await stat(file, { bigint: true }));
+      this.lastRead.set(kind, { file, identity, pair: { file, ...parsed } });
     } catch (err) {
-      throw diskError(err, join(this.dir, name));
+      throw diskError(err, file);
     }
     await this.collectGarbage(kind);
-    return join(this.dir, name);
+    return file;
   }
 
   async readPendingKey(kind: CertKind): Promise<KeyObject | null> {

@@ -194,13 +194,13 @@ export class ConnectionPool {
           continue;
         }
       }
-      origin.connecting ??= this.connect(target, origin);
+      origin.connecting ??= this.connect(target, key, origin);
       const got = await abortable(origin.connecting, signal);
       if ('h2' in got) continue;
       // The server chose HTTP/1.1: a connection per request. The one just made serves the first taker.
       const socket = takeOnce(got) ?? (await connectTls(target, signal));
       if (negotiated(socket) === 'h2') {
-        origin.sessions.push(await this.session(socket, target));
+        origin.sessions.push(await this.session(socket, target, key, origin));
         continue;
       }
       this.stats.http1Requests++;
@@ -214,7 +214,7 @@ export class ConnectionPool {
     this.origins.clear();
   }
 
-  private async connect(target: TlsTarget, origin: Origin): Promise<Connected> {
+  private async connect(target: TlsTarget, key: string, origin: Origin): Promise<Connected> {
     const timeout = new AbortController();
     const timer = setTimeout(
       () =>
@@ -226,7 +226,7 @@ export class ConnectionPool {
     try {
       const socket = await connectTls(target, timeout.signal);
       if (negotiated(socket) !== 'h2') return { socket };
-      const h2 = await this.session(socket, target, timeout.signal);
+      const h2 = await this.session(socket, target, key, origin, timeout.signal);
       origin.sessions.push(h2);
       return { h2 };
     } finally {
@@ -236,7 +236,13 @@ export class ConnectionPool {
   }
 
   /** An HTTP/2 session on a negotiated socket, once the server's SETTINGS (its stream limit) are in. */
-  private session(socket: TLSSocket, target: TlsTarget, signal?: AbortSignal): Promise<H2Connection> {
+  private session(
+    socket: TLSSocket,
+    target: TlsTarget,
+    key: string,
+    origin: Origin,
+    signal?: AbortSignal,
+  ): Promise<H2Connection> {
     const session = http2Connect(target.server.origin, { createConnection: () => socket });
     this.stats.h2Sessions++;
     session.on('error', () => {}); // surfaces on the streams; the session is dropped from the pool on close
@@ -250,7 +256,15 @@ export class ConnectionPool {
       session.once('close', () => fail(Object.assign(new Error('HTTP/2 session closed'), { code: 'ECONNRESET' })));
       session.once('remoteSettings', () => {
         session.off('error', fail);
-        resolve(new H2Connection(session, this.opts));
+        const h2 = new H2Connection(session, this.opts);
+        // A closed session leaves the pool, and an identity without sessions leaves the map: every certificate
+        // rotation is a new identity, and a long-running daemon must not collect the old ones.
+        session.once('close', () => {
+          origin.sessions = origin.sessions.filter((x) => x !== h2);
+          if (!origin.sessions.length && !origin.connecting && this.origins.get(key) === origin)
+            this.origins.delete(key);
+        });
+        resolve(h2);
       });
     });
   }
