@@ -12,6 +12,9 @@ import { up, down, kubectl, type ClusterState } from './lib/local-cluster.ts';
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
 const NODECRED = join(REPO, 'bin/nodecred');
+// The demo node's address: a documentation network (RFC 5737), nothing on this machine answers there.
+const DEMO_NODE_IP = '192.0.2.10';
+const DEMO_NODE_CIDR = '192.0.2.0/24';
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold(`▶ ${s}`)}\n`);
 const show = (s: string) => process.stdout.write(s.replace(/^/gm, '  ') + (s.endsWith('\n') ? '' : '\n'));
@@ -188,16 +191,26 @@ async function main(): Promise<number> {
       JSON.stringify({
         status: {
           addresses: [
-            { type: 'InternalIP', address: '127.0.0.1' },
+            { type: 'InternalIP', address: DEMO_NODE_IP },
             { type: 'Hostname', address: nodeName },
           ],
         },
       }),
     ]);
-    show(`Node ${nodeName} with addresses InternalIP 127.0.0.1, Hostname ${nodeName}`);
-    const approver = spawn(NODECRED, ['approve', '--kubeconfig', state.kubeconfig, '--metrics-listen', 'off'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    show(`Node ${nodeName} with addresses InternalIP ${DEMO_NODE_IP}, Hostname ${nodeName}`);
+    // The approver approves only names its policy bounds: here the demo's node network. (127.0.0.1, where the
+    // API server listens, is never a node's: the approver would deny it.)
+    const approverConfig = join(base, 'approver.yaml');
+    await writeFile(
+      approverConfig,
+      `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${DEMO_NODE_CIDR}]\n`,
+    );
+    show(`approver policy: allowedCidrs [${DEMO_NODE_CIDR}] (and each node's own name as a DNS SAN)`);
+    const approver = spawn(
+      NODECRED,
+      ['approve', '--kubeconfig', state.kubeconfig, '--config', approverConfig, '--metrics-listen', 'off'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let approverLog = '';
     approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
     try {
@@ -207,7 +220,7 @@ async function main(): Promise<number> {
       approver.kill('SIGTERM');
       await new Promise((r) => approver.once('exit', r));
     }
-    for (const line of approverLog.split('\n').filter((l) => l.includes('"decision"'))) {
+    for (const line of approverLog.split('\n').filter((l) => /"msg":"(approved|denied|left) CSR/.test(l))) {
       const { msg, csr, reason } = JSON.parse(line) as { msg: string; csr?: string; reason?: string };
       show(`[approver] ${msg}${csr ? ` ${csr}` : ''}${reason ? ` (${reason})` : ''}`);
     }

@@ -1,5 +1,6 @@
 // Command cluster is one multicall binary holding the upstream control-plane components nodecred's tests,
-// benchmarks and demo run against: etcd, etcdctl, kube-apiserver, kube-controller-manager and kubectl.
+// benchmarks and demo run against: etcd, etcdctl, kube-apiserver, kube-controller-manager and kubectl, plus
+// csr-inspect, the approver's crypto/x509 oracle.
 //
 // One binary instead of five keeps the cold build to one link of the shared dependency graph. The
 // component is chosen by the name the binary is called under (a symlink), or by the first argument:
@@ -31,6 +32,7 @@ import (
 )
 
 var components = map[string]func(args []string) int{
+	"csr-inspect": runCSRInspect, // the Go oracle for the approver (csrinspect.go)
 	"etcd": func(args []string) int {
 		etcdmain.Main(append([]string{"etcd"}, args...))
 		return 0
