@@ -69,7 +69,7 @@ export function fileCredentials(
     async nodeKubeconfigPresent() {
       // A stat, not a read: the daemon asks every few seconds.
       const info = await stat(getConfig().kubeconfig).catch(() => null);
-      return info !== null && info.isFile() && info.size > 0;
+      return info?.isFile() === true && info.size > 0;
     },
 
     async clusterCa(endpoint: ApiEndpoint) {
