@@ -25,8 +25,8 @@ export interface KubeConfigOptions {
   /**
    * Share connections between this instance's requests. client-node 2.x builds a new undici Agent, so a new
    * TCP connection and TLS handshake, for every request; the approver makes four requests per CSR and spent
-   * most of its time in handshakes. Off for the node daemon and the approver's Lease: a few requests a
-   * minute, and a fresh connection each is what makes them immune to a silently dropped one.
+   * most of its time in handshakes. Off for the approver's Lease: a few requests a
+   * minute, and a fresh connection each is what makes it immune to a silently dropped one.
    */
   shareConnections?: boolean;
   /** Test hook: SHARED_HEADERS_TIMEOUT_MS otherwise. */
