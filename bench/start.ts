@@ -85,8 +85,18 @@ async function main(): Promise<void> {
         files: [NODE, ...sourceFiles],
         reset: () => rmSync(compileCache, { recursive: true, force: true }),
       },
-      { name: 'bundle (`npm run build`)', argv: () => [NODE, bundle, ...help], env: () => process.env, files: [NODE, bundle] },
-      { name: 'single executable (`npm run build:sea`)', argv: () => [sea, ...help], env: () => process.env, files: [sea] },
+      {
+        name: 'bundle (`npm run build`)',
+        argv: () => [NODE, bundle, ...help],
+        env: () => process.env,
+        files: [NODE, bundle],
+      },
+      {
+        name: 'single executable (`npm run build:sea`)',
+        argv: () => [sea, ...help],
+        env: () => process.env,
+        files: [sea],
+      },
     ];
     const cold = new Map<string, number[]>();
     const warm = new Map<string, number[]>();
@@ -103,7 +113,8 @@ async function main(): Promise<void> {
     const p50 = (m: Map<string, number[]>, name: string) => summarize(m.get(name)!).p50;
     const bare = artifacts[0]!.name;
     const lines = [
-      `Node ${process.version}, ${runs} rounds, medians; a start is \`ARTIFACT bootstrap --help\` (bare node: \`node -e 0\`)`,
+      `Node ${process.version}, ${runs} rounds, medians; ` +
+        'a start is `ARTIFACT bootstrap --help` (bare node: `node -e 0`)',
       '',
       '| artifact | cold start | warm start | cold / bare node | warm / bare node |',
       '| --- | ---: | ---: | ---: | ---: |',

@@ -218,6 +218,28 @@ rules:
 - level: Metadata
 `;
 
+/** kube-apiserver's flags on loopback, for this cluster's etcd and PKI (a test may start a second one). */
+export function apiserverArgs(o: { etcd: string; port: number; pki: string; caFile: string }): string[] {
+  return [
+    `--etcd-servers=${o.etcd}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${o.port}`,
+    '--advertise-address=127.0.0.1',
+    `--tls-cert-file=${join(o.pki, 'apiserver.crt')}`,
+    `--tls-private-key-file=${join(o.pki, 'apiserver.key')}`,
+    `--client-ca-file=${o.caFile}`,
+    '--enable-bootstrap-token-auth',
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--service-account-key-file=${join(o.pki, 'sa.pub')}`,
+    `--service-account-signing-key-file=${join(o.pki, 'sa.key')}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    '--service-cluster-ip-range=10.96.0.0/16',
+    // No Service endpoints to reconcile for a loopback-only apiserver.
+    '--endpoint-reconciler-type=none',
+  ];
+}
+
 export async function up(opts: UpOptions): Promise<ClusterState> {
   const dir = resolve(opts.dir);
   const log = opts.log ?? (() => {});
@@ -317,24 +339,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     });
     log(`etcd ready at ${state.etcd} (${etcdMs} ms)`);
 
-    const apiArgs = [
-      `--etcd-servers=${state.etcd}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${state.caFile}`,
-      '--enable-bootstrap-token-auth',
-      '--authorization-mode=Node,RBAC',
-      '--enable-admission-plugins=NodeRestriction',
-      `--service-account-key-file=${join(pki, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.96.0.0/16',
-      // No Service endpoints to reconcile for a loopback-only apiserver.
-      '--endpoint-reconciler-type=none',
-    ];
+    const apiArgs = apiserverArgs({ etcd: state.etcd, port: apiPort, pki, caFile: state.caFile });
     if (state.auditLog) {
       const policy = join(dir, 'audit-policy.yaml');
       await writeFile(policy, AUDIT_POLICY);

@@ -7,7 +7,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { freePort, httpGet, isAlive } from '../../scripts/lib/local-cluster.ts';
+import { apiserverArgs, freePort, httpGet, isAlive } from '../../scripts/lib/local-cluster.ts';
 import { waitFor, type TestCluster } from './cluster.ts';
 
 export interface ExtraApiserver {
@@ -24,21 +24,7 @@ export async function startExtraApiserver(c: TestCluster, extraArgs: string[]): 
     c.state.binary,
     [
       'kube-apiserver',
-      `--etcd-servers=${c.state.etcd}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${port}`,
-      '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${c.state.caFile}`,
-      '--enable-bootstrap-token-auth',
-      '--authorization-mode=Node,RBAC',
-      '--enable-admission-plugins=NodeRestriction',
-      `--service-account-key-file=${join(pki, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.96.0.0/16',
-      '--endpoint-reconciler-type=none',
+      ...apiserverArgs({ etcd: c.state.etcd, port, pki, caFile: c.state.caFile }),
       // The shared API server owns the cluster's bookkeeping; this one only serves requests.
       '--etcd-compaction-interval=0',
       ...extraArgs,
