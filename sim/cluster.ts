@@ -259,7 +259,7 @@ export class SimCluster {
     const now = this.scheduler.now;
     // Serving CSRs wait for the approver, client CSRs for kube-controller-manager; both queue.
     const decider: Component = csr.kind === 'server' ? 'approver' : 'controllerManager';
-    const back = this.timeline.upAgain(decider, now);
+    const back = this.upAgain(decider, now);
     if (back > now) return void this.scheduler.at(back, () => this.decide(csr));
     const freeAt = csr.kind === 'server' ? this.approverFreeAt : this.controllerFreeAt;
     if (freeAt > now) return void this.scheduler.at(freeAt, () => this.decide(csr));
@@ -288,7 +288,7 @@ export class SimCluster {
 
   private sign(csr: CsrRecord): void {
     const now = this.scheduler.now;
-    const back = this.timeline.upAgain('controllerManager', now);
+    const back = this.upAgain('controllerManager', now);
     if (back > now) return void this.scheduler.at(back, () => this.sign(csr));
     const lifetime = Math.min(this.params.signingDurationMs, (csr.expirationSeconds ?? Infinity) * 1000);
     const issued: IssuedRecord = {
@@ -332,8 +332,21 @@ export class SimCluster {
     this.scheduler.at(this.scheduler.now + 60 * MINUTE, () => this.collect(csr, false));
   }
 
+  /** When `component` can act: it is up, and so is the API server it acts through. */
+  private upAgain(component: Component, t: number): number {
+    let at = t;
+    for (let moved = true; moved; ) {
+      const next = this.timeline.upAgain('api', this.timeline.upAgain(component, at));
+      moved = next !== at;
+      at = next;
+    }
+    return at;
+  }
+
   private collect(csr: CsrRecord, onlyPending: boolean): void {
     if (this.csrs.get(csr.name) !== csr || (onlyPending && csr.decision)) return;
+    const back = this.upAgain('controllerManager', this.scheduler.now);
+    if (back > this.scheduler.now) return void this.scheduler.at(back, () => this.collect(csr, onlyPending));
     this.csrs.delete(csr.name);
     this.resourceVersion++;
     for (const watcher of [...csr.watchers]) watcher({ type: 'deleted' });
