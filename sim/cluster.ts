@@ -5,7 +5,7 @@
 // invariants can be checked against what really happened. Signing is real (sim/pki.ts) unless the
 // requests are abstract (the kubelet model, which needs only the dates).
 import type { CertKind } from '../src/store/cert-store.ts';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
 import { Rng } from './rng.ts';
 import { readCsr, SimCa, type ReadCsr } from './pki.ts';
@@ -96,7 +96,7 @@ export class SimCluster {
   private readonly scheduler: Scheduler;
   private readonly rng: Rng;
   private readonly csrs = new Map<string, CsrRecord>();
-  /** Certificates issued, by the SHA-1 of their PEM: how the API server knows a client certificate. */
+  /** Certificates issued, by their PEM: how the API server knows a client certificate. */
   private readonly certificates = new Map<string, IssuedRecord>();
   private readonly addresses = new Map<number, Array<{ type: string; address: string }>>();
   private readonly nodeNames: string[];
@@ -156,7 +156,7 @@ export class SimCluster {
 
   /** The identity a client certificate authenticates as, or undefined (401): unknown, expired, not yet valid. */
   authenticate(certificatePem: string): Identity | undefined {
-    const record = this.certificates.get(sha1(certificatePem));
+    const record = this.certificates.get(certificatePem);
     const now = this.scheduler.now;
     if (!record?.good || record.kind !== 'client' || this.revoked.has(record.node)) return undefined;
     if (now > record.notAfter || now < record.notBefore) return undefined;
@@ -259,7 +259,7 @@ export class SimCluster {
     const now = this.scheduler.now;
     // Serving CSRs wait for the approver, client CSRs for kube-controller-manager; both queue.
     const decider: Component = csr.kind === 'server' ? 'approver' : 'controllerManager';
-    const back = this.timeline.upAgain(decider, now);
+    const back = this.upAgain(decider, now);
     if (back > now) return void this.scheduler.at(back, () => this.decide(csr));
     const freeAt = csr.kind === 'server' ? this.approverFreeAt : this.controllerFreeAt;
     if (freeAt > now) return void this.scheduler.at(freeAt, () => this.decide(csr));
@@ -288,7 +288,7 @@ export class SimCluster {
 
   private sign(csr: CsrRecord): void {
     const now = this.scheduler.now;
-    const back = this.timeline.upAgain('controllerManager', now);
+    const back = this.upAgain('controllerManager', now);
     if (back > now) return void this.scheduler.at(back, () => this.sign(csr));
     const lifetime = Math.min(this.params.signingDurationMs, (csr.expirationSeconds ?? Infinity) * 1000);
     const issued: IssuedRecord = {
@@ -318,7 +318,7 @@ export class SimCluster {
         notBefore: new Date(issued.notBefore),
         notAfter: new Date(issued.notAfter),
       });
-      this.certificates.set(sha1(certificatePem), issued);
+      this.certificates.set(certificatePem, issued);
     }
     csr.decision = { kind: 'issued', certificatePem, issued };
     this.stats.issued++;
@@ -332,8 +332,21 @@ export class SimCluster {
     this.scheduler.at(this.scheduler.now + 60 * MINUTE, () => this.collect(csr, false));
   }
 
+  /** When `component` can act: it is up, and so is the API server it acts through. */
+  private upAgain(component: Component, t: number): number {
+    let at = t;
+    for (let moved = true; moved; ) {
+      const next = this.timeline.upAgain('api', this.timeline.upAgain(component, at));
+      moved = next !== at;
+      at = next;
+    }
+    return at;
+  }
+
   private collect(csr: CsrRecord, onlyPending: boolean): void {
     if (this.csrs.get(csr.name) !== csr || (onlyPending && csr.decision)) return;
+    const back = this.upAgain('controllerManager', this.scheduler.now);
+    if (back > this.scheduler.now) return void this.scheduler.at(back, () => this.collect(csr, onlyPending));
     this.csrs.delete(csr.name);
     this.resourceVersion++;
     for (const watcher of [...csr.watchers]) watcher({ type: 'deleted' });
@@ -346,7 +359,7 @@ export class SimCluster {
 
   /** What the cluster issued under this certificate PEM, if it issued it. */
   issuedRecord(certificatePem: string): IssuedRecord | undefined {
-    return this.certificates.get(sha1(certificatePem));
+    return this.certificates.get(certificatePem);
   }
 
   /** Forgets expired certificates (the API server would refuse them anyway) to bound memory. */
@@ -360,8 +373,4 @@ let spare: Buffer | undefined;
 function otherSpki(): Buffer {
   spare ??= generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' });
   return spare;
-}
-
-function sha1(text: string): string {
-  return createHash('sha1').update(text).digest('base64');
 }

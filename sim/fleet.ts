@@ -29,6 +29,7 @@ export interface ShardRun {
 export interface ShardResult {
   policy: Policy;
   nodes: number;
+  /** CPU of the thread that ran the shard (V8's helper threads, garbage collection among them, not included). */
   cpuMs: number;
   wallMs: number;
   timers: number;
@@ -66,7 +67,8 @@ function shardParams(p: ClusterParams, shards: number): ClusterParams {
 
 export async function runShard(run: ShardRun): Promise<ShardResult> {
   const { scenario: s, trace } = run;
-  const cpu0 = process.cpuUsage();
+  // This thread's CPU (a shard may run in a worker thread; process.cpuUsage() would count every thread).
+  const cpu0 = process.threadCpuUsage();
   const wall0 = performance.now();
   const members = trace.nodes.map((_, i) => i).filter((i) => i % run.shards === run.shard);
   const traces = members.map((i) => trace.nodes[i]!);
@@ -158,7 +160,7 @@ export async function runShard(run: ShardRun): Promise<ShardResult> {
       if ((t - s.start) % DAY === 0) cluster.forgetExpired();
       const day = (t - s.start) / DAY;
       if (run.progress && day % 30 === 0) {
-        const used = process.cpuUsage(cpu0);
+        const used = process.threadCpuUsage(cpu0);
         process.stderr.write(
           `simulate: ${run.policy} shard ${run.shard + 1}/${run.shards}: day ${day} of ${s.days}, ` +
             `${Math.round((used.user + used.system) / 1e6)} s CPU\n`,
@@ -188,7 +190,7 @@ export async function runShard(run: ShardRun): Promise<ShardResult> {
     diskFull: (node) => traces[node]!.diskFull,
     badClock: (node) => Math.abs(traces[node]!.skewMs) > 5 * 60_000,
   });
-  const cpu = process.cpuUsage(cpu0);
+  const cpu = process.threadCpuUsage(cpu0);
   const name = (node: number) => traces[node]!.name;
   return {
     policy: run.policy,

@@ -45,7 +45,7 @@ export const DEFAULT_SCENARIO: Scenario = {
   days: 365,
   start: Date.UTC(2030, 0, 1),
   lifetimeMs: 30 * DAY,
-  recheckMs: 6 * HOUR,
+  recheckMs: 12 * HOUR,
   joinSpreadMs: 10 * MINUTE,
   outages: {
     api: [24 * HOUR, 4 * HOUR, HOUR, 20 * MINUTE, 5 * MINUTE],

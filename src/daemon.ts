@@ -148,13 +148,17 @@ export class Daemon {
   /** Sleeps on the manager's clock; a wake-up ends an interruptible sleep at once. */
   private async sleep(ms: number, signal: AbortSignal, interruptible: boolean): Promise<void> {
     if (!interruptible) return this.clock.sleep(ms, signal);
-    if (this.wokenFor) return;
-    const woken = new AbortController();
-    this.wakeUp = () => woken.abort();
+    if (this.wokenFor || signal.aborted) return;
+    // One controller for both reasons to stop (AbortSignal.any would do, at a cost paid on every pass).
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    this.wakeUp = abort;
     try {
-      await this.clock.sleep(ms, AbortSignal.any([signal, woken.signal]));
+      await this.clock.sleep(ms, stop.signal);
     } finally {
       this.wakeUp = undefined;
+      signal.removeEventListener('abort', abort);
     }
   }
 }

@@ -133,7 +133,7 @@ export class InstalledCertificates {
       dnsNames: sans.dnsNames,
       ipAddresses: sans.ipAddresses,
     };
-    const templateKey = JSON.stringify(template);
+    const templateKey = `${kind} ${config.nodeName} ${sans.dnsNames.join(',')} ${sans.ipAddresses.join(',')}`;
     const memo = this.verdicts[kind];
     const skew = config.clockSkewMs;
     if (

@@ -185,6 +185,20 @@ async function acceptIssued(deps: RequestDeps, spec: RequestSpec, key: KeyObject
     clockSkewMs: deps.clockSkewMs,
   });
   if (verdict.ok) return;
+  if (verdict.notYetValid) {
+    // Only this node's clock is behind: a new request would be issued with the same offset and refused the
+    // same way, a CSR each attempt. Keep the key: the next attempt re-attaches to this CSR, and the same
+    // certificate is accepted once the clock reaches it (or NTP corrects the clock).
+    throw new UserError(
+      `the certificate issued for CSR ${name} is not valid yet by this node's clock, nothing installed: ` +
+        `${verdict.problems.join('; ')}`,
+      {
+        where: `certificatesigningrequest/${name}`,
+        fix: 'check the node clock (NTP/chrony); nodecred keeps the request and installs it once the clock agrees',
+        code: 'CERT_NOT_YET_VALID',
+      },
+    );
+  }
   await deps.store.removePendingKey(spec.kind);
   throw new UserError(
     `the certificate issued for CSR ${name} was rejected, nothing installed: ${verdict.problems.join('; ')}`,
@@ -201,7 +215,9 @@ async function acceptIssued(deps: RequestDeps, spec: RequestSpec, key: KeyObject
 /**
  * Submits (or re-attaches to) the CSR for `spec` and waits until it is issued and verified. Throws
  * UserError on denial, on a certificate that fails verification, and WaitTimeout at the deadline. On
- * denial or verification failure the pending key is discarded, so the next attempt is a fresh request.
+ * denial or verification failure the pending key is discarded, so the next attempt is a fresh request;
+ * except when the certificate is only not valid yet by this node's clock (CERT_NOT_YET_VALID): then the
+ * next attempt re-attaches to the same CSR and verifies the same certificate again.
  */
 export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, wait: WaitOptions): Promise<Issued> {
   const { log } = deps;

@@ -122,10 +122,13 @@ export function parseCertificatePem(text: string, what = 'certificate', source?:
 /**
  * Certificates decoded lately, by their PEM block. Decoding costs most of a millisecond (the structured
  * parser), and the same few certificates (the cluster CA, the installed pairs) are read on every pass of
- * the daemon. Only successful decodes are kept; a LoadedCertificate is never modified.
+ * the daemon, and each issued certificate three times (verified, stored, verified as stored). Only
+ * successful decodes are kept; a LoadedCertificate is never modified. A daemon holds a handful; the bound
+ * matters where many are read at once (the fleet simulator verifies hundreds of nodes' certificates in one
+ * instant).
  */
 const decoded = new Map<string, LoadedCertificate>();
-const DECODED_MAX = 32;
+const DECODED_MAX = 256;
 
 function loadCertificateDer(der: Buffer, pem: string, what: string, source: string | undefined): LoadedCertificate {
   const known = decoded.get(pem);

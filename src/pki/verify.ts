@@ -48,13 +48,21 @@ export type VerifyIssuedCertificateResult =
        */
       validity: { notBefore: Date; notAfter: Date };
     }
-  | { ok: false; problems: string[] };
+  | {
+      ok: false;
+      problems: string[];
+      /**
+       * Every problem is that the certificate (or a CA it chains through) is not valid yet by this clock:
+       * the same certificate verifies once the clock reaches its NotBefore (minus the skew allowance).
+       */
+      notYetValid: boolean;
+    };
 
 const REQUIRED_EXTENDED_KEY_USAGE: Record<CertificateUsage, string> = { client: 'clientAuth', server: 'serverAuth' };
 
 export function verifyIssuedCertificate(input: VerifyIssuedCertificateInput): VerifyIssuedCertificateResult {
   const issued = tryLoad(input.certificatePem, 'issued certificate');
-  if ('problem' in issued) return { ok: false, problems: [issued.problem] };
+  if ('problem' in issued) return { ok: false, problems: [issued.problem], notYetValid: false };
   const [leaf, ...intermediates] = issued.certificates as [LoadedCertificate, ...LoadedCertificate[]];
   const skewMs = input.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
   const chain = chainOf(leaf, intermediates, input.caBundlePem, input.now, skewMs);
@@ -66,7 +74,12 @@ export function verifyIssuedCertificate(input: VerifyIssuedCertificateInput): Ve
     ...subjectAltNameProblems(leaf.summary, input.template),
     ...validityProblems(leaf.summary, 'certificate', input.now, skewMs),
   ];
-  if (problems.length > 0) return { ok: false, problems };
+  if (problems.length > 0) {
+    const early = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)].filter(
+      (c) => c.notBefore.getTime() > input.now.getTime() + skewMs,
+    );
+    return { ok: false, problems, notYetValid: early.length === problems.length };
+  }
   const certificates = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)];
   const validity = {
     notBefore: new Date(Math.max(...certificates.map((c) => c.notBefore.getTime()))),

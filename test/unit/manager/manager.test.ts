@@ -209,6 +209,21 @@ test('verification failure: a wrongly issued certificate is refused, nothing ins
   assert.equal(await w.node.credentials.nodeKubeconfigPresent(), false);
 });
 
+test('clock behind: refused as not valid yet; the same CSR is kept, and its certificate installed later', async () => {
+  // 15 minutes behind: the signer backdates NotBefore 5 minutes and nodecred allows 5 more; 5 minutes short.
+  const w = world({ skewMs: -15 * MINUTE });
+  const first = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(errorCode(first.error), 'CERT_NOT_YET_VALID');
+  assert.match((first.error as Error).message, /not valid yet by this node's clock/);
+  assert.equal(await w.node.store.readCurrent('client'), null);
+  assert.notEqual(await w.node.store.readPendingKey('client'), null, 'the request is kept');
+  await w.advance(5 * MINUTE);
+  const later = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(later.value, 'installed', String(later.error));
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 1, 'one CSR: re-attached, not re-requested');
+  assert.equal(w.logged(/re-attached to the pending CSR/), 1);
+});
+
 test('interrupted install (crash before the pending key was removed): the next request uses a new key', async () => {
   const w = world();
   await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
