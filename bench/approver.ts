@@ -21,6 +21,10 @@ import { admin as adminClients, ensureBootstrapRbac } from './lib/cluster.ts';
 import { clientCsr, makeNodes, NODE_NETWORK, servingCsr } from './lib/node-identities.ts';
 import { runRound, type RoundResult } from './lib/p6-round.ts';
 import { ratio, round, summarize } from './lib/stats.ts';
+import { exitOnUncaught } from '../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('bench');
 
 const REPO = resolve(import.meta.dirname, '..');
 const arg = (name: string, dflt: number) => {

@@ -9,6 +9,7 @@
 // of `nodecred run` vs a bare node process, P4 API requests per bootstrap and per rotation (audit log), P5
 // 1,000 simultaneous bootstraps through CertificateManager vs a bare CSR driver.
 // Results: bench/results/<timestamp>.json and bench/results/latest.json, and a markdown table on stdout.
+import { runMain } from '../src/cli/exit.ts';
 import { mkdtemp, mkdir, writeFile, readFile, rm, open, readdir, rename } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
@@ -1339,10 +1340,4 @@ async function mergeIntoLatest(
   return `${JSON.stringify(merged, null, 1)}\n`;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench', main, { exit: true });

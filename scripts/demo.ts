@@ -1,6 +1,9 @@
-// `npm run demo`: build and start a real local control plane, prepare it for TLS bootstrap the way kubeadm
-// does, and bootstrap a node against it with `nodecred bootstrap`, showing each step and its result.
+// `npm run demo` (the README's first command; CI runs it as written there): build and start a real local
+// control plane, prepare it for TLS bootstrap the way kubeadm does, and bootstrap a node whose directories
+// do not exist yet against it with `nodecred bootstrap`, showing each step and its result.
 // `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
+import { UserError } from '../src/errors.ts';
+import { runMain } from '../src/cli/exit.ts';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile, readdir, lstat, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,7 +20,8 @@ const DEMO_NODE_IP = '192.0.2.10';
 const DEMO_NODE_CIDR = '192.0.2.0/24';
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold(`▶ ${s}`)}\n`);
-const show = (s: string) => process.stdout.write(s.replace(/^/gm, '  ') + (s.endsWith('\n') ? '' : '\n'));
+// Indented; every line (including the last) ends with a newline, and no indent dangles after it.
+const show = (s: string) => process.stdout.write(`${s.replace(/\n$/, '').replace(/^/gm, '  ')}\n`);
 
 function token(): { id: string; secret: string } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -146,7 +150,7 @@ async function main(): Promise<number> {
     );
     const started = Date.now();
     const code = await nodecred(['bootstrap', ...flags]);
-    if (code !== 0) throw new Error(`nodecred bootstrap exited ${code}`);
+    if (code !== 0) throw new UserError(`nodecred bootstrap exited ${code}`, { fix: 'see its message above' });
     show(`done in ${Date.now() - started} ms (including process start)`);
 
     step("What is on disk (kubelet's layout)");
@@ -215,7 +219,10 @@ async function main(): Promise<number> {
     approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
     try {
       const servingCode = await nodecred(['bootstrap', ...flags, '--rotate-server-certificates']);
-      if (servingCode !== 0) throw new Error(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`);
+      if (servingCode !== 0)
+        throw new UserError(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`, {
+          fix: 'see its message above',
+        });
     } finally {
       approver.kill('SIGTERM');
       await new Promise((r) => approver.once('exit', r));
@@ -252,10 +259,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`demo: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+runMain('demo', main, { exit: true });

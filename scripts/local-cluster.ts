@@ -1,6 +1,7 @@
 // scripts/local-cluster up|down|status --dir DIR: a real control plane on loopback (see lib/local-cluster.ts).
+import { runMain } from '../src/cli/exit.ts';
 import { parseArgs } from 'node:util';
-import { up, down, status, readState, ClusterError } from './lib/local-cluster.ts';
+import { up, down, status, readState } from './lib/local-cluster.ts';
 
 const USAGE = `usage: scripts/local-cluster <up|down|status> --dir DIR [options]
 
@@ -75,10 +76,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`local-cluster: ${err instanceof ClusterError ? err.message : (err as Error).stack}\n`);
-    process.exit(1);
-  },
-);
+runMain('local-cluster', main, { exit: true });

@@ -4,9 +4,11 @@
 // Used by `scripts/local-cluster` (up/down/status), the test runner (one control plane per test run), the
 // benchmarks and the demo. Processes are started detached so a `up` from a shell outlives the command;
 // `down` stops every process recorded in the state file and checks that none is left.
+import { UserError } from '../../src/errors.ts';
+import { makeDirs } from '../../src/store/atomic.ts';
 import { spawn, execFile } from 'node:child_process';
 import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile, readFile, rm } from 'node:fs/promises';
+import { writeFile, readFile, rm } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -55,8 +57,12 @@ export interface UpOptions {
 const REPO_ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const STATE_FILE = 'cluster.json';
 
-export class ClusterError extends Error {
-  override name = 'ClusterError';
+/** A failure of the control plane a user can act on (a component that did not start, a port in use). */
+export class ClusterError extends UserError {
+  constructor(message: string) {
+    super(message, { code: 'CLUSTER' });
+    this.name = 'ClusterError';
+  }
 }
 
 /** Builds (or finds in the cache) the control-plane binary. Progress of a cold build goes to stderr. */
@@ -252,7 +258,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   }
   const binary = opts.binary ?? (await ensureBinary());
   const signingDuration = opts.signingDuration ?? '8760h';
-  await mkdir(join(dir, 'logs'), { recursive: true });
+  await makeDirs(join(dir, 'logs'));
   await rm(join(dir, 'etcd-data'), { recursive: true, force: true });
 
   const started = Date.now();

@@ -2,7 +2,8 @@
 // for the apiserver and controller-manager on loopback, client certificates for admin and the
 // controller-manager, and the service-account signing key. EC P-256 everywhere: fast to generate.
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile, chmod } from 'node:fs/promises';
+import { writeFile, chmod } from 'node:fs/promises';
+import { makeDirs } from '../../src/store/atomic.ts';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -76,7 +77,7 @@ const clientExt =
 /** Writes everything into `dir/pki` (0700) and returns that directory. */
 export async function generateClusterPki(dir: string): Promise<string> {
   const pki = join(dir, 'pki');
-  await mkdir(pki, { recursive: true, mode: 0o700 });
+  await makeDirs(pki, 0o700);
   await ecKey(pki, 'ca');
   await openssl(
     [

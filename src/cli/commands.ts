@@ -24,6 +24,11 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./run.ts')).runCommand,
   },
   {
+    name: 'reload',
+    summary: 'validate the config of a running daemon and send it SIGHUP (for ExecReload=)',
+    load: async () => (await import('./reload.ts')).reloadCommand,
+  },
+  {
     name: 'status',
     summary: 'show every managed (and listed) certificate: expiry, residual time, issuer, rotation window, state',
     load: async () => (await import('./status.ts')).statusCommand,

@@ -1,8 +1,8 @@
-// Entry point: dispatch to one command module, and turn UserErrors into one clear line and exit code 1
-// (2 for usage errors). Programming errors keep their stack trace.
+// Entry point: dispatch to one command module. Every failure ends as one line on stderr and an exit code
+// from the table in exit.ts (also in --help and the README); no stack trace unless --log-level debug.
 import { flushCompileCache } from 'node:module';
-import { isUserError } from '../errors.ts';
 import { VERSION } from '../version.ts';
+import { EXIT_CODES_HELP, runMain } from './exit.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
 
 function usage(): string {
@@ -19,6 +19,7 @@ function usage(): string {
     '',
     'Run `nodecred <command> --help` for the flags of a command.',
     '',
+    EXIT_CODES_HELP,
   ].join('\n');
 }
 
@@ -38,24 +39,13 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const loaded = await command.load();
+  // What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
   flushCompileCache();
   return loaded.run(rest);
 }
 
 // bin/nodecred enables Node's compile cache for itself; hooks and exec plugins that are Node programs must not
-// inherit it. What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
+// inherit it.
 delete process.env.NODE_COMPILE_CACHE;
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (isUserError(err)) {
-      process.stderr.write(`nodecred: ${err.oneLine()}\n`);
-      process.exitCode = err.code === 'USAGE' ? 2 : 1;
-      return;
-    }
-    throw err;
-  },
-);
+runMain('nodecred', () => main(process.argv.slice(2)));

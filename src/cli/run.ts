@@ -58,6 +58,7 @@ export const runCommand: Command = {
     // Set once the daemon exists; install events before that only come from the first pass, which runs later.
     let health: ReturnType<typeof managerHealthSource> | undefined;
     const setup = await setUpNode(args, {
+      waitForFiles: true,
       signal: stop.signal,
       events: {
         installed: (kind, state, previous) => {

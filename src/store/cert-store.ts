@@ -6,7 +6,7 @@
 // The store owns what is on disk; it checks form (PEM blocks present, key matches certificate), not policy.
 import { readFile, readdir, readlink, rm, lstat, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError, errnoError } from '../errors.ts';
 import { parsePemBlocks, type PemBlock } from '../pki/pem.ts';
 import { loadPrivateKeyPem, encodePrivateKeyPem } from '../pki/keys.ts';
 import { loadCertificates, type LoadedCertificate } from '../pki/cert.ts';
@@ -59,21 +59,7 @@ export function parsePairFile(
 
 /** A write that failed for a reason the operator can fix (disk full, read-only, permissions) as one line. */
 export function diskError(err: unknown, path: string): unknown {
-  const code = (err as NodeJS.ErrnoException).code;
-  const fixes: Record<string, string> = {
-    ENOSPC: `free space on the filesystem holding ${path}`,
-    EDQUOT: `raise the disk quota for ${path}`,
-    EROFS: `${path} is on a read-only filesystem: make it writable (systemd: ReadWritePaths=)`,
-    EACCES: `nodecred may not write ${path}: check its owner and mode`,
-    EPERM: `nodecred may not write ${path}: check its owner, mode and the unit's sandboxing`,
-  };
-  if (!code || !fixes[code]) return err;
-  return new UserError(`cannot write ${path}: ${code}; the installed certificate was left in place`, {
-    where: path,
-    fix: fixes[code],
-    code: 'DISK',
-    cause: err,
-  });
+  return errnoError(err, { action: 'write', path, consequence: 'the installed certificate was left in place' }) ?? err;
 }
 
 export interface PrepareNote {
