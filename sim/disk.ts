@@ -15,7 +15,10 @@ export class SimDisk {
   /** Throws what a write to a full filesystem throws, through the store's own translation. */
   write(path: string): void {
     if (this.full)
-      throw diskError(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), path);
+      throw diskError(
+        Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall: 'write' }),
+        path,
+      );
   }
 }
 
