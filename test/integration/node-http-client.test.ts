@@ -17,7 +17,7 @@ import {
   waitFor,
   type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred, writeKubeconfig } from '../helpers/node.ts';
+import { ensureClusterInfo, newNodeDir, runNodecred, writeKubeconfig } from '../helpers/node.ts';
 import { startProxy } from '../helpers/proxy.ts';
 import { startConnectProxy } from '../helpers/connect-proxy.ts';
 import { startExtraApiserver } from '../helpers/apiserver.ts';
@@ -28,6 +28,7 @@ import { connectionFromKubeconfigFile, TransientApiError, type ApiConnection } f
 import { CLIENT_SIGNER } from '../../src/kube/csr-name.ts';
 import { buildCsrPem, nodeSubject } from '../../src/pki/csr.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
+import { caPinHash } from '../../src/pki/cert.ts';
 import { waitForCsr } from '../../src/manager/csr-wait.ts';
 import { systemClock } from '../../src/clock.ts';
 import { UserError } from '../../src/errors.ts';
@@ -424,27 +425,39 @@ describe("the node side's HTTP client against the real API server", () => {
     }
   });
 
-  test('nodecred bootstrap through HTTPS_PROXY to an API server name only the proxy resolves', async () => {
+  test('nodecred bootstrap, and token discovery, through HTTPS_PROXY to a name only the proxy resolves', async () => {
     const proxy = await startConnectProxy();
     const node = await newNodeDir('proxied');
+    const discovered = await newNodeDir('proxied-discovery');
     try {
       const port = new URL(c.state.apiserver).port;
+      const server = `https://kubernetes.default.svc:${port}`;
+      const env = { HTTPS_PROXY: proxy.url, NO_PROXY: '' };
       const t = await createBootstrapToken(c);
-      const kubeconfig = await writeKubeconfig(
-        join(node.dir, 'bootstrap.conf'),
-        c,
-        { token: t.token },
-        `https://kubernetes.default.svc:${port}`,
-      );
-      const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags], {
-        env: { HTTPS_PROXY: proxy.url, NO_PROXY: '' },
-      });
+      const kubeconfig = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: t.token }, server);
+      const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags], { env });
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(proxy.requests.length >= 1 && proxy.requests.every((t) => t === `kubernetes.default.svc:${port}`));
       assert.match(await readFile(node.kubeconfig, 'utf8'), /server: https:\/\/kubernetes\.default\.svc:/);
+
+      // Discovery's two cluster-info fetches go through the proxy too (kubeadm's do, through client-go).
+      await ensureClusterInfo(c);
+      const d = await createBootstrapToken(c);
+      await waitFor('bootstrapsigner to sign cluster-info for the token', async () => {
+        const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
+        return cm.data?.[`jws-kubeconfig-${d.id}`] ? true : undefined;
+      });
+      const before = proxy.requests.length;
+      const viaDiscovery = await runNodecred(
+        ['bootstrap', '--api-server', server, '--discovery-token-ca-cert-hash', caPinHash(c.ca), ...discovered.flags],
+        { env: { ...env, NODECRED_DISCOVERY_TOKEN: d.token } },
+      );
+      assert.equal(viaDiscovery.code, 0, viaDiscovery.stderr);
+      assert.ok(proxy.requests.length - before >= 3, 'two cluster-info fetches and the API requests');
+      assert.ok(proxy.requests.every((target) => target === `kubernetes.default.svc:${port}`));
     } finally {
       await proxy.close();
       await node.cleanup();
+      await discovered.cleanup();
     }
   });
 });

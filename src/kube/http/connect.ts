@@ -86,7 +86,7 @@ function settle<S extends Socket>(socket: S, ready: string, signal: AbortSignal)
 }
 
 /** A byte stream to host:port through the proxy's CONNECT (RFC 9110 §9.3.6). */
-async function tunnelThrough(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Socket> {
+export async function tunnelThrough(proxy: URL, host: string, port: number, signal: AbortSignal): Promise<Socket> {
   const where = `proxy ${proxy.protocol}//${proxy.host}`;
   let socket: Socket;
   if (proxy.protocol === 'http:') {
