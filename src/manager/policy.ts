@@ -113,7 +113,8 @@ export function standingOf(verified: boolean | undefined, deadline: Date | undef
  * not cut short (a failing pass must not become a tight loop). After a pass that ended still waiting on a
  * CSR: at once, so the next pass re-attaches and the watch stays open (the wait itself lasts a whole
  * recheck interval). Otherwise: at the earliest rotation deadline still ahead, and no later than the
- * recheck interval.
+ * recheck interval, jittered by ±10 % so that nodes started together (a new cluster, a mass reboot) do not
+ * poll the API server together for ever.
  */
 export function nextPass(o: {
   now: number;
@@ -131,5 +132,6 @@ export function nextPass(o: {
   }
   if (o.pending) return { at: o.now, backoffUntil: o.now };
   const ahead = o.deadlines.filter((d) => d > o.now);
-  return { at: Math.min(o.now + o.recheckIntervalMs, ...ahead), backoffUntil: o.now };
+  const recheck = Math.round(o.recheckIntervalMs * (0.9 + 0.2 * o.random()));
+  return { at: Math.min(o.now + recheck, ...ahead), backoffUntil: o.now };
 }
