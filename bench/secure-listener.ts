@@ -2,6 +2,7 @@
 // can reach --secure-listen can send them; every token the listener has not seen could become a TokenReview
 // by the node's identity. `npm run bench:secure -- [--requests 1000] [--concurrency 20] [--cluster DIR]`.
 // Without --cluster it starts its own control plane (audit log on) and stops it at the end.
+import { runMain } from '../src/cli/exit.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -179,8 +180,13 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  killAll();
-  process.stderr.write(`bench/secure-listener: ${(err as Error).stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+// One line and a documented exit code for any failure (src/cli/exit.ts); the servers it started go first.
+runMain('bench/secure-listener', () =>
+  main().then(
+    () => 0,
+    (err: unknown) => {
+      killAll();
+      throw err;
+    },
+  ),
+);

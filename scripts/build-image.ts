@@ -11,6 +11,10 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildImage, type TarEntry } from './lib/oci.ts';
 import { buildSingleExecutable } from './lib/sea.ts';
+import { exitOnUncaught } from '../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('build-image');
 
 const REPO = resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {

@@ -7,6 +7,10 @@ import { readFileSync, statSync, chmodSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { bundleNodecred } from './lib/bundle.ts';
 import { buildSingleExecutable } from './lib/sea.ts';
+import { exitOnUncaught } from '../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('build');
 
 const root = resolve(import.meta.dirname, '..');
 const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };

@@ -1,6 +1,10 @@
-// `npm run demo`: build and start a real local control plane, prepare it for TLS bootstrap the way kubeadm
-// does, and bootstrap a node against it with `nodecred bootstrap`, showing each step and its result.
+// `npm run demo` (the README's first command; CI runs it as written there): build and start a real local
+// control plane, prepare it for TLS bootstrap the way kubeadm does, and bootstrap a node whose directories
+// do not exist yet against it with `nodecred bootstrap`, showing each step and its result; and last, a real
+// kubelet on nodecred's credentials from nothing (lib/demo-kubelet.ts).
 // `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
+import { UserError } from '../src/errors.ts';
+import { runMain } from '../src/cli/exit.ts';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile, readdir, lstat, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,13 +12,18 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { up, down, kubectl, type ClusterState } from './lib/local-cluster.ts';
+import { kubeletFinale } from './lib/demo-kubelet.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
 const NODECRED = join(REPO, 'bin/nodecred');
+// The demo node's address: a documentation network (RFC 5737), nothing on this machine answers there.
+const DEMO_NODE_IP = '192.0.2.10';
+const DEMO_NODE_CIDR = '192.0.2.0/24';
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold(`▶ ${s}`)}\n`);
-const show = (s: string) => process.stdout.write(s.replace(/^/gm, '  ') + (s.endsWith('\n') ? '' : '\n'));
+// Indented; every line (including the last) ends with a newline, and no indent dangles after it.
+const show = (s: string) => process.stdout.write(`${s.replace(/\n$/, '').replace(/^/gm, '  ')}\n`);
 
 function token(): { id: string; secret: string } {
   const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -143,7 +152,7 @@ async function main(): Promise<number> {
     );
     const started = Date.now();
     const code = await nodecred(['bootstrap', ...flags]);
-    if (code !== 0) throw new Error(`nodecred bootstrap exited ${code}`);
+    if (code !== 0) throw new UserError(`nodecred bootstrap exited ${code}`, { fix: 'see its message above' });
     show(`done in ${Date.now() - started} ms (including process start)`);
 
     step("What is on disk (kubelet's layout)");
@@ -188,26 +197,39 @@ async function main(): Promise<number> {
       JSON.stringify({
         status: {
           addresses: [
-            { type: 'InternalIP', address: '127.0.0.1' },
+            { type: 'InternalIP', address: DEMO_NODE_IP },
             { type: 'Hostname', address: nodeName },
           ],
         },
       }),
     ]);
-    show(`Node ${nodeName} with addresses InternalIP 127.0.0.1, Hostname ${nodeName}`);
-    const approver = spawn(NODECRED, ['approve', '--kubeconfig', state.kubeconfig, '--metrics-listen', 'off'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    show(`Node ${nodeName} with addresses InternalIP ${DEMO_NODE_IP}, Hostname ${nodeName}`);
+    // The approver approves only names its policy bounds: here the demo's node network. (127.0.0.1, where the
+    // API server listens, is never a node's: the approver would deny it.)
+    const approverConfig = join(base, 'approver.yaml');
+    await writeFile(
+      approverConfig,
+      `apiVersion: nodecred.io/v1alpha1\nkind: ApproverConfiguration\nallowedCidrs: [${DEMO_NODE_CIDR}]\n`,
+    );
+    show(`approver policy: allowedCidrs [${DEMO_NODE_CIDR}] (and each node's own name as a DNS SAN)`);
+    const approver = spawn(
+      NODECRED,
+      ['approve', '--kubeconfig', state.kubeconfig, '--config', approverConfig, '--metrics-listen', 'off'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let approverLog = '';
     approver.stdout.on('data', (d: Buffer) => (approverLog += d.toString()));
     try {
       const servingCode = await nodecred(['bootstrap', ...flags, '--rotate-server-certificates']);
-      if (servingCode !== 0) throw new Error(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`);
+      if (servingCode !== 0)
+        throw new UserError(`nodecred bootstrap --rotate-server-certificates exited ${servingCode}`, {
+          fix: 'see its message above',
+        });
     } finally {
       approver.kill('SIGTERM');
       await new Promise((r) => approver.once('exit', r));
     }
-    for (const line of approverLog.split('\n').filter((l) => l.includes('"decision"'))) {
+    for (const line of approverLog.split('\n').filter((l) => /"msg":"(approved|denied|left) CSR/.test(l))) {
       const { msg, csr, reason } = JSON.parse(line) as { msg: string; csr?: string; reason?: string };
       show(`[approver] ${msg}${csr ? ` ${csr}` : ''}${reason ? ` (${reason})` : ''}`);
     }
@@ -224,6 +246,8 @@ async function main(): Promise<number> {
 
     step('CSRs in the cluster (one per request, named from the key and the request)');
     show(await kubectl(state, ['get', 'csr']));
+
+    await kubeletFinale(state, { base, bootstrapKubeconfig: bootstrapConf, out: { step, show } });
     if (keep) {
       show(
         `\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`,
@@ -239,10 +263,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`demo: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+runMain('demo', main, { exit: true });

@@ -5,6 +5,10 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { exitOnUncaught } from '../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('lint');
 
 const ROOT = join(import.meta.dirname, '..');
 const MAX_LINE = 120;

@@ -2,6 +2,7 @@
 // shared by every integration test file (test/helpers/cluster.ts reads NODECRED_TEST_CLUSTER).
 // `npm run test:unit`: unit tests only, no control plane. Extra arguments are passed to `node --test`,
 // except test files: `npm test -- test/integration/approver.test.ts` runs just those, on a fresh control plane.
+import { runMain } from '../src/cli/exit.ts';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -113,10 +114,4 @@ async function main(): Promise<number> {
   return code;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`test: ${err.message}\n`);
-    process.exit(1);
-  },
-);
+runMain('test', main, { exit: true });

@@ -2,6 +2,10 @@
 // one at once, with no checks (no Node lookup, no SubjectAccessReview, no Event, no leader election).
 // Usage: node bench/baselines/bare-approver.ts <admin kubeconfig>
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
+import { exitOnUncaught } from '../../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('bare-approver');
 
 const kc = new KubeConfig();
 kc.loadFromFile(process.argv[2]!);

@@ -8,6 +8,10 @@
 import { generateKeyPairSync, webcrypto, randomBytes, createPublicKey } from 'node:crypto';
 import { x509 } from '../../src/pki/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
+import { exitOnUncaught } from '../../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('floor');
 
 const importedAt = Date.now();
 

@@ -9,6 +9,10 @@ import { performance } from 'node:perf_hooks';
 import { x509 } from '../../src/pki/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
+import { exitOnUncaught } from '../../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('driver-storm');
 
 const bootstrapKubeconfig = arg('--bootstrap-kubeconfig');
 const count = Number(arg('--count'));

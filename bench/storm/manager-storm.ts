@@ -11,6 +11,10 @@ import { createNodeManager } from '../../src/node-manager.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
 import { defaultConfig, type Config } from '../../src/config/schema.ts';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
+import { exitOnUncaught } from '../../src/cli/exit.ts';
+
+// One line and a documented exit code for any failure, never a stack trace (src/cli/exit.ts).
+exitOnUncaught('manager-storm');
 
 const bootstrapKubeconfig = arg('--bootstrap-kubeconfig');
 const dir = arg('--dir');

@@ -4,7 +4,8 @@
 // Run by examples/eks/provision.sh. Both files are validated with nodecred's own parsers before they are
 // written, rewritten only when their content changes (so running it twice changes nothing), and replaced
 // atomically.
-import { readFile, mkdir } from 'node:fs/promises';
+import { runMain } from '../../src/cli/exit.ts';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, resolve, delimiter, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
@@ -27,7 +28,7 @@ import {
   CONFIG_KIND,
 } from '../../src/config/schema.ts';
 import { parseCertificateBundle } from '../../src/pki/cert.ts';
-import { writeFileAtomic } from '../../src/store/atomic.ts';
+import { writeFileAtomic, makeDirs } from '../../src/store/atomic.ts';
 import type { NodeAddress } from '../../src/manager/policy.ts';
 
 export const NODE_CONFIG_API_VERSION = 'node.nodecred.io/v1alpha1';
@@ -292,7 +293,7 @@ export function renderFiles(nc: NodeConfig): RenderedFiles {
 async function writeIfChanged(path: string, text: string, mode: number): Promise<'created' | 'updated' | 'unchanged'> {
   const existing = await readFile(path, 'utf8').catch(() => null);
   if (existing === text) return 'unchanged';
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
+  await makeDirs(dirname(path));
   await writeFileAtomic(path, text, mode);
   return existing === null ? 'created' : 'updated';
 }
@@ -413,17 +414,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (err: unknown) => {
-      if (isUserError(err)) {
-        process.stderr.write(`provision: ${err.oneLine()}\n`);
-        process.exitCode = err.code === 'USAGE' ? 2 : 1;
-        return;
-      }
-      throw err;
-    },
-  );
+  runMain('provision', () => main(process.argv.slice(2)));
 }

@@ -7,6 +7,7 @@ import {
   CertificatesV1Api,
   CoordinationV1Api,
   CoreV1Api,
+  DiscoveryV1Api,
   type V1Lease,
 } from '@kubernetes/client-node';
 import { UserError } from '../errors.ts';
@@ -19,6 +20,7 @@ export interface ApproverClients {
   certificates: CertificatesV1Api;
   core: CoreV1Api;
   authorization: AuthorizationV1Api;
+  discovery: DiscoveryV1Api;
   /** On a connection per request: see ApiSource. */
   coordination: CoordinationV1Api;
 }
@@ -31,13 +33,21 @@ export interface ApproverClients {
  */
 export class ApiSource {
   readonly description: string;
+  /** The API server's host names/addresses as this approver reaches it: names no node may have. */
+  readonly serverNames: readonly string[];
   private readonly load: (shared: boolean) => Promise<TimedKubeConfig>;
   private cached: { clients: ApproverClients; at: number } | undefined;
   private building: Promise<ApproverClients> | undefined;
   private readonly maxAgeMs: number;
 
-  private constructor(description: string, load: (shared: boolean) => Promise<TimedKubeConfig>, maxAgeMs: number) {
+  private constructor(
+    description: string,
+    serverNames: readonly string[],
+    load: (shared: boolean) => Promise<TimedKubeConfig>,
+    maxAgeMs: number,
+  ) {
     this.description = description;
+    this.serverNames = serverNames;
     this.load = load;
     this.maxAgeMs = maxAgeMs;
   }
@@ -46,8 +56,10 @@ export class ApiSource {
   static async fromKubeconfig(path: string): Promise<ApiSource> {
     let conn: ApiConnection = await connectionFromKubeconfigFile(path, 'approver');
     let readAt = Date.now();
+    const { server, tlsServerName } = conn.endpoint;
     return new ApiSource(
       conn.description,
+      [hostOf(server), tlsServerName].filter((n) => n !== undefined),
       async (shared) => {
         // Re-read the kubeconfig and its files (rotated certificates or tokens); keep the old one if that fails.
         if (Date.now() - readAt > 60_000) {
@@ -64,6 +76,7 @@ export class ApiSource {
   static inCluster(): ApiSource {
     return new ApiSource(
       'in-cluster service account',
+      [process.env.KUBERNETES_SERVICE_HOST].filter((n) => n !== undefined),
       async (shared) => {
         const kc = new TimedKubeConfig({ shareConnections: shared });
         kc.loadFromCluster();
@@ -87,6 +100,7 @@ export class ApiSource {
       certificates: kubeConfig.makeApiClient(CertificatesV1Api),
       core: kubeConfig.makeApiClient(CoreV1Api),
       authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
+      discovery: kubeConfig.makeApiClient(DiscoveryV1Api),
       coordination: (await this.load(false)).makeApiClient(CoordinationV1Api),
     };
     // The previous generation's connections close once its in-flight requests and watch end.
@@ -108,6 +122,15 @@ export class ApiSource {
    */
   noteFailure(err: unknown): void {
     if (statusOf(err) === 401) this.invalidate();
+  }
+}
+
+/** The host of a server URL ("https://[::1]:6443" → "::1"), or undefined when it does not parse. */
+function hostOf(server: string): string | undefined {
+  try {
+    return new URL(server).hostname.replace(/^\[(.*)\]$/, '$1') || undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -136,6 +159,11 @@ export function requiredPermissions(leaseNamespace: string, leaseName: string): 
     { verb: 'update', ...csrs, subresource: 'approval' },
     { verb: 'approve', group: 'certificates.k8s.io', resource: 'signers', name: 'kubernetes.io/kubelet-serving' },
     { verb: 'get', group: '', resource: 'nodes' },
+    { verb: 'list', group: '', resource: 'nodes' },
+    { verb: 'watch', group: '', resource: 'nodes' },
+    { verb: 'get', group: '', resource: 'services', namespace: 'default', name: 'kubernetes' },
+    { verb: 'list', group: 'discovery.k8s.io', resource: 'endpointslices', namespace: 'default' },
+    { verb: 'watch', group: 'discovery.k8s.io', resource: 'endpointslices', namespace: 'default' },
     { verb: 'create', group: 'authorization.k8s.io', resource: 'subjectaccessreviews' },
     { verb: 'create', group: '', resource: 'events', namespace: 'default' },
     { verb: 'get', group: 'coordination.k8s.io', resource: 'leases', namespace: leaseNamespace, name: leaseName },

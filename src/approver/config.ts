@@ -4,8 +4,8 @@ import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
-import { isDnsSanName } from '../pki/san.ts';
-import { parseCidr, type ApproverPolicy, type LeaveOrDeny } from './policy.ts';
+import { hostnameProblem, parseCidr } from './names.ts';
+import type { ApproverPolicy, LeaveOrDeny } from './policy.ts';
 
 export const APPROVER_CONFIG_KIND = 'ApproverConfiguration';
 
@@ -14,6 +14,8 @@ export interface ApproverConfig {
   allowedCidrs: string[];
   maxExpirationSeconds: number | undefined;
   allowedKeyAlgorithms: KeyAlgorithm[];
+  clusterDomain: string;
+  allowLoopback: boolean;
   denyMode: LeaveOrDeny;
   onUnknownNode: LeaveOrDeny;
   /** Source of ApproverPolicy.nodeNamePattern, matched against the whole node name. */
@@ -33,6 +35,8 @@ export function defaultApproverConfig(): ApproverConfig {
     allowedCidrs: [],
     maxExpirationSeconds: undefined,
     allowedKeyAlgorithms: [...KEY_ALGORITHMS],
+    clusterDomain: 'cluster.local',
+    allowLoopback: false,
     denyMode: 'deny',
     onUnknownNode: 'deny',
     nodeNamePattern: undefined,
@@ -52,6 +56,8 @@ export function policyOf(config: ApproverConfig): ApproverPolicy {
     allowedCidrs: config.allowedCidrs,
     maxExpirationSeconds: config.maxExpirationSeconds,
     allowedKeyAlgorithms: config.allowedKeyAlgorithms,
+    clusterDomain: config.clusterDomain,
+    allowLoopback: config.allowLoopback,
     denyMode: config.denyMode,
     onUnknownNode: config.onUnknownNode,
     nodeNamePattern: config.nodeNamePattern === undefined ? undefined : wholeMatch(config.nodeNamePattern),
@@ -69,6 +75,8 @@ const TOP_LEVEL = [
   'allowedCidrs',
   'maxLifetime',
   'allowedKeyAlgorithms',
+  'clusterDomain',
+  'allowLoopback',
   'denyMode',
   'onUnknownNode',
   'nodeNamePattern',
@@ -84,19 +92,21 @@ const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
 
 /** A dnsPatterns entry: a DNS name, or "*." followed by a DNS name of at least two labels. */
 export function validateDnsPattern(pattern: string, where: string): string {
-  const suffix = pattern.startsWith('*.') ? pattern.slice(2) : pattern;
-  const wildcard = suffix !== pattern;
-  if (!isDnsSanName(suffix) || suffix.includes('*') || (wildcard && suffix.split('.').length < 2)) {
+  const lower = pattern.toLowerCase();
+  const suffix = lower.startsWith('*.') ? lower.slice(2) : lower;
+  const wildcard = suffix !== lower;
+  // The same host-name rule the approver applies to a DNS SAN: a pattern no SAN can match is a mistake.
+  if (hostnameProblem(suffix) !== undefined || (wildcard && suffix.split('.').length < 2)) {
     throw new UserError(
       `"${pattern}" is not a DNS name or a "*.<domain>" pattern with at least two labels after "*."`,
       {
         where,
-        fix: 'e.g. *.compute.internal ("*" matches exactly one label)',
+        fix: 'e.g. *.compute.internal ("*" is the node\'s own first label)',
         code: 'CONFIG_INVALID',
       },
     );
   }
-  return pattern.toLowerCase();
+  return lower;
 }
 
 export function validateCidr(cidr: string, where: string): string {
@@ -212,6 +222,13 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
       );
     });
   }
+  if (raw.clusterDomain !== undefined) {
+    const domain = r.string(raw.clusterDomain, 'clusterDomain');
+    const problem = hostnameProblem(domain);
+    if (problem) r.fail('clusterDomain', `"${domain}" ${problem}`, 'e.g. cluster.local (kubelet --cluster-domain)');
+    o.clusterDomain = domain;
+  }
+  if (raw.allowLoopback !== undefined) o.allowLoopback = r.boolean(raw.allowLoopback, 'allowLoopback');
   if (raw.denyMode !== undefined) o.denyMode = leaveOrDeny(r, raw.denyMode, 'denyMode');
   if (raw.onUnknownNode !== undefined) o.onUnknownNode = leaveOrDeny(r, raw.onUnknownNode, 'onUnknownNode');
   if (raw.nodeNamePattern !== undefined)
@@ -240,6 +257,19 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
     o.logLevel = level as ApproverConfig['logLevel'];
   }
   return o;
+}
+
+/**
+ * Why the approver must not start with this configuration, or undefined. Without allowedCidrs or
+ * dnsPatterns the only name policy bounds is each node's own name, and every kubelet asks for its IPs too:
+ * such an approver would deny nearly every CSR for good (a denied CSR is final). Refusing to start keeps
+ * the CSRs pending until the operator says which names nodes may have.
+ */
+export function unboundedPolicyProblem(
+  config: Pick<ApproverConfig, 'allowedCidrs' | 'dnsPatterns'>,
+): string | undefined {
+  if (config.allowedCidrs.length > 0 || config.dnsPatterns.length > 0) return undefined;
+  return 'no name-bounding policy: allowedCidrs and dnsPatterns are both empty';
 }
 
 export async function readApproverConfigFile(path: string): Promise<ApproverOverrides> {

@@ -1,22 +1,21 @@
-// The approver controller, run only while this instance leads: list + watch kubelet-serving CSRs (re-list
-// on every reconnect, so nothing that happened while disconnected is missed), and for each pending one
-// gather the facts (parsed request, the Node's addresses, a SubjectAccessReview for the requester), ask
-// the policy, and write the answer through the /approval subresource with an Event on the CSR.
+// The approver controller, run only while this instance leads: list + watch kubelet-serving CSRs (a
+// Reflector: re-list on every reconnect, so nothing that happened while disconnected is missed), and for
+// each pending one gather the facts (the request as Go reads it, the Node and other Nodes' claims from the
+// informer, the API server's names, a SubjectAccessReview for the requester), ask the policy, and write
+// the answer through the /approval subresource. The Event on the CSR is recorded afterwards, off the
+// decision path: the condition already carries the reason and message.
 //
 // Decisions are written with the resourceVersion they were made on: if anyone changed the CSR meanwhile
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
 import { isUserError } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
-import { idleGuardedWatch } from '../kube/client-node.ts';
 import type { Logger } from '../log.ts';
-import { parseCsrPem } from '../pki/csr.ts';
-import type { NodeAddress } from '../manager/policy.ts';
 import { retryDelayMs } from '../manager/policy.ts';
+import { parseStrictCsr } from '../pki/strict-csr.ts';
 import { describeApiError, type ApiSource } from './api.ts';
-import { sleep } from './leader.ts';
+import { ClusterFacts } from './cluster-view.ts';
+import { EventRecorder } from './events.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import {
   APPROVED_REASON,
@@ -28,14 +27,12 @@ import {
   type ApproverPolicy,
   type CsrFacts,
   type Decision,
-  type NodeFacts,
 } from './policy.ts';
 import { WorkQueue } from './queue.ts';
+import { Reflector } from './reflector.ts';
 
 const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 const FIELD_SELECTOR = `spec.signerName=${KUBELET_SERVING_SIGNER}`;
-export const EVENT_NAMESPACE = 'default';
-export const REPORTING_COMPONENT = 'nodecred-approver';
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 const MAX_CONFLICT_RETRIES = 3;
 
@@ -50,6 +47,7 @@ export interface ControllerOptions {
   isLeader: () => boolean;
   /** Every watch ends after about this long, and the re-list re-judges CSRs left pending. */
   resyncIntervalMs: number;
+  /** Decisions in flight at once (each waits on a SubjectAccessReview and a write). */
   workers?: number;
   random?: () => number;
 }
@@ -71,48 +69,56 @@ export class ApprovalController {
   private readonly failures = new Map<string, number>();
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly random: () => number;
+  private readonly csrs: Reflector<Csr>;
+  private readonly cluster: ClusterFacts;
+  private readonly events: EventRecorder;
 
   constructor(options: ControllerOptions) {
     this.o = options;
     this.random = options.random ?? Math.random;
+    const { source, log, metrics, resyncIntervalMs } = options;
+    this.cluster = new ClusterFacts({ source, log, metrics, resyncIntervalMs, random: this.random });
+    this.events = new EventRecorder({
+      source,
+      log,
+      identity: options.identity,
+      busy: () => this.queue.length > 0,
+      failed: (err) => this.failed('event', err),
+    });
+    this.csrs = new Reflector<Csr>({
+      resource: 'csr',
+      source,
+      log,
+      metrics,
+      resyncIntervalMs,
+      random: this.random,
+      list: (c) => c.certificates.listCertificateSigningRequest({ fieldSelector: FIELD_SELECTOR }),
+      watchPath: CSR_PATH,
+      watchQuery: { fieldSelector: FIELD_SELECTOR },
+      replace: (items) => this.replaceCache(items),
+      upsert: (csr) => this.observe(csr),
+      remove: (csr) => this.forget(csr.metadata?.name ?? ''),
+      // Every resync lists again, and each CSR still pending is judged again (a Node may exist by now).
+      relistOnTimeout: true,
+    });
   }
 
   /** Runs until `signal` aborts (leadership lost or shutdown); in-flight decisions check it before writing. */
   async run(signal: AbortSignal): Promise<void> {
-    const workers = Array.from({ length: this.o.workers ?? 4 }, () => this.worker(signal));
+    const reflectors = Promise.all([this.csrs.run(signal), this.cluster.run(signal)]);
+    // No decision before every Node and the API server's names are known: a claim not yet seen cannot deny.
+    await Promise.race([
+      this.cluster.synced(),
+      new Promise((r) => signal.addEventListener('abort', r, { once: true })),
+    ]);
+    const workers = Array.from({ length: this.o.workers ?? 8 }, () => this.worker(signal));
     try {
-      await this.listAndWatch(signal);
+      await reflectors;
     } finally {
       for (const t of this.retryTimers) clearTimeout(t);
       this.retryTimers.clear();
       await Promise.all(workers);
-    }
-  }
-
-  private async listAndWatch(signal: AbortSignal): Promise<void> {
-    const { log, metrics, source } = this.o;
-    let failures = 0;
-    while (!signal.aborted) {
-      let operation = 'list';
-      try {
-        const { certificates } = await source.clients();
-        const list = await certificates.listCertificateSigningRequest({ fieldSelector: FIELD_SELECTOR });
-        this.replaceCache(list.items);
-        failures = 0;
-        log.debug(
-          { csrs: list.items.length, pending: list.items.filter(isPending).length },
-          'listed kubelet-serving CSRs',
-        );
-        operation = 'watch';
-        await this.watchOnce(list.metadata?.resourceVersion ?? '', signal);
-      } catch (err) {
-        if (signal.aborted) break;
-        metrics.apiErrors.inc({ operation });
-        source.noteFailure(err);
-        const delay = retryDelayMs(failures++, BACKOFF, this.random);
-        log.warn({ operation, err: describeApiError(err), retryInMs: delay }, `CSR ${operation} failed; re-listing`);
-        await sleep(delay, signal);
-      }
+      await this.events.drain();
     }
   }
 
@@ -125,7 +131,8 @@ export class ApprovalController {
   }
 
   private observe(csr: Csr): void {
-    const name = csr.metadata!.name!;
+    const name = csr.metadata?.name;
+    if (!name) return;
     this.cache.set(name, csr);
     if (isPending(csr)) this.queue.add(name);
     else this.announced.delete(name);
@@ -135,68 +142,6 @@ export class ApprovalController {
     this.cache.delete(name);
     this.announced.delete(name);
     this.failures.delete(name);
-  }
-
-  /** One watch stream from `resourceVersion`; resolves when it ends (timeout, 410 Gone), rejects on errors. */
-  private async watchOnce(resourceVersion: string, signal: AbortSignal): Promise<void> {
-    const { source, log } = this.o;
-    const { kubeConfig } = await source.clients();
-    const timeoutSeconds = Math.max(1, Math.round((this.o.resyncIntervalMs / 1000) * (0.9 + 0.2 * this.random())));
-    // A stream silent for this long is taken as half-open and aborted.
-    const watch = idleGuardedWatch(kubeConfig, timeoutSeconds * 1000 + 30_000);
-    await new Promise<void>((resolve, reject) => {
-      let settled = false;
-      let controller: AbortController | undefined;
-      const onAbort = () => finish();
-      signal.addEventListener('abort', onAbort, { once: true });
-      function finish(err?: unknown) {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        controller?.abort();
-        if (err) reject(err);
-        else resolve();
-      }
-      const onEvent = (type: string, obj: unknown) => {
-        // client-node swallows exceptions thrown here, which would silently stop us handling events.
-        try {
-          if (settled) return;
-          if (type === 'ERROR') {
-            const status = obj as { code?: number; message?: string };
-            if (status.code === 410) {
-              log.debug('watch expired (410 Gone); re-listing');
-              return finish();
-            }
-            return finish(
-              Object.assign(new Error(`watch error: ${status.message ?? 'unknown'}`), { statusCode: status.code }),
-            );
-          }
-          if (type === 'BOOKMARK') return;
-          const csr = obj as Csr;
-          const name = csr.metadata?.name;
-          if (!name) return;
-          if (type === 'DELETED') this.forget(name);
-          else if (type === 'ADDED' || type === 'MODIFIED') this.observe(csr);
-        } catch (err) {
-          log.error({ err: (err as Error).stack ?? String(err) }, 'watch event handler failed; re-listing');
-          finish();
-        }
-      };
-      watch
-        .watch(
-          CSR_PATH,
-          { fieldSelector: FIELD_SELECTOR, resourceVersion, timeoutSeconds, allowWatchBookmarks: true },
-          onEvent,
-          (err: unknown) => finish(err ?? undefined),
-        )
-        .then(
-          (c) => {
-            controller = c;
-            if (settled) c.abort();
-          },
-          (err: unknown) => finish(err),
-        );
-    });
   }
 
   private async worker(signal: AbortSignal): Promise<void> {
@@ -224,6 +169,7 @@ export class ApprovalController {
         }
       } finally {
         this.queue.done(name);
+        this.events.pump();
       }
     }
   }
@@ -239,10 +185,10 @@ export class ApprovalController {
         log.debug({ csr: name, reason: ignored.reason }, 'not ours; leaving it alone');
         return;
       }
-      const facts = await csrFacts(csr);
+      const facts = csrFacts(csr);
       const nodeName = nodeNameOf(facts.username);
-      const node = nodeName === undefined ? null : await this.readNode(nodeName);
-      const judged = decideServingCsr(facts, node, policy);
+      const node = nodeName === undefined ? null : await this.cluster.node(nodeName);
+      const judged = decideServingCsr(facts, node, policy, this.cluster);
       const decision: Decision =
         judged.decision === 'approve'
           ? applyAuthorization(judged, await this.review(csr), facts.username, policy)
@@ -269,11 +215,12 @@ export class ApprovalController {
       }
       const reason = decision.decision === 'approve' ? APPROVED_REASON : decision.reason;
       metrics.decisions.inc({ decision: decision.decision, reason });
-      metrics.decisionDuration.observe({ decision: decision.decision }, (performance.now() - started) / 1000);
-      const fields = { csr: name, node: nodeName, reason, detail: decision.message };
+      const ms = performance.now() - started;
+      metrics.decisionDuration.observe({ decision: decision.decision }, ms / 1000);
+      const fields = { csr: name, node: nodeName, reason, detail: decision.message, ms: Math.round(ms * 10) / 10 };
       if (decision.decision === 'approve') log.info(fields, 'approved CSR');
       else log.warn(fields, 'denied CSR');
-      await this.event(
+      this.events.record(
         csr,
         decision.decision === 'approve' ? 'Normal' : 'Warning',
         reason,
@@ -295,23 +242,7 @@ export class ApprovalController {
     this.announced.set(name, key);
     this.o.metrics.decisions.inc({ decision: 'skip', reason: decision.reason });
     this.o.log.info({ csr: name, reason: decision.reason, detail: decision.message }, 'left CSR pending');
-    await this.event(csr, 'Warning', decision.reason, `left pending: ${decision.message}`, 'LeavePending');
-  }
-
-  private async readNode(name: string): Promise<NodeFacts> {
-    const { core } = await this.o.source.clients();
-    try {
-      const node = await core.readNode({ name });
-      const addresses: NodeAddress[] = (node.status?.addresses ?? []).map((a) => ({
-        type: a.type,
-        address: a.address,
-      }));
-      return { name, addresses };
-    } catch (err) {
-      if (statusOf(err) === 404) return null;
-      this.failed('node', err);
-      throw err;
-    }
+    this.events.record(csr, 'Warning', decision.reason, `left pending: ${decision.message}`, 'LeavePending');
   }
 
   private async readCsr(name: string): Promise<Csr | null> {
@@ -382,68 +313,21 @@ export class ApprovalController {
     }
   }
 
-  /** A core/v1 Event on the CSR (cluster-scoped objects' Events live in "default", as client-go puts them). */
-  private async event(
-    csr: Csr,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-    action: string,
-  ): Promise<void> {
-    const name = csr.metadata!.name!;
-    const now = new Date();
-    try {
-      const { core } = await this.o.source.clients();
-      await core.createNamespacedEvent({
-        namespace: EVENT_NAMESPACE,
-        body: {
-          metadata: { name: `${name.slice(0, 236)}.${randomBytes(8).toString('hex')}`, namespace: EVENT_NAMESPACE },
-          involvedObject: {
-            apiVersion: 'certificates.k8s.io/v1',
-            kind: 'CertificateSigningRequest',
-            name,
-            ...(csr.metadata?.uid ? { uid: csr.metadata.uid } : {}),
-          },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          action,
-          source: { component: REPORTING_COMPONENT, host: hostname() },
-          reportingComponent: REPORTING_COMPONENT,
-          reportingInstance: this.o.identity.slice(0, 128),
-          firstTimestamp: now,
-          lastTimestamp: now,
-          count: 1,
-        },
-      });
-    } catch (err) {
-      this.failed('event', err);
-      this.o.log.warn({ csr: name, err: describeApiError(err) }, 'could not record the Event (the decision stands)');
-    }
-  }
-
   private failed(operation: string, err: unknown): void {
     this.o.metrics.apiErrors.inc({ operation });
     this.o.source.noteFailure(err);
   }
 }
 
-/** The policy's view of a CSR: its spec, and its request parsed (or why it does not parse). */
-export async function csrFacts(csr: Csr): Promise<CsrFacts> {
-  const name = csr.metadata?.name ?? '(unnamed)';
-  let request: CsrFacts['request'];
-  try {
-    const pem = Buffer.from(String(csr.spec.request ?? ''), 'base64').toString('utf8');
-    request = await parseCsrPem(pem, `certificatesigningrequest/${name}`);
-  } catch (err) {
-    request = { error: isUserError(err) ? err.message : ((err as Error).message ?? String(err)) };
-  }
+/** The policy's view of a CSR: its spec, and its request as Go reads it (or why it is refused). */
+export function csrFacts(csr: Csr): CsrFacts {
+  const parsed = parseStrictCsr(Buffer.from(String(csr.spec.request ?? ''), 'base64'));
   return {
     signerName: csr.spec.signerName,
     username: csr.spec.username ?? '',
     groups: csr.spec.groups ?? [],
     usages: csr.spec.usages ?? [],
     expirationSeconds: csr.spec.expirationSeconds ?? undefined,
-    request,
+    request: parsed.ok ? parsed.csr : { refusal: parsed.reason, message: parsed.message },
   };
 }

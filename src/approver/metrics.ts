@@ -10,7 +10,10 @@ export interface ApproverMetrics {
   decisionDuration: Histogram<'decision'>;
   /** 1 while this instance holds the Lease and decides. */
   leader: Gauge;
-  /** Failed API requests by operation (list, watch, node, review, approval, event). */
+  /**
+   * Failed API requests by operation: csr-list, csr-watch, node-list, node-watch, node-get,
+   * endpointslice-list, endpointslice-watch, csr (re-read), review, approval, event.
+   */
   apiErrors: Counter<'operation'>;
 }
 

@@ -1,15 +1,29 @@
 // May this kubelet-serving CSR be approved? A pure function of the CSR's spec (as the API server recorded
-// it), the parsed PKCS#10 request, the Node's status.addresses and the approver's configuration. The
-// controller gathers those facts and writes the answer; every rule lives here so it is tested without I/O.
+// it), its request as Go will read it (src/pki/strict-csr.ts), whether the requesting Node exists, what
+// other Nodes claim, the API server's own names and the approver's configuration. The controller gathers
+// those facts and writes the answer; every rule lives here so it is tested without I/O.
 //
 // kube-controller-manager signs kubelet-serving CSRs but never approves them: approving one lets the
-// requester serve TLS as the node for every name in it, so each name must be one the Node really has.
-import { BlockList } from 'node:net';
+// requester serve TLS for every name in it. A node writes its own status.addresses, so they prove nothing:
+// every name must be bounded by operator policy (the node's own name, dnsPatterns, allowedCidrs), must not
+// be the cluster's, and must not be claimed by another Node.
 import type { ParsedCsr } from '../pki/csr.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
 import type { KeyAlgorithm } from '../pki/keys.ts';
-import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
-import { servingSansFromAddresses, type NodeAddress } from '../manager/policy.ts';
+import { canonicalDnsName } from '../pki/san.ts';
+import { REQUEST_REFUSALS, type RequestRefusal } from '../pki/strict-csr.ts';
+import type { NodeAddress } from '../manager/policy.ts';
+import {
+  dnsKey,
+  dnsPatternMatches,
+  hostnameProblem,
+  ipInCidr,
+  ipKey,
+  reservedDnsName,
+  reservedIp,
+  type ApiServerNames,
+  type ReservedNamePolicy,
+} from './names.ts';
 
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 export const NODE_USER_PREFIX = 'system:node:';
@@ -22,7 +36,7 @@ export const OPTIONAL_USAGES = ['key encipherment'] as const;
 
 /** Every reason a CSR is refused: the Denied condition's reason, the Event reason and the metric label. */
 export const DENY_REASONS = [
-  'InvalidRequest',
+  ...REQUEST_REFUSALS,
   'InvalidSignature',
   'RequesterNotANode',
   'CommonNameMismatch',
@@ -33,9 +47,13 @@ export const DENY_REASONS = [
   'DisallowedSANType',
   'KeyAlgorithmNotAllowed',
   'LifetimeTooLong',
+  'ExpirationSecondsRequired',
   'NodeNotFound',
-  'SANNotInNodeAddresses',
+  'InvalidDNSName',
+  'SANReservedForCluster',
+  'DNSNameNotAllowed',
   'IPNotInAllowedCIDRs',
+  'SANClaimedByAnotherNode',
   'RequesterNotAuthorized',
 ] as const;
 export type DenyReason = (typeof DENY_REASONS)[number];
@@ -52,15 +70,15 @@ export type Decision =
 
 export type LeaveOrDeny = 'deny' | 'leave-pending';
 
-export interface ApproverPolicy {
+export interface ApproverPolicy extends ReservedNamePolicy {
   /**
-   * DNS SANs allowed besides the Node's own addresses: exact names, or "*.<suffix>" where "*" stands for
-   * exactly one DNS label (as in a TLS wildcard), compared case-insensitively.
+   * DNS SANs allowed besides the node's own name: "*.<suffix>", where "*" is the first label of the node's
+   * name (see dnsPatternMatches), or an exact name granted to every node in scope.
    */
   dnsPatterns: readonly string[];
-  /** When not empty, every IP SAN must also fall in one of these CIDRs ("10.0.0.0/8", "2001:db8::/32"). */
+  /** Every IP SAN must fall in one of these ("10.0.0.0/16", "2001:db8::/64"); empty: no IP SAN is approved. */
   allowedCidrs: readonly string[];
-  /** Largest spec.expirationSeconds allowed; undefined: no limit (the signer's own maximum applies). */
+  /** Largest spec.expirationSeconds; when set, a CSR must set it. Undefined: the signer's maximum applies. */
   maxExpirationSeconds: number | undefined;
   allowedKeyAlgorithms: readonly KeyAlgorithm[];
   /** 'leave-pending': refuse by leaving the CSR pending (for a human or another approver) instead of denying. */
@@ -78,12 +96,19 @@ export interface CsrFacts {
   groups: readonly string[];
   usages: readonly string[];
   expirationSeconds: number | undefined;
-  /** The parsed spec.request, or why it could not be parsed. */
-  request: ParsedCsr | { error: string };
+  /** spec.request as Go reads it, or why it is refused before any policy (src/pki/strict-csr.ts). */
+  request: ParsedCsr | { refusal: RequestRefusal; message: string };
 }
 
-/** The Node named by the requester: its status.addresses, or null when there is no such Node. */
+/** The Node named by the requester, or null when there is no such Node. */
 export type NodeFacts = { name: string; addresses: readonly NodeAddress[] } | null;
+
+/** What the rest of the cluster says about names: other Nodes' claims and the API server's own names. */
+export interface ClusterView {
+  /** Nodes other than `requester` that claim the name `key` (names.ts dnsKey / ipKey). */
+  claimants(key: string, requester: string): readonly string[];
+  apiServer: ApiServerNames;
+}
 
 /** The node name in a "system:node:<name>" username, or undefined for any other user. */
 export function nodeNameOf(username: string): string | undefined {
@@ -117,17 +142,22 @@ export function inScope(
   return undefined;
 }
 
-/** Decides one CSR. `node` is only consulted once the CSR itself is acceptable. */
-export function decideServingCsr(csr: CsrFacts, node: NodeFacts, policy: ApproverPolicy): Decision {
+/** Decides one CSR. `node` and `cluster` are only consulted once the CSR itself is acceptable. */
+export function decideServingCsr(
+  csr: CsrFacts,
+  node: NodeFacts,
+  policy: ApproverPolicy,
+  cluster: ClusterView,
+): Decision {
   const ignored = inScope(csr, policy);
   if (ignored) return ignored;
-  const refusal = checkRequest(csr, policy) ?? checkAgainstNode(csr, node, policy);
+  const refusal = checkRequest(csr, policy) ?? checkNames(csr, node, policy, cluster);
   if (refusal) return refuse(refusal, policy);
   const req = csr.request as ParsedCsr;
   const sans = [...req.dnsNames, ...req.ipAddresses].join(', ');
   return {
     decision: 'approve',
-    message: `kubelet serving certificate for node ${node!.name}; SANs ${sans} are the Node's addresses or allowed patterns`,
+    message: `kubelet serving certificate for node ${node!.name}; SANs ${sans} are within policy and no other Node's`,
   };
 }
 
@@ -164,8 +194,7 @@ function refuse(
 }
 
 function checkRequest(csr: CsrFacts, policy: ApproverPolicy): Refusal | undefined {
-  if ('error' in csr.request)
-    return { reason: 'InvalidRequest', message: `spec.request is not a usable PKCS#10 request: ${csr.request.error}` };
+  if ('refusal' in csr.request) return { reason: csr.request.refusal, message: csr.request.message };
   const req = csr.request;
   if (!req.signatureValid)
     return {
@@ -187,7 +216,9 @@ function checkRequest(csr: CsrFacts, policy: ApproverPolicy): Refusal | undefine
   if (!csr.groups.includes(NODES_ORGANIZATION))
     return {
       reason: 'RequesterNotANode',
-      message: `requester ${csr.username} is not in group ${NODES_ORGANIZATION} (groups: ${csr.groups.join(', ') || 'none'})`,
+      message:
+        `requester ${csr.username} is not in group ${NODES_ORGANIZATION} ` +
+        `(groups: ${csr.groups.join(', ') || 'none'})`,
     };
   if (req.organizations.length !== 1 || req.organizations[0] !== NODES_ORGANIZATION) {
     return {
@@ -220,16 +251,21 @@ function checkRequest(csr: CsrFacts, policy: ApproverPolicy): Refusal | undefine
       message: `key ${req.keyAlgorithm} is not allowed (allowed: ${policy.allowedKeyAlgorithms.join(', ')})`,
     };
   }
-  if (
-    policy.maxExpirationSeconds !== undefined &&
-    csr.expirationSeconds !== undefined &&
-    csr.expirationSeconds > policy.maxExpirationSeconds
-  ) {
+  return checkLifetime(csr.expirationSeconds, policy.maxExpirationSeconds);
+}
+
+function checkLifetime(requested: number | undefined, max: number | undefined): Refusal | undefined {
+  if (max === undefined) return undefined;
+  // Without spec.expirationSeconds the signer's default (--cluster-signing-duration, a year by default) applies.
+  if (requested === undefined)
     return {
-      reason: 'LifetimeTooLong',
-      message: `spec.expirationSeconds ${csr.expirationSeconds} exceeds the maximum ${policy.maxExpirationSeconds}`,
+      reason: 'ExpirationSecondsRequired',
+      message:
+        `spec.expirationSeconds is not set, and maxLifetime is ${max} s: ` +
+        "the signer's default lifetime would apply",
     };
-  }
+  if (requested > max)
+    return { reason: 'LifetimeTooLong', message: `spec.expirationSeconds ${requested} exceeds the maximum ${max}` };
   return undefined;
 }
 
@@ -248,70 +284,70 @@ function checkUsages(usages: readonly string[]): Refusal | undefined {
   };
 }
 
-function checkAgainstNode(csr: CsrFacts, node: NodeFacts, policy: ApproverPolicy): Refusal | undefined {
+// When several SANs fail, the first reason in this order is reported, with every SAN it applies to.
+type SanReason = (typeof SAN_REASONS)[number];
+interface SanProblem {
+  reason: SanReason;
+  text: string;
+}
+const problem = (reason: SanReason, text: string): SanProblem => ({ reason, text });
+
+const SAN_REASONS = [
+  'InvalidDNSName',
+  'SANReservedForCluster',
+  'DNSNameNotAllowed',
+  'IPNotInAllowedCIDRs',
+  'SANClaimedByAnotherNode',
+] as const satisfies readonly DenyReason[];
+
+function checkNames(csr: CsrFacts, node: NodeFacts, policy: ApproverPolicy, cluster: ClusterView): Refusal | undefined {
   const req = csr.request as ParsedCsr;
   const nodeName = nodeNameOf(csr.username)!;
-  if (node === null)
-    return { reason: 'NodeNotFound', message: `Node ${nodeName} does not exist, so its addresses cannot be checked` };
-  const allowed = servingSansFromAddresses(node.addresses);
-  const allowedDns = new Set(allowed.dnsNames);
-  const allowedIps = new Set(allowed.ipAddresses);
-  const offending = [
-    ...req.dnsNames
-      .filter((d) => !allowedDns.has(canonicalDnsName(d)) && !policy.dnsPatterns.some((p) => dnsPatternMatches(p, d)))
-      .map((d) => `DNS:${d}`),
-    ...req.ipAddresses.filter((ip) => !allowedIps.has(canonicalIp(ip) ?? ip)).map((ip) => `IP:${ip}`),
-  ];
-  if (offending.length > 0) {
-    const addresses = node.addresses.map((a) => `${a.type} ${a.address}`).join(', ') || 'none';
-    const patterns = policy.dnsPatterns.length ? `; dnsPatterns: ${policy.dnsPatterns.join(', ')}` : '';
-    return {
-      reason: 'SANNotInNodeAddresses',
-      message: `${offending.join(', ')} not among Node ${node.name}'s addresses (${addresses})${patterns}`,
-    };
+  if (node === null) return { reason: 'NodeNotFound', message: `Node ${nodeName} does not exist` };
+  const problems = [
+    ...req.dnsNames.map((d) => dnsProblem(d, nodeName, policy, cluster)),
+    ...req.ipAddresses.map((ip) => ipProblem(ip, nodeName, policy, cluster)),
+  ].filter((p) => p !== undefined);
+  const reason = SAN_REASONS.find((r) => problems.some((p) => p.reason === r));
+  if (reason === undefined) return undefined;
+  const message = problems
+    .filter((p) => p.reason === reason)
+    .map((p) => p.text)
+    .join('; ');
+  return { reason, message };
+}
+
+function dnsProblem(
+  name: string,
+  nodeName: string,
+  policy: ApproverPolicy,
+  cluster: ClusterView,
+): SanProblem | undefined {
+  const invalid = hostnameProblem(name);
+  if (invalid) return problem('InvalidDNSName', `DNS:${name} ${invalid}`);
+  const reserved = reservedDnsName(name, policy, cluster.apiServer);
+  if (reserved) return problem('SANReservedForCluster', `DNS:${name} is ${reserved}`);
+  const own = name === canonicalDnsName(nodeName);
+  if (!own && !policy.dnsPatterns.some((p) => dnsPatternMatches(p, name, nodeName))) {
+    const patterns = policy.dnsPatterns.length ? policy.dnsPatterns.join(', ') : 'none';
+    return problem(
+      'DNSNameNotAllowed',
+      `DNS:${name} is neither the node's name nor allowed by dnsPatterns (${patterns})`,
+    );
   }
-  if (policy.allowedCidrs.length > 0) {
-    const outside = req.ipAddresses.filter((ip) => !policy.allowedCidrs.some((cidr) => ipInCidr(ip, cidr)));
-    if (outside.length > 0)
-      return {
-        reason: 'IPNotInAllowedCIDRs',
-        message: `IP ${outside.join(', ')} outside allowedCidrs ${policy.allowedCidrs.join(', ')}`,
-      };
-  }
+  const others = cluster.claimants(dnsKey(name), nodeName);
+  if (others.length) return problem('SANClaimedByAnotherNode', `DNS:${name} is claimed by Node ${others.join(', ')}`);
   return undefined;
 }
 
-/** "*.<suffix>" matches one DNS label followed by the suffix; anything else matches itself. Case-insensitive. */
-export function dnsPatternMatches(pattern: string, name: string): boolean {
-  const p = canonicalDnsName(pattern);
-  const n = canonicalDnsName(name);
-  if (!p.startsWith('*.')) return p === n;
-  const suffix = p.slice(1); // ".<suffix>"
-  if (!n.endsWith(suffix)) return false;
-  const label = n.slice(0, -suffix.length);
-  return label.length > 0 && !label.includes('.');
-}
-
-/** Parses "ip/prefix"; undefined when it is not a CIDR. */
-export function parseCidr(text: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
-  const slash = text.indexOf('/');
-  if (slash < 0) return undefined;
-  const network = canonicalIp(text.slice(0, slash));
-  const prefixText = text.slice(slash + 1);
-  if (network === undefined || !/^\d{1,3}$/.test(prefixText)) return undefined;
-  const family = network.includes(':') ? 'ipv6' : 'ipv4';
-  const prefix = Number(prefixText);
-  if (prefix > (family === 'ipv4' ? 32 : 128)) return undefined;
-  return { network, prefix, family };
-}
-
-export function ipInCidr(ip: string, cidr: string): boolean {
-  const parsed = parseCidr(cidr);
-  const address = canonicalIp(ip);
-  if (!parsed || address === undefined) return false;
-  const family = address.includes(':') ? 'ipv6' : 'ipv4';
-  if (family !== parsed.family) return false;
-  const list = new BlockList();
-  list.addSubnet(parsed.network, parsed.prefix, parsed.family);
-  return list.check(address, family);
+function ipProblem(ip: string, nodeName: string, policy: ApproverPolicy, cluster: ClusterView): SanProblem | undefined {
+  const reserved = reservedIp(ip, policy, cluster.apiServer);
+  if (reserved) return problem('SANReservedForCluster', `IP:${ip} is ${reserved}`);
+  if (policy.allowedCidrs.length === 0)
+    return problem('IPNotInAllowedCIDRs', `IP:${ip}: allowedCidrs is empty, so no IP SAN is approved`);
+  if (!policy.allowedCidrs.some((cidr) => ipInCidr(ip, cidr)))
+    return problem('IPNotInAllowedCIDRs', `IP:${ip} is outside allowedCidrs ${policy.allowedCidrs.join(', ')}`);
+  const others = cluster.claimants(ipKey(ip), nodeName);
+  if (others.length) return problem('SANClaimedByAnotherNode', `IP:${ip} is claimed by Node ${others.join(', ')}`);
+  return undefined;
 }

@@ -12,6 +12,7 @@ import {
   parseListen,
   policyOf,
   readApproverConfigFile,
+  unboundedPolicyProblem,
   validateLeaseName,
   validateNamespace,
   type ApproverConfig,
@@ -63,8 +64,11 @@ const HELP = `usage: nodecred approve [flags]
 
 Approve or deny kubelet-serving CSRs (signer kubernetes.io/kubelet-serving), which kube-controller-manager
 signs but never approves. A CSR is approved only when it comes from the node it names, asks for exactly
-the serving usages, and every SAN is one of that Node's status.addresses (or an allowed DNS pattern).
-Several instances may run: they elect a leader on a Lease, and only the leader decides.
+the serving usages, is read the same way by Go's crypto/x509 (the signer), and every SAN is bounded by
+the configuration (the node's own name, dnsPatterns, allowedCidrs), is not the cluster's own (kubernetes,
+*.svc, the API server's addresses, loopback) and is not claimed by another Node. The configuration must
+set allowedCidrs or dnsPatterns. Several instances may run: they elect a leader on a Lease, and only the
+leader decides.
 
 flags:
 ${flagsHelp(APPROVE_FLAGS)}
@@ -113,6 +117,16 @@ export const approveCommand: Command = {
     }
     const flags = parseFlags(args, APPROVE_FLAGS);
     const config = await loadApproverConfig(flags);
+    const unbounded = unboundedPolicyProblem(config);
+    if (unbounded)
+      throw new UserError(
+        `refusing to start: ${unbounded}, so no IP SAN and no DNS name but each node's own could be approved`,
+        {
+          where: one(flags, 'config') ?? '--config',
+          fix: 'set allowedCidrs to the node network (e.g. [10.0.0.0/16]) and/or dnsPatterns (e.g. ["*.compute.internal"])',
+          code: 'CONFIG_INVALID',
+        },
+      );
     const listen = parseListen(config.metricsListen, '--metrics-listen');
     const source = await apiSource(flags);
     const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
@@ -158,6 +172,9 @@ export const approveCommand: Command = {
           allowedCidrs: config.allowedCidrs,
           maxExpirationSeconds: config.maxExpirationSeconds,
           allowedKeyAlgorithms: config.allowedKeyAlgorithms,
+          clusterDomain: config.clusterDomain,
+          allowLoopback: config.allowLoopback,
+          apiServerNames: source.serverNames,
           denyMode: config.denyMode,
           onUnknownNode: config.onUnknownNode,
           nodeNamePattern: config.nodeNamePattern,

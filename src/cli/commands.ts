@@ -10,5 +10,13 @@ import { bootstrapCommand } from './bootstrap.ts';
 import { runCommand } from './run.ts';
 import { statusCommand, checkCommand } from './status.ts';
 import { approveCommand } from './approve.ts';
+import { reloadCommand } from './reload.ts';
 
-export const COMMANDS: Command[] = [bootstrapCommand, runCommand, statusCommand, checkCommand, approveCommand];
+export const COMMANDS: Command[] = [
+  bootstrapCommand,
+  runCommand,
+  reloadCommand,
+  statusCommand,
+  checkCommand,
+  approveCommand,
+];

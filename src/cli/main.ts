@@ -1,7 +1,7 @@
-// Entry point: dispatch to one command module, and turn UserErrors into one clear line and exit code 1
-// (2 for usage errors). Programming errors keep their stack trace.
-import { isUserError } from '../errors.ts';
+// Entry point: dispatch to one command module. Every failure ends as one line on stderr and an exit code
+// from the table in exit.ts (also in --help and the README); no stack trace unless --log-level debug.
 import { VERSION } from '../version.ts';
+import { EXIT_CODES_HELP, runMain } from './exit.ts';
 import { COMMANDS, type Command } from './commands.ts';
 
 function usage(): string {
@@ -18,6 +18,7 @@ function usage(): string {
     '',
     'Run `nodecred <command> --help` for the flags of a command.',
     '',
+    EXIT_CODES_HELP,
   ].join('\n');
 }
 
@@ -39,16 +40,4 @@ export async function main(argv: string[]): Promise<number> {
   return command.run(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (isUserError(err)) {
-      process.stderr.write(`nodecred: ${err.oneLine()}\n`);
-      process.exitCode = err.code === 'USAGE' ? 2 : 1;
-      return;
-    }
-    throw err;
-  },
-);
+runMain('nodecred', () => main(process.argv.slice(2)));

@@ -1,7 +1,7 @@
 // `nodecred status` and `nodecred check`: read-only reports on the managed certificates and any extra
 // certificate files, for humans (a table), scripts (--json) and runbooks (check's exit code).
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../errors.ts';
+import { UserError, errnoError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
 import { readKubeconfigFile, endpointOf } from '../kube/api.ts';
 import { CertStore } from '../store/cert-store.ts';
@@ -11,7 +11,9 @@ import { parseFlags, loadConfig, flagsHelp, NODE_FLAGS, usageError } from './fla
 import type { Command } from './commands.ts';
 
 const read = (path: string) =>
-  readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? null : Promise.reject(err)));
+  readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' ? null : Promise.reject(errnoError(err, { action: 'read', path }) ?? err),
+  );
 
 const SHARED = NODE_FLAGS.filter((f) =>
   ['config', 'cert-dir', 'kubeconfig', 'node-name', 'rotate-server-certificates', 'cluster-ca-file'].includes(f.name),
@@ -76,6 +78,15 @@ async function managedRows(config: Config, e: Expectations): Promise<CertRow[]> 
   }
   return rows;
 }
+
+const UNHEALTHY_FIX: Record<CertRow['state'], string> = {
+  ok: '',
+  expiring: 'renew it before it expires (nodecred run rotates the managed ones)',
+  expired: 'renew it (nodecred bootstrap requests a new client certificate)',
+  'not-yet-valid': "check this host's clock",
+  missing: 'install it, or run nodecred bootstrap for the managed ones',
+  invalid: 'replace it with a valid PEM certificate (nodecred replaces the managed ones)',
+};
 
 function print(rows: CertRow[], json: boolean, now: Date): void {
   process.stdout.write(
@@ -142,6 +153,12 @@ export const checkCommand: Command = {
       rows = await managedRows(config, { now, minValidMs });
     }
     print(rows, json, now);
+    // The report is on stdout; each unhealthy certificate is also one line on stderr, as any failure is.
+    for (const row of rows.filter((r) => r.state !== 'ok')) {
+      const why = row.problems.length ? `: ${row.problems.join('; ')}` : '';
+      const name = row.name === row.path ? '' : ` (${row.name})`;
+      process.stderr.write(`nodecred: ${row.path}${name}: ${row.state}${why} (fix: ${UNHEALTHY_FIX[row.state]})\n`);
+    }
     return healthy(rows) ? 0 : 1;
   },
 };

@@ -2,7 +2,7 @@
 // become UserErrors naming the file; odd input never prints YAML warnings (they quote the source) to logs.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { UserError } from '../errors.ts';
+import { UserError, errnoError } from '../errors.ts';
 
 export function parseYamlDocument(text: string, path: string): unknown {
   try {
@@ -22,9 +22,10 @@ export async function readYamlFile(path: string, flag = '--config'): Promise<unk
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
+    const known = errnoError(err, { action: 'read config', path });
     throw new UserError(`cannot read config: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
       where: path,
-      fix: `check ${flag}`,
+      fix: `${known ? `${known.fix}; ` : ''}check ${flag}`,
       code: 'USAGE',
     });
   }

@@ -4,7 +4,7 @@
 // user must fix (UserError), what may pass (TransientApiError), and the rest (ApiStatusError). Nothing
 // here depends on a particular HTTP client; src/kube/client-node.ts is the @kubernetes/client-node side.
 import { readFile } from 'node:fs/promises';
-import { UserError } from '../errors.ts';
+import { UserError, errnoError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -31,9 +31,10 @@ async function readText(path: string, where: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new UserError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+    const known = errnoError(err, { action: 'read', path });
+    throw new UserError(known?.message ?? `cannot read ${path}: ${(err as Error).message}`, {
       where,
-      fix: 'check the path and its permissions',
+      fix: known?.fix ?? 'check the path and its permissions',
       code: 'FILE_UNREADABLE',
     });
   }

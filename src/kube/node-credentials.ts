@@ -2,12 +2,11 @@
 // token discovery or the bootstrap kubeconfig, the node's own from the node kubeconfig, and the node
 // kubeconfig written in kubelet's form (its client-certificate and client-key both point at
 // kubelet-client-current.pem, so a rotation needs no kubeconfig change).
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { UserError, isUserError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
-import { writeFileAtomic } from '../store/atomic.ts';
+import { ensureParentDirs, writeFileAtomic } from '../store/atomic.ts';
 import { diskError } from '../store/cert-store.ts';
 import type { Credentials } from '../manager/state.ts';
 import { connectionFromKubeconfig, endpointOf, readKubeconfigFile, type ApiEndpoint } from './api.ts';
@@ -58,8 +57,8 @@ export function fileCredentials(
       });
       const existing = await readFile(path, 'utf8').catch(() => null);
       if (existing === text) return;
-      // Create the directory if missing, but never change the mode of one we do not own (/var/lib/kubelet).
-      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+      // Create the directory if missing (0700), but never change the mode of one we do not own (/var/lib/kubelet).
+      await ensureParentDirs(path);
       await writeFileAtomic(path, text, 0o600).catch((err: unknown) => {
         throw diskError(err, path);
       });

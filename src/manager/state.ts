@@ -16,7 +16,7 @@ export interface CredentialStore {
   pendingKeyPath(kind: CertKind): string;
   /** The installed pair; null when there is none; a UserError naming the file when it is unreadable. */
   readCurrent(kind: CertKind): Promise<StoredPair | null>;
-  /** Writes a new pair and makes it current, atomically; a full disk is a UserError (code DISK). */
+  /** Writes a new pair and makes it current, atomically; a full disk is a UserError (code FILESYSTEM). */
   install(kind: CertKind, chainPem: string, key: KeyObject, now: Date): Promise<string>;
   readPendingKey(kind: CertKind): Promise<KeyObject | null>;
   writePendingKey(kind: CertKind, key: KeyObject): Promise<void>;

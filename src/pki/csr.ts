@@ -10,7 +10,7 @@ import { pemBlocksLabelled } from './pem.ts';
 import { canonicalIp, isDnsSanName } from './san.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
 
-const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
+export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
 /** The group every node certificate carries; the Node authorizer and the approvers key on it. */
 export const NODES_ORGANIZATION = 'system:nodes';
 const NODE_COMMON_NAME_PREFIX = 'system:node:';

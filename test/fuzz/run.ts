@@ -1,8 +1,16 @@
-// `npm run fuzz`: every target in targets.ts for --runs cases each (default 10,000; 11 targets → 110,000
+// `npm run fuzz`: every target in targets.ts for --runs cases each (default 10,000; 12 targets → 120,000
 // cases), reporting cases, time, crashes and the slowest case per target. A crash prints the failing input
-// (shrunk by fast-check) and its seed so it can become a regression test. Exit 1 on any crash or hang.
+// (shrunk by fast-check) and its seed so it can become a regression test. Then the structure-aware CSR
+// target against the Go oracle (csr-structure.ts) for 5 × --runs cases; each finding is written to
+// test/fuzz/corpus/csr/ as a regression input. Exit 1 on any crash, hang or finding.
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
+import { ensureBinary } from '../../scripts/lib/local-cluster.ts';
 import { isUserError } from '../../src/errors.ts';
+import { fuzzAgainstGo } from './csr-structure.ts';
+import { GoOracle } from './go-oracle.ts';
 import { TARGETS } from './targets.ts';
 
 export const HANG_MS = 1000;
@@ -67,5 +75,30 @@ if (import.meta.main) {
     if (r.report) process.stdout.write(`${r.report}\n`);
   }
   process.stdout.write(`${total} cases, ${crashes} crashing targets, 0 hangs over ${HANG_MS} ms unless listed above\n`);
-  process.exit(crashes ? 1 : 0);
+  const findings = await fuzzCsrAgainstGo(runs * 5, seed ?? Date.now() % 1_000_000);
+  process.exit(crashes || findings ? 1 : 0);
+}
+
+/** The approver vs Go's signer: returns the number of findings (each saved to the corpus). */
+async function fuzzCsrAgainstGo(cases: number, seed: number): Promise<number> {
+  const oracle = GoOracle.start(await ensureBinary());
+  const s = await fuzzAgainstGo(oracle, cases, seed);
+  await oracle.close();
+  process.stdout.write(
+    `${s.failures.length ? 'FOUND' : 'ok   '}  ${'CSR structure vs Go crypto/x509'.padEnd(44)} ` +
+      `${String(s.cases).padStart(7)} cases  ${s.seconds.toFixed(1).padStart(6)} s  ` +
+      `${Math.round(s.cases / s.seconds)} cases/s (seed ${seed})\n` +
+      `       approved ${s.approved}; read by the approver ${s.approverAccepted}, by Go ${s.goParsed} ` +
+      `(by Go only ${s.goOnly}: the approver refuses, fails closed); findings ${s.failures.length}\n`,
+  );
+  for (const f of s.failures) {
+    const file = join(
+      import.meta.dirname,
+      'corpus/csr',
+      `found-${createHash('sha256').update(f.pem).digest('hex').slice(0, 12)}.pem`,
+    );
+    writeFileSync(file, f.pem);
+    process.stdout.write(`  ${file}: ${f.violations.join('; ')}\n`);
+  }
+  return s.failures.length;
 }

@@ -15,6 +15,7 @@ import { parsePemBlocks } from '../../src/pki/pem.ts';
 import { loadCertificates } from '../../src/pki/cert.ts';
 import { loadPrivateKeyPem, encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { buildCsrPem, parseCsrPem } from '../../src/pki/csr.ts';
+import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
 import { parsePairFile } from '../../src/store/cert-store.ts';
 
 export interface FuzzTarget {
@@ -191,6 +192,8 @@ export const TARGETS: FuzzTarget[] = [
     run: (s) => parsePairFile(s, 'kubelet-client-current.pem'),
   },
   { name: 'CSR (PKCS#10)', arbitrary: text(csrPem), run: (s) => parseCsrPem(s, 'csr') },
+  // The approver's reader never throws: every input is a reading or a named refusal.
+  { name: 'CSR, strict reader (approver)', arbitrary: text(csrPem), run: (s) => void parseStrictCsr(Buffer.from(s)) },
   {
     name: 'cluster-info JWS',
     arbitrary: text(jws),

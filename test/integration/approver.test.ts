@@ -1,7 +1,8 @@
 // `nodecred approve` against the real control plane: the approver runs as a child process with a service
 // account token bound by deploy/approver-rbac.yaml (so these tests also prove that file is sufficient);
 // nodes are real `nodecred bootstrap` runs whose client certificates submit the CSRs; kube-controller-manager
-// signs what the approver approves.
+// signs what the approver approves. The attacks of issue 11 are submitted the way an attacker holding one
+// node's identity would: with that node's own client certificate.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,12 +13,15 @@ import { stringify } from 'yaml';
 import {
   CertificatesV1Api,
   CoordinationV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
   KubeConfig,
   type V1CertificateSigningRequest,
   type V1CertificateSigningRequestCondition,
 } from '@kubernetes/client-node';
 import {
   testCluster,
+  waitForCertificate,
   createBootstrapToken,
   ensureBootstrapRbac,
   createNode,
@@ -30,13 +34,29 @@ import {
   type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, NODECRED, REPO, type NodeDir } from '../helpers/node.ts';
+import { X509Certificate } from 'node:crypto';
 import { buildCsrPem, nodeSubject, type CsrRequest } from '../../src/pki/csr.ts';
 import { generateKey } from '../../src/pki/keys.ts';
+import {
+  extensionRequest,
+  nodeName,
+  requestInfo,
+  sanExtension,
+  signRequest,
+  smuggledSanRequest,
+  toPem,
+  type San,
+} from '../helpers/der-builder.ts';
 
 const SERVING = 'kubernetes.io/kubelet-serving';
 const LEASE = { namespace: 'kube-system', name: 'nodecred-approver' };
 /** Node names of this file: the approvers under test decide only these, whatever else shares the cluster. */
 const NODE_PREFIX = 'apprv';
+/** The policy every approver here runs with: the node network, and "<node>.apprv.example" names. */
+const NODE_CIDR = '10.20.0.0/16';
+const DNS_SUFFIX = 'apprv.example';
+/** An address in NODE_CIDR no other Node of this run (or of an earlier run on the same cluster) has. */
+const freshIp = () => `10.20.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
 
 let workDir: string;
 let approverKubeconfig: string;
@@ -83,6 +103,8 @@ async function approverConfig(fields: Record<string, unknown> = {}): Promise<str
       kind: 'ApproverConfiguration',
       nodeNamePattern: `${NODE_PREFIX}-[0-9a-f]{8}`,
       resyncInterval: '3s',
+      allowedCidrs: [NODE_CIDR],
+      dnsPatterns: [`*.${DNS_SUFFIX}`],
       ...fields,
     }),
   );
@@ -156,7 +178,10 @@ function assertNoSecrets(a: Approver): void {
 interface TestNode extends NodeDir {
   /** The node's own identity (its client certificate), for submitting CSRs as the node. */
   certificates: CertificatesV1Api;
+  core: CoreV1Api;
 }
+
+type Addresses = Array<{ type: string; address: string }>;
 
 /** createNode, retrying the status write when a controller touched the new Node first (409). */
 async function createNodeWithAddresses(
@@ -182,28 +207,36 @@ async function createNodeWithAddresses(
 /** A node with a client certificate from `nodecred bootstrap`, and (unless addresses is null) a Node object. */
 async function bootstrappedNode(
   c: TestCluster,
-  addresses: Array<{ type: string; address: string }> | null,
+  addresses: Addresses | ((name: string) => Addresses) | null,
   extraFlags: string[] = [],
 ): Promise<TestNode> {
   const node = await newNodeDir(NODE_PREFIX);
-  if (addresses) await createNodeWithAddresses(c, node.name, addresses);
+  if (addresses)
+    await createNodeWithAddresses(c, node.name, typeof addresses === 'function' ? addresses(node.name) : addresses);
   const token = await createBootstrapToken(c);
   const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, { token: token.token });
   const r = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, ...extraFlags, ...node.flags]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const kc = new KubeConfig();
   kc.loadFromFile(node.kubeconfig);
-  return { ...node, certificates: kc.makeApiClient(CertificatesV1Api) };
+  return { ...node, certificates: kc.makeApiClient(CertificatesV1Api), core: kc.makeApiClient(CoreV1Api) };
 }
 
 /** Submits a serving CSR with the node's own client certificate; returns its name. */
 async function submitServingCsr(
   node: TestNode,
   request: Partial<CsrRequest>,
-  opts: { usages?: string[] } = {},
+  opts: { usages?: string[]; expirationSeconds?: number } = {},
 ): Promise<string> {
   const { privateKey } = await generateKey('ecdsa-p256');
-  const pem = await buildCsrPem(privateKey, { ...nodeSubject(node.name), ...request });
+  return submitPem(node, await buildCsrPem(privateKey, { ...nodeSubject(node.name), ...request }), opts);
+}
+
+async function submitPem(
+  node: TestNode,
+  pem: string,
+  opts: { usages?: string[]; expirationSeconds?: number } = {},
+): Promise<string> {
   const name = uniqueName(`${node.name}-serving`);
   await node.certificates.createCertificateSigningRequest({
     body: {
@@ -212,10 +245,18 @@ async function submitServingCsr(
         request: Buffer.from(pem).toString('base64'),
         signerName: SERVING,
         usages: opts.usages ?? ['digital signature', 'server auth'],
+        ...(opts.expirationSeconds ? { expirationSeconds: opts.expirationSeconds } : {}),
       },
     },
   });
   return name;
+}
+
+/** A serving CSR for SANs nodecred's own CSR builder refuses to write (wildcards), encoded by hand. */
+async function submitRawSans(node: TestNode, sans: San[]): Promise<string> {
+  const { privateKey } = await generateKey('ecdsa-p256');
+  const info = requestInfo(privateKey, nodeName(node.name), [extensionRequest(sanExtension(sans))]);
+  return submitPem(node, toPem(signRequest(info, privateKey)));
 }
 
 function decisionOf(csr: V1CertificateSigningRequest): V1CertificateSigningRequestCondition | undefined {
@@ -265,14 +306,17 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
   const c = testCluster();
   const approver = await startApprover(await approverConfig());
   let node: TestNode | undefined;
+  const ip = freshIp();
   try {
     await approver.waitForLog(/"msg":"became leader"/);
     assert.equal(await leaseHolder(c), approver.identity);
+    // As a kubelet's Node: its name as Hostname, a DNS name of its own under the allowed suffix, its IP.
     node = await bootstrappedNode(
       c,
-      [
-        { type: 'InternalIP', address: '10.20.0.1' },
-        { type: 'Hostname', address: 'apprv-host.example' },
+      (name) => [
+        { type: 'InternalIP', address: ip },
+        { type: 'Hostname', address: name },
+        { type: 'InternalDNS', address: `${name}.${DNS_SUFFIX}` },
       ],
       ['--rotate-server-certificates'],
     );
@@ -285,7 +329,11 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
     const approved = decisionOf(csr)!;
     assert.equal(approved.type, 'Approved');
     assert.equal(approved.reason, 'AutoApproved');
-    assert.match(approved.message!, /apprv-host\.example, 10\.20\.0\.1/);
+    assert.equal(
+      approved.message,
+      `kubelet serving certificate for node ${node.name}; SANs ${node.name}, ${node.name}.${DNS_SUFFIX}, ${ip} ` +
+        "are within policy and no other Node's",
+    );
     assert.ok(csr.status?.certificate, 'issued by kube-controller-manager');
 
     const events = await eventsFor(c, csr.metadata!.name!);
@@ -313,24 +361,25 @@ test('approve: `nodecred bootstrap --rotate-server-certificates` gets its servin
   assert.equal(await leaseHolder(c), '', 'the lease is released on SIGTERM');
 });
 
-test("deny: a SAN not among the Node's addresses, and a CN naming another node, each with its reason", async () => {
+test('deny: an IP outside allowedCidrs, and a CN naming another node, each with its reason', async () => {
   const c = testCluster();
   const approver = await startApprover(await approverConfig());
   let node: TestNode | undefined;
   try {
-    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: '10.20.0.2' }]);
-    const foreignSan = await submitServingCsr(node, { ipAddresses: ['10.20.0.2', '10.99.99.99'] });
+    const ip = freshIp();
+    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }]);
+    const foreignSan = await submitServingCsr(node, { ipAddresses: [ip, '10.99.99.99'] });
 
     // NodeRestriction (enabled here) already stops a node identity from asking for another node's CN...
     await assert.rejects(
-      submitServingCsr(node, { commonName: 'system:node:apprv-00000000', ipAddresses: ['10.20.0.2'] }),
+      submitServingCsr(node, { commonName: 'system:node:apprv-00000000', ipAddresses: [ip] }),
       /can only create a node CSR with CN=system:node:/,
     );
     // ...so reach the approver as a cluster without it would: a requester named like the node but not in
     // system:nodes (impersonated by the admin; system:bootstrappers may create CSRs).
     const foreignCn = uniqueName(`${node.name}-cn`);
     const { privateKey } = await generateKey('ecdsa-p256');
-    const pem = await buildCsrPem(privateKey, { ...nodeSubject('apprv-00000000'), ipAddresses: ['10.20.0.2'] });
+    const pem = await buildCsrPem(privateKey, { ...nodeSubject('apprv-00000000'), ipAddresses: [ip] });
     await c.kubectl(
       ['create', '-f', '-', `--as=system:node:${node.name}`, '--as-group=system:bootstrappers'],
       JSON.stringify({
@@ -347,8 +396,8 @@ test("deny: a SAN not among the Node's addresses, and a CN naming another node, 
 
     const san = await waitForDecision(c, foreignSan);
     assert.equal(san.type, 'Denied');
-    assert.equal(san.reason, 'SANNotInNodeAddresses');
-    assert.equal(san.message, `IP:10.99.99.99 not among Node ${node.name}'s addresses (InternalIP 10.20.0.2)`);
+    assert.equal(san.reason, 'IPNotInAllowedCIDRs');
+    assert.equal(san.message, `IP:10.99.99.99 is outside allowedCidrs ${NODE_CIDR}`);
 
     const cn = await waitForDecision(c, foreignCn);
     assert.equal(cn.type, 'Denied');
@@ -357,17 +406,17 @@ test("deny: a SAN not among the Node's addresses, and a CN naming another node, 
 
     const [event] = await eventsFor(c, foreignSan);
     assert.equal(event!.type, 'Warning');
-    assert.equal(event!.reason, 'SANNotInNodeAddresses');
+    assert.equal(event!.reason, 'IPNotInAllowedCIDRs');
     const metrics = await approver.metrics();
     assert.equal(
-      metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="SANNotInNodeAddresses"}'),
+      metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="IPNotInAllowedCIDRs"}'),
       1,
     );
     assert.equal(
       metricValue(metrics, 'nodecred_approver_decisions_total{decision="deny",reason="CommonNameMismatch"}'),
       1,
     );
-    assert.match(approver.output(), /"reason":"SANNotInNodeAddresses".*"msg":"denied CSR"/);
+    assert.match(approver.output(), /"reason":"IPNotInAllowedCIDRs".*"msg":"denied CSR"/);
   } finally {
     assert.equal(await approver.stop(), 0);
     await stopAll();
@@ -391,9 +440,10 @@ test('leader election: of two approvers only the leader decides; when it is kill
     assert.equal(metricValue(await leader.metrics(), 'nodecred_approver_leader'), 1);
     assert.equal(metricValue(await follower.metrics(), 'nodecred_approver_leader'), 0);
 
-    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: '10.20.0.3' }]);
+    const ip = freshIp();
+    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }]);
     const submittedAt = Date.now();
-    const first = await submitServingCsr(node, { ipAddresses: ['10.20.0.3'] });
+    const first = await submitServingCsr(node, { ipAddresses: [ip] });
     assert.equal((await waitForDecision(c, first)).type, 'Approved');
     process.stderr.write(`# submit → Approved seen by a poller: ${Date.now() - submittedAt} ms\n`);
     assert.deepEqual(
@@ -415,7 +465,7 @@ test('leader election: of two approvers only the leader decides; when it is kill
     assert.ok(takeoverMs >= 10_000, `took over after ${takeoverMs} ms: not before the lease could have expired`);
     await follower.waitForLog(/"msg":"became leader"/);
 
-    const second = await submitServingCsr(node, { ipAddresses: ['10.20.0.3'] });
+    const second = await submitServingCsr(node, { ipAddresses: [ip] });
     assert.equal((await waitForDecision(c, second)).type, 'Approved');
     assert.deepEqual(
       (await eventsFor(c, second)).map((e) => e.reportingInstance),
@@ -436,16 +486,17 @@ test('leader election: of two approvers only the leader decides; when it is kill
 
 test('CSRs submitted while no approver runs are decided once one starts', async () => {
   const c = testCluster();
-  const node = await bootstrappedNode(c, [
-    { type: 'InternalIP', address: '10.20.0.4' },
-    { type: 'InternalDNS', address: 'apprv-4.internal' },
+  const ip = freshIp();
+  const node = await bootstrappedNode(c, (name) => [
+    { type: 'InternalIP', address: ip },
+    { type: 'InternalDNS', address: `${name}.${DNS_SUFFIX}` },
   ]);
   let approver: Approver | undefined;
   try {
-    const good = await submitServingCsr(node, { ipAddresses: ['10.20.0.4'], dnsNames: ['apprv-4.internal'] });
+    const good = await submitServingCsr(node, { ipAddresses: [ip], dnsNames: [`${node.name}.${DNS_SUFFIX}`] });
     const clientAuth = await submitServingCsr(
       node,
-      { ipAddresses: ['10.20.0.4'] },
+      { ipAddresses: [ip] },
       { usages: ['digital signature', 'server auth', 'client auth'] },
     );
     const pending = await c.certificates.readCertificateSigningRequest({ name: good });
@@ -473,7 +524,8 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
   const node = await bootstrappedNode(c, null);
   const approver = await startApprover(await approverConfig({ onUnknownNode: 'leave-pending' }));
   try {
-    const name = await submitServingCsr(node, { ipAddresses: ['10.20.0.5'] });
+    const ip = freshIp();
+    const name = await submitServingCsr(node, { ipAddresses: [ip] });
     await approver.waitForLog(new RegExp(`"csr":"${name}","reason":"NodeNotFound".*"msg":"left CSR pending"`));
     const [event] = await waitFor('the left-pending Event', async () => {
       const events = await eventsFor(c, name);
@@ -483,7 +535,7 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
     assert.match(event!.message!, /^left pending: Node apprv-[0-9a-f]{8} does not exist/);
     assert.equal(decisionOf(await c.certificates.readCertificateSigningRequest({ name })), undefined);
 
-    await createNodeWithAddresses(c, node.name, [{ type: 'InternalIP', address: '10.20.0.5' }]);
+    await createNodeWithAddresses(c, node.name, [{ type: 'InternalIP', address: ip }]);
     assert.equal((await waitForDecision(c, name, 20_000)).type, 'Approved', 'approved at the next resync');
     assert.equal(
       approver.output().match(/"msg":"left CSR pending"/g)?.length,
@@ -498,13 +550,150 @@ test('onUnknownNode leave-pending: a CSR from a node without a Node object waits
   assertNoSecrets(approver);
 });
 
+// ── issue 11: names a node does not own ──────────────────────────────────────────────────────────────
+
+/** A Denied decision with `reason`, its Event, and no certificate: the signer never signs a denied CSR. */
+async function assertDenied(c: TestCluster, name: string, reason: string, message: RegExp): Promise<void> {
+  const decision = await waitForDecision(c, name);
+  assert.equal(decision.type, 'Denied', `${name}: ${decision.reason} ${decision.message}`);
+  assert.equal(decision.reason, reason, decision.message);
+  assert.match(decision.message!, message);
+  const csr = await c.certificates.readCertificateSigningRequest({ name });
+  assert.equal(csr.status?.certificate, undefined, 'no certificate issued');
+  assert.deepEqual(
+    (csr.status?.conditions ?? []).map((x) => x.type),
+    ['Denied'],
+  );
+  const [event] = await eventsFor(c, name);
+  assert.equal(event!.reason, reason);
+}
+
+test('issue 11: crafted and over-reaching serving CSRs from a node identity are denied, each naming its cause', async () => {
+  const c = testCluster();
+  // Another API server of an HA control plane, as the EndpointSlice reconciler would publish it.
+  const apiSlice = uniqueName('kubernetes-extra');
+  const apiIp = freshIp();
+  const discovery = c.admin.makeApiClient(DiscoveryV1Api);
+  await discovery.createNamespacedEndpointSlice({
+    namespace: 'default',
+    body: {
+      metadata: { name: apiSlice, labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: [apiIp] }],
+      ports: [{ name: 'https', port: 6443, protocol: 'TCP' }],
+    },
+  });
+  const approver = await startApprover(await approverConfig());
+  let node: TestNode | undefined;
+  try {
+    const ip = freshIp();
+    const neighbourIp = freshIp();
+    const neighbour = uniqueName(NODE_PREFIX);
+    await createNodeWithAddresses(c, neighbour, [{ type: 'InternalIP', address: neighbourIp }]);
+    node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }]);
+
+    // The request that got DNS:kubernetes.default.svc signed: @peculiar/x509 read only IP:<own>.
+    const { privateKey } = await generateKey('ecdsa-p256');
+    const smuggled = await submitPem(
+      node,
+      toPem(smuggledSanRequest(privateKey, node.name, ip, 'kubernetes.default.svc')),
+    );
+    const neighbours = await submitServingCsr(node, { ipAddresses: [ip, neighbourIp] });
+    const wildcard = await submitRawSans(node, [{ dns: `*.${DNS_SUFFIX}` }, { ip }]);
+    const clusterName = await submitServingCsr(node, { dnsNames: ['kubernetes.default.svc'], ipAddresses: [ip] });
+    const serviceIp = await submitServingCsr(node, { ipAddresses: [ip, '10.96.0.1'] });
+    const apiServerIp = await submitServingCsr(node, { ipAddresses: [apiIp] });
+
+    await assertDenied(
+      c,
+      smuggled,
+      'NonCanonicalDER',
+      /^not canonical DER at attributes\[0\]\.type: OBJECT IDENTIFIER not minimally encoded$/,
+    );
+    await assertDenied(
+      c,
+      neighbours,
+      'SANClaimedByAnotherNode',
+      new RegExp(`^IP:${neighbourIp} is claimed by Node ${neighbour}$`),
+    );
+    await assertDenied(c, wildcard, 'InvalidDNSName', /^DNS:\*\.apprv\.example has a "\*"/);
+    await assertDenied(c, clusterName, 'SANReservedForCluster', /^DNS:kubernetes\.default\.svc is a Service name/);
+    await assertDenied(c, serviceIp, 'SANReservedForCluster', /^IP:10\.96\.0\.1 is an address of the API server$/);
+    await assertDenied(
+      c,
+      apiServerIp,
+      'SANReservedForCluster',
+      new RegExp(`^IP:${apiIp} is an address of the API server$`),
+    );
+    assert.match(approver.output(), /"reason":"NonCanonicalDER","detail":"not canonical DER at attributes\[0\]\.type/);
+
+    // status.addresses is not proof: the node writes its neighbour's IP into its own status (NodeRestriction
+    // allows that) and asks again; the neighbour's claim still stands.
+    const own = await node.core.readNode({ name: node.name });
+    own.status!.addresses = [...(own.status?.addresses ?? []), { type: 'InternalIP', address: neighbourIp }];
+    await node.core.replaceNodeStatus({ name: node.name, body: own });
+    const again = await submitServingCsr(node, { ipAddresses: [neighbourIp] });
+    await assertDenied(c, again, 'SANClaimedByAnotherNode', new RegExp(`claimed by Node ${neighbour}`));
+
+    // What the node does own still gets signed.
+    const legitimate = await submitServingCsr(node, { dnsNames: [node.name], ipAddresses: [ip] });
+    assert.equal((await waitForDecision(c, legitimate)).type, 'Approved');
+    await waitForCertificate(c, legitimate);
+  } finally {
+    assert.equal(await approver.stop(), 0);
+    await stopAll();
+    await node?.cleanup();
+    await discovery.deleteNamespacedEndpointSlice({ name: apiSlice, namespace: 'default' });
+  }
+  assertNoSecrets(approver);
+});
+
+test('maxLifetime: a CSR without spec.expirationSeconds is denied; one within the limit is signed for that long', async () => {
+  const c = testCluster();
+  const approver = await startApprover(await approverConfig({ maxLifetime: '24h' }));
+  const ip = freshIp();
+  const node = await bootstrappedNode(c, [{ type: 'InternalIP', address: ip }]);
+  try {
+    const unlimited = await submitServingCsr(node, { ipAddresses: [ip] });
+    await assertDenied(c, unlimited, 'ExpirationSecondsRequired', /maxLifetime is 86400 s/);
+    const tooLong = await submitServingCsr(node, { ipAddresses: [ip] }, { expirationSeconds: 86_401 });
+    await assertDenied(c, tooLong, 'LifetimeTooLong', /86401 exceeds the maximum 86400/);
+    const hour = await submitServingCsr(node, { ipAddresses: [ip] }, { expirationSeconds: 3600 });
+    assert.equal((await waitForDecision(c, hour)).type, 'Approved');
+    const cert = new X509Certificate(await waitForCertificate(c, hour));
+    const lifetimeS = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 1000;
+    // The signer backdates NotBefore by 5 minutes; NotAfter is now + 1 h for short lifetimes.
+    assert.ok(lifetimeS <= 3600 + 300, `issued for ${lifetimeS} s`);
+  } finally {
+    assert.equal(await approver.stop(), 0);
+    await stopAll();
+    await node.cleanup();
+  }
+  assertNoSecrets(approver);
+});
+
+test('without allowedCidrs or dnsPatterns the approver refuses to start, in one line naming the fix', async () => {
+  const config = join(workDir, 'unbounded.yaml');
+  await writeFile(config, stringify({ apiVersion: 'nodecred.io/v1alpha1', kind: 'ApproverConfiguration' }));
+  const r = await runNodecred(
+    ['approve', '--kubeconfig', approverKubeconfig, '--config', config, '--metrics-listen', 'off'],
+    { timeoutMs: 30_000 },
+  );
+  assert.equal(r.code, 1, r.stderr + r.stdout);
+  const line = r.stderr.trim();
+  assert.equal(line.split('\n').length, 1, line);
+  assert.match(line, /refusing to start: no name-bounding policy: allowedCidrs and dnsPatterns are both empty/);
+  assert.match(line, /set allowedCidrs to the node network/);
+});
+
 test("an identity without the approver's RBAC fails at start with one line naming the missing rules", async () => {
   const c = testCluster();
   const token = await createBootstrapToken(c);
   const kubeconfig = await writeKubeconfig(join(workDir, 'bootstrap-identity.kubeconfig'), c, { token: token.token });
-  const r = await runNodecred(['approve', '--kubeconfig', kubeconfig, '--metrics-listen', 'off'], {
-    timeoutMs: 30_000,
-  });
+  const r = await runNodecred(
+    ['approve', '--kubeconfig', kubeconfig, '--config', await approverConfig(), '--metrics-listen', 'off'],
+    { timeoutMs: 30_000 },
+  );
   assert.equal(r.code, 1, r.stderr + r.stdout);
   const line = r.stderr.trim();
   assert.equal(line.split('\n').length, 1, line);

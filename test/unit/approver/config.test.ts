@@ -7,6 +7,7 @@ import {
   mergeApproverConfig,
   parseListen,
   policyOf,
+  unboundedPolicyProblem,
 } from '../../../src/approver/config.ts';
 
 const HEAD = { apiVersion: 'nodecred.io/v1alpha1', kind: 'ApproverConfiguration' };
@@ -32,6 +33,14 @@ test('defaults: every default key algorithm, deny, kube-system/nodecred-approver
   assert.equal(`${c.leaseNamespace}/${c.leaseName}`, 'kube-system/nodecred-approver');
   assert.equal(c.metricsListen, '127.0.0.1:10291');
   assert.equal(c.maxExpirationSeconds, undefined);
+  assert.equal(c.clusterDomain, 'cluster.local');
+  assert.equal(c.allowLoopback, false);
+});
+
+test('no name-bounding policy (neither allowedCidrs nor dnsPatterns) is a reason not to start', () => {
+  assert.match(unboundedPolicyProblem(defaultApproverConfig()) ?? '', /allowedCidrs and dnsPatterns are both empty/);
+  assert.equal(unboundedPolicyProblem({ allowedCidrs: ['10.0.0.0/16'], dnsPatterns: [] }), undefined);
+  assert.equal(unboundedPolicyProblem({ allowedCidrs: [], dnsPatterns: ['*.compute.internal'] }), undefined);
 });
 
 test('a full document is read into the config; flags (later layers) win', () => {
@@ -42,6 +51,8 @@ test('a full document is read into the config; flags (later layers) win', () => 
       allowedCidrs: ['10.0.0.0/8', '2001:db8::/32'],
       maxLifetime: '720h',
       allowedKeyAlgorithms: ['ecdsa-p256'],
+      clusterDomain: 'k8s.example',
+      allowLoopback: true,
       denyMode: 'leave-pending',
       onUnknownNode: 'leave-pending',
       nodeNamePattern: 'ip-10-.*',
@@ -59,6 +70,8 @@ test('a full document is read into the config; flags (later layers) win', () => 
   assert.equal(c.leaseName, 'from-flag');
   assert.equal(c.resyncIntervalMs, 30_000);
   const p = policyOf(c);
+  assert.equal(p.clusterDomain, 'k8s.example');
+  assert.equal(p.allowLoopback, true);
   assert.equal(p.nodeNamePattern!.test('ip-10-0-0-1'), true);
   assert.equal(p.nodeNamePattern!.test('xip-10-0-0-1'), false, 'the pattern must match the whole name');
 });
@@ -69,6 +82,8 @@ test('errors name the file and the field', () => {
   fails({ apiVersion: 'v1', kind: 'ApproverConfiguration' }, 'apiVersion', /must be nodecred\.io\/v1alpha1/);
   fails({ ...HEAD, dnsPatterns: ['*.internal'] }, 'dnsPatterns[0]', /at least two labels/);
   fails({ ...HEAD, dnsPatterns: ['a.*.example'] }, 'dnsPatterns[0]', /not a DNS name/);
+  fails({ ...HEAD, dnsPatterns: ['*.under_score.example'] }, 'dnsPatterns[0]', /not a DNS name/);
+  fails({ ...HEAD, dnsPatterns: ['*.trailing.dot.'] }, 'dnsPatterns[0]', /not a DNS name/);
   fails({ ...HEAD, dnsPatterns: '*.compute.internal' }, 'dnsPatterns', /must be a list/);
   fails({ ...HEAD, allowedCidrs: ['10.0.0.0/33'] }, 'allowedCidrs[0]', /not a CIDR/);
   fails({ ...HEAD, allowedCidrs: ['10.0.0.0'] }, 'allowedCidrs[0]', /not a CIDR/);
@@ -82,6 +97,8 @@ test('errors name the file and the field', () => {
   fails({ ...HEAD, leaseNamespace: 'Kube_System' }, 'leaseNamespace', /not a valid namespace/);
   fails({ ...HEAD, resyncInterval: '10ms' }, 'resyncInterval', /at least 1s/);
   fails({ ...HEAD, metricsListen: 'localhost' }, 'metricsListen', /not host:port/);
+  fails({ ...HEAD, clusterDomain: 'Cluster.Local.' }, 'clusterDomain', /upper-case/);
+  fails({ ...HEAD, allowLoopback: 'yes' }, 'allowLoopback', /true or false|boolean/);
 });
 
 test('parseListen: IPv4, bracketed IPv6, host names, port 0 and off', () => {

@@ -9,7 +9,11 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { approverOverridesFromDocument } from '../../../src/approver/config.ts';
+import {
+  approverOverridesFromDocument,
+  mergeApproverConfig,
+  unboundedPolicyProblem,
+} from '../../../src/approver/config.ts';
 import { APPROVE_FLAGS } from '../../../src/cli/approve.ts';
 import { parseFlags } from '../../../src/cli/flags.ts';
 
@@ -19,13 +23,17 @@ const read = (path: string) => readFileSync(join(REPO, path), 'utf8');
 type Doc = { kind: string; [k: string]: any };
 const docs = (path: string): Doc[] => parseAllDocuments(read(path)).map((d) => d.toJS() as Doc);
 
-test('approver-deployment.yaml: the ConfigMap holds a valid ApproverConfiguration', () => {
+test('approver-deployment.yaml: the ConfigMap holds a valid ApproverConfiguration that must be completed', () => {
   const cm = docs('deploy/approver-deployment.yaml').find((d) => d.kind === 'ConfigMap')!;
   const o = approverOverridesFromDocument(
     parseYaml(cm.data['approver.yaml']),
     'ConfigMap nodecred-approver: approver.yaml',
   );
   assert.equal(o.denyMode, 'deny');
+  // Shipped without a name-bounding policy on purpose: the approver refuses to start until the operator
+  // says which names nodes may have (README: Approving kubelet serving certificates).
+  assert.match(unboundedPolicyProblem(mergeApproverConfig(o)) ?? '', /both empty/);
+  assert.match(cm.data['approver.yaml'], /REQUIRED/);
 });
 
 test('approver-deployment.yaml: 2 replicas, non-root, read-only root, no capabilities, probes and resources', () => {

@@ -1,24 +1,40 @@
 // Every approve / deny / leave-pending path of the kubelet-serving CSR policy, with real PKCS#10 requests
-// built by src/pki/csr.ts (and openssl for what nodecred itself never builds: P-521 keys, email SANs, OU).
+// built by src/pki/csr.ts (and openssl for what nodecred itself never builds: P-521 keys, email SANs, OU;
+// test/fuzz/csr-cases.ts for encodings a lenient parser reads differently), read by the approver's strict
+// reader exactly as the controller does.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { buildCsrPem, nodeSubject, parseCsrPem, type CsrRequest, type ParsedCsr } from '../../../src/pki/csr.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { approverOverridesFromDocument, mergeApproverConfig, policyOf } from '../../../src/approver/config.ts';
+import { buildCsrPem, nodeSubject, type CsrRequest, type ParsedCsr } from '../../../src/pki/csr.ts';
 import { encodePrivateKeyPem, generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../../src/pki/keys.ts';
 import { encodePem, parsePemBlocks } from '../../../src/pki/pem.ts';
 import {
   applyAuthorization,
   decideServingCsr,
-  dnsPatternMatches,
-  ipInCidr,
   nodeNameOf,
   DENY_REASONS,
   KUBELET_SERVING_SIGNER,
   type ApproverPolicy,
+  type ClusterView,
   type CsrFacts,
   type Decision,
   type NodeFacts,
 } from '../../../src/approver/policy.ts';
+import { NodeClaims } from '../../../src/approver/names.ts';
+import { parseStrictCsr } from '../../../src/pki/strict-csr.ts';
+import { CRAFTED_CASES, CASE_NODE } from '../../fuzz/csr-cases.ts';
+import {
+  extensionRequest,
+  nodeName,
+  requestInfo,
+  sanExtension,
+  signRequest,
+  toPem,
+} from '../../helpers/der-builder.ts';
 import { openssl } from '../pki/helpers.ts';
 
 const NODE = 'worker-1';
@@ -34,14 +50,38 @@ const ADDRESSES = [
 const THE_NODE: NodeFacts = { name: NODE, addresses: ADDRESSES };
 
 const POLICY: ApproverPolicy = {
-  dnsPatterns: [],
-  allowedCidrs: [],
+  dnsPatterns: ['*.internal.example'],
+  allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'],
   maxExpirationSeconds: undefined,
   allowedKeyAlgorithms: [...KEY_ALGORITHMS],
+  clusterDomain: 'cluster.local',
+  allowLoopback: false,
   denyMode: 'deny',
   onUnknownNode: 'deny',
   nodeNamePattern: undefined,
 };
+
+// The rest of the cluster: worker-2 next door, and the API server at 10.0.0.1, 10.96.0.1 and api.example.
+const claims = new NodeClaims();
+claims.set(NODE, ADDRESSES);
+claims.set('worker-2', [
+  { type: 'InternalIP', address: '10.0.0.6' },
+  { type: 'InternalDNS', address: 'worker-2.internal.example' },
+  { type: 'ExternalDNS', address: 'shared.internal.example' },
+]);
+const CLUSTER: ClusterView = {
+  claimants: (key, requester) => claims.claimants(key, requester),
+  apiServer: { dnsNames: new Set(['api.example']), ips: new Set(['10.0.0.1', '10.96.0.1']) },
+};
+
+const decide = (f: CsrFacts, node: NodeFacts = THE_NODE, policy: ApproverPolicy = POLICY) =>
+  decideServingCsr(f, node, policy, CLUSTER);
+
+/** What the controller hands the policy for a PEM request. */
+function strict(pem: string | Buffer): CsrFacts['request'] {
+  const r = parseStrictCsr(Buffer.from(pem));
+  return r.ok ? r.csr : { refusal: r.reason, message: r.message };
+}
 
 const keys = new Map<KeyAlgorithm, KeyObject>();
 const parsedCache = new Map<string, ParsedCsr>();
@@ -55,7 +95,8 @@ async function request(req: Partial<CsrRequest> = {}, alg: KeyAlgorithm = 'ecdsa
   const cacheKey = JSON.stringify([full, alg]);
   const hit = parsedCache.get(cacheKey);
   if (hit) return hit;
-  const parsed = await parseCsrPem(await buildCsrPem(keys.get(alg)!, full));
+  const parsed = strict(await buildCsrPem(keys.get(alg)!, full));
+  assert.ok(!('refusal' in parsed), JSON.stringify(parsed));
   parsedCache.set(cacheKey, parsed);
   return parsed;
 }
@@ -80,12 +121,12 @@ function expectDecision(d: Decision, decision: Decision['decision'], reason?: st
 
 // ── approvals ────────────────────────────────────────────────────────────────────────────────────────
 
-test("approves a kubelet-style serving CSR whose SANs are all the Node's addresses", async () => {
+test("approves a kubelet-style serving CSR: the node's name, a dnsPatterns name of its own, IPs in allowedCidrs", async () => {
   const f = await facts(
     {},
     { dnsNames: ['worker-1', 'worker-1.internal.example'], ipAddresses: ['10.0.0.5', '2001:db8::5'] },
   );
-  expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'approve', undefined, /worker-1.*10\.0\.0\.5/);
+  expectDecision(decide(f), 'approve', undefined, /worker-1.*10\.0\.0\.5.*within policy and no other Node's/);
 });
 
 test('approves every usage set the kubelet-serving signer accepts, with and without key encipherment', async () => {
@@ -94,45 +135,60 @@ test('approves every usage set the kubelet-serving signer accepts, with and with
     [...SERVING_USAGES, 'key encipherment'],
     ['server auth', 'key encipherment', 'digital signature'],
   ]) {
-    expectDecision(decideServingCsr(await facts({ usages }), THE_NODE, POLICY), 'approve');
+    expectDecision(decide(await facts({ usages })), 'approve');
   }
 });
 
 test('approves each default key algorithm, and a subset of SANs', async () => {
   for (const alg of ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048'] as const) {
-    expectDecision(
-      decideServingCsr(await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5'] }, alg), THE_NODE, POLICY),
-      'approve',
-    );
+    expectDecision(decide(await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5'] }, alg)), 'approve');
   }
 });
 
-test('DNS SANs compare case-insensitively, IPv6 by canonical form', async () => {
-  const f = await facts({}, { dnsNames: ['Worker-1.Internal.Example'], ipAddresses: ['2001:DB8:0::5'] });
-  expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'approve');
-});
-
-test("a DNS SAN outside the Node's addresses is approved when it matches a dnsPatterns entry", async () => {
-  const f = await facts({}, { dnsNames: ['ip-10-0-0-5.compute.internal'] });
-  expectDecision(decideServingCsr(f, THE_NODE, POLICY), 'deny', 'SANNotInNodeAddresses');
-  expectDecision(decideServingCsr(f, THE_NODE, { ...POLICY, dnsPatterns: ['*.compute.internal'] }), 'approve');
+test("status.addresses are not proof: a SAN is approved when policy bounds it, whatever the node's own addresses say", async () => {
+  const f = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.7'] });
+  expectDecision(decide(f, { name: NODE, addresses: [] }), 'approve');
+  const claimed = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.6'] });
   expectDecision(
-    decideServingCsr(f, THE_NODE, { ...POLICY, dnsPatterns: ['ip-10-0-0-5.compute.internal'] }),
-    'approve',
+    decide(claimed, { name: NODE, addresses: [{ type: 'InternalIP', address: '10.0.0.6' }] }),
+    'deny',
+    'SANClaimedByAnotherNode',
   );
 });
 
-test('the lifetime limit allows requests at or below it and requests that leave the lifetime to the signer', async () => {
-  const policy = { ...POLICY, maxExpirationSeconds: 86_400 };
-  expectDecision(decideServingCsr(await facts({ expirationSeconds: 86_400 }), THE_NODE, policy), 'approve');
-  expectDecision(decideServingCsr(await facts({ expirationSeconds: undefined }), THE_NODE, policy), 'approve');
+test('IPv6 SANs compare in canonical form', async () => {
+  expectDecision(decide(await facts({}, { dnsNames: [], ipAddresses: ['2001:DB8:0::5'] })), 'approve');
 });
 
-test('IP SANs inside allowedCidrs are approved', async () => {
-  const f = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.5', '2001:db8::5'] });
+test('an exact dnsPatterns entry is granted to every node in scope, unless another Node claims it', async () => {
+  const policy = { ...POLICY, dnsPatterns: ['metrics.example', 'shared.internal.example'] };
+  expectDecision(decide(await facts({}, { dnsNames: ['metrics.example'] }), THE_NODE, policy), 'approve');
   expectDecision(
-    decideServingCsr(f, THE_NODE, { ...POLICY, allowedCidrs: ['10.0.0.0/24', '2001:db8::/64'] }),
-    'approve',
+    decide(await facts({}, { dnsNames: ['shared.internal.example'] }), THE_NODE, policy),
+    'deny',
+    'SANClaimedByAnotherNode',
+    /DNS:shared\.internal\.example is claimed by Node worker-2/,
+  );
+});
+
+test('the lifetime limit allows requests at or below it', async () => {
+  const policy = { ...POLICY, maxExpirationSeconds: 86_400 };
+  expectDecision(decide(await facts({ expirationSeconds: 86_400 }), THE_NODE, policy), 'approve');
+  expectDecision(decide(await facts({ expirationSeconds: 600 }), THE_NODE, policy), 'approve');
+});
+
+test('allowLoopback lets loopback names and addresses through, never the API server or the unspecified address', async () => {
+  const policy = { ...POLICY, allowLoopback: true, allowedCidrs: ['127.0.0.0/8', '0.0.0.0/0'] };
+  expectDecision(decide(await facts({}, { dnsNames: [], ipAddresses: ['127.0.0.2'] }), THE_NODE, policy), 'approve');
+  expectDecision(
+    decide(await facts({}, { dnsNames: [], ipAddresses: ['10.96.0.1'] }), THE_NODE, policy),
+    'deny',
+    'SANReservedForCluster',
+  );
+  expectDecision(
+    decide(await facts({}, { dnsNames: [], ipAddresses: ['0.0.0.0'] }), THE_NODE, policy),
+    'deny',
+    'SANReservedForCluster',
   );
 });
 
@@ -144,21 +200,16 @@ test('other signers are skipped, not denied', async () => {
     'kubernetes.io/kube-apiserver-client',
     'example.com/custom',
   ]) {
-    expectDecision(
-      decideServingCsr(await facts({ signerName }), THE_NODE, POLICY),
-      'skip',
-      'OtherSigner',
-      new RegExp(signerName),
-    );
+    expectDecision(decide(await facts({ signerName })), 'skip', 'OtherSigner', new RegExp(signerName));
   }
 });
 
 test('nodeNamePattern: nodes outside it (and non-node requesters) are skipped', async () => {
   const policy = { ...POLICY, nodeNamePattern: /^(?:pool-a-.*)$/ };
-  expectDecision(decideServingCsr(await facts(), THE_NODE, policy), 'skip', 'OutOfScope', /worker-1.*pool-a/);
-  expectDecision(decideServingCsr(await facts({ username: 'alice' }), THE_NODE, policy), 'skip', 'OutOfScope');
+  expectDecision(decide(await facts(), THE_NODE, policy), 'skip', 'OutOfScope', /worker-1.*pool-a/);
+  expectDecision(decide(await facts({ username: 'alice' }), THE_NODE, policy), 'skip', 'OutOfScope');
   const inScope = { ...POLICY, nodeNamePattern: /^(?:worker-.*)$/ };
-  expectDecision(decideServingCsr(await facts(), THE_NODE, inScope), 'approve');
+  expectDecision(decide(await facts(), THE_NODE, inScope), 'approve');
 });
 
 // ── denials, one per reason ──────────────────────────────────────────────────────────────────────────
@@ -185,19 +236,63 @@ const opensslCsr = (subject: string, sanExt: string, keyPem?: string) => {
   });
 };
 
+/** A crafted request (test/fuzz/csr-cases.ts) from node CASE_NODE. */
+function crafted(name: string): () => Promise<CsrFacts> {
+  const c = CRAFTED_CASES.find((x) => x.name.startsWith(name))!;
+  return () =>
+    facts({ username: `system:node:${CASE_NODE}`, request: strict(toPem(c.build(keys.get('ecdsa-p256')!))) });
+}
+
+/** DNS SANs nodecred's own builder refuses to write (wildcards, empty labels, ...), encoded by hand. */
+const dns =
+  (...dnsNames: string[]) =>
+  async () => {
+    const key = keys.get('ecdsa-p256')!;
+    const sans = extensionRequest(sanExtension(dnsNames.map((d) => ({ dns: d }))));
+    return facts({ request: strict(toPem(signRequest(requestInfo(key, nodeName(NODE), [sans]), key))) });
+  };
+const ips =
+  (...ipAddresses: string[]) =>
+  () =>
+    facts({}, { dnsNames: [], ipAddresses });
+
 const DENY_CASES: DenyCase[] = [
   {
     name: 'an unparseable request',
-    facts: () => facts({ request: { error: 'expected exactly one PEM "CERTIFICATE REQUEST" block, found 0' } }),
+    facts: async () => facts({ request: strict('no PEM here') }),
     reason: 'InvalidRequest',
-    message: /not a usable PKCS#10 request: expected exactly one/,
+    message: /exactly one PEM "CERTIFICATE REQUEST" block/,
+  },
+  {
+    name: 'the issue-11 request (a decoy extensionRequest with a non-minimal OID)',
+    facts: crafted('issue 11'),
+    reason: 'NonCanonicalDER',
+    message: /attributes\[0\]\.type: OBJECT IDENTIFIER not minimally encoded/,
+  },
+  {
+    name: 'two extensionRequest attributes',
+    facts: crafted('two well-formed extensionRequest'),
+    reason: 'UnexpectedAttributes',
+    message: /2 attributes/,
+  },
+  {
+    name: 'a SAN extension requested twice',
+    facts: crafted('two SAN extensions'),
+    reason: 'DuplicateExtension',
+    message: /extension 2\.5\.29\.17 is requested twice/,
+  },
+  {
+    name: 'an unknown critical extension',
+    facts: crafted('an unknown critical extension'),
+    reason: 'UnknownCriticalExtension',
+    message: /1\.3\.6\.1\.4\.1\.99999\.1 is marked critical/,
   },
   {
     name: 'a signature that does not verify',
     facts: async () => {
       const pem = await buildCsrPem(keys.get('ecdsa-p256')!, { ...nodeSubject(NODE), ipAddresses: ['10.0.0.5'] });
-      const parsed = await parseCsrPem(tamperSignature(pem));
-      assert.equal(parsed.signatureValid, false);
+      const parsed = strict(tamperSignature(pem));
+      assert.equal((parsed as ParsedCsr).signatureValid, false);
       return facts({ request: parsed });
     },
     reason: 'InvalidSignature',
@@ -241,8 +336,7 @@ const DENY_CASES: DenyCase[] = [
   },
   {
     name: 'other subject attributes (OU)',
-    facts: async () =>
-      facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/OU=ops/CN=${USER}`, 'IP:10.0.0.5')) }),
+    facts: async () => facts({ request: strict(opensslCsr(`/O=system:nodes/OU=ops/CN=${USER}`, 'IP:10.0.0.5')) }),
     reason: 'UnexpectedSubjectAttributes',
     message: /OU=ops/,
   },
@@ -279,20 +373,22 @@ const DENY_CASES: DenyCase[] = [
   {
     name: 'an email SAN',
     facts: async () =>
-      facts({
-        request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,email:ops@example.com')),
-      }),
+      facts({ request: strict(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,email:ops@example.com')) }),
     reason: 'DisallowedSANType',
     message: /email:ops@example\.com/,
   },
   {
     name: 'a URI SAN',
     facts: async () =>
-      facts({
-        request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,URI:spiffe://cluster/ns/x')),
-      }),
+      facts({ request: strict(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5,URI:spiffe://cluster/ns/x')) }),
     reason: 'DisallowedSANType',
     message: /URI:spiffe:\/\/cluster\/ns\/x/,
+  },
+  {
+    name: 'a directoryName SAN',
+    facts: crafted('a directoryName SAN'),
+    reason: 'DisallowedSANType',
+    message: /\[tag 0xa4\]/,
   },
   {
     name: 'a key algorithm outside the allowed list',
@@ -306,7 +402,7 @@ const DENY_CASES: DenyCase[] = [
     facts: async () => {
       const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
       const keyPem = p521.export({ format: 'pem', type: 'pkcs8' }).toString();
-      return facts({ request: await parseCsrPem(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5', keyPem)) });
+      return facts({ request: strict(opensslCsr(`/O=system:nodes/CN=${USER}`, 'IP:10.0.0.5', keyPem)) });
     },
     reason: 'KeyAlgorithmNotAllowed',
     message: /ecdsa-p521/,
@@ -319,6 +415,13 @@ const DENY_CASES: DenyCase[] = [
     message: /86401 exceeds the maximum 86400/,
   },
   {
+    name: 'no spec.expirationSeconds while maxLifetime is set (the signer default would apply)',
+    facts: () => facts({ expirationSeconds: undefined }),
+    policy: { maxExpirationSeconds: 86_400 },
+    reason: 'ExpirationSecondsRequired',
+    message: /spec\.expirationSeconds is not set, and maxLifetime is 86400 s/,
+  },
+  {
     name: 'a node without a Node object',
     facts: () => facts(),
     node: null,
@@ -326,46 +429,131 @@ const DENY_CASES: DenyCase[] = [
     message: /Node worker-1 does not exist/,
   },
   {
-    name: 'an IP SAN the Node does not have',
-    facts: () => facts({}, { ipAddresses: ['10.0.0.5', '10.9.9.9'] }),
-    reason: 'SANNotInNodeAddresses',
-    message:
-      /IP:10\.9\.9\.9 not among Node worker-1's addresses \(InternalIP 10\.0\.0\.5, ExternalIP 2001:db8::5, Hostname worker-1, InternalDNS worker-1\.internal\.example\)/,
+    name: 'a wildcard DNS SAN, even under an allowed pattern',
+    facts: dns('*.internal.example'),
+    reason: 'InvalidDNSName',
+    message: /DNS:\*\.internal\.example has a "\*"/,
   },
   {
-    name: "a DNS SAN the Node does not have (another node's name)",
-    facts: () => facts({}, { dnsNames: ['worker-2'] }),
-    reason: 'SANNotInNodeAddresses',
-    message: /DNS:worker-2 not among/,
+    name: 'an upper-case DNS SAN',
+    facts: dns('Worker-1'),
+    reason: 'InvalidDNSName',
+    message: /upper-case/,
   },
   {
-    name: 'a DNS SAN two labels deep under a single-label wildcard pattern',
-    facts: () => facts({}, { dnsNames: ['a.b.compute.internal'] }),
-    policy: { dnsPatterns: ['*.compute.internal'] },
-    reason: 'SANNotInNodeAddresses',
-    message: /DNS:a\.b\.compute\.internal.*dnsPatterns: \*\.compute\.internal/,
+    name: 'a DNS SAN with an empty label (trailing dot)',
+    facts: dns('worker-1.internal.example.'),
+    reason: 'InvalidDNSName',
+    message: /empty label/,
   },
   {
-    name: 'a Node address given as the IP SAN of a DNS-only address type',
-    facts: () => facts({}, { ipAddresses: ['10.1.1.1'], dnsNames: [] }),
-    node: { name: NODE, addresses: [{ type: 'InternalDNS', address: '10.1.1.1' }] },
-    reason: 'SANNotInNodeAddresses',
-    message: /IP:10\.1\.1\.1/,
+    name: 'a DNS SAN label that is not LDH',
+    facts: dns('worker_1.internal.example'),
+    reason: 'InvalidDNSName',
+    message: /label "worker_1"/,
   },
   {
-    name: 'an IP SAN of the Node outside allowedCidrs',
-    facts: () => facts({}, { ipAddresses: ['10.0.0.5', '2001:db8::5'] }),
+    name: 'a DNS SAN longer than 253 characters',
+    facts: dns(`${`${'a'.repeat(60)}.`.repeat(4)}internal.example`),
+    reason: 'InvalidDNSName',
+    message: /longer than 253/,
+  },
+  {
+    name: 'an IP address as a DNS SAN',
+    facts: dns('10.0.0.5'),
+    reason: 'InvalidDNSName',
+    message: /IP address written as a DNS name/,
+  },
+  {
+    name: 'kubernetes.default.svc',
+    facts: dns('kubernetes.default.svc'),
+    reason: 'SANReservedForCluster',
+    message: /DNS:kubernetes\.default\.svc is a Service name/,
+  },
+  {
+    name: 'kubernetes, kubernetes.default and a name in the cluster domain',
+    facts: dns('kubernetes', 'kubernetes.default', 'kubernetes.default.svc.cluster.local'),
+    reason: 'SANReservedForCluster',
+    message: /DNS:kubernetes is the API server's Service name; DNS:kubernetes\.default is .*; .*in the cluster domain/,
+  },
+  {
+    name: "the API server's host name",
+    facts: dns('api.example'),
+    policy: { dnsPatterns: ['api.example'] },
+    reason: 'SANReservedForCluster',
+    message: /the API server's host name/,
+  },
+  {
+    name: "the API server's addresses",
+    facts: ips('10.0.0.1', '10.96.0.1'),
     policy: { allowedCidrs: ['10.0.0.0/8'] },
+    reason: 'SANReservedForCluster',
+    message: /IP:10\.0\.0\.1 is an address of the API server; IP:10\.96\.0\.1 is an address of the API server/,
+  },
+  {
+    name: 'loopback names and addresses',
+    facts: () => facts({}, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] }),
+    policy: { allowedCidrs: ['0.0.0.0/0', '::/0'] },
+    reason: 'SANReservedForCluster',
+    message: /DNS:localhost is a loopback name.*IP:127\.0\.0\.1 is a loopback address.*IP:::1/,
+  },
+  {
+    name: "a DNS SAN that is neither the node's name nor allowed by dnsPatterns",
+    facts: dns('worker-1.other.example'),
+    reason: 'DNSNameNotAllowed',
+    message:
+      /DNS:worker-1\.other\.example is neither the node's name nor allowed by dnsPatterns \(\*\.internal\.example\)/,
+  },
+  {
+    name: 'another node\'s name under a wildcard pattern ("*" is the node\'s own label)',
+    facts: dns('worker-3.internal.example'),
+    reason: 'DNSNameNotAllowed',
+    message: /worker-3\.internal\.example/,
+  },
+  {
+    name: 'a DNS SAN two labels deep under a wildcard pattern',
+    facts: dns('a.worker-1.internal.example'),
+    reason: 'DNSNameNotAllowed',
+    message: /a\.worker-1\.internal\.example/,
+  },
+  {
+    name: 'an IP SAN outside allowedCidrs',
+    facts: ips('10.0.0.5', '10.9.9.9'),
     reason: 'IPNotInAllowedCIDRs',
-    message: /IP 2001:db8::5 outside allowedCidrs 10\.0\.0\.0\/8/,
+    message: /IP:10\.9\.9\.9 is outside allowedCidrs 10\.0\.0\.0\/24, 2001:db8::\/64/,
+  },
+  {
+    name: 'an IP SAN with allowedCidrs empty',
+    facts: ips('10.0.0.5'),
+    policy: { allowedCidrs: [] },
+    reason: 'IPNotInAllowedCIDRs',
+    message: /allowedCidrs is empty, so no IP SAN is approved/,
+  },
+  {
+    name: "another Node's IP",
+    facts: ips('10.0.0.5', '10.0.0.6'),
+    reason: 'SANClaimedByAnotherNode',
+    message: /^IP:10\.0\.0\.6 is claimed by Node worker-2$/,
+  },
+  {
+    name: "another Node's name",
+    facts: dns('worker-2'),
+    policy: { dnsPatterns: ['worker-2'] },
+    reason: 'SANClaimedByAnotherNode',
+    message: /DNS:worker-2 is claimed by Node worker-2/,
   },
 ];
 
+/** The requester's Node: the case's, else CASE_NODE's for a crafted request, else worker-1's. */
+function nodeFor(c: DenyCase, f: CsrFacts): NodeFacts {
+  if (c.node !== undefined) return c.node;
+  return f.username === `system:node:${CASE_NODE}` ? { name: CASE_NODE, addresses: [] } : THE_NODE;
+}
+
 for (const c of DENY_CASES) {
   test(`denies ${c.name}: ${c.reason}`, async () => {
-    const policy = { ...POLICY, ...c.policy };
-    const node = c.node === undefined ? THE_NODE : c.node;
-    expectDecision(decideServingCsr(await c.facts(), node, policy), 'deny', c.reason, c.message);
+    const f = await c.facts();
+    expectDecision(decide(f, nodeFor(c, f), { ...POLICY, ...c.policy }), 'deny', c.reason, c.message);
   });
 }
 
@@ -377,8 +565,15 @@ test('every deny reason has a case (the SubjectAccessReview one below)', () => {
   );
 });
 
+test('several failing SANs: the most fundamental reason is reported, naming each SAN it applies to', async () => {
+  const f = await dns('kubernetes', '*.x.example', 'worker-9')();
+  expectDecision(decide(f), 'deny', 'InvalidDNSName', /^DNS:\*\.x\.example has a "\*"[^;]*$/);
+  const g = await facts({}, { dnsNames: ['worker-9'], ipAddresses: ['10.0.0.6', '192.0.2.1'] });
+  expectDecision(decide(g), 'deny', 'DNSNameNotAllowed', /DNS:worker-9/);
+});
+
 test('a requester the SubjectAccessReview refuses is denied; an allowed one stays approved', async () => {
-  const approved = decideServingCsr(await facts(), THE_NODE, POLICY);
+  const approved = decide(await facts());
   expectDecision(approved, 'approve');
   expectDecision(applyAuthorization(approved, { allowed: true }, USER, POLICY), 'approve');
   expectDecision(
@@ -392,7 +587,7 @@ test('a requester the SubjectAccessReview refuses is denied; an allowed one stay
     'skip',
     'RequesterNotAuthorized',
   );
-  const denied = decideServingCsr(await facts({ usages: ['client auth'] }), THE_NODE, POLICY);
+  const denied = decide(await facts({ usages: ['client auth'] }));
   assert.deepEqual(
     applyAuthorization(denied, { allowed: false }, USER, POLICY),
     denied,
@@ -405,21 +600,21 @@ test('a requester the SubjectAccessReview refuses is denied; an allowed one stay
 test('denyMode leave-pending turns every denial into a skip with the same reason and message', async () => {
   for (const c of DENY_CASES) {
     const policy = { ...POLICY, ...c.policy, denyMode: 'leave-pending' as const };
-    const node = c.node === undefined ? THE_NODE : c.node;
-    expectDecision(decideServingCsr(await c.facts(), node, policy), 'skip', c.reason, c.message);
+    const f = await c.facts();
+    expectDecision(decide(f, nodeFor(c, f), policy), 'skip', c.reason, c.message);
   }
 });
 
 test('onUnknownNode leave-pending leaves only the missing-Node case pending', async () => {
   const policy = { ...POLICY, onUnknownNode: 'leave-pending' as const };
-  expectDecision(decideServingCsr(await facts(), null, policy), 'skip', 'NodeNotFound', /does not exist/);
+  expectDecision(decide(await facts(), null, policy), 'skip', 'NodeNotFound', /does not exist/);
   expectDecision(
-    decideServingCsr(await facts({}, { ipAddresses: ['10.9.9.9'] }), THE_NODE, policy),
+    decide(await facts({}, { ipAddresses: ['10.9.9.9'] }), THE_NODE, policy),
     'deny',
-    'SANNotInNodeAddresses',
+    'IPNotInAllowedCIDRs',
   );
   // A static refusal is still a denial even when the Node is missing: it can never become acceptable.
-  expectDecision(decideServingCsr(await facts({ usages: ['client auth'] }), null, policy), 'deny', 'DisallowedUsages');
+  expectDecision(decide(await facts({ usages: ['client auth'] }), null, policy), 'deny', 'DisallowedUsages');
 });
 
 // ── helpers ──────────────────────────────────────────────────────────────────────────────────────────
@@ -431,23 +626,22 @@ test('nodeNameOf reads system:node:<name> and nothing else', () => {
   assert.equal(nodeNameOf('alice'), undefined);
 });
 
-test('dnsPatternMatches: "*" is exactly one label; exact patterns match themselves; case-insensitive', () => {
-  assert.equal(dnsPatternMatches('*.compute.internal', 'ip-10-0-0-1.compute.internal'), true);
-  assert.equal(dnsPatternMatches('*.compute.internal', 'IP-10-0-0-1.Compute.Internal'), true);
-  assert.equal(dnsPatternMatches('*.compute.internal', 'a.b.compute.internal'), false);
-  assert.equal(dnsPatternMatches('*.compute.internal', 'compute.internal'), false);
-  assert.equal(dnsPatternMatches('*.compute.internal', '.compute.internal'), false);
-  assert.equal(dnsPatternMatches('*.compute.internal', 'xcompute.internal'), false);
-  assert.equal(dnsPatternMatches('node.example', 'node.example'), true);
-  assert.equal(dnsPatternMatches('node.example', 'a.node.example'), false);
-});
-
-test('ipInCidr: both families, boundaries, no cross-family matches', () => {
-  assert.equal(ipInCidr('10.0.0.255', '10.0.0.0/24'), true);
-  assert.equal(ipInCidr('10.0.1.0', '10.0.0.0/24'), false);
-  assert.equal(ipInCidr('2001:db8::1', '2001:db8::/32'), true);
-  assert.equal(ipInCidr('2001:db9::1', '2001:db8::/32'), false);
-  assert.equal(ipInCidr('10.0.0.1', '::/0'), false);
-  assert.equal(ipInCidr('10.0.0.1', '0.0.0.0/0'), true);
-  assert.equal(ipInCidr('10.0.0.1', 'not-a-cidr'), false);
+test("the EKS example's policy (examples/eks/README.md) approves an EKS-style node's serving CSR, and no neighbour's", async () => {
+  const readme = readFileSync(join(import.meta.dirname, '../../../examples/eks/README.md'), 'utf8');
+  const yaml = /```yaml\n(apiVersion: nodecred\.io\/v1alpha1\nkind: ApproverConfiguration\n[\s\S]*?)```/.exec(readme);
+  assert.ok(yaml, 'the README shows an ApproverConfiguration');
+  const policy = policyOf(mergeApproverConfig(approverOverridesFromDocument(parseYaml(yaml[1]!), 'README')));
+  const eksNode = 'ip-10-0-1-23.eu-west-1.compute.internal';
+  const request = async (dnsNames: string[], ipAddresses: string[]) =>
+    facts({
+      username: `system:node:${eksNode}`,
+      request: strict(await buildCsrPem(keys.get('ecdsa-p256')!, { ...nodeSubject(eksNode), dnsNames, ipAddresses })),
+    });
+  const node = { name: eksNode, addresses: [] };
+  expectDecision(decideServingCsr(await request([eksNode], ['10.0.1.23']), node, policy, CLUSTER), 'approve');
+  expectDecision(
+    decideServingCsr(await request(['ip-10-0-1-24.eu-west-1.compute.internal'], []), node, policy, CLUSTER),
+    'deny',
+    'DNSNameNotAllowed',
+  );
 });

@@ -245,7 +245,7 @@ test('disk full: the install fails with the path and the fix, the old certificat
   await w.scheduler.runUntil(w.manager.states.client.rotationDeadline!.getTime());
   w.node.disk.full = true;
   const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
-  assert.equal(errorCode(r.error), 'DISK');
+  assert.equal(errorCode(r.error), 'FILESYSTEM');
   assert.match((r.error as Error).message, /ENOSPC/);
   assert.equal((await w.node.store.readCurrent('client'))!.certificates[0]!.summary.sha256Fingerprint, old);
   w.node.disk.full = false;
