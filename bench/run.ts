@@ -18,7 +18,8 @@ import { tmpdir, totalmem, cpus, availableParallelism, loadavg, release } from '
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { request as httpRequest } from 'node:http';
-import { up, down, kubectl, type ClusterState } from '../scripts/lib/local-cluster.ts';
+import { up, down, kubectl, freePort, type ClusterState } from '../scripts/lib/local-cluster.ts';
+import { kubeletBootstrap } from './baselines/kubelet-bootstrap.ts';
 import { AuditLog, describeRequests, type AuditRequest } from './lib/audit.ts';
 import { summarize, ratio, round, type Summary } from './lib/stats.ts';
 import { run, start, killAll, sampleProc, CLK_TCK, type ProcSample, type Background } from './lib/proc.ts';
@@ -126,7 +127,8 @@ const HELP = `usage: node bench/run.ts [--only P1,P2,P3,P4,P5] [--quick] [--runs
                          [--storm-nodes N] [--storm-concurrency C] [--storm-rounds R] [--keep-tmp] [--no-bundle]
 
 Starts its own control plane (audit log on) in a temporary directory, runs the selected phases, stops it.
-  P1  bootstrap latency: nodecred bootstrap vs floor script vs polling shell (N runs each, interleaved)
+  P1  bootstrap latency: nodecred bootstrap vs floor script vs polling shell vs the kubelet's own TLS
+      bootstrap (N runs each, interleaved)
   P2  certificate issued in the API → files fsynced (audit log + nodecred log), install microbenchmark
   P3  idle RSS / CPU / API requests of nodecred run vs a bare node process (S seconds)
   P4  API requests per bootstrap and per rotation (audit log) vs the floor script
@@ -203,7 +205,7 @@ function row(ctx: Ctx, r: Row): void {
 
 // ------------------------------------------------------------------------------ one bootstrap per flow
 
-type Flow = 'nodecred' | 'bundle' | 'sea' | 'floor' | 'floorBundle' | 'shell';
+type Flow = 'nodecred' | 'bundle' | 'sea' | 'floor' | 'floorBundle' | 'shell' | 'kubelet';
 /**
  * Besides bin/nodecred (sources run by Node's type stripping), the shipped form: one esbuild bundle as
  * `npm run build` makes it, built from the current sources into the run's temp dir, with the floor script
@@ -211,7 +213,7 @@ type Flow = 'nodecred' | 'bundle' | 'sea' | 'floor' | 'floorBundle' | 'shell';
  * build:sea`). Set by main() once the bundles are built.
  */
 const BUNDLES: { nodecred?: string; floor?: string; sea?: string } = {};
-let FLOWS: readonly Flow[] = ['floor', 'shell', 'nodecred'];
+let FLOWS: readonly Flow[] = ['floor', 'shell', 'kubelet', 'nodecred'];
 const FLOW_LABEL: Record<Flow, string> = {
   nodecred: 'nodecred (bin/nodecred)',
   bundle: 'nodecred (esbuild bundle)',
@@ -219,6 +221,7 @@ const FLOW_LABEL: Record<Flow, string> = {
   floor: 'floor.ts',
   floorBundle: 'floor.ts (esbuild bundle)',
   shell: 'poll-shell.sh',
+  kubelet: "kubelet's own TLS bootstrap",
 };
 /** Which baselines each subject is compared with. */
 const COMPARISONS: Array<[Flow, Flow]> = [
@@ -228,6 +231,9 @@ const COMPARISONS: Array<[Flow, Flow]> = [
   ['bundle', 'shell'],
   ['sea', 'floorBundle'],
   ['sea', 'shell'],
+  ['nodecred', 'kubelet'],
+  ['bundle', 'kubelet'],
+  ['sea', 'kubelet'],
 ];
 
 interface FlowRun {
@@ -299,6 +305,7 @@ async function runFlow(ctx: Ctx, flow: Flow, token: Token, iteration: number, ta
       startupMs: logs[0]!.time - r.startedAt,
     };
   }
+  if (flow === 'kubelet') return { ...base, ...(await kubeletFlow(ctx, dir, nodeName, bk, token)) };
   if (flow === 'floor' || flow === 'floorBundle') {
     const r = await run(
       NODE,
@@ -342,6 +349,29 @@ async function runFlow(ctx: Ctx, flow: Flow, token: Token, iteration: number, ta
     csr: m[1]!,
     filesAt: Number(m[2]) * 1000 + Number(`0.${m[3]}`) * 1000,
   };
+}
+
+/**
+ * The kubelet's own bootstrap (baselines/kubelet-bootstrap.ts). Its figure ends when its kubeconfig appears:
+ * it keeps running (to its runtime check), so process exit means nothing. The CSR is found by its requester.
+ */
+async function kubeletFlow(ctx: Ctx, dir: string, nodeName: string, bk: string, token: Token) {
+  const k = await kubeletBootstrap({
+    binary: ctx.state.binary,
+    dir,
+    nodeName,
+    bootstrapKubeconfig: bk,
+    port: await freePort(),
+    timeoutMs: 120_000,
+  });
+  await verifyNodeKubeconfig(ctx, k.kubeconfig, nodeName);
+  const csrs = JSON.parse(await kubectl(ctx.state, ['get', 'csr', '-o', 'json'])) as {
+    items: Array<{ metadata: { name: string }; spec: { username: string } }>;
+  };
+  const csr = csrs.items.find((x) => x.spec.username === token.user)?.metadata.name;
+  if (!csr) throw new Error(`no CSR by ${token.user} for the kubelet's bootstrap of ${nodeName}`);
+  const wallMs = k.kubeconfigAt - k.startedAt;
+  return { startedAt: k.startedAt, wallMs, csr, filesAt: k.kubeconfigAt };
 }
 
 /** Outside the timed part: the kubeconfig points at a certificate for this node, issued by the cluster CA. */
@@ -442,7 +472,8 @@ async function p1(ctx: Ctx): Promise<void> {
     comparisons().map(([a, b]) => [`${a}/${b}`, pairedRatios(runs, a, b, (r) => r.wallMs)]),
   );
   ctx.results.P1 = { wallMs: wall, startupMs: startup, pairedRatio: paired, bundles: BUNDLES, runs };
-  for (const [a, b] of comparisons()) {
+  // The kubelet runs on after its bootstrap, so its figure is start → kubeconfig on disk; so is nodecred's there.
+  for (const [a, b] of comparisons().filter(([, b]) => b !== 'kubelet')) {
     row(ctx, {
       phase: 'P1',
       figure: 'bootstrap: process start → verified kubeconfig on disk, p50 / p95',
@@ -454,7 +485,21 @@ async function p1(ctx: Ctx): Promise<void> {
       ratio95: ratio(wall[a].p95, wall[b].p95),
     });
   }
-  for (const [a, b] of comparisons().filter(([, b]) => b !== 'shell')) {
+  for (const [a, b] of comparisons().filter(([, b]) => b === 'kubelet')) {
+    const toKubeconfig = (f: Flow) => summarize(of(runs, f, (r) => r.filesAt - r.startedAt));
+    const [sa, sb] = [toKubeconfig(a), toKubeconfig(b)];
+    row(ctx, {
+      phase: 'P1',
+      figure: 'bootstrap: process start → kubeconfig on disk, p50 / p95',
+      who: FLOW_LABEL[a],
+      subject: pp(sa),
+      baseline: `${FLOW_LABEL[b]} (kubelet --bootstrap-kubeconfig, rotateCertificates: false; no fsync)`,
+      baselineValue: pp(sb),
+      ratio: ratio(sa.p50, sb.p50),
+      ratio95: ratio(sa.p95, sb.p95),
+    });
+  }
+  for (const [a, b] of comparisons().filter(([, b]) => b !== 'shell' && b !== 'kubelet')) {
     row(ctx, {
       phase: 'P1',
       figure: 'of which: process start → first own timestamp (node start + imports), p50 / p95',
@@ -503,7 +548,9 @@ async function p2(ctx: Ctx): Promise<void> {
     const bl =
       b === 'shell'
         ? 'poll-shell.sh (1 s poll; files written, no fsync)'
-        : `${FLOW_LABEL[b]} (watch event seen, nothing written)`;
+        : b === 'kubelet'
+          ? `${FLOW_LABEL[b]} (pair and kubeconfig written, no fsync)`
+          : `${FLOW_LABEL[b]} (watch event seen, nothing written)`;
     row(ctx, {
       phase: 'P2',
       figure: 'bootstrap: certificate in the API → files fsynced, p50 / p95',
@@ -1245,7 +1292,7 @@ async function main(): Promise<number> {
           format: 'esm',
           legalComments: 'none',
         });
-        FLOWS = ['floor', 'floorBundle', 'shell', 'nodecred', 'bundle'];
+        FLOWS = ['floor', 'floorBundle', 'shell', 'kubelet', 'nodecred', 'bundle'];
         progress(`bundled nodecred and floor.ts with esbuild into ${join(tmp, 'bundle')}`);
         BUNDLES.sea = join(tmp, 'bundle', 'nodecred');
         await buildSingleExecutable(join(REPO, 'src/cli/main.ts'), BUNDLES.sea);

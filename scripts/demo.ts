@@ -1,6 +1,7 @@
 // `npm run demo` (the README's first command; CI runs it as written there): build and start a real local
 // control plane, prepare it for TLS bootstrap the way kubeadm does, and bootstrap a node whose directories
-// do not exist yet against it with `nodecred bootstrap`, showing each step and its result.
+// do not exist yet against it with `nodecred bootstrap`, showing each step and its result; and last, a real
+// kubelet on nodecred's credentials from nothing (lib/demo-kubelet.ts).
 // `npm run demo -- --keep` leaves the control plane and the node directory running/in place to explore.
 import { UserError } from '../src/errors.ts';
 import { runMain } from '../src/cli/exit.ts';
@@ -11,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { up, down, kubectl, type ClusterState } from './lib/local-cluster.ts';
+import { kubeletFinale } from './lib/demo-kubelet.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
@@ -244,6 +246,8 @@ async function main(): Promise<number> {
 
     step('CSRs in the cluster (one per request, named from the key and the request)');
     show(await kubectl(state, ['get', 'csr']));
+
+    await kubeletFinale(state, { base, bootstrapKubeconfig: bootstrapConf, out: { step, show } });
     if (keep) {
       show(
         `\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`,

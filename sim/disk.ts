@@ -14,11 +14,9 @@ export class SimDisk {
 
   /** Throws what a write to a full filesystem throws, through the store's own translation. */
   write(path: string): void {
-    if (this.full)
-      throw diskError(
-        Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall: 'write' }),
-        path,
-      );
+    if (!this.full) return;
+    const enospc = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall: 'write' });
+    throw diskError(enospc, path);
   }
 }
 

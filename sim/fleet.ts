@@ -2,6 +2,7 @@
 // kubelet model), the trace's events, and the ledger that judges it all. sim/run.ts runs the shards (in
 // worker threads when asked) and merges them.
 import { performance } from 'node:perf_hooks';
+import { isPlaceholder } from '../src/manager/placeholder.ts';
 import { SimCluster, type ClusterParams, type Kind } from './cluster.ts';
 import { KubeletNode } from './kubelet.ts';
 import { Ledger } from './ledger.ts';
@@ -108,6 +109,8 @@ export async function runShard(run: ShardRun): Promise<ShardResult> {
       config: { requestedLifetimeMs: s.lifetimeMs, recheckIntervalMs: s.recheckMs },
     });
     simNode.store.onInstall = (kind, pair) =>
+      // The first-boot placeholder (self-signed, until the Node exists) is not a certificate from the cluster.
+      isPlaceholder(pair) ||
       ledger.installed(
         node,
         kind,

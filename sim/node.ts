@@ -12,7 +12,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { SimCluster } from './cluster.ts';
 import { SimCredentials, SimDisk, SimStore } from './disk.ts';
 import { SIM_SERVER, simConnect } from './node-api.ts';
-import { buildCsr, readCsr } from './pki.ts';
+import { buildCsr, readCsr, selfSignedServing } from './pki.ts';
 import { Rng } from './rng.ts';
 import { SimClock, type Scheduler } from './scheduler.ts';
 
@@ -38,6 +38,7 @@ export const SIM_CRYPTO: RequestCrypto = {
     return pem;
   },
   readCsr: async (pem) => readCsr(pem),
+  selfSignedServing: async (nodeName, now) => selfSignedServing(nodeName, now),
 };
 const requests = new WeakMap<KeyObject, { text: string; pem: string }>();
 

@@ -6,6 +6,7 @@ import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } fr
 import { isIP } from 'node:net';
 import { encodePem, pemBlocksLabelled } from '../src/pki/pem.ts';
 import { canonicalIp } from '../src/pki/san.ts';
+import { PLACEHOLDER_ORGANIZATION } from '../src/pki/self-signed.ts';
 import type { CsrRequest } from '../src/pki/csr.ts';
 import {
   bits,
@@ -142,6 +143,31 @@ function ipText(b: Buffer): string {
   const groups = [];
   for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16));
   return canonicalIp(groups.join(':')) ?? groups.join(':');
+}
+
+/** The first-boot placeholder, as src/pki/self-signed.ts makes it (the same subject, usages and SAN). */
+export function selfSignedServing(nodeName: string, now: Date): { chainPem: string; key: KeyObject } {
+  const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const subject = name(nodeName, [PLACEHOLDER_ORGANIZATION]);
+  const tbs = seq(
+    explicit(0, integer(2)),
+    integer(1),
+    signatureAlgorithm(key),
+    subject,
+    seq(time(new Date(now.getTime() - 60_000)), time(new Date(now.getTime() + 365 * 86_400_000))),
+    subject,
+    spki(key),
+    explicit(
+      3,
+      seq(
+        extension(OID.basicConstraints, true, seq()),
+        extension(OID.keyUsage, true, Buffer.from([0x03, 0x02, 0x07, 0x80])),
+        extension(OID.extKeyUsage, false, seq(oid(OID.serverAuth))),
+        extension(OID.subjectAltName, false, generalNames([nodeName], [])),
+      ),
+    ),
+  );
+  return { chainPem: encodePem('CERTIFICATE', signed(tbs, key)), key };
 }
 
 export interface Issue {

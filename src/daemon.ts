@@ -4,6 +4,8 @@
 // backoff, and every few seconds a cheap local check that the files on disk are still the ones verified.
 import { isUserError } from './errors.ts';
 import { DEFAULT_BACKOFF, nextPass } from './manager/policy.ts';
+import { ensureServingPlaceholder } from './manager/placeholder.ts';
+import { PKI_CRYPTO } from './manager/request.ts';
 import { WaitTimeout } from './manager/csr-wait.ts';
 import { ApiStatusError, isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
@@ -14,6 +16,12 @@ export interface DaemonOptions {
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
   onPass?: (healthy: boolean) => void;
+  /**
+   * In each pass, once the kubelet can start: the client credential is verified and installed and a
+   * serving pair exists (the real one, or the first-boot placeholder). The serving certificate may still
+   * be on its way: it needs the Node the kubelet is about to register.
+   */
+  onKubeletStartable?: () => void;
 }
 
 interface PassResult {
@@ -23,6 +31,8 @@ interface PassResult {
   failed: boolean;
   /** The pass ended with a CSR still pending: the next one re-attaches at once. */
   pending: boolean;
+  /** The serving certificate waits for the kubelet to register the Node (not a failure: first boot). */
+  waitingForNode?: boolean;
 }
 
 export class Daemon {
@@ -35,6 +45,8 @@ export class Daemon {
   heartbeat: Date | undefined;
   /** True while a pass is inside a CSR wait that may legitimately last up to the recheck interval. */
   private inPass = false;
+  /** Consecutive passes that found no Node to take serving addresses from. */
+  private nodeWaits = 0;
 
   constructor(manager: CertificateManager, log: Logger, opts: DaemonOptions = {}) {
     this.manager = manager;
@@ -44,6 +56,11 @@ export class Daemon {
 
   private get clock() {
     return this.manager.deps.clock;
+  }
+
+  /** True while the serving certificate waits for the kubelet to register the Node. */
+  get waitingForNode(): boolean {
+    return this.nodeWaits > 0;
   }
 
   /** Ask for a pass now (file changed, SIGHUP). Coalesces while a pass is running. */
@@ -73,6 +90,7 @@ export class Daemon {
         now: this.clock.now(),
         consecutiveFailures: failures,
         pending: result.pending,
+        nodeWaits: this.nodeWaits,
         deadlines: this.rotationDeadlines(),
         recheckIntervalMs: this.manager.config.recheckIntervalMs,
         backoff: DEFAULT_BACKOFF,
@@ -102,7 +120,10 @@ export class Daemon {
     try {
       if (config.clientCredentials === 'managed')
         await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
+      if (config.rotateServerCertificates) await this.servingPlaceholder();
+      this.opts.onKubeletStartable?.();
       if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
+      this.nodeWaits = 0;
       return { healthy: true, failed: false, pending: false };
     } catch (err) {
       return this.failedPass(err);
@@ -112,8 +133,29 @@ export class Daemon {
     }
   }
 
+  /** First boot: a self-signed serving pair so the kubelet can start before the Node exists (placeholder.ts). */
+  private async servingPlaceholder(): Promise<void> {
+    const { config, store, clock, crypto = PKI_CRYPTO } = this.manager.deps;
+    const now = new Date(clock.now());
+    const placeholder = await ensureServingPlaceholder(store, config.nodeName, now, crypto.selfSignedServing);
+    if (placeholder)
+      this.log.info(
+        { path: placeholder, replacedBy: 'the serving certificate, once its CSR is approved' },
+        'no serving certificate yet: installed a self-signed placeholder so the kubelet can start',
+      );
+  }
+
   private failedPass(err: unknown): PassResult {
     if ((err as Error).name === 'AbortError') return { healthy: false, failed: false, pending: false };
+    if (isUserError(err) && err.code === 'NO_SERVING_ADDRESSES') {
+      if (this.nodeWaits++ === 0)
+        this.log.info(
+          { node: this.manager.config.nodeName },
+          'waiting for the kubelet to register the Node: its addresses are the names of the serving certificate',
+        );
+      return { healthy: false, failed: false, pending: false, waitingForNode: true };
+    }
+    this.nodeWaits = 0;
     if (err instanceof WaitTimeout) {
       this.log.info({ detail: err.message }, 'CSR still pending; will check again');
       return { healthy: false, failed: false, pending: true };

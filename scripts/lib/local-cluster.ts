@@ -4,17 +4,28 @@
 // Used by `scripts/local-cluster` (up/down/status), the test runner (one control plane per test run), the
 // benchmarks and the demo. Processes are started detached so a `up` from a shell outlives the command;
 // `down` stops every process recorded in the state file and checks that none is left.
-import { UserError } from '../../src/errors.ts';
 import { makeDirs } from '../../src/store/atomic.ts';
 import { spawn, execFile } from 'node:child_process';
-import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile, readFile, rm } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { generateClusterPki } from './pki.ts';
+import {
+  ClusterError,
+  freePort,
+  httpGet,
+  isAlive,
+  startProcess,
+  stopPids,
+  waitReady,
+  type HttpCheck,
+} from './processes.ts';
+import { detach, readAttached } from './attached.ts';
+
+// Where these lived before: importers of this module keep working.
+export { ClusterError, freePort, httpGet, isAlive, startProcess, waitReady } from './processes.ts';
+export { attach, detach, readAttached, type Attached } from './attached.ts';
 
 const execFileP = promisify(execFile);
 
@@ -57,14 +68,6 @@ export interface UpOptions {
 const REPO_ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 const STATE_FILE = 'cluster.json';
 
-/** A failure of the control plane a user can act on (a component that did not start, a port in use). */
-export class ClusterError extends UserError {
-  constructor(message: string) {
-    super(message, { code: 'CLUSTER' });
-    this.name = 'ClusterError';
-  }
-}
-
 /** Builds (or finds in the cache) the control-plane binary. Progress of a cold build goes to stderr. */
 export async function ensureBinary(): Promise<string> {
   // An explicit binary (e.g. one already built for this test run) skips the cache lookup.
@@ -88,108 +91,6 @@ export function readState(dir: string): ClusterState | null {
   const file = join(resolve(dir), STATE_FILE);
   if (!existsSync(file)) return null;
   return JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
-}
-
-/** True while the process exists and is not a zombie (an exited child nobody reaped yet counts as gone). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
-    });
-  });
-}
-
-function tail(file: string, lines = 25): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-interface HttpCheck {
-  url: string;
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
-
-/** GET a URL with TLS verification against the given CA; resolves to [status, body]. */
-export function httpGet(check: HttpCheck, timeoutMs = 3000): Promise<[number, string]> {
-  return new Promise((res, rej) => {
-    const url = new URL(check.url);
-    const options = {
-      ...(check.ca ? { ca: check.ca } : {}),
-      ...(check.cert ? { cert: check.cert, key: check.key } : {}),
-      timeout: timeoutMs,
-    };
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (resp) => {
-      let body = '';
-      resp.on('data', (d: Buffer) => (body += d.toString()));
-      resp.on('end', () => res([resp.statusCode ?? 0, body]));
-    });
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
-    req.on('error', rej);
-    req.end();
-  });
-}
-
-interface WaitTarget {
-  component: Component;
-  pid: number;
-  logFile: string;
-  ready: () => Promise<boolean>;
-  timeoutMs: number;
-}
-
-/** Polls a readiness condition until it holds, the process dies, or the deadline passes. */
-async function waitReady(t: WaitTarget): Promise<number> {
-  const start = Date.now();
-  let delay = 100;
-  let lastError = '';
-  while (Date.now() - start < t.timeoutMs) {
-    if (!isAlive(t.pid)) {
-      throw new ClusterError(`${t.component} exited during start-up; last lines of ${t.logFile}:\n${tail(t.logFile)}`);
-    }
-    try {
-      if (await t.ready()) return Date.now() - start;
-      lastError = 'not ready yet';
-    } catch (err) {
-      lastError = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 500);
-  }
-  throw new ClusterError(
-    `${t.component} not ready within ${t.timeoutMs / 1000}s (last check: ${lastError}); last lines of ${t.logFile}:\n${tail(t.logFile)}`,
-  );
-}
-
-function startProcess(binary: string, component: Component, args: string[], logFile: string): number {
-  const fd = openSync(logFile, 'a');
-  const child = spawn(binary, [component, ...args], { detached: true, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  child.unref();
-  if (!child.pid) throw new ClusterError(`could not start ${component} from ${binary}`);
-  return child.pid;
 }
 
 function kubeconfigYaml(server: string, ca: string, cert: string, key: string, user: string): string {
@@ -243,6 +144,12 @@ export function apiserverArgs(o: { etcd: string; port: number; pki: string; caFi
     '--service-cluster-ip-range=10.96.0.0/16',
     // No Service endpoints to reconcile for a loopback-only apiserver.
     '--endpoint-reconciler-type=none',
+    // Talking to kubelets (logs, exec, node proxy): verify their serving certificates against the cluster
+    // CA, as a hardened cluster does, and authenticate with a client certificate of its own.
+    `--kubelet-certificate-authority=${o.caFile}`,
+    `--kubelet-client-certificate=${join(o.pki, 'apiserver-kubelet-client.crt')}`,
+    `--kubelet-client-key=${join(o.pki, 'apiserver-kubelet-client.key')}`,
+    '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname',
   ];
 }
 
@@ -253,7 +160,8 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   const existing = readState(dir);
   if (existing && COMPONENTS.some((c) => isAlive(existing.pids[c]))) {
     throw new ClusterError(
-      `a control plane is already running in ${dir} (apiserver ${existing.apiserver}); run 'scripts/local-cluster down --dir ${dir}' first`,
+      `a control plane is already running in ${dir} (apiserver ${existing.apiserver}); ` +
+        `run 'scripts/local-cluster down --dir ${dir}' first`,
     );
   }
   const binary = opts.binary ?? (await ensureBinary());
@@ -362,6 +270,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
       ready: async () => (await httpGet({ url: `${state.apiserver}/readyz`, ...adminTls }))[0] === 200,
     });
     log(`kube-apiserver ready at ${state.apiserver} (${apiMs} ms)`);
+    await bindKubeletApiAdmin(state.apiserver, adminTls);
 
     pids['kube-controller-manager'] = startProcess(
       binary,
@@ -396,7 +305,13 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     log(`kube-controller-manager ready at ${state.controllerManager} (${kcmMs} ms)`);
     await writeFile(
       join(dir, 'env'),
-      `APISERVER=${state.apiserver}\nKUBECONFIG=${state.kubeconfig}\nKUBECTL=${state.kubectl}\nCA_FILE=${state.caFile}\n`,
+      [
+        `APISERVER=${state.apiserver}`,
+        `KUBECONFIG=${state.kubeconfig}`,
+        `KUBECTL=${state.kubectl}`,
+        `CA_FILE=${state.caFile}`,
+        '',
+      ].join('\n'),
     );
     log(`control plane up in ${Date.now() - started} ms; env in ${join(dir, 'env')}`);
     return state;
@@ -406,34 +321,32 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
   }
 }
 
+/** The binding kubeadm makes: the API server's kubelet client identity may use every kubelet API. */
+async function bindKubeletApiAdmin(apiserver: string, admin: { ca: string; cert: string; key: string }) {
+  const body = JSON.stringify({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'nodecred-local:apiserver-kubelet-api-admin' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:kubelet-api-admin' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'kube-apiserver-kubelet-client' }],
+  });
+  const url = `${apiserver}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings`;
+  const [code, reply] = await httpGet({ url, method: 'POST', body, ...admin });
+  if (code !== 201 && code !== 409)
+    throw new ClusterError(`creating ClusterRoleBinding for the API server's kubelet client: ${code} ${reply}`);
+}
+
 /** Stops every recorded process (SIGTERM, then SIGKILL after a grace period); returns the pids stopped. */
 export async function down(dir: string, graceMs = 15_000): Promise<number[]> {
   const state = readState(dir);
   if (!state) return [];
+  const nodeSide: number[] = [];
+  for (const entry of await readAttached(dir)) nodeSide.push(...(await detach(dir, entry.name, graceMs)));
   const pids = COMPONENTS.map((c) => state.pids[c]).filter((p): p is number => typeof p === 'number');
   // Reverse start order: controller-manager and apiserver before the store they write to.
-  for (const pid of [...pids].reverse()) signalGroup(pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const pid of pids.filter(isAlive)) signalGroup(pid, 'SIGKILL');
-  const killDeadline = Date.now() + 5000;
-  while (pids.some(isAlive) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
-  const left = pids.filter(isAlive);
-  if (left.length) throw new ClusterError(`processes still running after SIGKILL: ${left.join(', ')}`);
+  await stopPids(pids, graceMs);
   await rm(join(resolve(dir), STATE_FILE), { force: true });
-  return pids;
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  // Each component was started detached, as the leader of its own process group.
-  for (const target of [-pid, pid]) {
-    try {
-      process.kill(target, signal);
-      return;
-    } catch {
-      /* already gone */
-    }
-  }
+  return [...nodeSide, ...pids];
 }
 
 export interface ComponentStatus {

@@ -1,6 +1,7 @@
 // PKI for the local test control plane, made with the real openssl CLI: a cluster CA, serving certificates
-// for the apiserver and controller-manager on loopback, client certificates for admin and the
-// controller-manager, and the service-account signing key. EC P-256 everywhere: fast to generate.
+// for the apiserver and controller-manager on loopback, client certificates for admin, the
+// controller-manager and the apiserver's connections to kubelets, and the service-account signing key.
+// EC P-256 everywhere: fast to generate.
 import { execFile } from 'node:child_process';
 import { writeFile, chmod } from 'node:fs/promises';
 import { makeDirs } from '../../src/store/atomic.ts';
@@ -124,6 +125,14 @@ export async function generateClusterPki(dir: string): Promise<string> {
   await signedLeaf(pki, 'ca', {
     name: 'controller-manager',
     subject: '/CN=system:kube-controller-manager',
+    days: 3650,
+    extensions: clientExt,
+  });
+  // The API server's identity towards kubelets (logs, exec, node proxy), as kubeadm names it; authorized on
+  // the kubelet by a binding to system:kubelet-api-admin, not by system:masters.
+  await signedLeaf(pki, 'ca', {
+    name: 'apiserver-kubelet-client',
+    subject: '/CN=kube-apiserver-kubelet-client',
     days: 3650,
     extensions: clientExt,
   });

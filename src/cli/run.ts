@@ -27,15 +27,17 @@ const HELP = nodeHelp(
   ].join('\n'),
 );
 
-function statusLine(manager: CertificateManager): string {
+function statusLine(manager: CertificateManager, daemon?: Daemon): string {
   const now = Date.now();
   const { config } = manager.deps;
   const part = (label: string, s: CertificateManager['states']['client']) =>
     s.pendingCsr
       ? `${label}: waiting for CSR ${s.pendingCsr}`
-      : s.notAfter
-        ? `${label}: valid ${formatDuration(s.notAfter.getTime() - now)}`
-        : `${label}: none${s.lastError ? ' (error)' : ''}`;
+      : label === 'serving' && daemon?.waitingForNode
+        ? `${label}: self-signed placeholder until the kubelet registers Node ${config.nodeName}`
+        : s.notAfter
+          ? `${label}: valid ${formatDuration(s.notAfter.getTime() - now)}`
+          : `${label}: none${s.lastError ? ' (error)' : ''}`;
   return [
     config.clientCredentials === 'managed' ? part('client', manager.states.client) : 'client: external',
     config.rotateServerCertificates ? part('serving', manager.states.server) : '',
@@ -91,14 +93,29 @@ export const runCommand: Command = {
     const notify = (...a: string[]) =>
       notifier.notify(...a).catch((err: Error) => log.warn({ err: err.message }, 'systemd notification failed'));
     let ready = false;
+    let allInPlace = false;
+    // READY=1 as soon as the kubelet (ordered after this unit) can start: its client credential is in
+    // place and a serving pair exists. Waiting for the real serving certificate would deadlock a first
+    // boot: that certificate needs the Node the kubelet registers. STATUS= tells what is still pending.
     const daemon = new Daemon(manager, log, {
       onPass: (healthy: boolean) => {
-        void notify(`STATUS=${statusLine(manager!)}`);
-        if (healthy && !ready) {
-          ready = true;
-          void notify('READY=1');
+        void notify(`STATUS=${statusLine(manager!, daemon)}`);
+        if (healthy && !allInPlace) {
+          allInPlace = true;
           log.info({ startupMs: Date.now() - started }, 'credentials in place; ready');
         }
+      },
+      onKubeletStartable: () => {
+        if (ready) return;
+        ready = true;
+        void (async () => {
+          await notify(`STATUS=${statusLine(manager!, daemon)}`);
+          await notify('READY=1');
+        })();
+        log.info(
+          { startupMs: Date.now() - started },
+          'the kubelet can start: client credential and serving pair in place',
+        );
       },
     });
     const loopStaleMs = 60_000;
@@ -171,7 +188,7 @@ export const runCommand: Command = {
             'new configuration rejected; keeping the old one',
           );
         }
-        await notify('READY=1', `STATUS=${statusLine(manager!)}`);
+        await notify('READY=1', `STATUS=${statusLine(manager!, daemon)}`);
       })();
     });
 

@@ -159,10 +159,13 @@ export class InstalledCertificates {
   }
 
   private deadlineFor(fingerprint: string, notBefore: Date, notAfter: Date): Date {
-    let d = this.deadlines.get(fingerprint);
+    // Keyed by the window too: a rotation window changed by a config reload (SIGHUP) applies at once.
+    const window = this.deps.config.rotationWindow;
+    const key = `${fingerprint}@${window.from}-${window.to}`;
+    let d = this.deadlines.get(key);
     if (!d) {
-      d = rotationDeadline(notBefore, notAfter, this.deps.config.rotationWindow, () => this.deps.clock.random());
-      this.deadlines.set(fingerprint, d);
+      d = rotationDeadline(notBefore, notAfter, window, () => this.deps.clock.random());
+      this.deadlines.set(key, d);
     }
     return d;
   }

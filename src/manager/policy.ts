@@ -35,6 +35,12 @@ export interface Backoff {
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 5 * 60_000 };
 
 /**
+ * Until the kubelet has registered the Node (whose addresses the serving certificate names), look again
+ * soon: 1 s, doubling to 10 s. One GET per look; it stops once the Node is there.
+ */
+const NODE_WAIT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 10_000 };
+
+/**
  * Delay before retry number `attempt` (0-based): exponential, capped, with "equal jitter" (uniform in
  * [cap/2, cap]) so nodes that failed together do not retry together but none retries instantly.
  */
@@ -112,14 +118,17 @@ export function standingOf(verified: boolean | undefined, deadline: Date | undef
  * When the daemon runs its next pass. After a failure: the capped jittered backoff, which a wake-up must
  * not cut short (a failing pass must not become a tight loop). After a pass that ended still waiting on a
  * CSR: at once, so the next pass re-attaches and the watch stays open (the wait itself lasts a whole
- * recheck interval). Otherwise: at the earliest rotation deadline still ahead, and no later than the
- * recheck interval.
+ * recheck interval). While the Node is not registered yet: soon (NODE_WAIT_BACKOFF). Otherwise: at the
+ * earliest rotation deadline still ahead, and no later than the recheck interval, jittered by ±10 % so that
+ * nodes started together (a new cluster, a mass reboot) do not poll the API server together for ever.
  */
 export function nextPass(o: {
   now: number;
   consecutiveFailures: number;
   /** The last pass ended with a CSR still pending. */
   pending: boolean;
+  /** Consecutive passes that found no Node yet (first boot: the kubelet is about to register it). */
+  nodeWaits?: number;
   deadlines: readonly number[];
   recheckIntervalMs: number;
   backoff: Backoff;
@@ -130,6 +139,9 @@ export function nextPass(o: {
     return { at, backoffUntil: at };
   }
   if (o.pending) return { at: o.now, backoffUntil: o.now };
+  if (o.nodeWaits)
+    return { at: o.now + retryDelayMs(o.nodeWaits - 1, NODE_WAIT_BACKOFF, o.random), backoffUntil: o.now };
   const ahead = o.deadlines.filter((d) => d > o.now);
-  return { at: Math.min(o.now + o.recheckIntervalMs, ...ahead), backoffUntil: o.now };
+  const recheck = Math.round(o.recheckIntervalMs * (0.9 + 0.2 * o.random()));
+  return { at: Math.min(o.now + recheck, ...ahead), backoffUntil: o.now };
 }

@@ -5,6 +5,7 @@ import type { KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { generateKey, spkiDer, samePublicKey, type KeyAlgorithm } from '../pki/keys.ts';
 import { buildCsrPem, parseCsrPem, type CsrRequest } from '../pki/csr.ts';
+import { selfSignedServingPair } from '../pki/self-signed.ts';
 import { verifyIssuedCertificate } from '../pki/verify.ts';
 import { csrName } from '../kube/csr-name.ts';
 import type { Csr, NodeApi } from '../kube/node-api.ts';
@@ -25,19 +26,22 @@ export interface RequestSpec {
 }
 
 /**
- * Where a request gets its private key and PKCS#10, and how it reads a CSR found under its name. The pki
- * modules in production; the simulator wraps them so its clock can wait for their threadpool work.
+ * The node's own cryptography: where a request gets its private key and PKCS#10, how it reads a CSR found
+ * under its name, and the first-boot placeholder (placeholder.ts). The pki modules in production; the
+ * simulator substitutes synchronous ones, which its clock need not wait for.
  */
 export interface RequestCrypto {
   generateKey(algorithm: KeyAlgorithm): Promise<KeyObject>;
   buildCsr(key: KeyObject, request: CsrRequest): Promise<string>;
   readCsr(pem: string, source: string): Promise<{ publicKey: KeyObject; commonName: string | undefined }>;
+  selfSignedServing(nodeName: string, now: Date): Promise<{ chainPem: string; key: KeyObject }>;
 }
 
 export const PKI_CRYPTO: RequestCrypto = {
   generateKey: async (algorithm) => (await generateKey(algorithm)).privateKey,
   buildCsr: buildCsrPem,
   readCsr: parseCsrPem,
+  selfSignedServing: selfSignedServingPair,
 };
 
 export interface RequestDeps {

@@ -4,6 +4,7 @@ import { UserError } from '../errors.ts';
 import type { ApiConnection } from '../kube/api.ts';
 import { lifetimeOf } from './installed.ts';
 import { ManagedCertificate } from './managed.ts';
+import { isPlaceholder } from './placeholder.ts';
 import { sameSans, servingSansFromAddresses, type SubjectAltNames } from './policy.ts';
 import { requestSpec } from './requests.ts';
 import type { EnsureOptions, EnsureResult } from './state.ts';
@@ -17,7 +18,9 @@ export class ServingCertificate extends ManagedCertificate {
       const current = await this.installed.current('server', ca, sans);
       const state = this.installed.states.server;
       const installedSans = { dnsNames: state.dnsNames ?? [], ipAddresses: state.ipAddresses ?? [] };
-      const addressesChanged = current.pair !== null && !sameSans(sans, installedSans);
+      // nodecred's first-boot placeholder (placeholder.ts) is replaced like an expired certificate.
+      const placeholder = current.pair !== null && isPlaceholder(current.pair);
+      const addressesChanged = current.pair !== null && !placeholder && !sameSans(sans, installedSans);
       if (!addressesChanged && (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate))) {
         state.lastError = undefined;
         return 'valid';
@@ -26,6 +29,11 @@ export class ServingCertificate extends ManagedCertificate {
         this.deps.log.info(
           { installed: { dns: state.dnsNames, ip: state.ipAddresses }, wanted: sans },
           'node addresses changed; requesting a new serving certificate',
+        );
+      else if (placeholder)
+        this.deps.log.info(
+          { sans },
+          'the Node is registered: requesting the serving certificate to replace the placeholder',
         );
       else if (current.pair)
         this.deps.log.info(

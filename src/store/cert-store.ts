@@ -4,7 +4,7 @@
 //   <cert-dir>/kubelet-<kind>-current.pem                 symlink to the newest installed pair
 //   <cert-dir>/nodecred-<kind>-pending.key               the key of a request not yet issued (0600)
 // The store owns what is on disk; it checks form (PEM blocks present, key matches certificate), not policy.
-import { readFile, readdir, readlink, rm, lstat, stat } from 'node:fs/promises';
+import { readFile, readdir, readlink, rm, lstat, stat, chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError, errnoError } from '../errors.ts';
 import { parsePemBlocks, type PemBlock } from '../pki/pem.ts';
@@ -175,8 +175,35 @@ export class CertStore {
     } catch (err) {
       throw diskError(err, file);
     }
+    await this.announce(kind, name);
     await this.collectGarbage(kind);
     return file;
+  }
+
+  /**
+   * Makes a new install visible to readers that watch the file the current link used to point at, as the
+   * kubelet does. kubelet ≥ 1.31 (ReloadKubeletServerCertificateFile) serves tlsCertFile through
+   * k8s.io/apiserver's DynamicCertKeyPairContent, which puts an fsnotify (inotify) watch on the path
+   * tlsCertFile names. inotify resolves the symlink when the watch is added, so the kubelet watches the
+   * inode of the pair that was current when it started (or when it last re-added the watch). Swapping the
+   * link by rename never touches that inode: the kubelet would serve the old certificate until it expired.
+   * Any event on the watched inode makes it re-read tlsCertFile through the link; it re-adds the watch (on
+   * the new target) only after a Remove or Rename event. So after each swap we chmod every older pair of
+   * this kind to the mode it already has: an IN_ATTRIB event on whichever of them the kubelet watches,
+   * with nothing changed but ctime, and kubelet's layout (timestamped pairs + `-current.pem` link swapped by
+   * rename, which other tools read) stays exactly as it was. A watched pair that garbage collection
+   * deletes raises IN_DELETE_SELF, after which the kubelet watches the new target itself. Best effort: a
+   * pair that vanished meanwhile (removed by hand) cannot be the one watched.
+   */
+  private async announce(kind: CertKind, installed: string): Promise<void> {
+    const older = (await this.pairFiles(kind)).filter((n) => n !== installed);
+    await Promise.all(
+      older.map(async (n) => {
+        const file = join(this.dir, n);
+        const info = await lstat(file).catch(() => null);
+        if (info?.isFile()) await chmod(file, info.mode & 0o7777).catch(() => {});
+      }),
+    );
   }
 
   async readPendingKey(kind: CertKind): Promise<KeyObject | null> {

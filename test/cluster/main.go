@@ -1,6 +1,7 @@
 // Command cluster is one multicall binary holding the upstream control-plane components nodecred's tests,
 // benchmarks and demo run against: etcd, etcdctl, kube-apiserver, kube-controller-manager and kubectl, plus
-// csr-inspect, the approver's crypto/x509 oracle.
+// csr-inspect, the approver's crypto/x509 oracle, and the node side: a kubelet and a fake CRI runtime for it
+// (kubelet.go).
 //
 // One binary instead of five keeps the cold build to one link of the shared dependency graph. The
 // component is chosen by the name the binary is called under (a symlink), or by the first argument:
@@ -51,6 +52,8 @@ var components = map[string]func(args []string) int{
 	"kube-controller-manager": func(args []string) int {
 		return runCobra(controllermanager.NewControllerManagerCommand(), args)
 	},
+	"kubelet":  runKubelet,
+	"fake-cri": runFakeCRI,
 	"kubectl": func(args []string) int {
 		// kubectl reads os.Args itself (plugins, verbosity), so it gets its own name back in argv[0].
 		os.Args = append([]string{"kubectl"}, args...)

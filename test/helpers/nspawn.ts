@@ -55,6 +55,9 @@ export function runCommand(
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
+    // A command that exits before reading its input closes the pipe: EPIPE on stdin, which (unhandled)
+    // crashed the whole test file; the exit code and stderr already say what happened.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }

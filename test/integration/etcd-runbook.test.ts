@@ -464,7 +464,7 @@ test("the dead member is removed, kubeadm's records fixed, the replacement added
   const r = await running.done;
   assert.equal(r.code, 0, show(r));
   assert.match(r.stdout, /certificates ok: signed by \S+etcd-ca\.crt, cover 127\.0\.0\.24, valid for at least 720h/);
-  assert.match(r.stdout, /Member [0-9a-f]+ removed from cluster/);
+  assert.match(r.stdout, /Member +[0-9a-f]+ removed from cluster/);
   assert.match(r.stdout, /done: 3 members, all healthy; cp-d has joined/);
 
   // Independent verification with etcdctl and the runbook's client certificate.

@@ -356,6 +356,11 @@ test('nextPass: healthy: at the recheck interval, or earlier at a rotation deadl
   assert.equal(schedule({ deadlines: [T0 - MINUTE, T0] }).at, T0 + 5 * MINUTE, 'a past deadline is not a wake-up');
 });
 
+test('nextPass: the recheck interval is jittered ±10 % (nodes started together drift apart)', () => {
+  assert.equal(schedule({ random: fixed(0) }).at, T0 + 4.5 * MINUTE);
+  assert.equal(schedule({ random: fixed(ALMOST_ONE) }).at, T0 + 5.5 * MINUTE);
+});
+
 test('nextPass: a pass that ended with a CSR still pending is followed at once (the watch stays open)', () => {
   assert.deepEqual(schedule({ pending: true, deadlines: [T0 + HOUR] }), { at: T0, backoffUntil: T0 });
   assert.ok(schedule({ pending: true, consecutiveFailures: 2 }).at > T0, 'a failure still backs off');
