@@ -7,7 +7,8 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { apiserverArgs, freePort, httpGet, isAlive } from '../../scripts/lib/local-cluster.ts';
+import { freePort, httpGet, isAlive } from '../../scripts/lib/local-cluster.ts';
+import { apiserverArgs } from '../../scripts/lib/apiserver-args.ts';
 import { waitFor, type TestCluster } from './cluster.ts';
 
 export interface ExtraApiserver {
