@@ -1,17 +1,18 @@
 // The `run` loop: keep the client (and serving) certificate valid until stopped. Everything it decides is
-// delegated to the manager; this file only schedules: a pass at the earliest rotation deadline or recheck
-// interval, at once when a watched file changes, after a capped backoff when a pass failed; and, between
-// passes, a cheap local check that the files on disk are still the ones verified.
+// delegated to the manager and to policy.ts (nextPass); this file only runs passes and waits between them:
+// until the next pass is due, cut short by a wake-up (a watched file changed, SIGHUP) except during a
+// backoff, and every few seconds a cheap local check that the files on disk are still the ones verified.
 import { isUserError } from './errors.ts';
-import { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from './manager/policy.ts';
+import { DEFAULT_BACKOFF, nextPass } from './manager/policy.ts';
 import { ensureServingPlaceholder } from './manager/placeholder.ts';
-import { WaitTimeout } from './kube/csr-api.ts';
-import { isTransient } from './kube/api.ts';
+import { PKI_CRYPTO } from './manager/request.ts';
+import { WaitTimeout } from './manager/csr-wait.ts';
+import { ApiStatusError, isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
 export interface DaemonOptions {
-  /** Between passes, how often to compare disk with memory (no API calls; default 5 s). */
+  /** Between passes, how often to compare disk with memory (no API calls; default 5 s; Infinity: never). */
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
   onPass?: (healthy: boolean) => void;
@@ -23,17 +24,14 @@ export interface DaemonOptions {
   onKubeletStartable?: () => void;
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
-/**
- * Until the kubelet has registered the Node (whose addresses the serving certificate names), look again
- * soon: 1 s, doubling to 10 s. One GET per look; it stops once the Node is there.
- */
-const NODE_WAIT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 10_000 };
-
 interface PassResult {
+  /** Every managed certificate is valid and installed. */
   healthy: boolean;
+  /** The pass failed (not merely still waiting on a CSR): the next one comes after a backoff. */
   failed: boolean;
-  /** The serving certificate waits for the Node to be registered (not a failure: first boot). */
+  /** The pass ended with a CSR still pending: the next one re-attaches at once. */
+  pending: boolean;
+  /** The serving certificate waits for the kubelet to register the Node (not a failure: first boot). */
   waitingForNode?: boolean;
 }
 
@@ -56,6 +54,10 @@ export class Daemon {
     this.opts = opts;
   }
 
+  private get clock() {
+    return this.manager.deps.clock;
+  }
+
   /** True while the serving certificate waits for the kubelet to register the Node. */
   get waitingForNode(): boolean {
     return this.nodeWaits > 0;
@@ -70,85 +72,13 @@ export class Daemon {
   /** The loop is alive when it beat recently, or is inside a pass (which is bounded by the recheck interval). */
   alive(now: Date, staleMs: number): boolean {
     if (!this.heartbeat) return false;
-    const limit = this.inPass ? staleMs + this.manager.deps.config.recheckIntervalMs : staleMs;
+    const limit = this.inPass ? staleMs + this.manager.config.recheckIntervalMs : staleMs;
     return now.getTime() - this.heartbeat.getTime() <= limit;
   }
 
-  private sleep(ms: number, signal: AbortSignal, ignoreWake = false): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal.aborted || (this.wokenFor && !ignoreWake)) return resolve();
-      const timer = setTimeout(done, Math.min(MAX_TIMER_MS, Math.max(0, ms)));
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        self.wakeUp = undefined;
-        resolve();
-      }
-      if (!ignoreWake) this.wakeUp = done;
-      signal.addEventListener('abort', done, { once: true });
-    });
-  }
-
-  private async pass(): Promise<PassResult> {
-    const { config, store } = this.manager.deps;
-    const log = this.log;
-    // A pass never waits on a CSR longer than the recheck interval: then it re-reads the CSR (same name,
-    // no new request) and re-evaluates, so changed Node addresses are noticed while a request is pending.
-    const deadline = Date.now() + config.recheckIntervalMs;
-    this.inPass = true;
-    try {
-      if (config.clientCredentials === 'managed')
-        await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
-      if (config.rotateServerCertificates) {
-        const placeholder = await ensureServingPlaceholder(store, config.nodeName, this.manager.deps.now());
-        if (placeholder)
-          log.info(
-            { path: placeholder, replacedBy: 'the serving certificate, once its CSR is approved' },
-            'no serving certificate yet: installed a self-signed placeholder so the kubelet can start',
-          );
-      }
-      this.opts.onKubeletStartable?.();
-      if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
-      this.nodeWaits = 0;
-      return { healthy: true, failed: false };
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') return { healthy: false, failed: false };
-      if (isUserError(err) && err.code === 'NO_SERVING_ADDRESSES') {
-        if (this.nodeWaits++ === 0)
-          log.info(
-            { node: config.nodeName },
-            'waiting for the kubelet to register the Node: its addresses are the names of the serving certificate',
-          );
-        return { healthy: false, failed: false, waitingForNode: true };
-      }
-      this.nodeWaits = 0;
-      if (err instanceof WaitTimeout) {
-        this.log.info({ detail: err.message }, 'CSR still pending; will check again');
-        return { healthy: false, failed: false };
-      }
-      const transient = isTransient(err);
-      const message = isUserError(err)
-        ? err.oneLine()
-        : transient
-          ? (err as Error).message
-          : ((err as Error).stack ?? String(err));
-      this.log[transient ? 'warn' : 'error'](
-        { err: message },
-        transient ? 'API server unreachable; will retry' : 'certificate pass failed',
-      );
-      return { healthy: false, failed: true };
-    } finally {
-      this.inPass = false;
-      this.heartbeat = new Date();
-    }
-  }
-
   async run(signal: AbortSignal): Promise<void> {
-    const { config } = this.manager.deps;
-    const localCheckMs = this.opts.localCheckMs ?? 5_000;
     let failures = 0;
-    this.heartbeat = new Date();
+    this.beat();
     while (!signal.aborted) {
       if (this.wokenFor) this.log.info({ reason: this.wokenFor }, 'checking certificates now');
       this.wokenFor = undefined;
@@ -156,37 +86,121 @@ export class Daemon {
       if (signal.aborted) break;
       failures = result.failed ? failures + 1 : 0;
       this.opts.onPass?.(result.healthy);
+      const schedule = nextPass({
+        now: this.clock.now(),
+        consecutiveFailures: failures,
+        pending: result.pending,
+        nodeWaits: this.nodeWaits,
+        deadlines: this.rotationDeadlines(),
+        recheckIntervalMs: this.manager.config.recheckIntervalMs,
+        backoff: DEFAULT_BACKOFF,
+        random: () => this.clock.random(),
+      });
+      await this.waitUntil(schedule, signal, result.healthy);
+    }
+  }
 
-      const now = Date.now();
-      const deadlines = [
-        this.manager.states.client.rotationDeadline,
-        config.rotateServerCertificates ? this.manager.states.server.rotationDeadline : undefined,
-      ]
-        .filter((d): d is Date => d !== undefined)
-        .map((d) => d.getTime())
-        .filter((d) => d > now);
-      const next =
-        failures > 0
-          ? now + retryDelayMs(failures - 1, DEFAULT_BACKOFF, this.manager.deps.random)
-          : result.waitingForNode
-            ? now + retryDelayMs(this.nodeWaits - 1, NODE_WAIT_BACKOFF, this.manager.deps.random)
-            : Math.min(now + config.recheckIntervalMs, ...deadlines);
-      // Sleep in local-check slices: a file that vanished without a watcher event is still noticed. After a
-      // failure the backoff is served in full: a wake-up must not turn a failing pass into a tight loop.
-      const backoffUntil = failures > 0 ? next : 0;
-      while (!signal.aborted && (!this.wokenFor || Date.now() < backoffUntil) && Date.now() < next) {
-        await this.sleep(Math.min(localCheckMs, next - Date.now()), signal, Date.now() < backoffUntil);
-        this.heartbeat = new Date();
-        if (
-          !signal.aborted &&
-          !this.wokenFor &&
-          Date.now() < next &&
-          result.healthy &&
-          !(await this.manager.diskMatchesMemory())
-        ) {
-          this.wokenFor = 'files on disk differ from the verified ones';
-        }
-      }
+  private beat(): void {
+    this.heartbeat = new Date(this.clock.now());
+  }
+
+  private rotationDeadlines(): number[] {
+    return this.manager
+      .managedKinds()
+      .map((kind) => this.manager.states[kind].rotationDeadline?.getTime())
+      .filter((d): d is number => d !== undefined);
+  }
+
+  private async pass(): Promise<PassResult> {
+    const { config } = this.manager;
+    // A pass never waits on a CSR longer than the recheck interval: then it re-reads the CSR (same name,
+    // no new request) and re-evaluates, so changed Node addresses are noticed while a request is pending.
+    const deadline = this.clock.now() + config.recheckIntervalMs;
+    this.inPass = true;
+    try {
+      if (config.clientCredentials === 'managed')
+        await this.manager.ensureClient({ deadline, rotate: config.rotateCertificates });
+      if (config.rotateServerCertificates) await this.servingPlaceholder();
+      this.opts.onKubeletStartable?.();
+      if (config.rotateServerCertificates) await this.manager.ensureServing({ deadline, rotate: true });
+      this.nodeWaits = 0;
+      return { healthy: true, failed: false, pending: false };
+    } catch (err) {
+      return this.failedPass(err);
+    } finally {
+      this.inPass = false;
+      this.beat();
+    }
+  }
+
+  /** First boot: a self-signed serving pair so the kubelet can start before the Node exists (placeholder.ts). */
+  private async servingPlaceholder(): Promise<void> {
+    const { config, store, clock, crypto = PKI_CRYPTO } = this.manager.deps;
+    const now = new Date(clock.now());
+    const placeholder = await ensureServingPlaceholder(store, config.nodeName, now, crypto.selfSignedServing);
+    if (placeholder)
+      this.log.info(
+        { path: placeholder, replacedBy: 'the serving certificate, once its CSR is approved' },
+        'no serving certificate yet: installed a self-signed placeholder so the kubelet can start',
+      );
+  }
+
+  private failedPass(err: unknown): PassResult {
+    if ((err as Error).name === 'AbortError') return { healthy: false, failed: false, pending: false };
+    if (isUserError(err) && err.code === 'NO_SERVING_ADDRESSES') {
+      if (this.nodeWaits++ === 0)
+        this.log.info(
+          { node: this.manager.config.nodeName },
+          'waiting for the kubelet to register the Node: its addresses are the names of the serving certificate',
+        );
+      return { healthy: false, failed: false, pending: false, waitingForNode: true };
+    }
+    this.nodeWaits = 0;
+    if (err instanceof WaitTimeout) {
+      this.log.info({ detail: err.message }, 'CSR still pending; will check again');
+      return { healthy: false, failed: false, pending: true };
+    }
+    if (isTransient(err)) {
+      this.log.warn({ err: (err as Error).message }, 'API server unreachable; will retry');
+    } else {
+      const known = isUserError(err) || err instanceof ApiStatusError;
+      const message = isUserError(err) ? err.oneLine() : known ? (err as Error).message : (err as Error).stack;
+      this.log.error({ err: message ?? String(err) }, 'certificate pass failed');
+    }
+    return { healthy: false, failed: true, pending: false };
+  }
+
+  /**
+   * Waits until the next pass is due. A wake-up ends the wait early, except before `backoffUntil`: a failing
+   * pass must not become a tight loop. Every localCheckMs a healthy daemon checks the files it installed are
+   * still there (a file that vanished without a watcher event is still noticed).
+   */
+  private async waitUntil(next: { at: number; backoffUntil: number }, signal: AbortSignal, checkDisk: boolean) {
+    const localCheckMs = this.opts.localCheckMs ?? 5_000;
+    while (!signal.aborted) {
+      const now = this.clock.now();
+      if (now >= next.at || (this.wokenFor && now >= next.backoffUntil)) return;
+      await this.sleep(Math.min(localCheckMs, next.at - now), signal, now >= next.backoffUntil);
+      this.beat();
+      if (!checkDisk || signal.aborted || this.wokenFor || this.clock.now() >= next.at) continue;
+      if (!(await this.manager.diskMatchesMemory())) this.wokenFor = 'files on disk differ from the verified ones';
+    }
+  }
+
+  /** Sleeps on the manager's clock; a wake-up ends an interruptible sleep at once. */
+  private async sleep(ms: number, signal: AbortSignal, interruptible: boolean): Promise<void> {
+    if (!interruptible) return this.clock.sleep(ms, signal);
+    if (this.wokenFor || signal.aborted) return;
+    // One controller for both reasons to stop (AbortSignal.any would do, at a cost paid on every pass).
+    const stop = new AbortController();
+    const abort = () => stop.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    this.wakeUp = abort;
+    try {
+      await this.clock.sleep(ms, stop.signal);
+    } finally {
+      this.wakeUp = undefined;
+      signal.removeEventListener('abort', abort);
     }
   }
 }

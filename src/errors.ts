@@ -12,7 +12,17 @@ export interface UserErrorDetails {
   cause?: unknown;
 }
 
+/** Marks UserErrors across copies of this module (see Symbol.hasInstance below). */
+const USER_ERROR = Symbol.for('nodecred.UserError');
+
 export class UserError extends Error {
+  // The single executable loads `approve` from a separate bundle with its own copy of this class
+  // (scripts/lib/bundle.ts): its errors must still be UserErrors to src/cli/main.ts, which prints them as one line.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [USER_ERROR]?: unknown })[USER_ERROR] === true;
+  }
+  readonly [USER_ERROR] = true;
+
   readonly where: string | undefined;
   readonly fix: string | undefined;
   readonly code: string;

@@ -5,9 +5,8 @@
 //   node bench/baselines/floor.ts --kubeconfig BOOTSTRAP.conf --node-name NAME [--timeout-ms 120000]
 //
 // Prints one JSON line: {"csr": NAME, "issuedSeenAt": ms since epoch, "importedAt": ..., "createdAt": ...}.
-import 'reflect-metadata';
 import { generateKeyPairSync, webcrypto, randomBytes, createPublicKey } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../src/pki/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { exitOnUncaught } from '../../src/cli/exit.ts';
 

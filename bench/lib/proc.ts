@@ -147,6 +147,10 @@ export interface ProcSample {
   /** Date.now() */
   at: number;
   rssKiB: number;
+  /** RssAnon: the process's own memory (heap, stacks, malloc), without pages of the binary and files. */
+  rssAnonKiB: number;
+  /** RssFile: pages of the executable and other files mapped in (shared with other processes running them). */
+  rssFileKiB: number;
   /** utime + stime, in clock ticks */
   cpuTicks: number;
 }
@@ -154,14 +158,20 @@ export interface ProcSample {
 /** VmRSS from /proc/<pid>/status and utime+stime from /proc/<pid>/stat. */
 export function sampleProc(pid: number): ProcSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? NaN);
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may hold spaces) start after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime is field 14, stime field 15.
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
-  return { at: Date.now(), rssKiB: rss ? Number(rss[1]) : NaN, cpuTicks: utime + stime };
+  return {
+    at: Date.now(),
+    rssKiB: kib('VmRSS'),
+    rssAnonKiB: kib('RssAnon'),
+    rssFileKiB: kib('RssFile'),
+    cpuTicks: utime + stime,
+  };
 }
 
 /** CPU seconds (utime+stime) of this process and its reaped children, from /proc/self/stat. */

@@ -3,11 +3,10 @@
 // verification. Same concurrency gate and retry backoff as the manager storm.
 //
 //   node bench/storm/driver-storm.ts --bootstrap-kubeconfig F --count N --prefix P [--concurrency C] [--timeout-ms T]
-import 'reflect-metadata';
 import { generateKeyPair, webcrypto, createPublicKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../../src/pki/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
 import { exitOnUncaught } from '../../src/cli/exit.ts';

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
-import { CertificateManager } from '../../src/manager/manager.ts';
+import { createNodeManager } from '../../src/node-manager.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
 import { defaultConfig, type Config } from '../../src/config/schema.ts';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
@@ -48,7 +48,7 @@ async function node(i: number): Promise<void> {
   await gate.run(async () => {
     const store = new CertStore(config.certDir);
     await store.prepare();
-    const manager = new CertificateManager({ config, store, log, now: () => new Date(), random: Math.random });
+    const manager = createNodeManager({ config, store, log });
     if (await attempts.untilDone(name, deadline, () => manager.ensureClient({ deadline, rotate: false })))
       perNodeMs.push(performance.now() - t0);
   });

@@ -11,6 +11,7 @@ import { writeFile, readFile, rm } from 'node:fs/promises';
 import { join, resolve, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { generateClusterPki } from './pki.ts';
+import { apiserverArgs } from './apiserver-args.ts';
 import {
   ClusterError,
   freePort,
@@ -225,30 +226,7 @@ export async function up(opts: UpOptions): Promise<ClusterState> {
     });
     log(`etcd ready at ${state.etcd} (${etcdMs} ms)`);
 
-    const apiArgs = [
-      `--etcd-servers=${state.etcd}`,
-      '--bind-address=127.0.0.1',
-      `--secure-port=${apiPort}`,
-      '--advertise-address=127.0.0.1',
-      `--tls-cert-file=${join(pki, 'apiserver.crt')}`,
-      `--tls-private-key-file=${join(pki, 'apiserver.key')}`,
-      `--client-ca-file=${state.caFile}`,
-      '--enable-bootstrap-token-auth',
-      '--authorization-mode=Node,RBAC',
-      '--enable-admission-plugins=NodeRestriction',
-      `--service-account-key-file=${join(pki, 'sa.pub')}`,
-      `--service-account-signing-key-file=${join(pki, 'sa.key')}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      '--service-cluster-ip-range=10.96.0.0/16',
-      // No Service endpoints to reconcile for a loopback-only apiserver.
-      '--endpoint-reconciler-type=none',
-      // Talking to kubelets (logs, exec, node proxy): verify their serving certificates against the cluster
-      // CA, as a hardened cluster does, and authenticate with a client certificate of its own.
-      `--kubelet-certificate-authority=${state.caFile}`,
-      `--kubelet-client-certificate=${join(pki, 'apiserver-kubelet-client.crt')}`,
-      `--kubelet-client-key=${join(pki, 'apiserver-kubelet-client.key')}`,
-      '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname',
-    ];
+    const apiArgs = apiserverArgs({ etcd: state.etcd, port: apiPort, pki, caFile: state.caFile });
     if (state.auditLog) {
       const policy = join(dir, 'audit-policy.yaml');
       await writeFile(policy, AUDIT_POLICY);

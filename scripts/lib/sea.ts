@@ -14,11 +14,13 @@ import {
   mkdirSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { bundleNodecred } from './bundle.ts';
+import { APPROVER_ASSET, bundleNodecred } from './bundle.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 /** Node's fuse string that marks the binary as carrying a SEA blob. */
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+/** Node options the executable starts with; bin/nodecred passes the same to the pinned Node. */
+export const SEA_EXEC_ARGV = ['--max-semi-space-size=1'];
 
 export async function buildSingleExecutable(entry: string, target: string): Promise<void> {
   // A failed build must not leave last time's executable behind.
@@ -31,17 +33,30 @@ export async function buildSingleExecutable(entry: string, target: string): Prom
   const work = mkdtempSync(join(dirname(target), '.sea-'));
   try {
     // Node 24's SEA runs a CommonJS main only; import.meta is empty there, so no use of it may reach the output.
-    const main = await bundleNodecred(entry, join(work, 'nodecred.cjs'), { format: 'cjs', legalComments: 'none' });
-    if (readFileSync(main, 'utf8').includes('import_meta')) {
+    const approver = join(work, APPROVER_ASSET);
+    const main = await bundleNodecred(entry, join(work, 'nodecred.cjs'), {
+      format: 'cjs',
+      legalComments: 'none',
+      approverAsset: approver,
+    });
+    if ([main, approver].some((file) => readFileSync(file, 'utf8').includes('import_meta'))) {
       throw new Error(
         'the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency',
       );
     }
     const blob = join(work, 'sea-prep.blob');
-    // The code cache (V8 bytecode for this exact binary) cuts start-up by a third.
+    // The code cache (V8 bytecode for this exact binary) cuts start-up by a third. A young generation of 1 MiB
+    // semi-spaces instead of V8's 16: an idle daemon then holds ~8 MiB less heap (bench/README.md, issue 13).
     writeFileSync(
       join(work, 'sea-config.json'),
-      JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }),
+      JSON.stringify({
+        main,
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        useCodeCache: true,
+        assets: { [APPROVER_ASSET]: approver },
+        execArgv: SEA_EXEC_ARGV,
+      }),
     );
     try {
       execFileSync(pinnedNode, ['--experimental-sea-config', join(work, 'sea-config.json')], { stdio: 'pipe' });

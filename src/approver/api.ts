@@ -15,12 +15,11 @@ import { UserError } from '../errors.ts';
 import {
   apiMessage,
   connectionFromKubeconfigFile,
-  kubeConfigFor,
   statusOf,
-  TimedKubeConfig,
   type ApiConnection,
   type ApiEndpoint,
 } from '../kube/api.ts';
+import { kubeConfigFor, TimedKubeConfig } from '../kube/client-node.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
 export interface ApproverClients {

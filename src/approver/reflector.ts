@@ -5,7 +5,7 @@
 // client-node's Watch has no reconnect, swallows exceptions thrown in its callback and, without a request
 // timeout, would wait on a dead connection forever; all three are handled here. Used for CSRs, Nodes and the
 // API server's EndpointSlices.
-import { Watch } from '@kubernetes/client-node';
+import { idleGuardedWatch } from '../kube/client-node.ts';
 import type { Logger } from '../log.ts';
 import { retryDelayMs } from '../manager/policy.ts';
 import { describeApiError, type ApiSource, type ApproverClients } from './api.ts';
@@ -88,9 +88,8 @@ export class Reflector<T> {
   private async watchOnce(clients: ApproverClients, resourceVersion: string, signal: AbortSignal): Promise<WatchEnd> {
     const { log, resource } = this.o;
     const timeoutSeconds = Math.max(1, Math.round((this.o.resyncIntervalMs / 1000) * (0.9 + 0.2 * this.random())));
-    const watch = new Watch(clients.kubeConfig);
-    // client-node aborts a stream silent for this long: our guard against half-open connections.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = timeoutSeconds * 1000 + 30_000;
+    // A stream silent for this long is taken as half-open and aborted.
+    const watch = idleGuardedWatch(clients.kubeConfig, timeoutSeconds * 1000 + 30_000);
     let last = resourceVersion;
     let gone = false;
     await new Promise<void>((resolve, reject) => {

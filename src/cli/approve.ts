@@ -108,8 +108,6 @@ async function apiSource(flags: ParsedFlags): Promise<ApiSource> {
 }
 
 export const approveCommand: Command = {
-  name: 'approve',
-  summary: 'run the kubelet-serving CSR approver (cluster side; leader-elected)',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);

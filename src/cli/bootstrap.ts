@@ -1,7 +1,7 @@
 // `nodecred bootstrap`: one shot for cloud-init and runbooks. Exit 0 once a valid client certificate and
 // kubeconfig (and a serving certificate when asked) are installed; otherwise one clear line and exit 1.
 import { UserError } from '../errors.ts';
-import { WaitTimeout } from '../kube/csr-api.ts';
+import { WaitTimeout } from '../manager/csr-wait.ts';
 import { isTransient } from '../kube/api.ts';
 import { retryDelayMs } from '../manager/policy.ts';
 import { formatDuration } from '../config/duration.ts';
@@ -52,8 +52,6 @@ function timeoutError(setup: NodeSetup): UserError {
 }
 
 export const bootstrapCommand: Command = {
-  name: 'bootstrap',
-  summary: 'obtain a client certificate and kubeconfig (and serving certificate) once, then exit',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);
@@ -74,20 +72,21 @@ export const bootstrapCommand: Command = {
  */
 async function bootstrapWithRetries(setup: NodeSetup): Promise<number> {
   const { config, log } = setup;
-  const started = Date.now();
+  const { clock } = setup.manager.deps;
+  const started = clock.now();
   const deadline = started + config.timeoutMs;
   for (let attempt = 0; ; attempt++) {
     try {
       const summary = await ensureOnce(setup, deadline);
-      log.info({ durationMs: Date.now() - started }, `bootstrap complete: ${summary}`);
+      log.info({ durationMs: clock.now() - started }, `bootstrap complete: ${summary}`);
       process.stderr.write(`nodecred: ${summary}\n`);
       return 0;
     } catch (err) {
       if (err instanceof WaitTimeout) throw timeoutError(setup);
       if (!isTransient(err)) throw err;
-      const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, Math.random);
-      if (Date.now() + delay >= deadline) {
-        throw new UserError(`gave up after ${formatDuration(Date.now() - started)}: ${(err as Error).message}`, {
+      const delay = retryDelayMs(attempt, { initialMs: 1000, maxMs: 30_000 }, () => clock.random());
+      if (clock.now() + delay >= deadline) {
+        throw new UserError(`gave up after ${formatDuration(clock.now() - started)}: ${(err as Error).message}`, {
           where: config.kubeconfig,
           fix: 'check that the API server is reachable from this node',
           code: 'UNREACHABLE',
@@ -97,7 +96,7 @@ async function bootstrapWithRetries(setup: NodeSetup): Promise<number> {
         { err: (err as Error).message, retryInMs: delay, attempt: attempt + 1 },
         'API server unreachable; retrying',
       );
-      await new Promise((r) => setTimeout(r, delay));
+      await clock.sleep(delay);
     }
   }
 }

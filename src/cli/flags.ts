@@ -281,7 +281,7 @@ export function argvSecretWarnings(flags: ParsedFlags): string[] {
     : [];
 }
 
-export async function readConfigFile(path: string): Promise<ConfigOverrides> {
+async function readConfigFile(path: string): Promise<ConfigOverrides> {
   return overridesFromDocument(await readYamlFile(path), path);
 }
 

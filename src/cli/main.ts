@@ -1,8 +1,9 @@
 // Entry point: dispatch to one command module. Every failure ends as one line on stderr and an exit code
 // from the table in exit.ts (also in --help and the README); no stack trace unless --log-level debug.
+import { flushCompileCache } from 'node:module';
 import { VERSION } from '../version.ts';
 import { EXIT_CODES_HELP, runMain } from './exit.ts';
-import { COMMANDS, type Command } from './commands.ts';
+import { COMMANDS, type CommandEntry } from './commands.ts';
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -32,12 +33,19 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`nodecred ${VERSION} (node ${process.version})\n`);
     return 0;
   }
-  const command: Command | undefined = COMMANDS.find((c) => c.name === name);
+  const command: CommandEntry | undefined = COMMANDS.find((c) => c.name === name);
   if (!command) {
     process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
     return 2;
   }
-  return command.run(rest);
+  const loaded = await command.load();
+  // What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
+  flushCompileCache();
+  return loaded.run(rest);
 }
+
+// bin/nodecred enables Node's compile cache for itself; hooks and exec plugins that are Node programs must not
+// inherit it.
+delete process.env.NODE_COMPILE_CACHE;
 
 runMain('nodecred', () => main(process.argv.slice(2)));

@@ -4,7 +4,8 @@
 import { CertStore } from '../store/cert-store.ts';
 import { ensureParentDirs } from '../store/atomic.ts';
 import { acquireLock, type Lock } from '../store/lock.ts';
-import { CertificateManager, type ManagerEvents } from '../manager/manager.ts';
+import type { CertificateManager, ManagerEvents } from '../manager/manager.ts';
+import { createNodeManager } from '../node-manager.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { Config } from '../config/schema.ts';
 import { parseFlags, loadConfig, NODE_FLAGS, flagsHelp, argvSecretWarnings } from './flags.ts';
@@ -41,17 +42,8 @@ export async function setUpNode(
     for (const dir of created) log.info({ dir }, `created ${dir} (0700)`);
     for (const note of notes) log.warn(note);
     const store = new CertStore(config.certDir);
-    for (const note of await store.prepare())
-      log[note.startsWith('created') ? 'info' : 'warn']({ certDir: config.certDir }, note);
-    const manager = new CertificateManager({
-      config,
-      store,
-      log,
-      now: () => new Date(),
-      random: Math.random,
-      ...(opts.events ? { events: opts.events } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    for (const note of await store.prepare()) log[note.severity]({ certDir: config.certDir }, note.message);
+    const manager = createNodeManager({ config, store, log, ...opts });
     return { config, log, store, manager, lock };
   } catch (err) {
     await lock.release();

@@ -31,13 +31,15 @@ ${EXIT_CODES_HELP}`;
  */
 export function daemonArgs(argv: string[]): string[] | null {
   if (argv[1] === 'run') return argv.slice(2);
-  if (argv[2] === 'run' && /(\.(ts|mjs|js)|\/nodecred)$/.test(argv[1] ?? '')) return argv.slice(3);
+  // node [options] SCRIPT run …: bin/nodecred passes node options (--max-semi-space-size=1) before the script.
+  let script = 1;
+  while (argv[script]?.startsWith('-')) script++;
+  if (argv[script + 1] === 'run' && /(\.(ts|mjs|js)|\/nodecred)$/.test(argv[script] ?? ''))
+    return argv.slice(script + 2);
   return null;
 }
 
 export const reloadCommand: Command = {
-  name: 'reload',
-  summary: 'validate the config of a running daemon and send it SIGHUP (for ExecReload=)',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);

@@ -12,6 +12,7 @@ import { watchCredentials } from '../watch/watcher.ts';
 import { runHooks } from '../hooks.ts';
 import { formatDuration } from '../config/duration.ts';
 import { parseFlags, loadConfig, NODE_FLAGS } from './flags.ts';
+import { reloadedConfig } from '../config/reload.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { Command } from './commands.ts';
 import type { Server } from 'node:http';
@@ -19,7 +20,11 @@ import { nodeHelp, setUpNode } from './node-setup.ts';
 
 const HELP = nodeHelp(
   'usage: nodecred run [flags]',
-  'Run the credential daemon: bootstrap if needed, then rotate the client certificate (and the serving\ncertificate with --rotate-server-certificates) before expiry, recovering from expired or missing files.\nServes /livez /readyz /healthz /metrics on --health-listen; SIGHUP reloads the config.',
+  [
+    'Run the credential daemon: bootstrap if needed, then rotate the client certificate (and the serving',
+    'certificate with --rotate-server-certificates) before expiry, recovering from expired or missing files.',
+    'Serves /livez /readyz /healthz /metrics on --health-listen; SIGHUP reloads the config.',
+  ].join('\n'),
 );
 
 function statusLine(manager: CertificateManager, daemon?: Daemon): string {
@@ -42,8 +47,6 @@ function statusLine(manager: CertificateManager, daemon?: Daemon): string {
 }
 
 export const runCommand: Command = {
-  name: 'run',
-  summary: 'run the daemon: bootstrap if needed, then keep client and serving certificates fresh',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(HELP);
@@ -169,15 +172,14 @@ export const runCommand: Command = {
       void (async () => {
         await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
         try {
-          const next = await loadConfig(parseFlags(args, NODE_FLAGS));
-          const restartOnly = (
-            ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const
-          ).filter((k) => next[k] !== manager!.deps.config[k]);
-          if (restartOnly.length)
-            log.warn({ fields: restartOnly }, 'these settings change only on restart; keeping the running values');
-          for (const k of restartOnly) (next as unknown as Record<string, unknown>)[k] = manager!.deps.config[k];
-          manager!.deps.config = next;
-          log.level = next.logLevel;
+          const reloaded = reloadedConfig(manager!.config, await loadConfig(parseFlags(args, NODE_FLAGS)));
+          if (reloaded.keptUntilRestart.length)
+            log.warn(
+              { fields: reloaded.keptUntilRestart },
+              'these settings change only on restart; keeping the running values',
+            );
+          manager!.reconfigure(reloaded.config);
+          log.level = reloaded.config.logLevel;
           log.info('configuration reloaded');
           daemon.wake('SIGHUP');
         } catch (err) {

@@ -95,8 +95,6 @@ function print(rows: CertRow[], json: boolean, now: Date): void {
 }
 
 export const statusCommand: Command = {
-  name: 'status',
-  summary: 'show every managed (and listed) certificate: expiry, residual time, issuer, rotation window, state',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(`usage: nodecred status [flags]\n\nflags:\n${flagsHelp(STATUS_FLAGS)}\n`);
@@ -115,8 +113,6 @@ export const statusCommand: Command = {
 };
 
 export const checkCommand: Command = {
-  name: 'check',
-  summary: 'exit 0 when every certificate is valid for at least --min-valid, 1 when not, 2 on usage errors',
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(

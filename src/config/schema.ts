@@ -198,7 +198,7 @@ export function validateNodeName(name: string, where: string): string {
   return name;
 }
 
-export const ADDRESS_TYPES = ['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS'] as const;
+const ADDRESS_TYPES = ['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS'] as const;
 
 /** `where` names the address, `typeWhere` the type (they differ in a file: `...addresses[0].type`). */
 export function validateAddress(type: string, address: string, where: string, typeWhere = where): NodeAddress {

@@ -31,7 +31,7 @@ export interface HealthInput {
   apiAuth: ApiAuthResult | undefined;
 }
 
-export function certificateCheck(name: string, s: CertificateState, now: Date, thresholdMs: number): CheckResult {
+function certificateCheck(name: string, s: CertificateState, now: Date, thresholdMs: number): CheckResult {
   if (!s.notAfter)
     return {
       name,

@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { AuthenticationV1Api, AuthorizationV1Api } from '@kubernetes/client-node';
-import { kubeConfigFor, apiMessage, statusOf, type TimedKubeConfig } from '../kube/api.ts';
+import { isUserError } from '../errors.ts';
+import { apiMessage } from '../kube/api.ts';
+import type { NodeApi } from '../kube/node-api.ts';
 import { encodePrivateKeyPem } from '../pki/keys.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { Logger } from '../log.ts';
@@ -49,14 +50,6 @@ export function missingRule(path: string): string {
   return `- nonResourceURLs: ["${path}"]\n  verbs: ["get"]`;
 }
 
-interface ApiClients {
-  kubeConfig: TimedKubeConfig;
-  authentication: AuthenticationV1Api;
-  authorization: AuthorizationV1Api;
-  /** ms since epoch after which the credential must be fetched again (exec plugins), else Infinity. */
-  freshUntil: number;
-}
-
 export function createSecureServer(opts: {
   manager: CertificateManager;
   health: HealthSource;
@@ -88,39 +81,16 @@ export function createSecureServer(opts: {
     },
   );
 
-  // One long-lived API connection for every review: the node kubeconfig is read (and an exec plugin run)
-  // once, not per request. Dropped after a credential install (reload), a 401, or when an exec credential
-  // is about to expire.
-  let session: Promise<ApiClients> | undefined;
+  // One NodeApi for every review: the node kubeconfig is read once, not per request, and its connection is
+  // shared and kept (src/kube/http/pool.ts); an exec credential is renewed through its cache. Dropped after a
+  // credential install (reload) or a 401, so the next review reads the kubeconfig again.
+  let session: Promise<NodeApi> | undefined;
   function dropSession(): void {
-    const old = session;
     session = undefined;
-    void old?.then(
-      (c) => c.kubeConfig.retire(),
-      () => undefined,
-    );
   }
-  function api(): Promise<ApiClients> {
-    const current = session;
-    if (current) {
-      return current.then((c) => {
-        if (c.freshUntil > now()) return c;
-        if (session === current) dropSession();
-        return api();
-      });
-    }
-    const created = (async () => {
-      const conn = await manager.nodeConnection();
-      const kubeConfig = await kubeConfigFor(conn, { shareConnections: true });
-      const expires =
-        conn.credential.kind === 'exec' ? (await conn.credential.cache.get()).expirationTimestamp : undefined;
-      return {
-        kubeConfig,
-        authentication: kubeConfig.makeApiClient(AuthenticationV1Api),
-        authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
-        freshUntil: expires ? expires.getTime() - 60_000 : Infinity,
-      };
-    })();
+  function api(): Promise<NodeApi> {
+    if (session) return session;
+    const created = manager.nodeConnection().then((conn) => manager.deps.connect(conn));
     session = created;
     created.catch(() => {
       if (session === created) session = undefined;
@@ -129,7 +99,7 @@ export function createSecureServer(opts: {
   }
   /** Our own credential was rejected: the next review starts from a fresh read of the kubeconfig. */
   function onApiError(err: unknown): never {
-    if (statusOf(err) === 401) dropSession();
+    if (isUserError(err) && err.code === 'UNAUTHORIZED') dropSession();
     throw err;
   }
 
@@ -165,17 +135,11 @@ export function createSecureServer(opts: {
     const token = m[1]!;
     const key = createHash('sha256').update(token).digest('hex');
     const identity = await tokens.get(key, now, admit(req), async () => {
-      const { authentication } = await api();
-      const review = await authentication
-        .createTokenReview({
-          body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
-        })
-        .catch(onApiError);
-      const u = review.status?.user;
-      return review.status?.authenticated && u?.username
+      const u = await (await api()).reviewToken(token).catch(onApiError);
+      return u
         ? {
             user: u.username,
-            groups: u.groups ?? [],
+            groups: u.groups,
             via: 'token' as const,
             ...(u.uid ? { uid: u.uid } : {}),
             ...(u.extra ? { extra: u.extra } : {}),
@@ -188,23 +152,13 @@ export function createSecureServer(opts: {
   async function authorize(req: IncomingMessage, who: Identity, path: string) {
     const key = JSON.stringify([who.user, who.groups, who.uid ?? '', who.extra ?? {}, path]);
     return decisions.get(key, now, admit(req), async () => {
-      const { authorization } = await api();
-      const sar = await authorization
-        .createSubjectAccessReview({
-          body: {
-            apiVersion: 'authorization.k8s.io/v1',
-            kind: 'SubjectAccessReview',
-            spec: {
-              user: who.user,
-              groups: who.groups,
-              ...(who.uid ? { uid: who.uid } : {}),
-              ...(who.extra ? { extra: who.extra } : {}),
-              nonResourceAttributes: { path, verb: 'get' },
-            },
-          },
-        })
-        .catch(onApiError);
-      return { allowed: sar.status?.allowed === true, reason: sar.status?.reason ?? sar.status?.evaluationError ?? '' };
+      const user = {
+        username: who.user,
+        groups: who.groups,
+        ...(who.uid ? { uid: who.uid } : {}),
+        ...(who.extra ? { extra: who.extra } : {}),
+      };
+      return (await api()).reviewAccess({ user, path, verb: 'get' }).catch(onApiError);
     });
   }
 

@@ -1,7 +1,7 @@
 // The health and metrics endpoints. One request handler serves both listeners: the plain one on
 // --health-listen (loopback by default, no auth, like kubelet's 10248 healthz) and the secure one on
 // --secure-listen (kubelet-style authn/authz in front, see secure.ts).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { UserError } from '../errors.ts';
@@ -13,6 +13,10 @@ import {
   type HealthInput,
   type CheckResult,
 } from './checks.ts';
+
+// Not `import … from 'node:http'`: an ES module namespace of node:http reads every export, and its lazy
+// WebSocket getter loads Node's internal undici (+13 MiB RSS, bench/imports.ts). The CommonJS object does not.
+const { createServer } = process.getBuiltinModule('node:http');
 
 export interface HealthSource {
   /** Gathers what the checks need; may refresh a cached API check. */

@@ -1,7 +1,7 @@
 // Feeds the health checks from the manager, and proves the node's credential really authenticates: a
 // SelfSubjectReview with the node kubeconfig, cached so probes every few seconds cost at most one API
 // request per cache period.
-import { clientsFor, statusOf, apiMessage } from '../kube/api.ts';
+import { isUserError } from '../errors.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { ApiAuthResult, HealthInput } from './checks.ts';
 import type { HealthSource } from './server.ts';
@@ -26,11 +26,7 @@ export function managerHealthSource(
     const { config } = manager.deps;
     try {
       const conn = await manager.nodeConnection();
-      const { authentication } = await clientsFor(conn);
-      const review = await authentication.createSelfSubjectReview({
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
-      });
-      const user = review.status?.userInfo?.username ?? '';
+      const { username: user } = await manager.deps.connect(conn).whoAmI();
       const expected = `system:node:${config.nodeName}`;
       if (config.clientCredentials === 'managed' && user !== expected) {
         return {
@@ -41,11 +37,11 @@ export function managerHealthSource(
       }
       return { ok: true, message: `authenticates as ${user}`, checkedAt: now() };
     } catch (err) {
-      const status = statusOf(err);
       const message =
-        status === 401
-          ? 'the API server rejects the node credential (401 Unauthorized): certificate revoked, expired or not from the cluster CA'
-          : `cannot check with the API server: ${apiMessage(err)}`;
+        isUserError(err) && err.code === 'UNAUTHORIZED'
+          ? 'the API server rejects the node credential (401 Unauthorized): ' +
+            'certificate revoked, expired or not from the cluster CA'
+          : `cannot check with the API server: ${(err as Error).message}`;
       return { ok: false, message, checkedAt: now() };
     }
   }

@@ -3,9 +3,8 @@
 // user is the subject CN of the leaf, the groups its O values in order; a leaf without a CN authenticates
 // nobody (the next authenticator, the bearer token, is tried). Go's pkix.Name keeps the LAST CN when there
 // are several, so the same certificate names the same user here as on the API server and the kubelet.
-import 'reflect-metadata';
 import { createHash } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { x509 } from '../pki/x509.ts';
 
 export interface CertificateUser {
   user: string;

@@ -1,19 +1,10 @@
 // API connections: where the API server is, how to trust it, and who we are to it. Built from a kubeconfig
-// file (bootstrap or node), from token discovery, or from an installed client certificate; turned into
-// @kubernetes/client-node clients on demand so file-based and exec credentials are always fresh.
-import { createHash } from 'node:crypto';
+// file (bootstrap or node), from token discovery, or from an installed client certificate. Also the one
+// classification of failed requests every API client shares (see the contract in node-api.ts): what the
+// user must fix (UserError), what may pass (TransientApiError), and the rest (ApiStatusError). Nothing
+// here depends on a particular HTTP client; src/kube/client-node.ts is the @kubernetes/client-node side.
 import { readFile } from 'node:fs/promises';
-import type * as https from 'node:https';
-import {
-  KubeConfig,
-  ApiException,
-  CertificatesV1Api,
-  CoreV1Api,
-  AuthenticationV1Api,
-  type Cluster,
-} from '@kubernetes/client-node';
-import { Agent, type Dispatcher } from 'undici';
-import { UserError, errnoError, isUserError } from '../errors.ts';
+import { UserError, errnoError } from '../errors.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -22,6 +13,8 @@ export interface ApiEndpoint {
   /** PEM bundle the API server's certificate must chain to; undefined means the system roots. */
   caPem: string | undefined;
   tlsServerName?: string;
+  /** The kubeconfig's proxy-url: every request goes through it (else HTTPS_PROXY / NO_PROXY apply). */
+  proxyUrl?: string;
 }
 
 export type ApiCredential =
@@ -61,6 +54,7 @@ export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint>
       kc.cluster.caData ??
       (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
     ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
+    ...(kc.cluster.proxyUrl ? { proxyUrl: kc.cluster.proxyUrl } : {}),
   };
 }
 
@@ -88,6 +82,7 @@ export async function connectionFromKubeconfig(kc: KubeconfigConnection, role: s
         server: endpoint.server,
         ...(endpoint.caPem ? { caData: endpoint.caPem } : {}),
         ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+        ...(endpoint.proxyUrl ? { proxyUrl: endpoint.proxyUrl } : {}),
       };
       const cache = new ExecCredentialCache(() => runExecPlugin(c, { timeoutMs: 60_000, clusterInfo }));
       return {
@@ -106,224 +101,83 @@ export async function connectionFromKubeconfigFile(path: string, role: string): 
 /** Every API request gets a deadline: a black-holed connection must fail, not hang the manager forever. */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
-type CreateDispatcher = (cluster: Cluster | null, agentOptions: https.AgentOptions) => Dispatcher | undefined;
-
 /**
- * How long a shared connection may keep a request waiting for response headers before undici gives up
- * on that request and PINGs the HTTP/2 session: no answer within as long again and the session is
- * dropped, so requests move to a fresh connection (client-go's HTTP/2 health check does the same). Below
- * REQUEST_TIMEOUT_MS, so the probe starts before our own deadline fails the request; above what a
- * SubjectAccessReview through a slow authorization webhook takes.
+ * HTTP status of a failed request, or undefined for transport errors (connection refused, TLS, timeout).
+ * Read from the shapes clients throw: `code` (client-node's ApiException), `statusCode` (its Watch), `status`.
  */
-export const SHARED_HEADERS_TIMEOUT_MS = 20_000;
-
-export interface KubeConfigOptions {
-  /**
-   * Share connections between this instance's requests. client-node 2.x builds a new undici Agent, so a new
-   * TCP connection and TLS handshake, for every request; the approver makes four requests per CSR and spent
-   * most of its time in handshakes. Off for the node daemon and the approver's Lease: a few requests a
-   * minute, and a fresh connection each is what makes them immune to a silently dropped one.
-   */
-  shareConnections?: boolean;
-  /** Test hook: SHARED_HEADERS_TIMEOUT_MS otherwise. */
-  headersTimeoutMs?: number;
-}
-
-/**
- * A KubeConfig whose requests have a deadline and, optionally, share connections. One instance holds one
- * identity (cluster and user are fixed when it is loaded) and callers build a new instance when credentials
- * change; the key check makes "same identity, same connections" explicit rather than assumed. After
- * retire() the instance goes back to a connection per request, so nothing it still does holds a pool open.
- */
-export class TimedKubeConfig extends KubeConfig {
-  private shared: { key: string; agent: Agent } | undefined;
-  private retired = false;
-
-  constructor(options: KubeConfigOptions = {}) {
-    super();
-    if (!options.shareConnections) return;
-    const headersTimeout = options.headersTimeoutMs ?? SHARED_HEADERS_TIMEOUT_MS;
-    // createDispatcher is private in client-node's typings; it is the one place an Agent is made.
-    const self = this as unknown as { createDispatcher: CreateDispatcher };
-    const perRequest = self.createDispatcher.bind(this);
-    self.createDispatcher = (cluster, agentOptions) => {
-      const opts = this.createDispatcherOptions(cluster, agentOptions);
-      // Proxies, and servers needing no TLS options (undici's global pool serves those), stay as client-node has them.
-      if (this.retired || opts.type !== 'agent') return perRequest(cluster, agentOptions);
-      const key = dispatcherKey(cluster, agentOptions);
-      if (this.shared?.key !== key) {
-        void this.shared?.agent.close().catch(() => {});
-        this.shared = { key, agent: new Agent({ connect: opts.connect, headersTimeout }) };
-      }
-      return this.shared.agent;
-    };
-  }
-
-  override async applySecurityAuthentication(
-    context: Parameters<KubeConfig['applySecurityAuthentication']>[0],
-  ): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    // client-node's Watch passes its own AbortController's signal to fetch, so this only bounds plain calls.
-    context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
-  }
-
-  /** Open connections in the shared pool (0 without one). */
-  openConnections(): number {
-    return Object.values(this.shared?.agent.stats ?? {}).reduce(
-      (n, s) => n + ((s as { connected?: number }).connected ?? 0),
-      0,
-    );
-  }
-
-  /** No new requests on the shared connections; they close once in-flight requests (and watches) end. */
-  retire(): void {
-    this.retired = true;
-    const old = this.shared;
-    this.shared = undefined;
-    void old?.agent.close().catch(() => {});
-  }
-}
-
-/** Everything that decides which server a connection reaches and as whom, hashed (it includes a key). */
-function dispatcherKey(cluster: Cluster | null, agentOptions: https.AgentOptions): string {
-  const c: Partial<Cluster> = cluster ?? {};
-  const o = agentOptions as Record<string, unknown>;
-  const text = (v: unknown) =>
-    v === undefined || v === null ? '' : Buffer.isBuffer(v) ? v.toString('base64') : String(v);
-  const parts = [
-    c.server,
-    c.proxyUrl,
-    c.skipTLSVerify,
-    ...['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'rejectUnauthorized'].map((k) => o[k]),
-  ];
-  return createHash('sha256').update(parts.map(text).join('\0')).digest('hex');
-}
-
-/** A @kubernetes/client-node KubeConfig for one request burst (exec tokens are fetched here, cached). */
-export async function kubeConfigFor(conn: ApiConnection, options: KubeConfigOptions = {}): Promise<TimedKubeConfig> {
-  const { endpoint, credential } = conn;
-  let user: Record<string, string>;
-  switch (credential.kind) {
-    case 'token':
-      user = { token: credential.token };
-      break;
-    case 'clientCert':
-      user = {
-        certData: Buffer.from(credential.certPem).toString('base64'),
-        keyData: Buffer.from(credential.keyPem).toString('base64'),
-      };
-      break;
-    case 'exec': {
-      const cred = await credential.cache.get();
-      if (cred.token) user = { token: cred.token };
-      else if (cred.clientCertificateData && cred.clientKeyData) {
-        user = {
-          certData: Buffer.from(cred.clientCertificateData).toString('base64'),
-          keyData: Buffer.from(cred.clientKeyData).toString('base64'),
-        };
-      } else {
-        throw new UserError('exec plugin returned neither a token nor a client certificate', {
-          where: credential.spec.where,
-          fix: 'fix the credential plugin',
-          code: 'EXEC_EMPTY',
-        });
-      }
-      break;
-    }
-  }
-  const kc = new TimedKubeConfig(options);
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: 'cluster',
-        server: endpoint.server,
-        skipTLSVerify: false,
-        ...(endpoint.caPem ? { caData: Buffer.from(endpoint.caPem).toString('base64') } : {}),
-        ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
-      },
-    ],
-    users: [{ name: 'user', ...user }],
-    contexts: [{ name: 'context', cluster: 'cluster', user: 'user' }],
-    currentContext: 'context',
-  });
-  return kc;
-}
-
-export interface ApiClients {
-  kubeConfig: KubeConfig;
-  certificates: CertificatesV1Api;
-  core: CoreV1Api;
-  authentication: AuthenticationV1Api;
-}
-
-export async function clientsFor(conn: ApiConnection): Promise<ApiClients> {
-  const kubeConfig = await kubeConfigFor(conn);
-  return {
-    kubeConfig,
-    certificates: kubeConfig.makeApiClient(CertificatesV1Api),
-    core: kubeConfig.makeApiClient(CoreV1Api),
-    authentication: kubeConfig.makeApiClient(AuthenticationV1Api),
-  };
-}
-
-/** HTTP status of an API error, or undefined for transport errors (connection refused, TLS, timeout). */
 export function statusOf(err: unknown): number | undefined {
-  if (err instanceof ApiException) return err.code;
-  // client-node's Watch reports HTTP failures as plain Errors carrying statusCode.
-  const statusCode = (err as { statusCode?: unknown } | null)?.statusCode;
-  return typeof statusCode === 'number' ? statusCode : undefined;
+  const e = err as { code?: unknown; statusCode?: unknown; status?: unknown } | null;
+  for (const value of [e?.code, e?.statusCode, e?.status]) if (typeof value === 'number') return value;
+  return undefined;
 }
 
 /** The Status message the API server sent, if any, without echoing request bodies. */
 export function apiMessage(err: unknown): string {
-  if (err instanceof ApiException) {
+  const status = statusOf(err);
+  if (status !== undefined) {
     try {
-      const body = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+      const raw = (err as { body?: unknown }).body;
+      const body = typeof raw === 'string' ? JSON.parse(raw) : raw;
       if (body && typeof body.message === 'string') return body.message;
     } catch {
       /* not JSON */
     }
-    return `HTTP ${err.code}`;
+    return `HTTP ${status}`;
   }
   const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
   return e.cause?.code ?? e.code ?? e.message ?? String(err);
 }
 
+const UNAUTHORIZED_FIX: Record<ApiCredential['kind'], string> = {
+  token:
+    'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) ' +
+    'and update the bootstrap kubeconfig',
+  clientCert:
+    'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again',
+  exec:
+    'the exec credential plugin returned a credential the API server rejects: check the plugin and its ' +
+    'IAM/identity mapping',
+};
+
+/** What a request was, for the messages explainApiError writes. */
+export interface ApiAction {
+  /** "create CSR nodecred-client-…", "read Node worker-1". */
+  what: string;
+  /** The fix for a 403 on this action: which permission is missing and how to grant it. */
+  forbiddenFix?: string;
+}
+
 /**
- * Turns the API errors a user can fix into UserErrors naming the credential and the fix; everything else
- * (network, 5xx) is returned unchanged for the caller to retry.
+ * Turns a failed request into the error the contract (node-api.ts) promises: a UserError naming the
+ * credential and the fix (401, 403, untrusted TLS), a TransientApiError (network, timeout, 5xx, 429), or an
+ * ApiStatusError (any other status).
  */
-export function explainApiError(err: unknown, conn: ApiConnection, action: string): unknown {
-  // Already explained (an exec plugin that failed, a file that cannot be read): its code is not a transport
-  // error code, and reporting it as "cannot reach the API server" would hide what the user must fix.
-  if (isUserError(err)) return err;
+export function explainApiError(err: unknown, conn: ApiConnection, action: ApiAction): Error {
+  if (err instanceof UserError || err instanceof TransientApiError || err instanceof ApiStatusError) return err;
+  const { what } = action;
   const status = statusOf(err);
   if (status === 401) {
-    const fix =
-      conn.credential.kind === 'token'
-        ? 'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) and update the bootstrap kubeconfig'
-        : conn.credential.kind === 'clientCert'
-          ? 'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again'
-          : 'the exec credential plugin returned a credential the API server rejects: check the plugin and its IAM/identity mapping';
-    return new UserError(`${action}: 401 Unauthorized with the ${conn.description}`, {
+    return new UserError(`${what}: 401 Unauthorized with the ${conn.description}`, {
       where: conn.endpoint.server,
-      fix,
+      fix: UNAUTHORIZED_FIX[conn.credential.kind],
       code: 'UNAUTHORIZED',
       cause: err,
     });
   }
   if (status === 403) {
-    return new UserError(`${action}: 403 Forbidden: ${apiMessage(err)}`, {
+    return new UserError(`${what}: 403 Forbidden: ${apiMessage(err)}`, {
       where: conn.endpoint.server,
-      fix: rbacHintFor(action),
+      fix: action.forbiddenFix ?? 'grant the missing permission named above',
       code: 'FORBIDDEN',
       cause: err,
     });
   }
   const code = transportCode(err);
   if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
+    const state = code === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired';
     return new UserError(
-      `${action}: the API server's certificate is ${code === 'CERT_NOT_YET_VALID' ? 'not yet valid' : 'expired'} by this node's clock (${new Date().toISOString()}); refusing to talk to it`,
+      `${what}: the API server's certificate is ${state} by this node's clock (${new Date().toISOString()}); ` +
+        'refusing to talk to it',
       {
         where: conn.endpoint.server,
         fix: 'check the node clock (NTP/chrony); if the clock is right, the API server certificate needs renewal',
@@ -333,26 +187,40 @@ export function explainApiError(err: unknown, conn: ApiConnection, action: strin
     );
   }
   if (code && TLS_TRUST_CODES.has(code)) {
-    return new UserError(`${action}: the API server's certificate is not trusted (${code}); refusing to talk to it`, {
+    return new UserError(`${what}: the API server's certificate is not trusted (${code}); refusing to talk to it`, {
       where: conn.endpoint.server,
-      fix: `check the CA in the ${conn.description.replace(/^.*? from /, '')} (certificate-authority) and the server address / tls-server-name`,
+      fix:
+        `check the CA in the ${conn.description.replace(/^.*? from /, '')} (certificate-authority) ` +
+        'and the server address / tls-server-name',
       code: 'TLS_UNTRUSTED',
       cause: err,
     });
   }
   if (status === 429) {
     return new TransientApiError(
-      `${action}: the API server at ${conn.endpoint.server} is throttling requests (HTTP 429, API priority and fairness); backing off`,
+      `${what}: the API server at ${conn.endpoint.server} is throttling requests ` +
+        '(HTTP 429, API priority and fairness); backing off',
       err,
     );
   }
   if (status === undefined || status >= 500) {
     return new TransientApiError(
-      `${action}: cannot reach the API server at ${conn.endpoint.server}: ${status ? `HTTP ${status}` : (code ?? apiMessage(err))}`,
+      `${what}: cannot reach the API server at ${conn.endpoint.server}: ` +
+        (status ? `HTTP ${status}` : (code ?? apiMessage(err))),
       err,
     );
   }
-  return err;
+  return new ApiStatusError(`${what}: HTTP ${status}: ${apiMessage(err)}`, status, err);
+}
+
+/** A request the API server refused with a status that is neither transient nor one the user can fix here. */
+export class ApiStatusError extends Error {
+  override name = 'ApiStatusError';
+  readonly status: number;
+  constructor(message: string, status: number, cause: unknown) {
+    super(message, { cause });
+    this.status = status;
+  }
 }
 
 /** A failure worth retrying (network, timeout, 5xx, 429); its message is one clean line. */
@@ -410,13 +278,4 @@ function transportCode(err: unknown): string | undefined {
     e = e.cause as typeof e;
   }
   return undefined;
-}
-
-function rbacHintFor(action: string): string {
-  if (action.startsWith('create CSR')) {
-    return 'bind the ClusterRole system:node-bootstrapper to the bootstrap group (e.g. system:bootstrappers), as scripts/create-bootstrap-token does';
-  }
-  if (action.startsWith('read Node'))
-    return 'the Node authorizer only lets system:node:<name> read its own Node; check --node-name matches the certificate';
-  return 'grant the missing permission named above';
 }

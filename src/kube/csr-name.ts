@@ -47,7 +47,7 @@ const sorted = (xs: readonly string[]): string[] => [...xs].sort((a, b) => (a < 
  * The canonical bytes that are hashed: every field length-prefixed (so no two inputs collide by
  * concatenation), list fields sorted (order does not matter) with their count first.
  */
-export function canonicalCsrEncoding(input: CsrNameInput): Buffer {
+function canonicalCsrEncoding(input: CsrNameInput): Buffer {
   const list = (xs: readonly string[]): Buffer => {
     const count = Buffer.alloc(4);
     count.writeUInt32BE(xs.length);

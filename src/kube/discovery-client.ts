@@ -3,6 +3,9 @@
 // same content. The first fetch cannot verify the server (we do not know the CA yet: that is what discovery
 // is for); its content is trusted only after the signature and the pin both check out.
 import { request } from 'node:https';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { UserError } from '../errors.ts';
 import { caPinHash } from '../pki/cert.ts';
 import {
@@ -14,6 +17,8 @@ import {
   splitPemCertificates,
 } from './discovery.ts';
 import { tlsTrustCode, type ApiConnection } from './api.ts';
+import { tunnelThrough } from './http/connect.ts';
+import { hostOf, portOf, proxyFor } from './http/url.ts';
 
 const CLUSTER_INFO_PATH = '/api/v1/namespaces/kube-public/configmaps/cluster-info';
 
@@ -28,15 +33,19 @@ function fetchClusterInfo(
 ): Promise<ConfigMap> {
   return new Promise((resolve, reject) => {
     const url = new URL(CLUSTER_INFO_PATH, apiServer);
+    // Only the unauthenticated first fetch runs without a CA; see the file comment.
+    const trust = tls.ca ? { ca: tls.ca, rejectUnauthorized: true } : { rejectUnauthorized: false };
+    // Through HTTPS_PROXY unless NO_PROXY (or loopback) says otherwise, as the API client and kubeadm do.
+    const proxy = proxyFor(url, process.env);
     const req = request(
       url,
       {
         method: 'GET',
         headers: { accept: 'application/json' },
         timeout: timeoutMs,
-        // Only the unauthenticated first fetch runs without a CA; see the file comment.
-        ...(tls.ca ? { ca: tls.ca, rejectUnauthorized: true } : { rejectUnauthorized: false }),
+        ...trust,
         ...(tls.servername ? { servername: tls.servername } : {}),
+        ...(proxy ? { createConnection: tunnelled(proxy, url, { ...trust, ...tls }, timeoutMs) } : {}),
       },
       (res) => {
         let body = '';
@@ -93,6 +102,33 @@ function fetchClusterInfo(
     });
     req.end();
   });
+}
+
+/** https.request's createConnection for a TLS connection through the proxy's tunnel. */
+function tunnelled(
+  proxy: URL,
+  url: URL,
+  tls: { ca?: string; servername?: string; rejectUnauthorized: boolean },
+  timeoutMs: number,
+) {
+  return (_options: unknown, done: (err: Error | null, socket: Duplex) => void): undefined => {
+    const host = hostOf(url);
+    const name = tls.servername ?? host;
+    tunnelThrough(proxy, host, portOf(url), AbortSignal.timeout(timeoutMs)).then(
+      (socket) =>
+        done(
+          null,
+          tlsConnect({
+            socket,
+            ...(isIP(name) ? {} : { servername: name }),
+            ...(tls.ca ? { ca: tls.ca } : {}),
+            rejectUnauthorized: tls.rejectUnauthorized,
+          }),
+        ),
+      (err: Error) => done(err, undefined as unknown as Duplex),
+    );
+    return undefined; // the socket comes through `done`
+  };
 }
 
 export interface DiscoveryInput {

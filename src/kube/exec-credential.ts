@@ -150,11 +150,11 @@ export interface RunExecPluginOptions {
   baseEnv?: NodeJS.ProcessEnv;
 }
 
-export const STDERR_LIMIT = 1000;
+const STDERR_LIMIT = 1000;
 const STDOUT_LIMIT = 4 * 1024 * 1024;
 
 /** The KUBERNETES_EXEC_INFO value client-go sets for a non-interactive plugin run. */
-export function execInfoEnv(
+function execInfoEnv(
   spec: Pick<ExecCredentialSpec, 'apiVersion' | 'provideClusterInfo'>,
   clusterInfo?: ExecClusterInfo,
 ): string {

@@ -5,7 +5,8 @@
 // kubelet start, and replaces the placeholder like any rotation once the real certificate is issued; the
 // kubelet reloads it without a restart (CertStore.announce).
 import { selfSignedServingPair, PLACEHOLDER_ORGANIZATION } from '../pki/self-signed.ts';
-import type { CertStore, StoredPair } from '../store/cert-store.ts';
+import type { StoredPair } from '../store/cert-store.ts';
+import type { CredentialStore } from './state.ts';
 
 export { PLACEHOLDER_ORGANIZATION };
 
@@ -13,10 +14,15 @@ export { PLACEHOLDER_ORGANIZATION };
  * Installs the placeholder when no serving pair is installed at all; returns its path, or null when a
  * pair (real, placeholder, or one the manager will judge unreadable) is already there.
  */
-export async function ensureServingPlaceholder(store: CertStore, nodeName: string, now: Date): Promise<string | null> {
+export async function ensureServingPlaceholder(
+  store: CredentialStore,
+  nodeName: string,
+  now: Date,
+  make: typeof selfSignedServingPair = selfSignedServingPair,
+): Promise<string | null> {
   const installed = await store.readCurrent('server').catch(() => 'unreadable' as const);
   if (installed !== null) return null;
-  const { chainPem, key } = await selfSignedServingPair(nodeName, now);
+  const { chainPem, key } = await make(nodeName, now);
   return store.install('server', chainPem, key, now);
 }
 

@@ -35,6 +35,12 @@ export interface Backoff {
 export const DEFAULT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 5 * 60_000 };
 
 /**
+ * Until the kubelet has registered the Node (whose addresses the serving certificate names), look again
+ * soon: 1 s, doubling to 10 s. One GET per look; it stops once the Node is there.
+ */
+const NODE_WAIT_BACKOFF: Backoff = { initialMs: 1_000, maxMs: 10_000 };
+
+/**
  * Delay before retry number `attempt` (0-based): exponential, capped, with "equal jitter" (uniform in
  * [cap/2, cap]) so nodes that failed together do not retry together but none retries instantly.
  */
@@ -94,28 +100,48 @@ export function sameSans(a: SubjectAltNames, b: SubjectAltNames): boolean {
   return key(a) === key(b);
 }
 
-export interface CertificateTimes {
-  notBefore: Date;
-  notAfter: Date;
+/**
+ * Where an installed certificate stands, as the manager decides it on every pass: `missing` (nothing
+ * installed), `unusable` (failed verification: not ours, wrong CA or subject or SANs, expired or not yet
+ * valid beyond the clock skew — the validity rule lives in pki/verify.ts), `due` (verified, at or past its
+ * rotation deadline) or `valid`. Everything but `valid` means: request a new certificate.
+ */
+export type Standing = 'missing' | 'unusable' | 'due' | 'valid';
+
+export function standingOf(verified: boolean | undefined, deadline: Date | undefined, now: Date): Standing {
+  if (verified === undefined) return 'missing';
+  if (!verified) return 'unusable';
+  return deadline !== undefined && now.getTime() >= deadline.getTime() ? 'due' : 'valid';
 }
 
-export type CertificateCondition =
-  | { state: 'missing' }
-  | { state: 'expired' }
-  | { state: 'not-yet-valid' }
-  | { state: 'rotate'; deadline: Date }
-  | { state: 'valid'; deadline: Date };
-
-/** Where an installed certificate stands at `now`, given its (already drawn) rotation deadline. */
-export function certificateCondition(
-  cert: CertificateTimes | null,
-  deadline: Date | null,
-  now: Date,
-  skewMs: number,
-): CertificateCondition {
-  if (!cert) return { state: 'missing' };
-  if (now.getTime() >= cert.notAfter.getTime()) return { state: 'expired' };
-  if (now.getTime() + skewMs < cert.notBefore.getTime()) return { state: 'not-yet-valid' };
-  const d = deadline ?? cert.notAfter;
-  return now.getTime() >= d.getTime() ? { state: 'rotate', deadline: d } : { state: 'valid', deadline: d };
+/**
+ * When the daemon runs its next pass. After a failure: the capped jittered backoff, which a wake-up must
+ * not cut short (a failing pass must not become a tight loop). After a pass that ended still waiting on a
+ * CSR: at once, so the next pass re-attaches and the watch stays open (the wait itself lasts a whole
+ * recheck interval). While the Node is not registered yet: soon (NODE_WAIT_BACKOFF). Otherwise: at the
+ * earliest rotation deadline still ahead, and no later than the recheck interval, jittered by ±10 % so that
+ * nodes started together (a new cluster, a mass reboot) do not poll the API server together for ever.
+ */
+export function nextPass(o: {
+  now: number;
+  consecutiveFailures: number;
+  /** The last pass ended with a CSR still pending. */
+  pending: boolean;
+  /** Consecutive passes that found no Node yet (first boot: the kubelet is about to register it). */
+  nodeWaits?: number;
+  deadlines: readonly number[];
+  recheckIntervalMs: number;
+  backoff: Backoff;
+  random: Random;
+}): { at: number; backoffUntil: number } {
+  if (o.consecutiveFailures > 0) {
+    const at = o.now + retryDelayMs(o.consecutiveFailures - 1, o.backoff, o.random);
+    return { at, backoffUntil: at };
+  }
+  if (o.pending) return { at: o.now, backoffUntil: o.now };
+  if (o.nodeWaits)
+    return { at: o.now + retryDelayMs(o.nodeWaits - 1, NODE_WAIT_BACKOFF, o.random), backoffUntil: o.now };
+  const ahead = o.deadlines.filter((d) => d > o.now);
+  const recheck = Math.round(o.recheckIntervalMs * (0.9 + 0.2 * o.random()));
+  return { at: Math.min(o.now + recheck, ...ahead), backoffUntil: o.now };
 }

@@ -4,13 +4,16 @@
 import type { KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { generateKey, spkiDer, samePublicKey, type KeyAlgorithm } from '../pki/keys.ts';
-import { buildCsrPem, parseCsrPem } from '../pki/csr.ts';
-import { verifyIssuedCertificate, type CertificateUsage } from '../pki/verify.ts';
+import { buildCsrPem, parseCsrPem, type CsrRequest } from '../pki/csr.ts';
+import { selfSignedServingPair } from '../pki/self-signed.ts';
+import { verifyIssuedCertificate } from '../pki/verify.ts';
 import { csrName } from '../kube/csr-name.ts';
-import { createCsr, getCsr, waitForCsr, WaitTimeout, type WaitOptions } from '../kube/csr-api.ts';
-import type { ApiConnection } from '../kube/api.ts';
-import type { CertStore, CertKind } from '../store/cert-store.ts';
+import type { Csr, NodeApi } from '../kube/node-api.ts';
+import type { Clock } from '../clock.ts';
+import type { CertKind } from '../store/cert-store.ts';
 import type { Logger } from '../log.ts';
+import type { CredentialStore } from './state.ts';
+import { waitForCsr, type WaitOptions } from './csr-wait.ts';
 
 export interface RequestSpec {
   kind: CertKind;
@@ -22,14 +25,37 @@ export interface RequestSpec {
   expirationSeconds?: number;
 }
 
+/**
+ * The node's own cryptography: where a request gets its private key and PKCS#10, how it reads a CSR found
+ * under its name, and the first-boot placeholder (placeholder.ts). The pki modules in production; the
+ * simulator substitutes synchronous ones, which its clock need not wait for.
+ */
+export interface RequestCrypto {
+  generateKey(algorithm: KeyAlgorithm): Promise<KeyObject>;
+  buildCsr(key: KeyObject, request: CsrRequest): Promise<string>;
+  readCsr(pem: string, source: string): Promise<{ publicKey: KeyObject; commonName: string | undefined }>;
+  selfSignedServing(nodeName: string, now: Date): Promise<{ chainPem: string; key: KeyObject }>;
+}
+
+export const PKI_CRYPTO: RequestCrypto = {
+  generateKey: async (algorithm) => (await generateKey(algorithm)).privateKey,
+  buildCsr: buildCsrPem,
+  readCsr: parseCsrPem,
+  selfSignedServing: selfSignedServingPair,
+};
+
 export interface RequestDeps {
-  store: CertStore;
+  api: NodeApi;
+  /** The identity `api` speaks as, for logs: "bootstrap token from /etc/kubernetes/bootstrap-kubelet.conf". */
+  via: string;
+  store: CredentialStore;
   log: Logger;
+  clock: Clock;
+  crypto: RequestCrypto;
   keyAlgorithm: KeyAlgorithm;
   /** The CA bundle the issued certificate must chain to. */
   caBundlePem: string;
   clockSkewMs: number;
-  now: () => Date;
   /** Told the CSR name once it is submitted or re-attached, before waiting. */
   onPending?: (csrName: string) => void;
 }
@@ -40,10 +66,11 @@ export interface Issued {
   csrName: string;
 }
 
-const USAGE_OF: Record<CertKind, CertificateUsage> = { client: 'client', server: 'server' };
+/** Something deleting CSRs as fast as we create them must not turn into a create/delete loop. */
+const RESUBMIT_PAUSE_MS = 1000;
 
 /** kubelet's usages: key encipherment only for RSA (it is meaningless for ECDSA keys). */
-export function usagesFor(kind: CertKind, key: KeyObject): string[] {
+function usagesFor(kind: CertKind, key: KeyObject): string[] {
   const usages = ['digital signature', kind === 'client' ? 'client auth' : 'server auth'];
   if (key.asymmetricKeyType === 'rsa') usages.splice(1, 0, 'key encipherment');
   return usages;
@@ -59,53 +86,132 @@ async function pendingKey(deps: RequestDeps, kind: CertKind): Promise<KeyObject>
   const installed = await deps.store.readCurrent(kind).catch(() => null);
   if (existing && !(installed && samePublicKey(installed.key, existing))) return existing;
   if (existing) deps.log.info({ kind }, 'pending key is the installed one (interrupted install); generating a new one');
-  const { privateKey } = await generateKey(deps.keyAlgorithm);
-  await deps.store.writePendingKey(kind, privateKey);
+  const key = await deps.crypto.generateKey(deps.keyAlgorithm);
+  await deps.store.writePendingKey(kind, key);
   deps.log.info(
     { kind, algorithm: deps.keyAlgorithm, path: deps.store.pendingKeyPath(kind) },
     'generated a new private key for the request',
   );
-  return privateKey;
+  return key;
 }
 
 /** Throws unless the CSR found under our name is the one we would have submitted. */
 async function checkSameRequest(
-  found: { spec: { request: string; signerName: string; usages?: string[] } },
+  deps: RequestDeps,
+  found: Csr,
   spec: RequestSpec,
   key: KeyObject,
   name: string,
 ): Promise<void> {
-  const parsed = await parseCsrPem(Buffer.from(found.spec.request, 'base64').toString('utf8'), `CSR ${name}`);
+  const parsed = await deps.crypto.readCsr(found.requestPem, `CSR ${name}`);
   const problems: string[] = [];
   if (!samePublicKey(parsed.publicKey, key)) problems.push('its public key is not our pending key');
-  if (found.spec.signerName !== spec.signerName) problems.push(`its signer is ${found.spec.signerName}`);
+  if (found.signerName !== spec.signerName) problems.push(`its signer is ${found.signerName}`);
   if (parsed.commonName !== spec.commonName) problems.push(`its CN is ${parsed.commonName}`);
   if (problems.length) {
     throw new UserError(`a CSR named ${name} exists but is not ours: ${problems.join('; ')}`, {
       where: `certificatesigningrequest/${name}`,
-      fix: `delete it (kubectl delete csr ${name}) if it is stale; nodecred derives the name from its key, so a clash means someone reused the name`,
+      fix:
+        `delete it (kubectl delete csr ${name}) if it is stale; nodecred derives the name from its key, ` +
+        'so a clash means someone reused the name',
       code: 'CSR_NAME_CONFLICT',
     });
   }
 }
 
+const DECIDED_FIX: Record<CertKind, string> = {
+  client:
+    'a client CSR is approved by kube-controller-manager when the requester’s group is bound to ' +
+    'system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); ' +
+    'fix those ClusterRoleBindings (or approve by hand); the next attempt is a new CSR',
+  server:
+    'kube-controller-manager never approves kubelet-serving CSRs: run an approver (nodecred approve) and check ' +
+    'why it refused',
+};
+
 function deniedError(
-  kind: 'denied' | 'failed',
-  reason: string,
-  message: string,
+  outcome: { kind: 'denied' | 'failed'; reason: string; message: string },
   spec: RequestSpec,
   name: string,
 ): UserError {
-  const hint =
-    spec.kind === 'client'
-      ? "a client CSR is approved by kube-controller-manager when the requester's group is bound to system:certificates.k8s.io:certificatesigningrequests:nodeclient (bootstrap) or selfnodeclient (renewal); fix those ClusterRoleBindings (or approve by hand); the next attempt is a new CSR"
-      : 'kube-controller-manager never approves kubelet-serving CSRs: run an approver (nodecred approve) and check why it refused';
-  return new UserError(
-    `CSR ${name} was ${kind === 'denied' ? 'denied' : 'failed'}: ${reason || '(no reason)'}${message ? `: ${message}` : ''}`,
+  const detail = `${outcome.reason || '(no reason)'}${outcome.message ? `: ${outcome.message}` : ''}`;
+  return new UserError(`CSR ${name} was ${outcome.kind}: ${detail}`, {
+    where: `certificatesigningrequest/${name}`,
+    fix: DECIDED_FIX[spec.kind],
+    code: outcome.kind === 'denied' ? 'CSR_DENIED' : 'CSR_FAILED',
+  });
+}
+
+/** Creates the CSR, or re-attaches to the one already under its name after checking it is ours. */
+async function submit(deps: RequestDeps, spec: RequestSpec, key: KeyObject, name: string): Promise<Csr | null> {
+  // Create first: on a fresh request that is the only write, and its response starts the watch (two
+  // requests per bootstrap). 'exists' means we submitted it before (a restart, a retry): read it and
+  // re-attach, after making sure it really is ours.
+  const requestPem = await deps.crypto.buildCsr(key, {
+    commonName: spec.commonName,
+    organizations: spec.organizations,
+    dnsNames: spec.dnsNames,
+    ipAddresses: spec.ipAddresses,
+  });
+  const created = await deps.api.createCsr({
+    name,
+    requestPem,
+    signerName: spec.signerName,
+    usages: usagesFor(spec.kind, key),
+    ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}),
+  });
+  if (created !== 'exists') {
+    deps.log.info({ kind: spec.kind, csr: name, signer: spec.signerName, via: deps.via }, 'submitted CSR');
+    return created;
+  }
+  const found = await deps.api.getCsr(name);
+  if (found) {
+    await checkSameRequest(deps, found, spec, key, name);
+    deps.log.info({ kind: spec.kind, csr: name }, 're-attached to the pending CSR submitted earlier');
+  }
+  return found;
+}
+
+/** The issued certificate, or a UserError (nothing installed, fresh key next time) when it is not ours. */
+async function acceptIssued(deps: RequestDeps, spec: RequestSpec, key: KeyObject, name: string, pem: string) {
+  const verdict = verifyIssuedCertificate({
+    certificatePem: pem,
+    key,
+    caBundlePem: deps.caBundlePem,
+    template: {
+      commonName: spec.commonName,
+      organizations: spec.organizations,
+      usage: spec.kind,
+      dnsNames: spec.dnsNames,
+      ipAddresses: spec.ipAddresses,
+    },
+    now: new Date(deps.clock.now()),
+    clockSkewMs: deps.clockSkewMs,
+  });
+  if (verdict.ok) return;
+  if (verdict.notYetValid) {
+    // Only this node's clock is behind: a new request would be issued with the same offset and refused the
+    // same way, a CSR each attempt. Keep the key: the next attempt re-attaches to this CSR, and the same
+    // certificate is accepted once the clock reaches it (or NTP corrects the clock).
+    throw new UserError(
+      `the certificate issued for CSR ${name} is not valid yet by this node's clock, nothing installed: ` +
+        `${verdict.problems.join('; ')}`,
+      {
+        where: `certificatesigningrequest/${name}`,
+        fix: 'check the node clock (NTP/chrony); nodecred keeps the request and installs it once the clock agrees',
+        code: 'CERT_NOT_YET_VALID',
+      },
+    );
+  }
+  await deps.store.removePendingKey(spec.kind);
+  throw new UserError(
+    `the certificate issued for CSR ${name} was rejected, nothing installed: ${verdict.problems.join('; ')}`,
     {
       where: `certificatesigningrequest/${name}`,
-      fix: hint,
-      code: kind === 'denied' ? 'CSR_DENIED' : 'CSR_FAILED',
+      fix:
+        'check the signer (kube-controller-manager --cluster-signing-cert-file) matches the cluster CA nodecred ' +
+        'trusts (clusterCAFile), and the node clock',
+      code: 'CERT_REJECTED',
     },
   );
 }
@@ -113,105 +219,48 @@ function deniedError(
 /**
  * Submits (or re-attaches to) the CSR for `spec` and waits until it is issued and verified. Throws
  * UserError on denial, on a certificate that fails verification, and WaitTimeout at the deadline. On
- * verification failure the pending key is discarded, so the next attempt is a fresh request.
+ * denial or verification failure the pending key is discarded, so the next attempt is a fresh request;
+ * except when the certificate is only not valid yet by this node's clock (CERT_NOT_YET_VALID): then the
+ * next attempt re-attaches to the same CSR and verifies the same certificate again.
  */
-export async function requestCertificate(
-  deps: RequestDeps,
-  conn: ApiConnection,
-  spec: RequestSpec,
-  wait: WaitOptions,
-): Promise<Issued> {
-  const { log, store } = deps;
+export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, wait: WaitOptions): Promise<Issued> {
+  const { log } = deps;
   for (;;) {
     const key = await pendingKey(deps, spec.kind);
-    const usages = usagesFor(spec.kind, key);
     const name = csrName({
       spkiDer: spkiDer(key),
       commonName: spec.commonName,
       organizations: spec.organizations,
-      usages,
+      usages: usagesFor(spec.kind, key),
       signerName: spec.signerName,
       dnsNames: spec.dnsNames,
       ipAddresses: spec.ipAddresses,
     });
-    // Create first: on a fresh request that is the only write, and its response starts the watch (two
-    // requests per bootstrap). A 409 means we submitted it before (a restart, a retry): read it and
-    // re-attach, after making sure it really is ours.
-    const requestPem = await buildCsrPem(key, {
-      commonName: spec.commonName,
-      organizations: spec.organizations,
-      dnsNames: spec.dnsNames,
-      ipAddresses: spec.ipAddresses,
-    });
-    let current = await createCsr(conn, {
-      name,
-      requestPem,
-      signerName: spec.signerName,
-      usages,
-      ...(spec.expirationSeconds ? { expirationSeconds: spec.expirationSeconds } : {}),
-    });
-    if (current) {
-      log.info({ kind: spec.kind, csr: name, signer: spec.signerName, via: conn.description }, 'submitted CSR');
-    } else {
-      current = await getCsr(conn, name);
-      if (current) {
-        await checkSameRequest(current as never, spec, key, name);
-        log.info({ kind: spec.kind, csr: name }, 're-attached to the pending CSR submitted earlier');
-      }
-    }
-
+    const current = await submit(deps, spec, key, name);
     deps.onPending?.(name);
-    const outcome = await waitForCsr(conn, name, {
+    const outcome = await waitForCsr(deps.api, deps.clock, name, {
       ...wait,
       ...(current ? { initial: current } : {}),
       onProgress: (p) => {
-        if (p.what !== 'event')
-          log.info({ kind: spec.kind, csr: name, detail: p.detail }, `waiting for CSR: ${p.what}`);
+        log.info({ kind: spec.kind, csr: name, detail: p.detail }, `waiting for CSR: ${p.what}`);
         wait.onProgress?.(p);
       },
     });
     switch (outcome.kind) {
       case 'deleted':
         log.warn({ kind: spec.kind, csr: name }, 'CSR was deleted while pending; submitting it again');
-        // Something deleting CSRs quickly must not turn this into a create/delete loop.
-        await new Promise((r) => setTimeout(r, 1000));
+        await deps.clock.sleep(RESUBMIT_PAUSE_MS, wait.signal);
+        if (wait.signal?.aborted) throw wait.signal.reason;
         continue;
       case 'denied':
       case 'failed':
         // A decided CSR cannot be decided again: the next attempt (after backoff) is a new request with a
         // new key, under a new name.
-        await store.removePendingKey(spec.kind);
-        throw deniedError(outcome.kind, outcome.reason, outcome.message, spec, name);
-      case 'issued': {
-        const verdict = verifyIssuedCertificate({
-          certificatePem: outcome.certificatePem,
-          key,
-          caBundlePem: deps.caBundlePem,
-          template: {
-            commonName: spec.commonName,
-            organizations: spec.organizations,
-            usage: USAGE_OF[spec.kind],
-            dnsNames: spec.dnsNames,
-            ipAddresses: spec.ipAddresses,
-          },
-          now: deps.now(),
-          clockSkewMs: deps.clockSkewMs,
-        });
-        if (!verdict.ok) {
-          await store.removePendingKey(spec.kind);
-          throw new UserError(
-            `the certificate issued for CSR ${name} was rejected, nothing installed: ${verdict.problems.join('; ')}`,
-            {
-              where: `certificatesigningrequest/${name}`,
-              fix: 'check the signer (kube-controller-manager --cluster-signing-cert-file) matches the cluster CA nodecred trusts (clusterCAFile), and the node clock',
-              code: 'CERT_REJECTED',
-            },
-          );
-        }
+        await deps.store.removePendingKey(spec.kind);
+        throw deniedError(outcome, spec, name);
+      case 'issued':
+        await acceptIssued(deps, spec, key, name, outcome.certificatePem);
         return { chainPem: outcome.certificatePem, key, csrName: name };
-      }
     }
   }
 }
-
-export { WaitTimeout };

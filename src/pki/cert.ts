@@ -6,8 +6,7 @@
 // match, fingerprints) with OpenSSL, @peculiar/x509 gives structured names and extensions, where node only
 // offers display strings.
 
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { describeKeyAlgorithm } from './keys.ts';
@@ -15,8 +14,8 @@ import { libraryErrorMessage } from './library-error.ts';
 import { pemBlocksLabelled, type PemBlock } from './pem.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
 
-export const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
-export const PIN_HASH_PREFIX = 'sha256:';
+const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
+const PIN_HASH_PREFIX = 'sha256:';
 
 const EXTENDED_KEY_USAGE_OID = '2.5.29.37';
 const KEY_USAGE_OID = '2.5.29.15';
@@ -120,12 +119,28 @@ export function parseCertificatePem(text: string, what = 'certificate', source?:
   return loadCertificates(text, what, source)[0]!.summary;
 }
 
+/**
+ * Certificates decoded lately, by their PEM block. Decoding costs most of a millisecond (the structured
+ * parser), and the same few certificates (the cluster CA, the installed pairs) are read on every pass of
+ * the daemon, and each issued certificate three times (verified, stored, verified as stored). Only
+ * successful decodes are kept; a LoadedCertificate is never modified. A daemon holds a handful; the bound
+ * matters where many are read at once (the fleet simulator verifies hundreds of nodes' certificates in one
+ * instant).
+ */
+const decoded = new Map<string, LoadedCertificate>();
+const DECODED_MAX = 256;
+
 function loadCertificateDer(der: Buffer, pem: string, what: string, source: string | undefined): LoadedCertificate {
+  const known = decoded.get(pem);
+  if (known) return known;
   try {
     const native = new X509Certificate(der);
     const structured = new x509.X509Certificate(der);
     const spkiDer = Buffer.from(structured.publicKey.rawData);
-    return { pem, native, spkiDer, summary: summarise(native, structured, what, source) };
+    const loaded = { pem, native, spkiDer, summary: summarise(native, structured, what, source) };
+    if (decoded.size >= DECODED_MAX) decoded.delete(decoded.keys().next().value!);
+    decoded.set(pem, loaded);
+    return loaded;
   } catch (cause) {
     if (cause instanceof UserError) throw cause;
     throw new UserError(`${what} could not be parsed: ${libraryErrorMessage(cause)}`, {
@@ -209,7 +224,7 @@ export function caPinHashes(bundlePem: string, source?: string): string[] {
   return loadCertificates(bundlePem, 'CA bundle', source).map((certificate) => pinHashOfSpki(certificate.spkiDer));
 }
 
-export function pinHashOfSpki(spkiDer: Uint8Array): string {
+function pinHashOfSpki(spkiDer: Uint8Array): string {
   return `${PIN_HASH_PREFIX}${createHash('sha256').update(spkiDer).digest('hex')}`;
 }
 

@@ -1,8 +1,7 @@
 // PKCS#10 certificate signing requests: build them for our own keys, parse the ones the approver is asked
 // to approve. Built with @peculiar/x509 because node:crypto cannot make CSRs and node-forge cannot do ECDSA.
 
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { describeKeyAlgorithm, KEY_ALGORITHMS, publicKeyOf, supportedKeyAlgorithm, type KeyAlgorithm } from './keys.ts';

@@ -136,9 +136,17 @@ export function publicKeyOf(key: KeyObject): KeyObject {
   return key.type === 'private' ? createPublicKey(key) : key;
 }
 
-/** DER SubjectPublicKeyInfo of a (public or private) key. */
+/** Encoded public keys by key: exporting costs tens of microseconds and the same keys are compared often. */
+const spkiOf = new WeakMap<KeyObject, Buffer>();
+
+/** DER SubjectPublicKeyInfo of a (public or private) key. Shared: callers must not modify it. */
 export function spkiDer(key: KeyObject): Buffer {
-  return publicKeyOf(key).export({ format: 'der', type: 'spki' });
+  let der = spkiOf.get(key);
+  if (!der) {
+    der = publicKeyOf(key).export({ format: 'der', type: 'spki' });
+    spkiOf.set(key, der);
+  }
+  return der;
 }
 
 /** True when both keys (public or private) have the same public key. */

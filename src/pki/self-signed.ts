@@ -3,8 +3,7 @@
 // the kubelet makes for itself when it has neither tlsCertFile nor serverTLSBootstrap: nobody trusts it, so
 // an API server with --kubelet-certificate-authority refuses it (logs, exec, proxy fail loudly, never
 // silently insecure) until nodecred installs the real certificate and the kubelet reloads it.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { generateKey, publicKeyOf } from './keys.ts';
 

@@ -10,7 +10,7 @@ import { libraryErrorMessage } from './library-error.ts';
 import { canonicalDnsName, canonicalIp } from './san.ts';
 
 /** kube-controller-manager backdates NotBefore by 5 minutes for the same reason: clocks disagree. */
-export const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
+const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 /** Longer chains than this are not what a Kubernetes signer produces; the bound also stops loops. */
 const MAX_CHAIN_LENGTH = 8;
 
@@ -38,25 +38,54 @@ export interface VerifyIssuedCertificateInput {
 }
 
 export type VerifyIssuedCertificateResult =
-  | { ok: true; summary: CertificateSummary }
-  | { ok: false; problems: string[] };
+  | {
+      ok: true;
+      summary: CertificateSummary;
+      /**
+       * When the verdict holds: the intersection of the validity of the leaf and of every issuer it chains
+       * through (the skew tolerance not included). Nothing else in the verdict depends on the time, so a
+       * caller may reuse it for the same inputs while `now` stays inside this window (± the skew).
+       */
+      validity: { notBefore: Date; notAfter: Date };
+    }
+  | {
+      ok: false;
+      problems: string[];
+      /**
+       * Every problem is that the certificate (or a CA it chains through) is not valid yet by this clock:
+       * the same certificate verifies once the clock reaches its NotBefore (minus the skew allowance).
+       */
+      notYetValid: boolean;
+    };
 
 const REQUIRED_EXTENDED_KEY_USAGE: Record<CertificateUsage, string> = { client: 'clientAuth', server: 'serverAuth' };
 
 export function verifyIssuedCertificate(input: VerifyIssuedCertificateInput): VerifyIssuedCertificateResult {
   const issued = tryLoad(input.certificatePem, 'issued certificate');
-  if ('problem' in issued) return { ok: false, problems: [issued.problem] };
+  if ('problem' in issued) return { ok: false, problems: [issued.problem], notYetValid: false };
   const [leaf, ...intermediates] = issued.certificates as [LoadedCertificate, ...LoadedCertificate[]];
   const skewMs = input.clockSkewMs ?? DEFAULT_CLOCK_SKEW_MS;
+  const chain = chainOf(leaf, intermediates, input.caBundlePem, input.now, skewMs);
   const problems = [
     ...keyProblems(leaf.summary, input.key),
-    ...chainProblems(leaf, intermediates, input.caBundlePem, input.now, skewMs),
+    ...chain.problems,
     ...subjectProblems(leaf.summary, input.template),
     ...usageProblems(leaf.summary, input.template.usage),
     ...subjectAltNameProblems(leaf.summary, input.template),
     ...validityProblems(leaf.summary, 'certificate', input.now, skewMs),
   ];
-  return problems.length === 0 ? { ok: true, summary: leaf.summary } : { ok: false, problems };
+  if (problems.length > 0) {
+    const early = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)].filter(
+      (c) => c.notBefore.getTime() > input.now.getTime() + skewMs,
+    );
+    return { ok: false, problems, notYetValid: early.length === problems.length };
+  }
+  const certificates = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)];
+  const validity = {
+    notBefore: new Date(Math.max(...certificates.map((c) => c.notBefore.getTime()))),
+    notAfter: new Date(Math.min(...certificates.map((c) => c.notAfter.getTime()))),
+  };
+  return { ok: true, summary: leaf.summary, validity };
 }
 
 function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[] } | { problem: string } {
@@ -78,19 +107,23 @@ function keyProblems(leaf: CertificateSummary, key: KeyObject): string[] {
 
 // ---- chain ----------------------------------------------------------------------------------------------
 
-function chainProblems(
+/** The issuers the leaf chains through to the CA bundle, and what is wrong with that chain. */
+function chainOf(
   leaf: LoadedCertificate,
   intermediates: LoadedCertificate[],
   caBundlePem: string,
   now: Date,
   skewMs: number,
-): string[] {
+): { path: LoadedCertificate[]; problems: string[] } {
   const bundle = tryLoad(caBundlePem, 'CA bundle');
-  if ('problem' in bundle) return [bundle.problem];
+  if ('problem' in bundle) return { path: [], problems: [bundle.problem] };
   const path = findPathToCa(leaf, intermediates, bundle.certificates);
-  if (path === undefined) return [notChainedProblem(leaf, intermediates, bundle.certificates)];
+  if (path === undefined) return { path: [], problems: [notChainedProblem(leaf, intermediates, bundle.certificates)] };
   // The leaf's own dates are checked separately; here, the CA and intermediates it relies on.
-  return path.flatMap((issuer) => validityProblems(issuer.summary, `issuing CA ${quote(nameOf(issuer))}`, now, skewMs));
+  const problems = path.flatMap((issuer) =>
+    validityProblems(issuer.summary, `issuing CA ${quote(nameOf(issuer))}`, now, skewMs),
+  );
+  return { path, problems };
 }
 
 /**

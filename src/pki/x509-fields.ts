@@ -2,8 +2,7 @@
 // Shared by the CSR parser and the certificate parser, which must agree on what "the CN" and "the IP SANs"
 // of a request and of the certificate issued for it are.
 
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+import { x509 } from './x509.ts';
 import { UserError } from '../errors.ts';
 import { canonicalIp } from './san.ts';
 

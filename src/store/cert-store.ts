@@ -4,7 +4,7 @@
 //   <cert-dir>/kubelet-<kind>-current.pem                 symlink to the newest installed pair
 //   <cert-dir>/nodecred-<kind>-pending.key               the key of a request not yet issued (0600)
 // The store owns what is on disk; it checks form (PEM blocks present, key matches certificate), not policy.
-import { readFile, readdir, readlink, rm, lstat, chmod } from 'node:fs/promises';
+import { readFile, readdir, readlink, rm, lstat, stat, chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { UserError, errnoError } from '../errors.ts';
 import { parsePemBlocks, type PemBlock } from '../pki/pem.ts';
@@ -62,7 +62,24 @@ export function diskError(err: unknown, path: string): unknown {
   return errnoError(err, { action: 'write', path, consequence: 'the installed certificate was left in place' }) ?? err;
 }
 
+export interface PrepareNote {
+  severity: 'info' | 'warn';
+  message: string;
+}
+
+/** Which file this is and whether it changed: inode, size, and change/modification times (ns). */
+function fileIdentity(s: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string {
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
 export class CertStore {
+  /**
+   * The pair last parsed per kind, with the identity of its file: the daemon re-checks the disk every few
+   * seconds, and parsing certificates each time was most of its idle CPU (bench P3). Installs write new
+   * files (a new inode), and any change in place changes the times, so a changed file is always read again.
+   */
+  private readonly lastRead = new Map<CertKind, { file: string; identity: string; pair: StoredPair }>();
+
   readonly dir: string;
   readonly keep: number;
 
@@ -79,18 +96,22 @@ export class CertStore {
     return join(this.dir, `nodecred-${kind}-pending.key`);
   }
 
-  /** Creates the directory 0700 (or tightens it) and removes what an interrupted install left behind. */
-  async prepare(): Promise<string[]> {
-    const notes: string[] = [];
+  /**
+   * Creates the directory 0700 (or tightens it) and removes what an interrupted install left behind. Each
+   * note says what it did; `warn` when it repaired something (a first start only creates).
+   */
+  async prepare(): Promise<PrepareNote[]> {
+    const notes: PrepareNote[] = [];
+    const note = (severity: PrepareNote['severity'], message: string) => notes.push({ severity, message });
     const dir = await ensurePrivateDir(this.dir);
-    if (dir.created) notes.push(`created ${this.dir} (0700)`);
+    if (dir.created) note('info', `created ${this.dir} (0700)`);
     if (dir.tightenedFrom !== undefined)
-      notes.push(`tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
+      note('warn', `tightened ${this.dir} from ${dir.tightenedFrom.toString(8)} to 0700 (it holds private keys)`);
     for (const name of await removeTemporaryFiles(this.dir))
-      notes.push(`removed ${name} left by an interrupted install`);
+      note('warn', `removed ${name} left by an interrupted install`);
     for (const kind of ['client', 'server'] as const) {
       const repaired = await this.repairCurrent(kind);
-      if (repaired) notes.push(repaired);
+      if (repaired) note('warn', repaired);
     }
     return notes;
   }
@@ -106,13 +127,19 @@ export class CertStore {
     const file = await this.currentTarget(kind);
     if (file === null) return null;
     let text: string;
+    let identity: string;
     try {
+      identity = fileIdentity(await stat(file, { bigint: true }));
+      const known = this.lastRead.get(kind);
+      if (known?.file === file && known.identity === identity) return known.pair;
       text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null; // a dangling link: prepare() repairs it
       throw err;
     }
-    return { file, ...parsePairFile(text, file) };
+    const pair = { file, ...parsePairFile(text, file) };
+    this.lastRead.set(kind, { file, identity, pair });
+    return pair;
   }
 
   /**
@@ -136,17 +163,21 @@ export class CertStore {
     await ensurePrivateDir(this.dir);
     const name = `kubelet-${kind}-${fileTimestamp(now)}.pem`;
     const content = (chainPem.endsWith('\n') ? chainPem : `${chainPem}\n`) + encodePrivateKeyPem(key);
+    const file = join(this.dir, name);
     // Never install what readCurrent would refuse (and prepare() would then silently replace).
-    parsePairFile(content, join(this.dir, name));
+    const parsed = parsePairFile(content, file);
     try {
-      await writeFileAtomic(join(this.dir, name), content, 0o600);
+      await writeFileAtomic(file, content, 0o600);
       await replaceSymlink(name, this.currentPath(kind));
+      // What was just parsed is what the next readCurrent would parse again (the manager reads it back).
+      const identity = fileIdentity(await stat(file, { bigint: true }));
+      this.lastRead.set(kind, { file, identity, pair: { file, ...parsed } });
     } catch (err) {
-      throw diskError(err, join(this.dir, name));
+      throw diskError(err, file);
     }
     await this.announce(kind, name);
     await this.collectGarbage(kind);
-    return join(this.dir, name);
+    return file;
   }
 
   /**

@@ -1,8 +1,9 @@
 // Running the real `bin/nodecred` as a node would: in a temporary node directory, as a child process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { uniqueName, waitFor, type TestCluster } from './cluster.ts';
 
@@ -139,4 +140,11 @@ export function startDaemon(args: string[], opts: { binary?: string; cwd?: strin
       return exited;
     },
   };
+}
+
+/** kube-public/cluster-info as kubeadm makes it, through the project's own script (token discovery needs it). */
+export async function ensureClusterInfo(c: TestCluster): Promise<void> {
+  await promisify(execFile)(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], {
+    env: { ...process.env, KUBECTL: c.state.kubectl },
+  });
 }

@@ -19,7 +19,7 @@ import {
   uniqueName,
   type TestCluster,
 } from '../helpers/cluster.ts';
-import { newNodeDir, runNodecred, writeKubeconfig, REPO } from '../helpers/node.ts';
+import { newNodeDir, runNodecred, writeKubeconfig, ensureClusterInfo } from '../helpers/node.ts';
 import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { caPinHash } from '../../src/pki/cert.ts';
@@ -208,13 +208,6 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
     await node.cleanup();
   }
 });
-
-/** kube-public/cluster-info as kubeadm makes it, through the project's own script. */
-async function ensureClusterInfo(c: TestCluster): Promise<void> {
-  await run(join(REPO, 'scripts/setup-cluster-info'), ['--kubeconfig', c.state.kubeconfig], {
-    env: { ...process.env, KUBECTL: c.state.kubectl },
-  });
-}
 
 test('token discovery: the right pin bootstraps; a wrong pin fails closed and says which', async () => {
   const c = testCluster();

@@ -1,19 +1,15 @@
-// Connection sharing (src/kube/api.ts TimedKubeConfig, used by the approver): requests made through one
+// Connection sharing (src/kube/client-node.ts TimedKubeConfig, used by the approver): requests made through one
 // KubeConfig share a connection instead of a handshake each, a connection the server dropped is replaced, a
 // silently dead one is detected (headers timeout, unanswered PING) and replaced, a retired instance lets go
-// of its pool, a new identity gets its own, and server verification still applies. Without sharing (the node daemon) every
+// of its pool, a new identity gets its own, and server verification still applies. Without sharing (the Lease) every
 // request connects anew. Counted at a loopback proxy in front of the real API server (TLS passes through).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { testCluster, waitFor } from '../helpers/cluster.ts';
 import { startProxy, type FaultProxy } from '../helpers/proxy.ts';
-import {
-  connectionFromKubeconfigFile,
-  kubeConfigFor,
-  type ApiConnection,
-  type TimedKubeConfig,
-} from '../../src/kube/api.ts';
+import { connectionFromKubeconfigFile, type ApiConnection } from '../../src/kube/api.ts';
+import { kubeConfigFor, type TimedKubeConfig } from '../../src/kube/client-node.ts';
 import { makeCa } from '../unit/pki/helpers.ts';
 
 describe('API connections', () => {
@@ -101,7 +97,7 @@ describe('API connections', () => {
     assert.equal(proxy.accepted() - before, 2);
   });
 
-  test('without sharing (the node daemon) every request connects anew', async () => {
+  test("without sharing (the approver's Lease) every request connects anew", async () => {
     const kc = await kubeConfigFor(admin);
     const before = proxy.accepted();
     for (let i = 0; i < 3; i++) assert.equal(await readDefault(kc), 'default');

@@ -53,6 +53,12 @@ test('reload recognises a daemon: the single executable, node + a script, not ot
     '/etc/c.yaml',
   ]);
   assert.deepEqual(daemonArgs(['/x/node', '/repo/src/cli/main.ts', 'run', '--node-name', 'n']), ['--node-name', 'n']);
+  // bin/nodecred runs the sources with node options first.
+  assert.deepEqual(
+    daemonArgs(['/x/node', '--max-semi-space-size=1', '/repo/src/cli/main.ts', 'run', '--node-name', 'n']),
+    ['--node-name', 'n'],
+  );
+  assert.equal(daemonArgs(['/x/node', '--max-semi-space-size=1', '/repo/src/cli/main.ts', 'status']), null);
   assert.equal(daemonArgs(['/usr/local/bin/nodecred', 'bootstrap', 'run']), null);
   assert.equal(daemonArgs(['/usr/bin/sleep', '100']), null);
 });

@@ -3,13 +3,14 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalIp } from '../../../src/pki/san.ts';
 import {
-  certificateCondition,
   DEFAULT_BACKOFF,
   KUBELET_ROTATION_WINDOW,
+  nextPass,
   retryDelayMs,
   rotationDeadline,
   sameSans,
   servingSansFromAddresses,
+  standingOf,
   type NodeAddress,
 } from '../../../src/manager/policy.ts';
 
@@ -311,71 +312,64 @@ test('sameSans: does not reorder its arguments in place', () => {
   assert.deepEqual(a, { dnsNames: ['b', 'a'], ipAddresses: ['10.0.0.2', '10.0.0.1'] });
 });
 
-// ── certificate condition ────────────────────────────────────────────────────────────────────────────
+// ── where an installed certificate stands ────────────────────────────────────────────────────────────
 
 const T0 = new Date('2025-06-01T00:00:00Z').getTime();
-const cert = { notBefore: new Date(T0), notAfter: new Date(T0 + 10 * DAY) };
-const deadline = new Date(T0 + 8 * DAY);
-const SKEW = 5 * MINUTE;
 const at = (ms: number) => new Date(T0 + ms);
 
-test('certificateCondition: no certificate is missing, whatever the deadline', () => {
-  assert.deepEqual(certificateCondition(null, null, at(0), SKEW), { state: 'missing' });
-  assert.deepEqual(certificateCondition(null, deadline, at(0), SKEW), { state: 'missing' });
+test('standingOf: nothing verified is missing; a failed verification is unusable, whatever the deadline', () => {
+  assert.equal(standingOf(undefined, undefined, at(0)), 'missing');
+  assert.equal(standingOf(undefined, at(-DAY), at(0)), 'missing');
+  assert.equal(standingOf(false, at(DAY), at(0)), 'unusable');
+  assert.equal(standingOf(false, at(-DAY), at(0)), 'unusable');
 });
 
-test('certificateCondition: valid before the deadline, rotate from the deadline on', () => {
-  assert.deepEqual(certificateCondition(cert, deadline, at(DAY), SKEW), { state: 'valid', deadline });
-  assert.deepEqual(certificateCondition(cert, deadline, at(8 * DAY - 1), SKEW), { state: 'valid', deadline });
-  assert.deepEqual(certificateCondition(cert, deadline, at(8 * DAY), SKEW), { state: 'rotate', deadline });
-  assert.deepEqual(certificateCondition(cert, deadline, at(10 * DAY - 1), SKEW), { state: 'rotate', deadline });
+test('standingOf: a verified certificate is valid before its deadline and due from it on', () => {
+  const deadline = at(8 * DAY);
+  assert.equal(standingOf(true, deadline, at(DAY)), 'valid');
+  assert.equal(standingOf(true, deadline, at(8 * DAY - 1)), 'valid');
+  assert.equal(standingOf(true, deadline, at(8 * DAY)), 'due');
+  assert.equal(standingOf(true, deadline, at(400 * DAY)), 'due');
 });
 
-test('certificateCondition: expired from NotAfter on (skew does not extend a certificate)', () => {
-  assert.deepEqual(certificateCondition(cert, deadline, at(10 * DAY), SKEW), { state: 'expired' });
-  assert.deepEqual(certificateCondition(cert, deadline, at(10 * DAY + 1), SKEW), { state: 'expired' });
-  assert.deepEqual(certificateCondition(cert, deadline, at(400 * DAY), 0), { state: 'expired' });
-});
+// The validity rule itself (expired, not yet valid, the clock-skew tolerance) is verification's:
+// test/unit/pki/verify.test.ts. The manager applies both through the same code (manager.test.ts).
 
-test('certificateCondition: not yet valid only beyond the clock skew', () => {
-  // Our clock behind the signer's: a certificate a little in the future is fine.
-  assert.deepEqual(certificateCondition(cert, deadline, at(-SKEW), SKEW), { state: 'valid', deadline });
-  assert.deepEqual(certificateCondition(cert, deadline, at(-SKEW - 1), SKEW), { state: 'not-yet-valid' });
-  assert.deepEqual(certificateCondition(cert, deadline, at(-1), 0), { state: 'not-yet-valid' });
-  assert.deepEqual(certificateCondition(cert, deadline, at(0), 0), { state: 'valid', deadline });
-});
+// ── when the daemon runs its next pass ───────────────────────────────────────────────────────────────
 
-test('certificateCondition: without a drawn deadline, NotAfter is the deadline', () => {
-  assert.deepEqual(certificateCondition(cert, null, at(9 * DAY), SKEW), { state: 'valid', deadline: cert.notAfter });
-  assert.deepEqual(certificateCondition(cert, null, at(10 * DAY), SKEW), { state: 'expired' });
-});
-
-test('certificateCondition: a deadline already past at issuance means rotate at once', () => {
-  assert.deepEqual(certificateCondition(cert, new Date(T0 - DAY), at(0), SKEW), {
-    state: 'rotate',
-    deadline: new Date(T0 - DAY),
+const schedule = (o: Partial<Parameters<typeof nextPass>[0]>) =>
+  nextPass({
+    now: T0,
+    consecutiveFailures: 0,
+    pending: false,
+    deadlines: [],
+    recheckIntervalMs: 5 * MINUTE,
+    backoff: DEFAULT_BACKOFF,
+    random: fixed(0.5),
+    ...o,
   });
+
+test('nextPass: healthy: at the recheck interval, or earlier at a rotation deadline still ahead', () => {
+  assert.deepEqual(schedule({}), { at: T0 + 5 * MINUTE, backoffUntil: T0 });
+  assert.deepEqual(schedule({ deadlines: [T0 + MINUTE, T0 + 2 * MINUTE] }), { at: T0 + MINUTE, backoffUntil: T0 });
+  assert.equal(schedule({ deadlines: [T0 + HOUR] }).at, T0 + 5 * MINUTE, 'a far deadline waits for the recheck');
+  assert.equal(schedule({ deadlines: [T0 - MINUTE, T0] }).at, T0 + 5 * MINUTE, 'a past deadline is not a wake-up');
 });
 
-test('certificateCondition: a certificate with NotAfter before NotBefore is expired', () => {
-  const backwards = { notBefore: new Date(T0 + DAY), notAfter: new Date(T0) };
-  assert.deepEqual(certificateCondition(backwards, null, at(0), SKEW), { state: 'expired' });
+test('nextPass: the recheck interval is jittered ±10 % (nodes started together drift apart)', () => {
+  assert.equal(schedule({ random: fixed(0) }).at, T0 + 4.5 * MINUTE);
+  assert.equal(schedule({ random: fixed(ALMOST_ONE) }).at, T0 + 5.5 * MINUTE);
 });
 
-test('certificateCondition: property: exactly one state, consistent with the times', () => {
-  fc.assert(
-    fc.property(
-      fc.integer({ min: -20 * DAY, max: 20 * DAY }),
-      fc.integer({ min: 0, max: 12 * DAY }),
-      fc.integer({ min: 0, max: HOUR }),
-      (now, d, skew) => {
-        const c = certificateCondition(cert, at(d), at(now), skew);
-        if (now >= 10 * DAY) assert.equal(c.state, 'expired');
-        else if (now + skew < 0) assert.equal(c.state, 'not-yet-valid');
-        else if (now >= d) assert.deepEqual(c, { state: 'rotate', deadline: at(d) });
-        else assert.deepEqual(c, { state: 'valid', deadline: at(d) });
-      },
-    ),
-    { numRuns: 500 },
-  );
+test('nextPass: a pass that ended with a CSR still pending is followed at once (the watch stays open)', () => {
+  assert.deepEqual(schedule({ pending: true, deadlines: [T0 + HOUR] }), { at: T0, backoffUntil: T0 });
+  assert.ok(schedule({ pending: true, consecutiveFailures: 2 }).at > T0, 'a failure still backs off');
+});
+
+test('nextPass: after failures, the jittered backoff, which a wake-up may not cut short', () => {
+  const first = schedule({ consecutiveFailures: 1, deadlines: [T0 + 1] });
+  assert.equal(first.at, T0 + retryDelayMs(0, DEFAULT_BACKOFF, fixed(0.5)));
+  assert.equal(first.backoffUntil, first.at);
+  const tenth = schedule({ consecutiveFailures: 10, random: fixed(ALMOST_ONE) });
+  assert.ok(tenth.at - T0 <= DEFAULT_BACKOFF.maxMs && tenth.at - T0 >= DEFAULT_BACKOFF.maxMs / 2);
 });

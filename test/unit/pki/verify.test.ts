@@ -281,6 +281,15 @@ test('not yet valid', async () => {
   );
 });
 
+test('notYetValid: set only when "not valid yet" is the whole problem (the same certificate will do later)', async () => {
+  const early = await verify({ notBefore: minutesFromNow(10), notAfter: minutesFromNow(120) });
+  assert.ok(!early.ok && early.notYetValid);
+  const expired = await verify({ notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-10) });
+  assert.ok(!expired.ok && !expired.notYetValid);
+  const earlyAndWrong = await verify({ notBefore: minutesFromNow(10), notAfter: minutesFromNow(120), commonName: 'x' });
+  assert.ok(!earlyAndWrong.ok && !earlyAndWrong.notYetValid, 'a wrong subject stays wrong');
+});
+
 test('skew tolerance: 5 minutes by default on both ends, configurable', async () => {
   const slightlyEarly = { notBefore: minutesFromNow(4), notAfter: minutesFromNow(120) };
   const slightlyLate = { notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-4) };

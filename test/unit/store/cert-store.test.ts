@@ -311,7 +311,7 @@ test('parsePairFile: exactly one key block; the key may be PKCS#8', async () => 
 test('prepare creates a missing directory 0700 and reports it', async (t) => {
   const dir = join(await tempDir(t), 'pki');
   const notes = await new CertStore(dir).prepare();
-  assert.deepEqual(notes, [`created ${dir} (0700)`]);
+  assert.deepEqual(notes, [{ severity: 'info', message: `created ${dir} (0700)` }]);
   assert.equal(await modeOf(dir), 0o700);
 });
 
@@ -321,7 +321,8 @@ test('prepare tightens an open directory to 0700 and reports it', async (t) => {
   await chmod(dir, 0o755);
   const notes = await new CertStore(dir).prepare();
   assert.equal(notes.length, 1);
-  assert.match(notes[0]!, /tightened .* from 755 to 0700/);
+  assert.equal(notes[0]!.severity, 'warn');
+  assert.match(notes[0]!.message, /tightened .* from 755 to 0700/);
   assert.equal(await modeOf(dir), 0o700);
   assert.deepEqual(await new CertStore(dir).prepare(), [], 'a second run has nothing to say');
 });
@@ -338,7 +339,7 @@ test('prepare removes temporary files left by an interrupted install', async (t)
   ];
   await writeFile(join(dir, leftovers[0]!), 'half a pa');
   await symlink(pairName('client', 1), join(dir, leftovers[1]!));
-  const notes = await store.prepare();
+  const notes = (await store.prepare()).map((n) => n.message);
   assert.deepEqual(notes.sort(), leftovers.map((n) => `removed ${n} left by an interrupted install`).sort());
   assert.deepEqual((await readdir(dir)).sort(), [pairName('client', 0), 'kubelet-client-current.pem']);
 });
@@ -355,7 +356,7 @@ test('prepare re-points a dangling current link at the newest intact pair', asyn
   assert.equal(await store.readCurrent('client'), null, 'a dangling link reads as no certificate');
   const notes = await store.prepare();
   assert.equal(notes.length, 1);
-  assert.match(notes[0]!, new RegExp(`re-pointed .*kubelet-client-current\\.pem at ${pairName('client', 0)}`));
+  assert.match(notes[0]!.message, new RegExp(`re-pointed .*kubelet-client-current\\.pem at ${pairName('client', 0)}`));
   assert.equal(await readlink(store.currentPath('client')), pairName('client', 0));
   const current = await store.readCurrent('client');
   assert.ok(current && samePublicKey(current.key, pairs[0]!.key));
@@ -385,7 +386,7 @@ test('prepare removes a broken current link when no intact pair is left', async 
   await writeFile(join(dir, pairName('client', 5)), 'not a pair');
   const notes = await store.prepare();
   assert.equal(notes.length, 1);
-  assert.match(notes[0]!, /removed .*kubelet-client-current\.pem: .*no intact pair/);
+  assert.match(notes[0]!.message, /removed .*kubelet-client-current\.pem: .*no intact pair/);
   assert.equal(await store.readCurrent('client'), null);
   assert.ok(!(await readdir(dir)).includes('kubelet-client-current.pem'));
 });
@@ -402,4 +403,26 @@ test('prepare leaves an intact store alone', async (t) => {
   assert.deepEqual(await store.prepare(), []);
   assert.deepEqual((await readdir(dir)).sort(), before);
   assert.equal(await readlink(store.currentPath('client')), pairName('client', 0));
+});
+
+test('readCurrent parses a file once; a changed, replaced or removed file is read again', async (t) => {
+  const dir = join(await tempDir(t), 'pki');
+  const store = new CertStore(dir);
+  await store.prepare();
+  const first = await newPair();
+  const file = await store.install('client', first.chainPem, first.key, at(1));
+  const a = await store.readCurrent('client');
+  assert.equal(await store.readCurrent('client'), a, 'unchanged file: the pair parsed before');
+  // Rewritten in place with other content: a new pair, even with the same size.
+  const second = await newPair();
+  await writeFile(file, second.chainPem + encodePrivateKeyPem(second.key));
+  const b = await store.readCurrent('client');
+  assert.notEqual(b, a);
+  assert.ok(samePublicKey(b!.key, second.key));
+  // A new install is a new file.
+  await store.install('client', first.chainPem, first.key, at(2));
+  const c = await store.readCurrent('client');
+  assert.ok(c !== b && samePublicKey(c!.key, first.key));
+  await rm(c!.file);
+  assert.equal(await store.readCurrent('client'), null, 'gone is gone, whatever was parsed before');
 });

@@ -1,0 +1,19 @@
+// SIGHUP: a new configuration applies to the running daemon, except for what it cannot change without a
+// restart: the cert dir (its lock is held), the kubeconfig path (watched), and the listeners (bound).
+import type { Config } from './schema.ts';
+
+const RESTART_ONLY = ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const;
+
+/** The configuration to run with after a reload, and the restart-only settings that were asked to change. */
+export function reloadedConfig(running: Config, next: Config): { config: Config; keptUntilRestart: string[] } {
+  const keptUntilRestart = RESTART_ONLY.filter((field) => next[field] !== running[field]);
+  const config: Config = {
+    ...next,
+    certDir: running.certDir,
+    kubeconfig: running.kubeconfig,
+    healthListen: running.healthListen,
+    secureListen: running.secureListen,
+    clientCAFile: running.clientCAFile,
+  };
+  return { config, keptUntilRestart };
+}

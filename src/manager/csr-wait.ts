@@ -1,0 +1,75 @@
+// Waiting for one CSR to be decided, on any NodeApi and any Clock: read it, watch it from that
+// resourceVersion, and when the stream ends re-read before watching again, so nothing that happened while no
+// watch was open is missed. Survives reconnects, half-open streams (the watch's idle guard) and 410 Gone.
+import { isUserError } from '../errors.ts';
+import { deadlineSignal, type Clock } from '../clock.ts';
+import type { Csr, CsrDecision, NodeApi } from '../kube/node-api.ts';
+import { retryDelayMs, type Backoff } from './policy.ts';
+
+export type CsrOutcome = CsrDecision | { kind: 'deleted' };
+
+export interface WaitOptions {
+  /** Absolute deadline, on the clock's time (ms since the epoch). */
+  deadline: number;
+  /** Server-side watch timeout; the stream is re-opened (after a re-read) when it ends. */
+  watchTimeoutSeconds?: number;
+  /** No byte for this long on an open watch means a half-open stream: reconnect. */
+  idleTimeoutMs?: number;
+  /** Called on every reconnect and error, for logs. */
+  onProgress?: (event: { what: 'reconnect' | 'error'; detail: string }) => void;
+  signal?: AbortSignal;
+  /** The CSR as just created or read: the first round watches from it instead of reading it again. */
+  initial?: Csr;
+}
+
+/** Between reconnects after errors: jittered, so watchers cut off together do not come back together. */
+const RECONNECT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
+
+export class WaitTimeout extends Error {
+  override name = 'WaitTimeout';
+}
+
+/**
+ * Waits until the named CSR is issued, denied, failed or deleted. Transport errors are retried with
+ * RECONNECT_BACKOFF until the deadline (then WaitTimeout); what the user must fix (UserError: 401/403) is
+ * thrown at once; an aborted signal throws its reason.
+ */
+export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts: WaitOptions): Promise<CsrOutcome> {
+  const watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 60;
+  // The server ends the stream after timeoutSeconds; silence well past that means nobody is there.
+  const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
+  let failures = 0;
+  let known = opts.initial;
+  for (;;) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    const left = opts.deadline - clock.now();
+    if (left <= 0) throw new WaitTimeout(`CSR ${name} still pending at the deadline`);
+    try {
+      // Every later round re-reads: whatever happened while no watch was open is seen.
+      const csr = known ?? (await api.getCsr(name));
+      known = undefined;
+      if (!csr) return { kind: 'deleted' };
+      if (csr.decision) return csr.decision;
+      failures = 0;
+      // The stream may not outlive the deadline: it is aborted then, and the loop reports the timeout.
+      const until = deadlineSignal(clock, left, opts.signal);
+      try {
+        const end = await api.watchCsr(name, csr.resourceVersion, {
+          timeoutSeconds: watchTimeoutSeconds,
+          idleTimeoutMs,
+          signal: until.signal,
+        });
+        if (end.kind !== 'closed') return end;
+        if (end.why !== 'aborted') opts.onProgress?.({ what: 'reconnect', detail: `watch ${end.why}; re-reading` });
+      } finally {
+        until.release();
+      }
+    } catch (err) {
+      if (isUserError(err)) throw err;
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      opts.onProgress?.({ what: 'error', detail: (err as Error).message ?? String(err) });
+      const wait = retryDelayMs(failures++, RECONNECT_BACKOFF, () => clock.random());
+      await clock.sleep(Math.min(wait, Math.max(0, opts.deadline - clock.now())), opts.signal);
+    }
+  }
+}

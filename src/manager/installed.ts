@@ -1,0 +1,197 @@
+// The installed certificates as the manager sees them: read from the store, verified against what we would
+// request, given a rotation deadline, recorded in CertificateState; and the last verified pair kept in
+// memory, to put back when the file vanishes or is damaged.
+import { isUserError } from '../errors.ts';
+import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
+import type { CertKind, StoredPair } from '../store/cert-store.ts';
+import { rotationDeadline, standingOf, type Standing, type SubjectAltNames } from './policy.ts';
+import type { CertificateState, Lifetime, ManagerDeps } from './state.ts';
+
+export interface Assessment {
+  standing: Standing;
+  /** Why it is not usable, when it is not. */
+  problems: string[];
+}
+
+/** An assessment that passed: the verdict holds for the same inputs while the clock stays in its window. */
+interface RememberedVerdict {
+  chainPem: string;
+  ca: string;
+  template: string;
+  verdict: Extract<VerifyIssuedCertificateResult, { ok: true }>;
+}
+
+const LEAF_FIELDS = [
+  'subject',
+  'dnsNames',
+  'ipAddresses',
+  'notBefore',
+  'notAfter',
+  'rotationDeadline',
+  'fingerprint',
+  'issuer',
+] as const;
+
+export function lifetimeOf(pair: StoredPair | null): Lifetime | null {
+  if (!pair) return null;
+  const leaf = pair.certificates[0]!.summary;
+  return { notBefore: leaf.notBefore, notAfter: leaf.notAfter };
+}
+
+export class InstalledCertificates {
+  readonly states: Record<CertKind, CertificateState>;
+  private readonly deps: ManagerDeps;
+  /** The last pair that passed verification, to reinstall when the file vanishes or is damaged. */
+  private readonly lastGood: Partial<Record<CertKind, StoredPair>> = {};
+  /** Rotation deadlines are drawn once per certificate (by fingerprint) so the jitter is stable. */
+  private readonly deadlines = new Map<string, Date>();
+  /** Verifying an unchanged pair on every pass would cost milliseconds of CPU each time for nothing. */
+  private readonly verdicts: Partial<Record<CertKind, RememberedVerdict>> = {};
+
+  constructor(deps: ManagerDeps) {
+    this.deps = deps;
+    this.states = {
+      client: { kind: 'client', path: deps.store.currentPath('client') },
+      server: { kind: 'server', path: deps.store.currentPath('server') },
+    };
+  }
+
+  lastVerified(kind: CertKind): StoredPair | undefined {
+    return this.lastGood[kind];
+  }
+
+  /** The installed pair; an unreadable one counts as missing (and is said so). */
+  async read(kind: CertKind): Promise<StoredPair | null> {
+    try {
+      return await this.deps.store.readCurrent(kind);
+    } catch (err) {
+      this.deps.log.warn(
+        { kind, err: isUserError(err) ? err.oneLine() : String(err) },
+        'installed certificate unreadable; treating it as missing',
+      );
+      return null;
+    }
+  }
+
+  /**
+   * Reads and assesses the installed pair; when it is missing or damaged but the pair we last verified is
+   * still good, puts that one back rather than request a new certificate.
+   */
+  async current(kind: CertKind, ca: string, sans: SubjectAltNames): Promise<{ pair: StoredPair | null } & Assessment> {
+    const pair = await this.read(kind);
+    const assessment = this.assess(kind, pair, ca, sans);
+    if (assessment.standing === 'valid' || assessment.standing === 'due') return { pair, ...assessment };
+    const remembered = this.lastGood[kind];
+    if (!remembered) return { pair, ...assessment };
+    const again = this.assess(kind, remembered, ca, sans);
+    if (again.standing !== 'valid' && again.standing !== 'due') return { pair, ...assessment };
+    await this.deps.store.install(kind, remembered.chainPem, remembered.key, new Date(this.deps.clock.now()));
+    this.deps.log.warn(
+      { kind, problems: assessment.problems, path: this.deps.store.currentPath(kind) },
+      'certificate on disk missing or damaged; reinstalled the verified one from memory',
+    );
+    return { pair: remembered, ...again };
+  }
+
+  /** Verifies a pair against what we would request, records it in the state, and says where it stands. */
+  assess(kind: CertKind, pair: StoredPair | null, ca: string, sans: SubjectAltNames): Assessment {
+    const state = this.states[kind];
+    if (!pair) {
+      for (const field of LEAF_FIELDS) delete state[field];
+      Object.assign(state, { verified: false, problems: ['no certificate installed'] });
+      return { standing: 'missing', problems: ['no certificate installed'] };
+    }
+    const now = new Date(this.deps.clock.now());
+    const verdict = this.verify(kind, pair, ca, sans, now);
+    const leaf = pair.certificates[0]!.summary;
+    const deadline = this.deadlineFor(leaf.sha256Fingerprint, leaf.notBefore, leaf.notAfter);
+    Object.assign(state, {
+      subject: `CN=${leaf.subjectCommonName}, O=${leaf.subjectOrganizations.join('+')}`,
+      dnsNames: leaf.dnsNames,
+      ipAddresses: leaf.ipAddresses,
+      notBefore: leaf.notBefore,
+      notAfter: leaf.notAfter,
+      rotationDeadline: deadline,
+      fingerprint: leaf.sha256Fingerprint,
+      issuer: leaf.issuerCommonName,
+      verified: verdict.ok,
+      problems: verdict.ok ? [] : verdict.problems,
+    });
+    if (!verdict.ok) return { standing: 'unusable', problems: verdict.problems };
+    this.noticeAdoption(kind, pair);
+    this.lastGood[kind] = pair;
+    return { standing: standingOf(true, deadline, now), problems: [] };
+  }
+
+  private verify(kind: CertKind, pair: StoredPair, ca: string, sans: SubjectAltNames, now: Date) {
+    const { config } = this.deps;
+    const template = {
+      commonName: `system:node:${config.nodeName}`,
+      organizations: [NODES_ORGANIZATION],
+      usage: kind,
+      dnsNames: sans.dnsNames,
+      ipAddresses: sans.ipAddresses,
+    };
+    const templateKey = `${kind} ${config.nodeName} ${sans.dnsNames.join(',')} ${sans.ipAddresses.join(',')}`;
+    const memo = this.verdicts[kind];
+    const skew = config.clockSkewMs;
+    if (
+      memo?.chainPem === pair.chainPem &&
+      memo.ca === ca &&
+      memo.template === templateKey &&
+      now.getTime() + skew >= memo.verdict.validity.notBefore.getTime() &&
+      now.getTime() - skew <= memo.verdict.validity.notAfter.getTime()
+    ) {
+      return memo.verdict;
+    }
+    const verdict = verifyIssuedCertificate({
+      certificatePem: pair.chainPem,
+      key: pair.key,
+      caBundlePem: ca,
+      template,
+      now,
+      clockSkewMs: skew,
+    });
+    if (verdict.ok) this.verdicts[kind] = { chainPem: pair.chainPem, ca, template: templateKey, verdict };
+    else delete this.verdicts[kind];
+    return verdict;
+  }
+
+  private deadlineFor(fingerprint: string, notBefore: Date, notAfter: Date): Date {
+    // Keyed by the window too: a rotation window changed by a config reload (SIGHUP) applies at once.
+    const window = this.deps.config.rotationWindow;
+    const key = `${fingerprint}@${window.from}-${window.to}`;
+    let d = this.deadlines.get(key);
+    if (!d) {
+      d = rotationDeadline(notBefore, notAfter, window, () => this.deps.clock.random());
+      this.deadlines.set(key, d);
+    }
+    return d;
+  }
+
+  /** A different verified certificate on disk that we did not request: an operator put it there. */
+  private noticeAdoption(kind: CertKind, pair: StoredPair): void {
+    const previous = this.lastGood[kind];
+    const fingerprint = pair.certificates[0]!.summary.sha256Fingerprint;
+    if (!previous || this.states[kind].pendingCsr !== undefined) return;
+    if (previous.certificates[0]!.summary.sha256Fingerprint === fingerprint) return;
+    this.deps.log.info({ kind, fingerprint, path: pair.file }, 'adopted a valid certificate found on disk');
+    this.deps.events?.adopted?.(kind, this.states[kind]);
+  }
+
+  recordError(kind: CertKind, err: unknown): void {
+    this.states[kind].lastError = isUserError(err) ? err.oneLine() : ((err as Error).message ?? String(err));
+    this.deps.events?.failed?.(kind, err);
+  }
+
+  recordInstalled(kind: CertKind, previous: Lifetime | null): void {
+    Object.assign(this.states[kind], {
+      lastError: undefined,
+      lastSuccess: new Date(this.deps.clock.now()),
+      pendingCsr: undefined,
+      pendingSince: undefined,
+    });
+    this.deps.events?.installed?.(kind, this.states[kind], previous);
+  }
+}

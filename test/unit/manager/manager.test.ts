@@ -1,0 +1,313 @@
+// The certificate manager's state machine, fast: the real CertificateManager and daemon loop on the fleet
+// simulator's fake API, disk and clock (sim/). Certificates are really signed (by the simulated cluster's
+// ECDSA CA) and really verified (src/pki/verify.ts); only time, the API server and the disk are simulated.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { isUserError } from '../../../src/errors.ts';
+import { createLogger } from '../../../src/log.ts';
+import { Daemon } from '../../../src/daemon.ts';
+import { DEFAULT_BACKOFF } from '../../../src/manager/policy.ts';
+import { WaitTimeout } from '../../../src/manager/csr-wait.ts';
+import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../sim/cluster.ts';
+import { SimNode } from '../../../sim/node.ts';
+import { Scheduler } from '../../../sim/scheduler.ts';
+import type { Interval } from '../../../sim/timeline.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const T0 = Date.UTC(2030, 0, 1);
+
+function world(
+  o: { cluster?: Partial<ClusterParams>; outages?: Partial<Record<Component, Interval[]>>; skewMs?: number } = {},
+) {
+  const scheduler = new Scheduler(T0);
+  const cluster = new SimCluster({
+    scheduler,
+    seed: 7,
+    params: {
+      ...DEFAULT_CLUSTER,
+      denyProbability: { client: 0, server: 0 },
+      badIssueProbability: 0,
+      random429Probability: 0,
+      signingDurationMs: DAY,
+      ...o.cluster,
+    },
+    outages: { api: [], approver: [], controllerManager: [], ...o.outages },
+    nodeNames: ['worker-1'],
+    start: T0,
+    days: 30,
+  });
+  cluster.setAddresses(0, [{ type: 'InternalIP', address: '10.0.0.1' }]);
+  const lines: string[] = [];
+  const log = createLogger(
+    'debug',
+    new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    }) as never,
+  );
+  const node = new SimNode({
+    index: 0,
+    name: 'worker-1',
+    scheduler,
+    cluster,
+    seed: 7,
+    skewMs: o.skewMs ?? 0,
+    config: { requestedLifetimeMs: DAY, recheckIntervalMs: 5 * MINUTE },
+    log,
+  });
+  const manager = node.newManager();
+  /** Runs a manager call while simulated time passes; resolves with its result or its error. */
+  async function during<T>(call: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown }> {
+    const settled = call.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    await scheduler.runUntil(scheduler.now + ms);
+    return settled;
+  }
+  /** A manager call left running while the test drives the clock itself. */
+  function pending<T>(call: Promise<T>): Promise<{ value?: T; error?: unknown }> {
+    return call.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+  }
+  const advance = (ms: number) => scheduler.runUntil(scheduler.now + ms);
+  const deadline = (ms = 10 * MINUTE) => node.clock.now() + ms;
+  const logged = (re: RegExp) => lines.filter((l) => re.test(l)).length;
+  return { scheduler, cluster, node, manager, during, pending, advance, deadline, logged, lines };
+}
+
+const errorCode = (e: unknown) => (isUserError(e) ? e.code : (e as Error)?.name);
+
+test('bootstrap: no certificate → a CSR as the bootstrap token, verified, installed, kubeconfig written', async () => {
+  const w = world();
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(w.cluster.csrsOf(0).length, 1);
+  assert.equal(w.cluster.csrsOf(0)[0]!.requester.kind, 'bootstrap');
+  assert.equal(w.manager.states.client.subject, 'CN=system:node:worker-1, O=system:nodes');
+  assert.equal(w.manager.states.client.verified, true);
+  assert.equal(await w.node.credentials.nodeKubeconfigPresent(), true);
+  assert.equal(await w.node.store.readPendingKey('client'), null, 'the pending key is gone once installed');
+  // Nothing due: the next pass makes no request.
+  const before = w.cluster.stats.requests;
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  assert.equal(w.cluster.stats.requests, before);
+});
+
+test('renewal: at the rotation deadline the node renews with its own certificate, one CSR, new key', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const first = w.manager.states.client;
+  const deadline = first.rotationDeadline!.getTime();
+  assert.ok(
+    deadline >= first.notBefore!.getTime() + 0.7 * DAY - 1 && deadline < first.notBefore!.getTime() + 0.9 * DAY,
+  );
+  await w.scheduler.runUntil(deadline - 1);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  await w.scheduler.runUntil(deadline);
+  const firstFingerprint = first.fingerprint;
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 2, 'one CSR per certificate');
+  // The first CSR was decided more than an hour ago: kube-controller-manager's cleaner removed it.
+  assert.deepEqual(w.cluster.csrsOf(0).at(-1)!.requester, { kind: 'node', node: 0 }, 'renewed as the node');
+  assert.notEqual(w.manager.states.client.fingerprint, firstFingerprint);
+  assert.equal(w.logged(/renewing with it/), 1);
+});
+
+test('expired at start (the node was off): verification fails, the bootstrap credentials are used', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  await w.scheduler.runUntil(T0 + 2 * DAY);
+  const restarted = w.node.newManager();
+  const r = await w.during(restarted.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(w.logged(/client certificate unusable; falling back to bootstrap credentials/), 1);
+  assert.match(w.lines.find((l) => l.includes('falling back'))!, /has expired/);
+  assert.equal(w.cluster.csrsOf(0).at(-1)!.requester.kind, 'bootstrap');
+});
+
+test('renewal refused (401: certificate revoked): falls back to the bootstrap credentials in that pass', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  await w.scheduler.runUntil(w.manager.states.client.rotationDeadline!.getTime());
+  w.cluster.revoke(0);
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(w.logged(/renewal with the node certificate failed; falling back/), 1);
+  assert.equal(w.cluster.csrsOf(0).at(-1)!.requester.kind, 'bootstrap');
+});
+
+test('pending re-attach: a restarted manager finds its CSR under the same name, creates no second one', async () => {
+  const w = world({ cluster: { manualApproval: true } });
+  const first = await w.during(w.manager.ensureClient({ deadline: w.deadline(2 * MINUTE), rotate: true }), 3 * MINUTE);
+  assert.ok(first.error instanceof WaitTimeout, String(first.error));
+  const pending = w.cluster.csrsOf(0);
+  assert.equal(pending.length, 1);
+  const restarted = w.node.newManager();
+  const second = w.pending(restarted.ensureClient({ deadline: w.deadline(), rotate: true }));
+  await w.advance(10_000);
+  assert.equal(restarted.states.client.pendingCsr, pending[0]!.name);
+  w.cluster.approve(pending[0]!.name);
+  await w.advance(1);
+  assert.equal((await second).value, 'installed');
+  assert.equal(w.cluster.csrsOf(0).length, 1, 'still exactly one CSR');
+  assert.equal(w.logged(/re-attached to the pending CSR/), 1);
+});
+
+test('denied: one clear error naming the CSR, the pending key discarded, the next attempt is a new CSR', async () => {
+  const w = world({ cluster: { manualApproval: true } });
+  const call = w.pending(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }));
+  await w.advance(1000);
+  const name = w.cluster.csrsOf(0)[0]!.name;
+  w.cluster.deny(name, 'NotOnMyWatch');
+  await w.advance(1);
+  const r = await call;
+  assert.equal(errorCode(r.error), 'CSR_DENIED');
+  assert.match((r.error as Error).message, new RegExp(`CSR ${name} was denied: NotOnMyWatch`));
+  assert.equal(await w.node.store.readPendingKey('client'), null);
+  assert.match(w.manager.states.client.lastError!, /denied/);
+  const again = await w.during(w.manager.ensureClient({ deadline: w.deadline(1000), rotate: true }), 2000);
+  assert.ok(again.error instanceof WaitTimeout, String(again.error));
+  const csrs = w.cluster.csrsOf(0);
+  assert.equal(csrs.length, 2);
+  assert.notEqual(csrs[1]!.name, name, 'a new key, so a new name');
+});
+
+test('deleted while pending: submitted again under the same name after a pause, then installed', async () => {
+  const w = world({ cluster: { manualApproval: true } });
+  const call = w.pending(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }));
+  await w.advance(1000);
+  const name = w.cluster.csrsOf(0)[0]!.name;
+  w.cluster.remove(name);
+  await w.advance(500);
+  assert.equal(w.cluster.csrsOf(0).length, 0, 'not resubmitted at once (no create/delete loop)');
+  await w.advance(1000);
+  assert.deepEqual(
+    w.cluster.csrsOf(0).map((c) => c.name),
+    [name],
+  );
+  w.cluster.approve(name);
+  await w.advance(1);
+  assert.equal((await call).value, 'installed');
+  assert.equal(w.logged(/deleted while pending; submitting it again/), 1);
+});
+
+test('verification failure: a wrongly issued certificate is refused, nothing installed, a new key next', async () => {
+  const w = world({ cluster: { badIssueProbability: 1 } });
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(errorCode(r.error), 'CERT_REJECTED');
+  assert.equal(await w.node.store.readCurrent('client'), null);
+  assert.equal(await w.node.store.readPendingKey('client'), null, 'the key is discarded');
+  assert.equal(await w.node.credentials.nodeKubeconfigPresent(), false);
+});
+
+test('clock behind: refused as not valid yet; the same CSR is kept, and its certificate installed later', async () => {
+  // 15 minutes behind: the signer backdates NotBefore 5 minutes and nodecred allows 5 more; 5 minutes short.
+  const w = world({ skewMs: -15 * MINUTE });
+  const first = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(errorCode(first.error), 'CERT_NOT_YET_VALID');
+  assert.match((first.error as Error).message, /not valid yet by this node's clock/);
+  assert.equal(await w.node.store.readCurrent('client'), null);
+  assert.notEqual(await w.node.store.readPendingKey('client'), null, 'the request is kept');
+  await w.advance(5 * MINUTE);
+  const later = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(later.value, 'installed', String(later.error));
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 1, 'one CSR: re-attached, not re-requested');
+  assert.equal(w.logged(/re-attached to the pending CSR/), 1);
+});
+
+test('interrupted install (crash before the pending key was removed): the next request uses a new key', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const installed = (await w.node.store.readCurrent('client'))!;
+  w.node.store.keepPendingAs('client', installed.key);
+  // A restarted manager draws its own deadline within 70–90 % of the lifetime: past the window, it is due.
+  await w.scheduler.runUntil(w.manager.states.client.notBefore!.getTime() + 0.9 * DAY);
+  const r = await w.during(w.node.newManager().ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(w.logged(/pending key is the installed one \(interrupted install\)/), 1);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 2, 'a second CSR (new key), not a re-attach to the first');
+  assert.equal(w.logged(/re-attached/), 0);
+});
+
+test('disk full: the install fails with the path and the fix, the old certificate stays current', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const old = w.manager.states.client.fingerprint;
+  await w.scheduler.runUntil(w.manager.states.client.rotationDeadline!.getTime());
+  w.node.disk.full = true;
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(errorCode(r.error), 'FILESYSTEM');
+  assert.match((r.error as Error).message, /ENOSPC/);
+  assert.equal((await w.node.store.readCurrent('client'))!.certificates[0]!.summary.sha256Fingerprint, old);
+  w.node.disk.full = false;
+  assert.equal(
+    (await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE)).value,
+    'installed',
+  );
+});
+
+test('serving: SANs from the Node; an address change leads to a new certificate for the new address', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const r = await w.during(w.manager.ensureServing({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.deepEqual(w.manager.states.server.ipAddresses, ['10.0.0.1']);
+  assert.equal((await w.during(w.manager.ensureServing({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  w.cluster.setAddresses(0, [{ type: 'InternalIP', address: '10.0.0.2' }]);
+  const changed = await w.during(w.manager.ensureServing({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(changed.value, 'installed', String(changed.error));
+  assert.deepEqual(w.manager.states.server.ipAddresses, ['10.0.0.2']);
+  assert.equal(w.logged(/node addresses changed/), 1);
+});
+
+test('daemon: an API outage is retried with the capped backoff and left within one backoff period', async () => {
+  const outage = { start: T0 + HOUR, end: T0 + 5 * HOUR };
+  const w = world({ outages: { api: [outage] } });
+  const stop = new AbortController();
+  const daemon = new Daemon(w.node.newManager(stop.signal), w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  const attempts: number[] = [];
+  const admit = w.cluster.admit.bind(w.cluster);
+  w.cluster.admit = (node) => {
+    attempts.push(w.scheduler.now);
+    admit(node);
+  };
+  await w.scheduler.runUntil(outage.end + 10 * MINUTE);
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+  const during = attempts.filter((t) => t >= outage.start && t < outage.end);
+  assert.ok(during.length > 10, `retried during the outage (${during.length})`);
+  for (let i = 1; i < during.length; i++) assert.ok(during[i]! - during[i - 1]! <= DEFAULT_BACKOFF.maxMs);
+  const back = attempts.find((t) => t >= outage.end)!;
+  assert.ok(back - outage.end <= DEFAULT_BACKOFF.maxMs, `back ${(back - outage.end) / 1000} s after the outage`);
+  assert.equal(w.manager.states.client.lastError, undefined);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 1, 'one client CSR, no more');
+  assert.equal(w.cluster.stats.csrsByNode.server[0], 1, 'one serving CSR, no more');
+});
+
+test('daemon: a pass that ends with the CSR still pending is followed at once, so the watch stays open', async () => {
+  const w = world({ cluster: { manualApproval: true } });
+  const stop = new AbortController();
+  const daemon = new Daemon(w.node.newManager(stop.signal), w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + 12 * MINUTE);
+  const name = w.cluster.csrsOf(0)[0]!.name;
+  assert.ok(w.logged(/CSR still pending; will check again/) >= 2, 'two passes have ended waiting');
+  w.cluster.approve(name);
+  await w.scheduler.runUntil(w.scheduler.now + 1);
+  assert.equal(w.logged(/installed client certificate/), 1, 'installed the moment it was approved');
+  assert.equal(w.cluster.csrsOf(0).length, 2, 'the client CSR, then the serving one');
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});

@@ -1,0 +1,47 @@
+// The node-side commands (bootstrap, run, reload, status, check) reach the API server through nodecred's own
+// client: nothing they import, now or lazily, may pull in @kubernetes/client-node or the npm undici (≈ 0.8 s
+// and 80 MiB, and a second HTTP stack). esbuild follows every static and dynamic import, as the bundle does.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, resolve } from 'node:path';
+import { build } from 'esbuild';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const ENTRIES = ['bootstrap', 'run', 'reload', 'status', 'approve'];
+const FORBIDDEN = [/node_modules\/@kubernetes\/client-node\//, /node_modules\/undici\//];
+
+/** Per entry (src/cli/<name>.ts): every module its bundle holds. One build for all of them. */
+async function inputsByEntry(): Promise<Map<string, string[]>> {
+  const result = await build({
+    entryPoints: ENTRIES.map((e) => join(REPO, 'src/cli', `${e}.ts`)),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+    outdir: '/nonexistent',
+  });
+  const out = new Map<string, string[]>();
+  for (const o of Object.values(result.metafile.outputs)) {
+    const entry = o.entryPoint?.replace(/^.*src\/cli\/(\w+)\.ts$/, '$1');
+    if (entry) out.set(entry, Object.keys(o.inputs));
+  }
+  return out;
+}
+
+test('the node-side commands import neither @kubernetes/client-node nor undici; the approver does', async () => {
+  const inputs = await inputsByEntry();
+  for (const entry of ENTRIES.filter((e) => e !== 'approve')) {
+    const files = inputs.get(entry) ?? [];
+    assert.ok(files.length > 10, `${entry}: bundled`);
+    const bad = files.filter((i) => FORBIDDEN.some((re) => re.test(i)));
+    assert.deepEqual(bad.slice(0, 5), [], `${entry} reaches ${bad.length} forbidden modules`);
+  }
+  assert.ok(
+    inputs.get('bootstrap')!.some((i) => i.endsWith('src/kube/http-node-api.ts')),
+    'bootstrap uses the node client',
+  );
+  // The check can fail: the approver's bundle does hold client-node.
+  assert.ok(inputs.get('approve')!.some((i) => FORBIDDEN[0]!.test(i)));
+});
