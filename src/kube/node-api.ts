@@ -1,7 +1,7 @@
 // The node's API contract: every call the node side of nodecred (bootstrap, run, status, the health
 // listeners) makes to the API server, in nodecred's own types. The manager, the CSR wait and the health
 // checks take a NodeApi; src/kube/http-node-api.ts implements it over node:http2 / node:http, the fleet
-// simulator (sim/) and the unit tests implement it in memory. An implementation must honour the semantics
+// simulator (bench/sim/) and the unit tests implement it in memory. An implementation must honour the semantics
 // written here, because the policy above relies on them; the conformance cases are the integration tests
 // (node-http-client, bootstrap, faults, serving-rotation, operations).
 //

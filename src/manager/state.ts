@@ -1,6 +1,6 @@
 // What the certificate manager is given (its seams) and what it tells: the state of each managed
 // certificate and the events observers receive. Production wires the real parts (src/cli/node-setup.ts);
-// tests and the fleet simulator wire fakes (sim/).
+// tests and the fleet simulator wire fakes (bench/sim/).
 import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/schema.ts';

@@ -1,5 +1,5 @@
 // The certificate manager's state machine, fast: the real CertificateManager and daemon loop on the fleet
-// simulator's fake API, disk and clock (sim/). Certificates are really signed (by the simulated cluster's
+// simulator's fake API, disk and clock (bench/sim/). Certificates are really signed (by the simulated cluster's
 // ECDSA CA) and really verified (src/pki/verify.ts); only time, the API server and the disk are simulated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,10 +9,10 @@ import { createLogger } from '../../../src/log.ts';
 import { Daemon } from '../../../src/daemon.ts';
 import { DEFAULT_BACKOFF } from '../../../src/manager/policy.ts';
 import { WaitTimeout } from '../../../src/manager/csr-wait.ts';
-import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../sim/cluster.ts';
-import { SimNode } from '../../../sim/node.ts';
-import { Scheduler } from '../../../sim/scheduler.ts';
-import type { Interval } from '../../../sim/timeline.ts';
+import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../bench/sim/cluster.ts';
+import { SimNode } from '../../../bench/sim/node.ts';
+import { Scheduler } from '../../../bench/sim/scheduler.ts';
+import type { Interval } from '../../../bench/sim/timeline.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCsrPem } from '../../../src/pki/csr.ts';
 import { verifyIssuedCertificate } from '../../../src/pki/verify.ts';
-import { buildCsr, readCsr, SimCa } from '../../../sim/pki.ts';
+import { buildCsr, readCsr, SimCa } from '../../../bench/sim/pki.ts';
 import { newEcKey, openssl } from '../pki/helpers.ts';
 
 const request = {

@@ -2,8 +2,8 @@
 // on every node, the kubelet model shows the CSR flood nodecred avoids, and a run is a function of its seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { simulate, type SimulationResult } from '../../../sim/simulate.ts';
-import { DEFAULT_SCENARIO } from '../../../sim/trace.ts';
+import { simulate, type SimulationResult } from '../../../bench/sim/simulate.ts';
+import { DEFAULT_SCENARIO } from '../../../bench/sim/trace.ts';
 
 const DAY = 86_400_000;
 

@@ -2,9 +2,9 @@
 // CSR approval, signing and CSR cleaner, the kubelet-serving approver, and the faults a fleet meets:
 // API-server, approver and controller-manager outages, throttling (429), denials and wrongly issued
 // certificates. It counts every request (the herd) and records every certificate it issued, so the
-// invariants can be checked against what really happened. Signing is real (sim/pki.ts) unless the
+// invariants can be checked against what really happened. Signing is real (bench/sim/pki.ts) unless the
 // requests are abstract (the kubelet model, which needs only the dates).
-import type { CertKind } from '../src/store/cert-store.ts';
+import type { CertKind } from '../../src/store/cert-store.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
 import { Rng } from './rng.ts';

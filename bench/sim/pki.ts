@@ -4,10 +4,10 @@
 // with nodecred's own verification (src/pki/verify.ts), exactly as on a real node.
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import { encodePem, pemBlocksLabelled } from '../src/pki/pem.ts';
-import { canonicalIp } from '../src/pki/san.ts';
-import { PLACEHOLDER_ORGANIZATION } from '../src/pki/self-signed.ts';
-import type { CsrRequest } from '../src/pki/csr.ts';
+import { encodePem, pemBlocksLabelled } from '../../src/pki/pem.ts';
+import { canonicalIp } from '../../src/pki/san.ts';
+import { PLACEHOLDER_ORGANIZATION } from '../../src/pki/self-signed.ts';
+import type { CsrRequest } from '../../src/pki/csr.ts';
 import {
   bits,
   bool,

@@ -1,5 +1,5 @@
 // Just enough DER to build and read PKCS#10 requests and X.509 certificates synchronously, so the simulated
-// signer can issue real, verifiable certificates for a whole fleet in seconds (sim/pki.ts).
+// signer can issue real, verifiable certificates for a whole fleet in seconds (bench/sim/pki.ts).
 
 export function tlv(tag: number, content: Uint8Array): Buffer {
   const n = content.length;

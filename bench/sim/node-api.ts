@@ -1,9 +1,9 @@
 // NodeApi (src/kube/node-api.ts) on the simulated cluster: what a nodecred node talks to in the simulator
 // and in the manager's unit tests. Failures are turned into errors by the same explainApiError the real
 // client uses, so the manager sees exactly what it would see from a real API server.
-import { explainApiError, type ApiAction, type ApiConnection } from '../src/kube/api.ts';
-import { CLIENT_SIGNER } from '../src/kube/csr-name.ts';
-import type { ConnectApi, Csr, NodeApi, WatchEnd } from '../src/kube/node-api.ts';
+import { explainApiError, type ApiAction, type ApiConnection } from '../../src/kube/api.ts';
+import { CLIENT_SIGNER } from '../../src/kube/csr-name.ts';
+import type { ConnectApi, Csr, NodeApi, WatchEnd } from '../../src/kube/node-api.ts';
 import { ApiUnavailable, type CsrRecord, type Identity, type SimCluster } from './cluster.ts';
 
 /** The cluster's CA as a bootstrap kubeconfig would carry it, and the token every node bootstraps with. */

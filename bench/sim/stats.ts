@@ -1,7 +1,7 @@
 // What the simulated API server counts: requests over time (the year's curve, the peak second of each
 // minute, and every second of the half hour after each API outage: the reconnect herd), throttling,
 // decisions, CSRs per node, and how soon each node that noticed an outage came back after it.
-import type { CertKind as Kind } from '../src/store/cert-store.ts';
+import type { CertKind as Kind } from '../../src/store/cert-store.ts';
 import type { Interval } from './timeline.ts';
 
 const MINUTE = 60_000;

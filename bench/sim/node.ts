@@ -2,12 +2,12 @@
 // clock, disk and API. Powering it off stops the process (memory is lost, the disk stays); powering it on
 // starts a new one, as a reboot would.
 import pino from 'pino';
-import type { Logger } from '../src/log.ts';
-import { Daemon } from '../src/daemon.ts';
-import { defaultConfig, type Config } from '../src/config/schema.ts';
-import { CertificateManager } from '../src/manager/manager.ts';
-import type { RequestCrypto } from '../src/manager/request.ts';
-import type { ManagerEvents } from '../src/manager/state.ts';
+import type { Logger } from '../../src/log.ts';
+import { Daemon } from '../../src/daemon.ts';
+import { defaultConfig, type Config } from '../../src/config/schema.ts';
+import { CertificateManager } from '../../src/manager/manager.ts';
+import type { RequestCrypto } from '../../src/manager/request.ts';
+import type { ManagerEvents } from '../../src/manager/state.ts';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { SimCluster } from './cluster.ts';
 import { SimCredentials, SimDisk, SimStore } from './disk.ts';
@@ -18,7 +18,7 @@ import { SimClock, type Scheduler } from './scheduler.ts';
 
 /**
  * Key generation and CSRs, synchronously: node:crypto's generateKeyPairSync (the same primitive as the
- * asynchronous call production makes) and PKCS#10 built with node:crypto (sim/pki.ts) instead of
+ * asynchronous call production makes) and PKCS#10 built with node:crypto (bench/sim/pki.ts) instead of
  * @peculiar/x509, whose asynchronous WebCrypto calls the simulated clock would have to wait on one node at a
  * time. Everything downstream (names, submission, waiting, verification, install) is the real code.
  */

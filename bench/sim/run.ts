@@ -2,11 +2,11 @@
 // JSON result and the SVG plot, and exits 1 when an invariant fails.
 //
 //   npm run simulate -- [--nodes 10000] [--days 365] [--seed 1] [--lifetime 720h] [--recheck 12h]
-//                       [--shards 2] [--workers 2] [--policy both|nodecred|kubelet] [--out sim/results]
+//                       [--shards 2] [--workers 2] [--policy both|nodecred|kubelet] [--out bench/results]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseDuration } from '../src/config/duration.ts';
+import { parseDuration } from '../../src/config/duration.ts';
 import type { Policy } from './fleet.ts';
 import { simulate, table } from './simulate.ts';
 import { plot } from './svg.ts';
@@ -27,7 +27,7 @@ const scenario = {
   lifetimeMs: parseDuration(flag('lifetime', '720h'), '--lifetime'),
   recheckMs: parseDuration(flag('recheck', '12h'), '--recheck'),
 };
-const out = flag('out', join(import.meta.dirname, 'results'));
+const out = flag('out', join(import.meta.dirname, '..', 'results'));
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
 const result = await simulate({

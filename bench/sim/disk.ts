@@ -2,11 +2,11 @@
 // checks and failures as the real ones (an install is parsed exactly as CertStore.install parses it; a full
 // disk fails writes with the same ENOSPC error), and a hook that shows every install to the invariant checks.
 import type { KeyObject } from 'node:crypto';
-import { UserError } from '../src/errors.ts';
-import type { ApiEndpoint } from '../src/kube/api.ts';
-import { encodePrivateKeyPem } from '../src/pki/keys.ts';
-import { diskError, parsePairFile, type CertKind, type StoredPair } from '../src/store/cert-store.ts';
-import type { CredentialStore, Credentials } from '../src/manager/state.ts';
+import { UserError } from '../../src/errors.ts';
+import type { ApiEndpoint } from '../../src/kube/api.ts';
+import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
+import { diskError, parsePairFile, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
+import type { CredentialStore, Credentials } from '../../src/manager/state.ts';
 import { BOOTSTRAP_TOKEN } from './node-api.ts';
 
 export class SimDisk {

@@ -1,8 +1,8 @@
 // One policy, one shard of the fleet, one simulated year: the cluster, the nodes (nodecred for real, or the
-// kubelet model), the trace's events, and the ledger that judges it all. sim/run.ts runs the shards (in
+// kubelet model), the trace's events, and the ledger that judges it all. bench/sim/run.ts runs the shards (in
 // worker threads when asked) and merges them.
 import { performance } from 'node:perf_hooks';
-import { isPlaceholder } from '../src/manager/placeholder.ts';
+import { isPlaceholder } from '../../src/manager/placeholder.ts';
 import { SimCluster, type ClusterParams, type Kind } from './cluster.ts';
 import { KubeletNode } from './kubelet.ts';
 import { Ledger } from './ledger.ts';

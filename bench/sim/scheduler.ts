@@ -3,7 +3,7 @@
 // Time jumps from one timer to the next; before it moves on, every reaction to the timers just fired has
 // run to completion (all promise continuations, and any real asynchronous work registered with track()),
 // so a node never sees time pass in the middle of a step. Same inputs and seed, same run.
-import { abortableSleep, type Clock } from '../src/clock.ts';
+import { abortableSleep, type Clock } from '../../src/clock.ts';
 import type { Rng } from './rng.ts';
 
 interface Timer {

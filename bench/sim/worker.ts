@@ -1,4 +1,4 @@
-// A worker thread running one shard of the simulation (sim/simulate.ts).
+// A worker thread running one shard of the simulation (bench/sim/simulate.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { runShard, type ShardRun } from './fleet.ts';
 

@@ -1,7 +1,7 @@
 // Merging the shards of one policy's run into the figures the README reports, and the invariants the
 // simulation checks on every node.
-import { percentile, round } from '../bench/lib/stats.ts';
-import { DEFAULT_BACKOFF } from '../src/manager/policy.ts';
+import { percentile, round } from '../lib/stats.ts';
+import { DEFAULT_BACKOFF } from '../../src/manager/policy.ts';
 import type { Policy, ShardResult } from './fleet.ts';
 import { dayOf, formatHours } from './ledger.ts';
 import type { Scenario, Trace } from './trace.ts';
