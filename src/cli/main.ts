@@ -1,9 +1,13 @@
 // Entry point: dispatch to one command module. Every failure ends as one line on stderr and an exit code
 // from the table in exit.ts (also in --help and the README); no stack trace unless --log-level debug.
 import { flushCompileCache } from 'node:module';
+import { setFlagsFromString } from 'node:v8';
 import { VERSION } from '../version.ts';
 import { EXIT_CODES_HELP, runMain } from './exit.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
+
+/** V8's tiers above the Ignition interpreter; set at run time, they apply to everything compiled after. */
+const INTERPRETER_ONLY_FLAGS = ['--no-sparkplug', '--no-maglev', '--no-turbofan'];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -38,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
     return 2;
   }
+  if (command.interpreterOnly) for (const flag of INTERPRETER_ONLY_FLAGS) setFlagsFromString(flag);
   const loaded = await command.load();
   // What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
   flushCompileCache();
