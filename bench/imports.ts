@@ -26,7 +26,7 @@ const DEFAULT_MODULES = [
   'yaml',
   'prom-client',
   'chokidar',
-  './src/pki/x509.ts',
+  './src/pki/csr.ts',
   '@kubernetes/client-node',
   'undici',
   './src/kube/http-node-api.ts',

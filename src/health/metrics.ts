@@ -30,7 +30,7 @@ export function createMetrics(
   for (const kind of KINDS) {
     registry.gauge(
       KUBELET_TTL[kind],
-      `Seconds until the ${kind === 'client' ? 'client' : 'serving'} certificate expires (+Inf when there is none), as kubelet reports it.`,
+      `Seconds until the ${KIND_LABEL[kind]} certificate expires (+Inf when there is none), as kubelet reports it.`,
       (g) => {
         const notAfter = state(kind)?.notAfter;
         g.set(notAfter ? (notAfter.getTime() - now().getTime()) / 1000 : Infinity);

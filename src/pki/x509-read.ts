@@ -190,7 +190,14 @@ export interface GeneralNames {
   otherNames: string[];
 }
 
-const GENERAL_NAME: Record<number, string> = { 0xa0: 'other', 0xa3: 'x400', 0xa4: 'dn', 0xa5: 'edi', 0x88: 'id' };
+// GeneralName's other context tags, named as @peculiar/x509 and openssl name them.
+const GENERAL_NAME = new Map([
+  [0xa0, 'other'],
+  [0xa3, 'x400'],
+  [0xa4, 'dn'],
+  [0xa5, 'edi'],
+  [0x88, 'id'],
+]);
 
 /** The names of every subjectAltName extension among `extensions`. */
 export function readSubjectAltNames(extensions: readonly Extension[]): GeneralNames {
@@ -206,7 +213,7 @@ export function readSubjectAltNames(extensions: readonly Extension[]): GeneralNa
       else if (name.tag === 0x86) names.uris.push(text);
       else
         names.otherNames.push(
-          `${GENERAL_NAME[name.tag] ?? `[0x${name.tag.toString(16)}]`}:${name.bytes.toString('hex')}`,
+          `${GENERAL_NAME.get(name.tag) ?? `[0x${name.tag.toString(16)}]`}:${name.bytes.toString('hex')}`,
         );
     });
   }

@@ -55,14 +55,16 @@ export function encodeName(rdns: NameRdns): Buffer {
   return seq(...rdns.map((rdn) => setOf(rdn.map(([oid, value]) => seq(encodeOid(oid), directoryString(value))))));
 }
 
+/** 4 bytes for IPv4, 16 for IPv6; `ip` is canonical text (san.ts canonicalIp: hex groups, no dotted tail). */
 function ipBytes(ip: string): Buffer {
   if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  const [head, tail = ''] = ip.includes('::') ? ip.split('::') : [ip, undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  const [head = '', tail = ''] = ip.split('::');
+  const hextets = (part: string) => (part === '' ? [] : part.split(':').map((group) => Number.parseInt(group, 16)));
+  const left = hextets(head);
+  const right = ip.includes('::') ? hextets(tail) : [];
+  const groups = [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
   const out = Buffer.alloc(16);
-  groups.forEach((group, i) => out.writeUInt16BE(Number.parseInt(group, 16), 2 * i));
+  for (const [i, group] of groups.entries()) out.writeUInt16BE(group, 2 * i);
   return out;
 }
 

@@ -6,7 +6,7 @@ import type { ParsedCsr } from '../../src/pki/csr.ts';
 import { describeKeyAlgorithm } from '../../src/pki/keys.ts';
 import { pemBlocksLabelled } from '../../src/pki/pem.ts';
 import { canonicalIp } from '../../src/pki/san.ts';
-import { x509 } from '../../src/pki/x509.ts';
+import { x509 } from './x509.ts';
 
 const SUBJECT_ALT_NAME = '2.5.29.17';
 

@@ -50,7 +50,7 @@ test("the daemon's metrics parse with promtool, with the values the manager stat
     'kubelet_certificate_manager_client_expiration_renew_errors 0',
     'nodecred_certificate_rotations_total{certificate="client",result="success"} 1',
     'nodecred_certificate_rotations_total{certificate="serving",result="failure"} 1',
-    `nodecred_certificate_expiration_timestamp_seconds{certificate="client"} ${Date.parse('2026-06-02T00:00:00Z') / 1000}`,
+    `nodecred_certificate_expiration_timestamp_seconds{certificate="client"} ${Date.parse('2026-06-02T00:00Z') / 1000}`,
     'nodecred_pending_csr_age_seconds{certificate="serving"} 30',
     'nodecred_bootstrap_duration_seconds_bucket{le="0.25"} 0',
     'nodecred_bootstrap_duration_seconds_bucket{le="0.5"} 1',
