@@ -11,12 +11,12 @@ export interface CommandEntry {
   summary: string;
   load(): Promise<Command>;
   /**
-   * A long-lived daemon that is idle almost all the time: V8's optimizing tiers (Sparkplug, Maglev,
-   * TurboFan) are turned off before its modules load. Its hot work is native (TLS, keys, JSON), and the
-   * compilers' code and buffers cost ~10 MiB of RSS for as long as it runs (bench P3, issue 13). One-shot
-   * commands keep them: start-up latency is what they are measured by (bench P1).
+   * A long-lived daemon that is idle almost all the time: V8 is set for memory over speed before its modules
+   * load (main.ts MEMORY_OVER_SPEED). Its hot work is native (TLS, keys, JSON); the optimizing compilers'
+   * code and buffers cost ~10 MiB of RSS for as long as it runs, V8's speed-first heap sizing ~2 MiB (bench
+   * P3, issue 13). One-shot commands keep the defaults: start-up latency is what they are measured by (P1).
    */
-  interpreterOnly?: boolean;
+  memoryOverSpeed?: boolean;
 }
 
 export const COMMANDS: CommandEntry[] = [
@@ -29,7 +29,7 @@ export const COMMANDS: CommandEntry[] = [
     name: 'run',
     summary: 'run the daemon: bootstrap if needed, then keep client and serving certificates fresh',
     load: async () => (await import('./run.ts')).runCommand,
-    interpreterOnly: true,
+    memoryOverSpeed: true,
   },
   {
     name: 'reload',

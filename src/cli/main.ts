@@ -6,8 +6,12 @@ import { VERSION } from '../version.ts';
 import { EXIT_CODES_HELP, runMain } from './exit.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
 
-/** V8's tiers above the Ignition interpreter; set at run time, they apply to everything compiled after. */
-const INTERPRETER_ONLY_FLAGS = ['--no-sparkplug', '--no-maglev', '--no-turbofan'];
+/**
+ * V8 for a daemon (commands.ts memoryOverSpeed): the Ignition interpreter only (no Sparkplug, Maglev or
+ * TurboFan) and V8's optimize-for-size heuristics. Set at run time, they apply to everything compiled and
+ * allocated after; bin/nodecred passes the same on the command line for `run`.
+ */
+const MEMORY_OVER_SPEED = ['--no-sparkplug', '--no-maglev', '--no-turbofan', '--optimize-for-size'];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -42,7 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
     return 2;
   }
-  if (command.interpreterOnly) for (const flag of INTERPRETER_ONLY_FLAGS) setFlagsFromString(flag);
+  if (command.memoryOverSpeed) for (const flag of MEMORY_OVER_SPEED) setFlagsFromString(flag);
   const loaded = await command.load();
   // What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
   flushCompileCache();
