@@ -25,7 +25,6 @@ const DEFAULT_MODULES = [
   'pino',
   'yaml',
   'prom-client',
-  'chokidar',
   './src/pki/csr.ts',
   '@kubernetes/client-node',
   'undici',
