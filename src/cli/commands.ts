@@ -13,8 +13,8 @@ export interface CommandEntry {
   /**
    * A long-lived daemon that is idle almost all the time: V8 is set for memory over speed before its modules
    * load (main.ts MEMORY_OVER_SPEED). Its hot work is native (TLS, keys, JSON); the optimizing compilers'
-   * code and buffers cost ~10 MiB of RSS for as long as it runs, V8's speed-first heap sizing ~2 MiB (bench
-   * P3, issue 13). One-shot commands keep the defaults: start-up latency is what they are measured by (P1).
+   * code and buffers cost ~10 MiB of RSS for as long as it runs (bench P3, issue 13). One-shot commands keep
+   * the defaults: start-up latency is what they are measured by (P1).
    */
   memoryOverSpeed?: boolean;
 }
