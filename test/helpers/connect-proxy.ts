@@ -12,7 +12,10 @@ export interface ConnectProxy {
   close(): Promise<void>;
 }
 
-export async function startConnectProxy(opts: { requireAuth?: string } = {}): Promise<ConnectProxy> {
+export async function startConnectProxy(
+  opts: { requireAuth?: string /** listen address, 127.0.0.1 by default */; host?: string } = {},
+): Promise<ConnectProxy> {
+  const host = opts.host ?? '127.0.0.1';
   const requests: string[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((_req, res) => {
@@ -40,10 +43,10 @@ export async function startConnectProxy(opts: { requireAuth?: string } = {}): Pr
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     requests,
     close: async () => {
       for (const s of sockets) s.destroy();

@@ -425,6 +425,61 @@ describe("the node side's HTTP client against the real API server", () => {
     }
   });
 
+  // The API server's certificate names IP:10.96.0.1 and IP:127.0.0.1 (scripts/lib/pki.ts), not 10.96.0.2 nor
+  // 127.0.0.2. Both proxies send every tunnel to the real API server. Through a tunnel Node would check the
+  // certificate against the proxy's host unless told the name: a proxy at 127.0.0.2 then refuses the right
+  // IP, and a proxy at 127.0.0.1 lets a certificate that does not name the URL's IP through.
+  test('an IP server URL through a proxy: the certificate is checked against that IP, not the proxy', async () => {
+    const port = new URL(c.state.apiserver).port;
+    const named = await startConnectProxy();
+    const unnamed = await startConnectProxy({ host: '127.0.0.2' });
+    const forwarder = await startProxy(c.state.apiserver, '127.0.0.2');
+    const at = (server: string, proxyUrl?: string) =>
+      connect({ ...token, endpoint: { ...token.endpoint, server, ...(proxyUrl ? { proxyUrl } : {}) } });
+    try {
+      assert.ok(await at(`https://10.96.0.1:${port}`, unnamed.url).whoAmI(), 'the IP the certificate names');
+      const err = await rejection<UserError>(
+        at(`https://10.96.0.2:${port}`, named.url).whoAmI(),
+        isUserError('TLS_UNTRUSTED'),
+        'an IP the certificate does not name, through a proxy whose address it does name',
+      );
+      assert.match(err.message, /ERR_TLS_CERT_ALTNAME_INVALID/);
+      assert.deepEqual(unnamed.requests, [`10.96.0.1:${port}`]);
+      assert.deepEqual(named.requests, [`10.96.0.2:${port}`]);
+      // Direct: the URL's IP is checked too (127.0.0.2 reaches the API server but is not in its certificate).
+      await rejection(at(forwarder.url).whoAmI(), isUserError('TLS_UNTRUSTED'), 'direct to an unnamed IP');
+      assert.equal(forwarder.accepted(), 1);
+
+      // Token discovery's pinned fetch goes through its own tunnel: the same check.
+      await ensureClusterInfo(c);
+      const d = await createBootstrapToken(c);
+      await waitFor('bootstrapsigner to sign cluster-info for the token', async () => {
+        const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
+        return cm.data?.[`jws-kubeconfig-${d.id}`] ? true : undefined;
+      });
+      const discoverVia = async (server: string, proxyUrl: string) => {
+        const node = await newNodeDir('proxied-ip-discovery');
+        try {
+          return await runNodecred(
+            ['bootstrap', '--api-server', server, '--discovery-token-ca-cert-hash', caPinHash(c.ca), ...node.flags],
+            { env: { HTTPS_PROXY: proxyUrl, NO_PROXY: '', no_proxy: '', NODECRED_DISCOVERY_TOKEN: d.token } },
+          );
+        } finally {
+          await node.cleanup();
+        }
+      };
+      const refused = await discoverVia(`https://10.96.0.2:${port}`, named.url);
+      assert.notEqual(refused.code, 0, 'discovery trusted a certificate that does not name 10.96.0.2');
+      assert.match(refused.stderr, /pinned CA \(ERR_TLS_CERT_ALTNAME_INVALID\)/, 'refused by discovery itself');
+      const ok = await discoverVia(`https://10.96.0.1:${port}`, unnamed.url);
+      assert.equal(ok.code, 0, ok.stderr);
+    } finally {
+      await named.close();
+      await unnamed.close();
+      await forwarder.close();
+    }
+  });
+
   test('nodecred bootstrap, and token discovery, through HTTPS_PROXY to a name only the proxy resolves', async () => {
     const proxy = await startConnectProxy();
     const node = await newNodeDir('proxied');
