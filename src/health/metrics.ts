@@ -117,6 +117,19 @@ export function createMetrics(
       }
     },
   });
+  new Gauge({
+    name: 'nodecred_csr_denied_retry_timestamp_seconds',
+    help: 'The last request was denied: when the same request may be submitted again (absent otherwise).',
+    labelNames: ['certificate'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const kind of ['client', 'server'] as const) {
+        const s = getManager()?.states[kind];
+        if (s?.denied) this.set({ certificate: KIND_LABEL[kind] }, s.denied.retryAt / 1000);
+      }
+    },
+  });
   const bootstrapDuration = new Histogram({
     name: 'nodecred_bootstrap_duration_seconds',
     help: 'From process start to the first valid client certificate on disk.',

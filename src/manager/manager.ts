@@ -48,6 +48,7 @@ export class CertificateManager {
   /** A reloaded configuration (SIGHUP) applies from the next pass on. */
   reconfigure(config: Config): void {
     this.deps.config = config;
+    this.serving.forgetDenial();
   }
 
   /**

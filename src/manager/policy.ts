@@ -145,3 +145,65 @@ export function nextPass(o: {
   const recheck = Math.round(o.recheckIntervalMs * (0.9 + 0.2 * o.random()));
   return { at: Math.min(o.now + recheck, ...ahead), backoffUntil: o.now };
 }
+
+/**
+ * A request the approver denied (or the signer failed), remembered so that the same request is not sent
+ * again at every backoff step: nothing the node can change makes the answer different, and a fleet-wide
+ * approver misconfiguration would otherwise become a CSR flood. The same request is retried on a long
+ * schedule (the approver's configuration may be fixed meanwhile), a different one (new SANs, new config) at once.
+ */
+export interface Denial {
+  /** What was requested (requestIdentity). */
+  request: string;
+  /** The denial as the user sees it (the CSR, its reason and message). */
+  message: string;
+  at: number;
+  /** Consecutive denials of this same request. */
+  count: number;
+  /** Not resubmitted before. */
+  retryAt: number;
+}
+
+/** 1 h doubling to 8 h, jittered: ≤ 9 CSRs the first day, 3–6 a day after, for a request always denied. */
+export const DENIED_RETRY_BACKOFF: Backoff = { initialMs: 60 * 60_000, maxMs: 8 * 60 * 60_000 };
+
+/** Identifies a request by everything that could change an approver's answer. */
+export function requestIdentity(r: {
+  signerName: string;
+  commonName: string;
+  organizations: string[];
+  dnsNames: string[];
+  ipAddresses: string[];
+  expirationSeconds?: number;
+  keyAlgorithm: string;
+}): string {
+  const sorted = (v: string[]) => [...v].sort();
+  return JSON.stringify([
+    r.signerName,
+    r.commonName,
+    sorted(r.organizations),
+    sorted(r.dnsNames.map(canonicalDnsName)),
+    sorted(r.ipAddresses.map((ip) => canonicalIp(ip) ?? ip)),
+    r.expirationSeconds ?? null,
+    r.keyAlgorithm,
+  ]);
+}
+
+export function recordDenial(
+  previous: Denial | undefined,
+  o: { request: string; message: string; now: number; random: Random },
+): Denial {
+  const count = previous?.request === o.request ? previous.count + 1 : 1;
+  return {
+    request: o.request,
+    message: o.message,
+    at: o.now,
+    count,
+    retryAt: o.now + retryDelayMs(count - 1, DENIED_RETRY_BACKOFF, o.random),
+  };
+}
+
+/** The remembered denial still stands for `request`: do not submit it again yet. */
+export function denialStands(denial: Denial | undefined, request: string, now: number): denial is Denial {
+  return denial !== undefined && denial.request === request && now < denial.retryAt;
+}

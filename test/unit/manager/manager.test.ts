@@ -8,6 +8,8 @@ import { isUserError } from '../../../src/errors.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Daemon } from '../../../src/daemon.ts';
 import { DEFAULT_BACKOFF } from '../../../src/manager/policy.ts';
+import { certificateReport } from '../../../src/health/checks.ts';
+import { createMetrics } from '../../../src/health/metrics.ts';
 import { WaitTimeout } from '../../../src/manager/csr-wait.ts';
 import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../bench/sim/cluster.ts';
 import { SimNode } from '../../../bench/sim/node.ts';
@@ -307,6 +309,40 @@ test('daemon: a pass that ends with the CSR still pending is followed at once, s
   await w.scheduler.runUntil(w.scheduler.now + 1);
   assert.equal(w.logged(/installed client certificate/), 1, 'installed the moment it was approved');
   assert.equal(w.cluster.csrsOf(0).length, 2, 'the client CSR, then the serving one');
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});
+
+test('daemon: a serving request the approver denies is not resubmitted at every retry (CSRs per day)', async () => {
+  const w = world({ cluster: { denyProbability: { client: 0, server: 1 } } });
+  const stop = new AbortController();
+  const manager = w.node.newManager(stop.signal);
+  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + DAY);
+  const firstDay = w.cluster.stats.csrsByNode.server[0]!;
+  // Waits of 1 h doubling to 8 h, each jittered to [half, full]: the shortest are 0.5 + 1 + 2 + 4 + 4 + 4 + 4 + 4 h
+  // (23.5 h), so at most 9 CSRs in a day (main at 50ce86c sent 382: one per 5-minute backoff step).
+  assert.ok(firstDay >= 4 && firstDay <= 9, `${firstDay} serving CSRs in the first day`);
+  const denied = manager.states.server.denied!;
+  assert.ok(denied.retryAt > w.scheduler.now);
+  const shown = new Date(denied.retryAt).toISOString();
+  assert.equal(certificateReport(manager.states.server, new Date(w.scheduler.now)).deniedRetryAt, shown);
+  const metrics = await createMetrics(() => manager).registry.metrics();
+  assert.ok(
+    metrics.includes(`nodecred_csr_denied_retry_timestamp_seconds{certificate="serving"} ${denied.retryAt / 1000}`),
+    'the retry time is a metric',
+  );
+  assert.match(manager.states.server.lastError!, /was denied: SimulatedDenial/);
+  // New addresses are a different request: submitted at the next pass, not after the denial's wait.
+  w.cluster.setAddresses(0, [{ type: 'InternalIP', address: '10.0.0.9' }]);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.server[0], firstDay + 1, 'the new addresses were requested at once');
+  // A configuration reload forgets the denial: the approver's configuration may have been fixed.
+  manager.reconfigure(manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.server[0], firstDay + 2, 'submitted again after the reload');
   stop.abort();
   await w.scheduler.settle();
   await done;
