@@ -3,11 +3,13 @@
 // deadlines and watch ends, over HTTP/2 and HTTP/1.1, directly and through proxies.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
+import { promisify } from 'node:util';
 import {
   testCluster,
   createBootstrapToken,
@@ -34,6 +36,7 @@ import { systemClock } from '../../src/clock.ts';
 import { UserError } from '../../src/errors.ts';
 import type { Csr, NodeApi } from '../../src/kube/node-api.ts';
 
+const execFileP = promisify(execFile);
 const USAGES = ['digital signature', 'client auth'];
 
 async function submission(name = uniqueName('http-client')) {
@@ -477,6 +480,45 @@ describe("the node side's HTTP client against the real API server", () => {
       await named.close();
       await unnamed.close();
       await forwarder.close();
+    }
+  });
+
+  test("the bootstrap kubeconfig's proxy-url is carried into the node kubeconfig, and kept on later passes", async () => {
+    const proxy = await startConnectProxy();
+    const node = await newNodeDir('proxy-url');
+    try {
+      const port = new URL(c.state.apiserver).port;
+      // A name only the proxy resolves: every connection that works went through it.
+      const server = `https://kubernetes.default.svc:${port}`;
+      const t = await createBootstrapToken(c);
+      const bootstrapKubeconfig = await writeKubeconfig(
+        join(node.dir, 'bootstrap.conf'),
+        c,
+        { token: t.token },
+        server,
+        {
+          'proxy-url': proxy.url,
+        },
+      );
+      const args = ['bootstrap', '--bootstrap-kubeconfig', bootstrapKubeconfig, ...node.flags];
+      const first = await runNodecred(args, { env: { HTTPS_PROXY: '', https_proxy: '' } });
+      assert.equal(first.code, 0, first.stderr);
+      const written = await readFile(node.kubeconfig, 'utf8');
+      assert.match(written, new RegExp(`proxy-url: ${proxy.url.replaceAll('.', '\\.')}\\n`));
+
+      // The kubelet's client (client-go, here kubectl) reads the same kubeconfig and goes through the proxy.
+      const before = proxy.requests.length;
+      const { stdout } = await execFileP(c.state.kubectl, [`--kubeconfig=${node.kubeconfig}`, 'auth', 'whoami']);
+      assert.match(stdout, /system:node:/);
+      assert.ok(proxy.requests.length > before, 'kubectl tunnelled through the proxy-url');
+
+      // A later pass with the certificate still valid rewrites nothing away.
+      const again = await runNodecred(args, { env: { HTTPS_PROXY: '', https_proxy: '' } });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(await readFile(node.kubeconfig, 'utf8'), written);
+    } finally {
+      await proxy.close();
+      await node.cleanup();
     }
   });
 
