@@ -133,7 +133,9 @@ const UNAUTHORIZED_FIX: Record<ApiCredential['kind'], string> = {
     'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) ' +
     'and update the bootstrap kubeconfig',
   clientCert:
-    'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again',
+    'the client certificate is not trusted by the API server or has expired (its client CA changed?): nodecred ' +
+    'bootstraps again once the refusal has lasted 5 minutes, if it has bootstrap credentials; at once: ' +
+    'remove the certificate and restart nodecred',
   exec:
     'the exec credential plugin returned a credential the API server rejects: check the plugin and its ' +
     'IAM/identity mapping',

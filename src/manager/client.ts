@@ -38,12 +38,24 @@ export class ClientCertificate extends ManagedCertificate {
       const bootstrap = once(() => this.deps.credentials.bootstrap());
       const home = await this.home(bootstrap);
       const current = await this.installed.current('client', home.ca, NO_SANS);
-      if (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate)) {
+      // A certificate that verifies here but that the API server persistently refuses (its client CA changed,
+      // or it never trusted this signer) is unusable: bootstrap again now, not at the rotation deadline.
+      const refused = this.installed.refusedForGood(current.pair);
+      if (!refused && (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate))) {
         await this.deps.credentials.writeNodeKubeconfig(home.endpoint, home.endpoint.caPem ?? home.ca);
         this.installed.states.client.lastError = undefined;
         return 'valid';
       }
-      const identity = current.standing === 'due' ? this.renewal(home) : await this.bootstrapFor(bootstrap, current);
+      const identity = refused
+        ? await this.bootstrapFor(bootstrap, {
+            pair: current.pair,
+            problems: [
+              `the API server refused it (401) ${refused.count} times since ${new Date(refused.since).toISOString()}`,
+            ],
+          })
+        : current.standing === 'due'
+          ? this.renewal(home)
+          : await this.bootstrapFor(bootstrap, current);
       const { issued, by } = await this.requestFallingBack(identity, bootstrap, opts.deadline);
       await this.install(issued, by, lifetimeOf(current.pair));
       return 'installed';

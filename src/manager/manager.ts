@@ -74,6 +74,15 @@ export class CertificateManager {
     return this.serving.wantedSans(conn);
   }
 
+  /**
+   * What the API server answered the node's own client certificate (the health probe, the serving pass):
+   * a persistent 401 makes the next client pass bootstrap again. `fingerprint`: the certificate in use when
+   * the request was made (states.client.fingerprint then).
+   */
+  noteNodeAuthentication(fingerprint: string | undefined, accepted: boolean): void {
+    this.installed.noteNodeAuthentication(fingerprint, accepted);
+  }
+
   /** Cheap local check for the file watcher's safety net: does disk still hold what we last verified? */
   async diskMatchesMemory(): Promise<boolean> {
     for (const kind of this.managedKinds()) {

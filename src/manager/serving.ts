@@ -18,10 +18,13 @@ import type { EnsureOptions, EnsureResult } from './state.ts';
 
 export class ServingCertificate extends ManagedCertificate {
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
+    // The node's own identity speaks in this pass: what the API server says to it counts (client.ts).
+    const fingerprint = this.installed.states.client.fingerprint;
     try {
       const conn = await this.deps.credentials.node();
       const ca = await this.deps.credentials.clusterCa(conn.endpoint);
       const sans = await this.wantedSans(conn);
+      this.installed.noteNodeAuthentication(fingerprint, true);
       const current = await this.installed.current('server', ca, sans);
       const state = this.installed.states.server;
       const installedSans = { dnsNames: state.dnsNames ?? [], ipAddresses: state.ipAddresses ?? [] };
@@ -77,6 +80,7 @@ export class ServingCertificate extends ManagedCertificate {
       );
       return 'installed';
     } catch (err) {
+      if (isUserError(err) && err.code === 'UNAUTHORIZED') this.installed.noteNodeAuthentication(fingerprint, false);
       this.installed.recordError('server', err);
       throw err;
     }

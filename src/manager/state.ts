@@ -78,6 +78,8 @@ export interface CertificateState {
   verified?: boolean;
   /** Why it did not, when it did not. */
   problems?: string[];
+  /** Client: the API server has refused the installed certificate (401) since then, with no success between. */
+  refusedSince?: Date;
   /** The last request was denied: the same request waits until denied.retryAt (policy.ts Denial). */
   denied?: Denial;
 }

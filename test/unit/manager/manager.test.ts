@@ -347,3 +347,55 @@ test('daemon: a serving request the approver denies is not resubmitted at every 
   await w.scheduler.settle();
   await done;
 });
+
+test('daemon: a client certificate the API server refuses (client CA rotated) is replaced by bootstrap', async () => {
+  const w = world();
+  const stop = new AbortController();
+  const manager = w.node.newManager(stop.signal);
+  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + HOUR);
+  const first = manager.states.client;
+  const firstFingerprint = first.fingerprint;
+  assert.ok(first.rotationDeadline!.getTime() > T0 + 16 * HOUR);
+  const refusedAt = w.scheduler.now;
+  // Every client certificate issued so far stops authenticating; it still verifies against the node's CA.
+  w.cluster.distrustIssuedClientCertificates();
+  await w.scheduler.runUntil(refusedAt + 30 * MINUTE);
+  assert.notEqual(manager.states.client.fingerprint, firstFingerprint, 'replaced long before its rotation deadline');
+  const replacement = w.cluster
+    .csrsOf(0)
+    .filter((c) => c.kind === 'client')
+    .at(-1)!;
+  assert.equal(replacement.requester.kind, 'bootstrap');
+  assert.ok(replacement.created - refusedAt >= 5 * MINUTE, 'not on the first 401: it had to persist 5 minutes');
+  assert.equal(w.logged(/client certificate unusable; falling back to bootstrap credentials/), 1);
+  assert.match(w.lines.find((l) => l.includes('falling back to bootstrap'))!, /refused it \(401\) \d+ times since/);
+  assert.equal(manager.states.client.refusedSince, undefined);
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});
+
+test('refused client certificate: one 401 is not enough; a removed refused pair is not reinstalled', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const fingerprint = w.manager.states.client.fingerprint;
+  const csrs = () => w.cluster.stats.csrsByNode.client[0];
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  await w.advance(10 * MINUTE);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, true); // a success in between starts the count again
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  assert.equal(csrs(), 1);
+  // The operator removes the refused certificate: nodecred does not put it back from memory, it bootstraps.
+  w.node.store.lose('client');
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(csrs(), 2);
+  assert.equal(w.logged(/the API server refused it, not reinstalling/), 1);
+});
