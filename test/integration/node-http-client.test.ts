@@ -203,9 +203,42 @@ describe("the node side's HTTP client against the real API server", () => {
         onProgress: (p) => progress.push(p.detail),
       });
       assert.equal(outcome.kind, 'issued');
-      assert.ok(progress.includes('watch expired; re-reading'), progress.join(' | '));
+      assert.ok(
+        progress.some((p) => p.startsWith('watch expired')),
+        progress.join(' | '),
+      );
       assert.equal(pool.stats.h2Sessions, 0, 'no HTTP/2 session with a server that does not speak it');
       assert.ok(pool.stats.http1Requests >= 4, `${pool.stats.http1Requests} HTTP/1.1 requests`);
+
+      // A request given up while its connection is still being made: the HTTP/1.1 connection that completes
+      // afterwards has no taker. It must be closed, not left open without an error listener (where the
+      // server's reset would be an uncaught ECONNRESET: the daemon would exit).
+      const held = await startConnectProxy({ hold: true });
+      try {
+        const target = {
+          server: new URL(extra.url),
+          ca: c.ca,
+          tlsServerName: undefined,
+          proxy: new URL(held.url),
+          alpn: ['h2', 'http/1.1'],
+        };
+        const givenUp = new AbortController();
+        const request = new ConnectionPool().open(
+          target,
+          { method: 'GET', url: new URL(`${extra.url}/readyz`), headers: {} },
+          givenUp.signal,
+        );
+        await waitFor('the CONNECT to reach the proxy', async () => (held.requests.length ? true : undefined));
+        givenUp.abort(new Error('the caller gave up'));
+        await rejection(request, (e: Error) => e.message === 'the caller gave up', 'the abandoned request');
+        held.release();
+        await waitFor('the untaken connection to be closed by the client', async () =>
+          held.clientCloses() === 1 ? true : undefined,
+        );
+        assert.ok(held.bytesFromServer() > 0, 'the TLS handshake with the API server happened');
+      } finally {
+        await held.close();
+      }
     } finally {
       await extra.stop();
     }

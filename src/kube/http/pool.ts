@@ -225,7 +225,7 @@ export class ConnectionPool {
     );
     try {
       const socket = await connectTls(target, timeout.signal);
-      if (negotiated(socket) !== 'h2') return { socket };
+      if (negotiated(socket) !== 'h2') return offered(socket);
       const h2 = await this.session(socket, target, key, origin, timeout.signal);
       origin.sessions.push(h2);
       return { h2 };
@@ -309,6 +309,21 @@ function http1(socket: TLSSocket, ex: Exchange, signal: AbortSignal): Promise<Op
 }
 
 const taken = new WeakSet<object>();
+
+/**
+ * An HTTP/1.1 connection for the first waiter to take (takeOnce). The waiters resume on microtasks once the
+ * connection is made; if every one of them gave up meanwhile, nobody ever will: close it then. And it is never
+ * without an error listener, or the server's reset would be an uncaught ECONNRESET that ends the process.
+ */
+function offered(socket: TLSSocket): { socket: TLSSocket } {
+  const got = { socket };
+  socket.on('error', () => socket.destroy());
+  setImmediate(() => {
+    if (takeOnce(got)) socket.destroy();
+  });
+  return got;
+}
+
 function takeOnce(got: { socket: TLSSocket }): TLSSocket | undefined {
   if (taken.has(got)) return undefined;
   taken.add(got);
