@@ -5,6 +5,7 @@
 // here depends on a particular HTTP client; src/kube/client-node.ts is the @kubernetes/client-node side.
 import { readFile } from 'node:fs/promises';
 import { UserError, errnoError } from '../errors.ts';
+import { loadCertificates } from '../pki/cert.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -46,13 +47,31 @@ export async function readKubeconfigFile(path: string): Promise<KubeconfigConnec
   return parseKubeconfig(await readText(path, path), path);
 }
 
+/**
+ * The kubeconfig's certificate-authority file. It must hold PEM certificates: an empty (or truncated, or
+ * DER) file would otherwise mean "no CA", and the connection would trust the system roots instead.
+ */
+async function readCaFile(path: string, kubeconfigFile: string): Promise<string> {
+  const where = `${kubeconfigFile}: certificate-authority`;
+  const pem = await readText(path, where);
+  try {
+    loadCertificates(pem, 'CA file', path);
+  } catch (err) {
+    const why = pem.trim() === '' ? 'is empty' : `is not a PEM CA bundle (${(err as Error).message})`;
+    throw new UserError(`CA file ${path} ${why}`, {
+      where,
+      fix: "point certificate-authority at the cluster CA's PEM file (or inline it as certificate-authority-data)",
+      code: 'BAD_CA_FILE',
+    });
+  }
+  return pem;
+}
+
 /** The cluster half of a kubeconfig: server, CA (read from its file if need be), TLS server name. */
 export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint> {
   return {
     server: kc.cluster.server,
-    caPem:
-      kc.cluster.caData ??
-      (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
+    caPem: kc.cluster.caData ?? (kc.cluster.caPath ? await readCaFile(kc.cluster.caPath, kc.file) : undefined),
     ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
     ...(kc.cluster.proxyUrl ? { proxyUrl: kc.cluster.proxyUrl } : {}),
   };
