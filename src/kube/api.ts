@@ -275,6 +275,8 @@ const NETWORK_CODES = new Set([
   'TIMEOUT',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
+  // HTTP/2 REFUSED_STREAM twice in a row (src/kube/http/pool.ts): not processed; the server is draining.
+  'REFUSED_STREAM',
 ]);
 
 /** True for failures that may go away by themselves: worth retrying, not worth a stack trace. */

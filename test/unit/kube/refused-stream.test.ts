@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { constants, createSecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { ConnectionPool } from '../../../src/kube/http/pool.ts';
+import { isTransient } from '../../../src/kube/api.ts';
 import { issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../pki/helpers.ts';
 
 async function refusingServer(refuse: number) {
@@ -47,8 +48,8 @@ test('a refused HTTP/2 stream is sent again once, on a new session; a second ref
 
   const twice = await refusingServer(2);
   t.after(() => twice.server.close());
-  await assert.rejects(pool.open(twice.target, post(twice.url), AbortSignal.timeout(10_000)), {
-    code: 'REFUSED_STREAM',
-  });
+  const err = await pool.open(twice.target, post(twice.url), AbortSignal.timeout(10_000)).catch((e: unknown) => e);
+  assert.equal((err as { code?: string }).code, 'REFUSED_STREAM');
+  assert.ok(isTransient(err), 'retried later with backoff, like a reset connection');
   assert.equal(twice.seen.length, 2, 'retried once only');
 });
