@@ -214,7 +214,7 @@ export class InstalledCertificates {
 
   /** The API server has refused this client pair persistently (policy.ts refusedForGood). */
   refusedForGood(pair: StoredPair | null): Refusal | undefined {
-    const fingerprint = pair?.certificates[0]!.summary.sha256Fingerprint;
+    const fingerprint = pair ? pair.certificates[0]!.summary.sha256Fingerprint : undefined;
     return refusedForGood(this.refusal, fingerprint, this.deps.clock.now()) ? this.refusal : undefined;
   }
 

@@ -516,7 +516,7 @@ describe("the node side's HTTP client against the real API server", () => {
     }
   });
 
-  test("the bootstrap kubeconfig's proxy-url is carried into the node kubeconfig, and kept on later passes", async () => {
+  test("the bootstrap kubeconfig's proxy-url is carried into the node kubeconfig, kept on later passes", async () => {
     const proxy = await startConnectProxy();
     const node = await newNodeDir('proxy-url');
     try {

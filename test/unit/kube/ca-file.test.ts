@@ -28,7 +28,7 @@ async function endpointWithCaFile(dir: string, caText: string | Buffer) {
   return endpointOf(await readKubeconfigFile(kubeconfig));
 }
 
-test('certificate-authority: empty, blank or non-PEM files are refused naming the file; a PEM CA is read', async (t) => {
+test('certificate-authority: empty, blank or non-PEM files are refused, naming the file; PEM is read', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-ca-file-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const ca = await makeCa('ca-file-test');
