@@ -3,7 +3,7 @@
 // memory, to put back when the file vanishes or is damaged.
 import { isUserError } from '../errors.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
-import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
+import { verifyIssuedCertificate } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
 import { rotationDeadline, standingOf, type RotationWindow, type Standing, type SubjectAltNames } from './policy.ts';
 import type { AcceptedCertificate } from './request.ts';
@@ -20,7 +20,7 @@ interface RememberedVerdict {
   chainPem: string;
   ca: string;
   template: string;
-  verdict: Extract<VerifyIssuedCertificateResult, { ok: true }>;
+  verdict: AcceptedCertificate;
 }
 
 /** What a verdict was reached against, besides the chain and the CA: the request the certificate answers. */
