@@ -72,7 +72,7 @@ function brokenSummariesFail(passing: PolicySummary): void {
 }
 
 test('a simulation is deterministic given its seed', async () => {
-  const scenario = { ...DEFAULT_SCENARIO, nodes: 40, days: 30, joinSpreadMs: DAY };
+  const scenario = { ...DEFAULT_SCENARIO, nodes: 20, days: 20, joinSpreadMs: DAY };
   const a = await simulate({ scenario, shards: 2, workers: 0, policies: ['nodecred'] });
   const b = await simulate({ scenario, shards: 2, workers: 0, policies: ['nodecred'] });
   assert.deepEqual(outcome(a), outcome(b));
