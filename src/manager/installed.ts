@@ -246,7 +246,10 @@ export class InstalledCertificates {
   /** The API server has refused this client pair persistently (policy.ts refusedForGood). */
   refusedForGood(pair: StoredPair | null): Refusal | undefined {
     const fingerprint = pair ? pair.certificates[0]!.summary.sha256Fingerprint : undefined;
-    return refusedForGood(this.refusal, fingerprint, this.deps.clock.now()) ? this.refusal : undefined;
+    const { clock, config } = this.deps;
+    return refusedForGood(this.refusal, fingerprint, clock.now(), config.unauthorizedGraceMs)
+      ? this.refusal
+      : undefined;
   }
 
   recordError(kind: CertKind, err: unknown): void {

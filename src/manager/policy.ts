@@ -218,21 +218,22 @@ export interface Refusal {
 /**
  * A 401 can be brief: an API server restarting during a client-CA rotation with the old --client-ca-file, one
  * member of an HA pair not yet updated, an SSL-terminating proxy (client-go counts a 401 as "server healthy"
- * for this reason). Seen this many times in a row, over at least this long, with no success between, it is
- * the server's answer, and the node bootstraps again instead of waiting for the rotation deadline.
+ * for this reason). Seen this many times in a row, for at least the grace period (config unauthorizedGrace,
+ * 5 minutes by default), with no success between, it is the server's answer, and the node bootstraps again
+ * instead of waiting for the rotation deadline.
  */
-export const REFUSAL_PERSISTS = { observations: 3, ms: 5 * 60_000 };
+export const REFUSALS_IN_A_ROW = 3;
 
 export function noteRefusal(previous: Refusal | undefined, fingerprint: string, now: number): Refusal {
   if (previous?.fingerprint === fingerprint) return { ...previous, count: previous.count + 1 };
   return { fingerprint, since: now, count: 1 };
 }
 
-export function refusedForGood(r: Refusal | undefined, fingerprint: string | undefined, now: number): boolean {
-  return (
-    r !== undefined &&
-    r.fingerprint === fingerprint &&
-    r.count >= REFUSAL_PERSISTS.observations &&
-    now - r.since >= REFUSAL_PERSISTS.ms
-  );
+export function refusedForGood(
+  r: Refusal | undefined,
+  fingerprint: string | undefined,
+  now: number,
+  graceMs: number,
+): boolean {
+  return r !== undefined && r.fingerprint === fingerprint && r.count >= REFUSALS_IN_A_ROW && now - r.since >= graceMs;
 }
