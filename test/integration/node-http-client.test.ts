@@ -23,7 +23,7 @@ import { ensureClusterInfo, newNodeDir, runNodecred, writeKubeconfig } from '../
 import { startProxy } from '../helpers/proxy.ts';
 import { startConnectProxy } from '../helpers/connect-proxy.ts';
 import { startExtraApiserver } from '../helpers/apiserver.ts';
-import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
+import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH, SERVER_AUTH } from '../unit/pki/helpers.ts';
 import { httpNodeApi, type HttpNodeApiOptions } from '../../src/kube/http-node-api.ts';
 import { ConnectionPool } from '../../src/kube/http/pool.ts';
 import { connectionFromKubeconfigFile, TransientApiError, type ApiConnection } from '../../src/kube/api.ts';
@@ -66,6 +66,24 @@ async function rejection<T>(p: Promise<unknown>, check: (err: T) => boolean, wha
     return err as T;
   }
   assert.fail(`${what}: resolved`);
+}
+
+/** A serving certificate from the cluster CA naming only `ip`, written to `dir` for a second API server. */
+async function ipOnlyServingCertificate(c: TestCluster, dir: string, ip: string) {
+  const ca = { name: 'cluster', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
+  const { privateKey, publicKey } = newEcKey();
+  const pem = await issueLeaf(ca, {
+    publicKey,
+    commonName: 'kube-apiserver',
+    organizations: [],
+    extendedKeyUsages: [SERVER_AUTH],
+    ipAddresses: [ip],
+  });
+  const certFile = join(dir, 'ip-only.crt');
+  const keyFile = join(dir, 'ip-only.key');
+  await writeFile(certFile, pem);
+  await writeFile(keyFile, encodePrivateKeyPem(privateKey), { mode: 0o600 });
+  return { certFile, keyFile };
 }
 
 const isUserError = (code: string) => (e: unknown) => e instanceof UserError && e.code === code;
@@ -165,8 +183,15 @@ describe("the node side's HTTP client against the real API server", () => {
 
   // --disable-http2-serving: the server offers only http/1.1. --watch-cache=false: watches go to etcd, so a
   // compaction (the API server's own, every 5 min; here at once) makes an old resourceVersion 410 Gone.
-  test('HTTP/1.1-only API server by ALPN; 410 for a compacted resourceVersion: expired, re-read', async () => {
-    const extra = await startExtraApiserver(c, ['--disable-http2-serving', '--watch-cache=false']);
+  test('HTTP/1.1-only API server by ALPN (IP-only certificate); 410 for a compacted resourceVersion', async () => {
+    // Its serving certificate, from the cluster CA, names nothing but IP:127.0.0.1.
+    const ipOnly = await ipOnlyServingCertificate(c, dir, '127.0.0.1');
+    const extra = await startExtraApiserver(c, [
+      '--disable-http2-serving',
+      '--watch-cache=false',
+      `--tls-cert-file=${ipOnly.certFile}`,
+      `--tls-private-key-file=${ipOnly.keyFile}`,
+    ]);
     try {
       const pool = new ConnectionPool();
       const at = (conn: ApiConnection) => ({ ...conn, endpoint: { ...conn.endpoint, server: extra.url } });
@@ -209,6 +234,19 @@ describe("the node side's HTTP client against the real API server", () => {
       );
       assert.equal(pool.stats.h2Sessions, 0, 'no HTTP/2 session with a server that does not speak it');
       assert.ok(pool.stats.http1Requests >= 4, `${pool.stats.http1Requests} HTTP/1.1 requests`);
+
+      // Through a proxy on another address (127.0.0.2), the IP-only certificate is checked against the URL's IP,
+      // not the proxy's address; by a name it does not carry, it is refused.
+      const away = await startConnectProxy({ host: '127.0.0.2' });
+      try {
+        const viaAway = { ...at(token), endpoint: { ...at(token).endpoint, proxyUrl: away.url } };
+        assert.match((await connect(viaAway).whoAmI()).username, /^system:bootstrap:/);
+        assert.deepEqual(away.requests, [new URL(extra.url).host]);
+      } finally {
+        await away.close();
+      }
+      const byName = { ...token, endpoint: { ...token.endpoint, server: extra.url.replace('127.0.0.1', 'localhost') } };
+      await rejection(connect(byName).whoAmI(), isUserError('TLS_UNTRUSTED'), 'a name the certificate does not carry');
 
       // A request given up while its connection is still being made: the HTTP/1.1 connection that completes
       // afterwards has no taker. It must be closed, not left open without an error listener (where the
