@@ -1,6 +1,7 @@
 // Rotation and request policy: pure functions of data, a clock value and a random source, so every rule
 // is tested without I/O. The driver (manager.ts) decides when to call them.
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
+import type { RequestSpec } from './request.ts';
 
 /** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
 export type Random = () => number;
@@ -168,15 +169,7 @@ export interface Denial {
 export const DENIED_RETRY_BACKOFF: Backoff = { initialMs: 60 * 60_000, maxMs: 8 * 60 * 60_000 };
 
 /** Identifies a request by everything that could change an approver's answer. */
-export function requestIdentity(r: {
-  signerName: string;
-  commonName: string;
-  organizations: string[];
-  dnsNames: string[];
-  ipAddresses: string[];
-  expirationSeconds?: number;
-  keyAlgorithm: string;
-}): string {
+export function requestIdentity(r: RequestSpec & { keyAlgorithm: string }): string {
   const sorted = (v: string[]) => [...v].sort();
   return JSON.stringify([
     r.signerName,

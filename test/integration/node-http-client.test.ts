@@ -23,7 +23,7 @@ import { ensureClusterInfo, newNodeDir, runNodecred, writeKubeconfig } from '../
 import { startProxy } from '../helpers/proxy.ts';
 import { startConnectProxy } from '../helpers/connect-proxy.ts';
 import { startExtraApiserver } from '../helpers/apiserver.ts';
-import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH, SERVER_AUTH } from '../unit/pki/helpers.ts';
+import { issueLeaf, issueServingPair, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { httpNodeApi, type HttpNodeApiOptions } from '../../src/kube/http-node-api.ts';
 import { ConnectionPool } from '../../src/kube/http/pool.ts';
 import { connectionFromKubeconfigFile, TransientApiError, type ApiConnection } from '../../src/kube/api.ts';
@@ -71,18 +71,11 @@ async function rejection<T>(p: Promise<unknown>, check: (err: T) => boolean, wha
 /** A serving certificate from the cluster CA naming only `ip`, written to `dir` for a second API server. */
 async function ipOnlyServingCertificate(c: TestCluster, dir: string, ip: string) {
   const ca = { name: 'cluster', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
-  const { privateKey, publicKey } = newEcKey();
-  const pem = await issueLeaf(ca, {
-    publicKey,
-    commonName: 'kube-apiserver',
-    organizations: [],
-    extendedKeyUsages: [SERVER_AUTH],
-    ipAddresses: [ip],
-  });
+  const { cert, key } = await issueServingPair(ca, [], [ip]);
   const certFile = join(dir, 'ip-only.crt');
   const keyFile = join(dir, 'ip-only.key');
-  await writeFile(certFile, pem);
-  await writeFile(keyFile, encodePrivateKeyPem(privateKey), { mode: 0o600 });
+  await writeFile(certFile, cert);
+  await writeFile(keyFile, key, { mode: 0o600 });
   return { certFile, keyFile };
 }
 

@@ -7,19 +7,11 @@ import { constants, createSecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { ConnectionPool } from '../../../src/kube/http/pool.ts';
 import { isTransient } from '../../../src/kube/api.ts';
-import { issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../pki/helpers.ts';
+import { issueServingPair, makeCa } from '../pki/helpers.ts';
 
 async function refusingServer(refuse: number) {
   const ca = await makeCa('refused-stream-test');
-  const { privateKey, publicKey } = newEcKey();
-  const cert = await issueLeaf(ca, {
-    publicKey,
-    commonName: 'kube-apiserver',
-    organizations: [],
-    extendedKeyUsages: [SERVER_AUTH],
-    dnsNames: ['localhost'],
-  });
-  const key = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const { cert, key } = await issueServingPair(ca, ['localhost'], []);
   const seen: string[] = [];
   const server = createSecureServer({ cert, key });
   server.on('stream', (stream, headers) => {
