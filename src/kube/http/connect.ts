@@ -44,6 +44,9 @@ export class ProxyConnectError extends Error {
 /** A verified TLS connection to `t.server`; rejects with the TLS or socket error, or the signal's reason. */
 export async function connectTls(t: TlsTarget, signal: AbortSignal): Promise<TLSSocket> {
   signal.throwIfAborted();
+  // '' would be taken as "no CA" by Node, i.e. the system roots: callers validate CA files (api.ts readCaFile).
+  if (t.ca !== undefined && !t.ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error('connectTls: the CA bundle holds no PEM certificate');
   const host = hostOf(t.server);
   const port = portOf(t.server);
   const tunnel = t.proxy ? await tunnelThrough(t.proxy, host, port, signal) : undefined;
@@ -55,7 +58,7 @@ export async function connectTls(t: TlsTarget, signal: AbortSignal): Promise<TLS
     checkServerIdentity: verifyIdentityAs(name),
     ALPNProtocols: t.alpn,
     rejectUnauthorized: true,
-    ...(t.ca ? { ca: t.ca } : {}),
+    ...(t.ca !== undefined ? { ca: t.ca } : {}),
     ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}),
   };
   return settle(tlsConnect(options), 'secureConnect', signal);
