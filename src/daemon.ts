@@ -2,7 +2,7 @@
 // delegated to the manager and to policy.ts (nextPass); this file only runs passes and waits between them:
 // until the next pass is due, cut short by a wake-up (a watched file changed, SIGHUP) except during a
 // backoff, and every few seconds a cheap local check that the files on disk are still the ones verified.
-import { isUserError } from './errors.ts';
+import { errorLine, isUserError } from './errors.ts';
 import { DEFAULT_BACKOFF, nextPass } from './manager/policy.ts';
 import { ensureServingPlaceholder } from './manager/placeholder.ts';
 import { PKI_CRYPTO } from './manager/request.ts';
@@ -163,9 +163,9 @@ export class Daemon {
     if (isTransient(err)) {
       this.log.warn({ err: (err as Error).message }, 'API server unreachable; will retry');
     } else {
-      const known = isUserError(err) || err instanceof ApiStatusError;
-      const message = isUserError(err) ? err.oneLine() : known ? (err as Error).message : (err as Error).stack;
-      this.log.error({ err: message ?? String(err) }, 'certificate pass failed');
+      // A known failure is its one line; anything else is a programming error and keeps its stack.
+      const message = errorLine(err, (e) => (e instanceof ApiStatusError ? e.message : ((e as Error).stack ?? String(e))));
+      this.log.error({ err: message }, 'certificate pass failed');
     }
     return { healthy: false, failed: true, pending: false };
   }

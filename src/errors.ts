@@ -47,6 +47,28 @@ export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
 }
 
+/** The message of any thrown value (an Error's message, else the value as a string). */
+export function messageOf(err: unknown): string {
+  return (err as Error | undefined)?.message ?? String(err);
+}
+
+/**
+ * The one line a log field or status shows for an error: a UserError's own line (where, what, fix), anything
+ * else as `otherwise` describes it (default: its message).
+ */
+export function errorLine(err: unknown, otherwise: (err: unknown) => string = messageOf): string {
+  return isUserError(err) ? err.oneLine() : otherwise(err);
+}
+
+/**
+ * A value we did not write (a user's file, a certificate we do not trust yet) quoted for a one-line
+ * message: JSON-escaped, so no newline or control character reaches a log line, and capped at 100 characters.
+ */
+export function quote(value: string): string {
+  const s = JSON.stringify(value);
+  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
+}
+
 /** What each errno means for the operator; `path` is the file or directory the operation was on. */
 const ERRNO_FIXES: Record<string, (path: string) => string> = {
   ENOENT: (p) => `${p} (or a directory above it) does not exist: create it, or correct the path`,

@@ -1,5 +1,6 @@
 // The approver's configuration: defaults ← an optional versioned YAML file (kind ApproverConfiguration) ←
 // flags. Unknown or mistyped fields are errors naming the file and field, as for NodeCredConfiguration.
+import { parseListen, type ListenAddress } from '../config/listen.ts';
 import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
@@ -177,18 +178,9 @@ export function validateLeaseName(name: string, where: string): string {
   return name;
 }
 
-/** "host:port", "[v6]:port", or "off". Port 0 picks a free port (it is logged). */
-export function parseListen(value: string, where: string): { host: string; port: number } | null {
-  if (value === 'off') return null;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535)
-    throw new UserError(`"${value}" is not host:port`, {
-      where,
-      fix: 'e.g. 127.0.0.1:10291, [::1]:10291, 0.0.0.0:10291 or off',
-      code: 'USAGE',
-    });
-  return { host: m[1] ?? m[2]!, port };
+/** The metrics listener: a listen address (src/config/listen.ts), or "off" for none. */
+export function parseMetricsListen(value: string, where: string): ListenAddress | null {
+  return value === 'off' ? null : parseListen(value, where);
 }
 
 function leaveOrDeny(r: FieldReader, value: unknown, field: string): LeaveOrDeny {
@@ -279,7 +271,7 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
   }
   if (raw.metricsListen !== undefined) {
     const v = r.string(raw.metricsListen, 'metricsListen');
-    parseListen(v, r.where('metricsListen'));
+    parseMetricsListen(v, r.where('metricsListen'));
     o.metricsListen = v;
   }
   if (raw.logLevel !== undefined) {

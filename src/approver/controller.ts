@@ -11,7 +11,7 @@
 // Decisions are written with the resourceVersion they were made on: if anyone changed the CSR meanwhile
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
 import type { V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
-import { isUserError } from '../errors.ts';
+import { errorLine } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
 import type { Logger } from '../log.ts';
 import { retryDelayMs } from '../manager/policy.ts';
@@ -163,7 +163,7 @@ export class ApprovalController {
           this.failures.set(name, n + 1);
           const delay = retryDelayMs(n, BACKOFF, this.random);
           log.warn(
-            { csr: name, err: isUserError(err) ? err.oneLine() : describeApiError(err), retryInMs: delay },
+            { csr: name, err: errorLine(err, describeApiError), retryInMs: delay },
             'could not decide CSR; will retry',
           );
           const timer = setTimeout(() => {

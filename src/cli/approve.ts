@@ -9,7 +9,7 @@ import { ApiSource, checkPermissions, kubeLeaseStore, requiredPermissions } from
 import {
   APPROVER_CONFIG_KIND,
   mergeApproverConfig,
-  parseListen,
+  parseMetricsListen,
   policyOf,
   readApproverConfigFile,
   unboundedPolicyProblem,
@@ -88,7 +88,7 @@ export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverCo
   if (name !== undefined) o.leaseName = validateLeaseName(name, '--lease-name');
   const listen = one(flags, 'metrics-listen');
   if (listen !== undefined) {
-    parseListen(listen, '--metrics-listen');
+    parseMetricsListen(listen, '--metrics-listen');
     o.metricsListen = listen;
   }
   const level = one(flags, 'log-level');
@@ -125,7 +125,7 @@ export const approveCommand: Command = {
           code: 'CONFIG_INVALID',
         },
       );
-    const listen = parseListen(config.metricsListen, '--metrics-listen');
+    const listen = parseMetricsListen(config.metricsListen, '--metrics-listen');
     const source = await apiSource(flags);
     const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
     const log = createLogger(config.logLevel).child({ identity });

@@ -3,14 +3,8 @@
 // and CA pinning. Errors never contain the token secret.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { UserError } from '../errors.ts';
+import { quote, UserError } from '../errors.ts';
 import { parseKubeconfigCluster } from './kubeconfig.ts';
-
-/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
-function q(v: string): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
-}
 
 export interface DiscoveryToken {
   tokenId: string;
@@ -182,7 +176,7 @@ export function pinnedCaCertificates(
   const wanted = pins.map((p) => p.trim().toLowerCase());
   for (const p of wanted) {
     if (!PIN_RE.test(p)) {
-      throw new UserError(`${q(p)} is not a CA pin of the form sha256:<64 hex chars>`, {
+      throw new UserError(`${quote(p)} is not a CA pin of the form sha256:<64 hex chars>`, {
         where,
         fix: 'compute the pin with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum` and prefix it with sha256:',
         code: 'DISCOVERY_PIN_INVALID',

@@ -4,13 +4,7 @@
 
 import path from 'node:path';
 import { parseDocument, stringify } from 'yaml';
-import { UserError } from '../errors.ts';
-
-/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
-function q(v: string): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
-}
+import { quote, UserError } from '../errors.ts';
 
 export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1beta1', 'client.authentication.k8s.io/v1'] as const;
 export type ExecApiVersion = (typeof EXEC_API_VERSIONS)[number];
@@ -167,8 +161,8 @@ function namedList(ctx: Ctx, root: Obj, listKey: string, bodyKey: string): Named
       fail(
         ctx,
         `${at}.name`,
-        `duplicate ${listKey} entry ${q(name)}`,
-        `remove or rename one of the ${listKey} entries named ${q(name)}`,
+        `duplicate ${listKey} entry ${quote(name)}`,
+        `remove or rename one of the ${listKey} entries named ${quote(name)}`,
       );
     seen.add(name);
     const body = optObj(ctx, item, bodyKey, at) ?? {};
@@ -180,12 +174,12 @@ function namedList(ctx: Ctx, root: Obj, listKey: string, bodyKey: string): Named
 function lookup(ctx: Ctx, list: Named[], name: string, at: string, kind: string, listKey: string): Named {
   const found = list.find((e) => e.name === name);
   if (!found) {
-    const have = list.map((e) => `${q(e.name)}`).join(', ') || 'none';
+    const have = list.map((e) => `${quote(e.name)}`).join(', ') || 'none';
     fail(
       ctx,
       at,
-      `${kind} ${q(name)} is not defined in ${listKey} (defined: ${have})`,
-      `add a ${kind} named ${q(name)} to ${listKey} or point ${at} at an existing one`,
+      `${kind} ${quote(name)} is not defined in ${listKey} (defined: ${have})`,
+      `add a ${kind} named ${quote(name)} to ${listKey} or point ${at} at an existing one`,
     );
   }
   return found;
@@ -230,7 +224,7 @@ function loadRoot(text: string, ctx: Ctx): Obj {
     fail(
       ctx,
       'kind',
-      `is ${q(kind)}, expected "Config"`,
+      `is ${quote(kind)}, expected "Config"`,
       'point nodecred at a kubeconfig file, not another Kubernetes object',
     );
   }
@@ -274,7 +268,7 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
     fail(
       ctx,
       `${at}.server`,
-      `${q(server)} is not a URL`,
+      `${quote(server)} is not a URL`,
       'set server to the API server URL, e.g. https://10.0.0.1:6443',
     );
   }
@@ -282,7 +276,7 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
     fail(
       ctx,
       `${at}.server`,
-      `${q(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`,
+      `${quote(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`,
       'use the https:// URL of the API server, e.g. https://10.0.0.1:6443',
     );
   }
@@ -336,7 +330,7 @@ function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
     fail(
       ctx,
       `${at}.apiVersion`,
-      `${q(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`,
+      `${quote(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`,
       'set apiVersion: client.authentication.k8s.io/v1beta1 and update the plugin if it only speaks v1alpha1',
     );
   }
@@ -363,7 +357,7 @@ function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
     fail(
       ctx,
       `${at}.interactiveMode`,
-      `${q(interactiveMode)} is not one of Never, IfAvailable, Always`,
+      `${quote(interactiveMode)} is not one of Never, IfAvailable, Always`,
       'set interactiveMode: Never',
     );
   }
@@ -432,7 +426,7 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
     fail(
       ctx,
       at,
-      `user ${q(entry.name)} has no credentials`,
+      `user ${quote(entry.name)} has no credentials`,
       'set token or tokenFile (bootstrap), client-certificate + client-key, or exec',
     );
   }
@@ -507,7 +501,7 @@ export function parseKubeconfig(text: string, file: string, opts: ParseKubeconfi
   if (contextName === undefined) {
     contextName = optString(ctx, root, 'current-context', '');
     if (!contextName) {
-      const have = contexts.map((c) => `${q(c.name)}`).join(', ') || 'none';
+      const have = contexts.map((c) => `${quote(c.name)}`).join(', ') || 'none';
       fail(
         ctx,
         'current-context',

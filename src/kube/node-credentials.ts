@@ -3,7 +3,7 @@
 // kubeconfig written in kubelet's form (its client-certificate and client-key both point at
 // kubelet-client-current.pem, so a rotation needs no kubeconfig change).
 import { readFile, stat } from 'node:fs/promises';
-import { UserError, isUserError } from '../errors.ts';
+import { UserError, errorLine, isUserError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ensureParentDirs, writeFileAtomic } from '../store/atomic.ts';
@@ -35,7 +35,7 @@ export function fileCredentials(
       } catch (err) {
         if (isUserError(err) && err.code === 'FILE_UNREADABLE') return null;
         log.warn(
-          { path, err: isUserError(err) ? err.oneLine() : String(err) },
+          { path, err: errorLine(err, String) },
           'node kubeconfig unreadable; it will be rewritten',
         );
         return null;

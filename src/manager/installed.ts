@@ -1,7 +1,7 @@
 // The installed certificates as the manager sees them: read from the store, verified against what we would
 // request, given a rotation deadline, recorded in CertificateState; and the last verified pair kept in
 // memory, to put back when the file vanishes or is damaged.
-import { isUserError } from '../errors.ts';
+import { errorLine } from '../errors.ts';
 import { NODES_ORGANIZATION } from '../pki/csr.ts';
 import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
@@ -67,7 +67,7 @@ export class InstalledCertificates {
       return await this.deps.store.readCurrent(kind);
     } catch (err) {
       this.deps.log.warn(
-        { kind, err: isUserError(err) ? err.oneLine() : String(err) },
+        { kind, err: errorLine(err, String) },
         'installed certificate unreadable; treating it as missing',
       );
       return null;
@@ -181,7 +181,7 @@ export class InstalledCertificates {
   }
 
   recordError(kind: CertKind, err: unknown): void {
-    this.states[kind].lastError = isUserError(err) ? err.oneLine() : ((err as Error).message ?? String(err));
+    this.states[kind].lastError = errorLine(err);
     this.deps.events?.failed?.(kind, err);
   }
 

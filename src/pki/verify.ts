@@ -3,7 +3,7 @@
 // and far from the cause. Pure: data and a clock in, a verdict out; it never throws for bad input.
 
 import type { KeyObject } from 'node:crypto';
-import { isUserError } from '../errors.ts';
+import { errorLine, quote } from '../errors.ts';
 import { loadCertificates, type CertificateSummary, type LoadedCertificate } from './cert.ts';
 import { describeKeyAlgorithm, samePublicKey } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
@@ -93,7 +93,7 @@ function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[]
     return { certificates: loadCertificates(pem, what) };
   } catch (error) {
     return {
-      problem: isUserError(error) ? error.oneLine() : `${what} could not be read: ${libraryErrorMessage(error)}`,
+      problem: errorLine(error, (e) => `${what} could not be read: ${libraryErrorMessage(e)}`),
     };
   }
 }
@@ -281,11 +281,6 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 
 function unique(values: string[]): string[] {
   return [...new Set(values)];
-}
-
-/** Values in messages come from certificates we do not trust yet: quote, escape and cap them. */
-function quote(value: string): string {
-  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
 function quoteList(values: readonly string[]): string {
