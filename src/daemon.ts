@@ -164,7 +164,9 @@ export class Daemon {
       this.log.warn({ err: (err as Error).message }, 'API server unreachable; will retry');
     } else {
       // A known failure is its one line; anything else is a programming error and keeps its stack.
-      const message = errorLine(err, (e) => (e instanceof ApiStatusError ? e.message : ((e as Error).stack ?? String(e))));
+      const message = errorLine(err, (e) =>
+        e instanceof ApiStatusError ? e.message : ((e as Error).stack ?? String(e)),
+      );
       this.log.error({ err: message }, 'certificate pass failed');
     }
     return { healthy: false, failed: true, pending: false };

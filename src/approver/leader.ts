@@ -252,10 +252,7 @@ export class LeaderElector {
       );
       log.info({ lease: store.description }, 'released the lease');
     } catch (err) {
-      log.warn(
-        { lease: store.description, err: errorLine(err) },
-        'could not release the lease; it expires on its own',
-      );
+      log.warn({ lease: store.description, err: errorLine(err) }, 'could not release the lease; it expires on its own');
     }
   }
 }

@@ -184,10 +184,7 @@ export const runCommand: Command = {
           log.info('configuration reloaded');
           daemon.wake('SIGHUP');
         } catch (err) {
-          log.error(
-            { err: errorLine(err, String) },
-            'new configuration rejected; keeping the old one',
-          );
+          log.error({ err: errorLine(err, String) }, 'new configuration rejected; keeping the old one');
         }
         await notify('READY=1', `STATUS=${statusLine(manager!, daemon)}`);
       })();

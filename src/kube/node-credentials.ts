@@ -34,10 +34,7 @@ export function fileCredentials(
         return await endpointOf(await readKubeconfigFile(path));
       } catch (err) {
         if (isUserError(err) && err.code === 'FILE_UNREADABLE') return null;
-        log.warn(
-          { path, err: errorLine(err, String) },
-          'node kubeconfig unreadable; it will be rewritten',
-        );
+        log.warn({ path, err: errorLine(err, String) }, 'node kubeconfig unreadable; it will be rewritten');
         return null;
       }
     },

@@ -131,7 +131,7 @@ function chainOf(
  * certificate in the CA bundle is a trust anchor, as in Go's x509 roots pool; intermediates sent with the
  * leaf must be CA certificates and are each used at most once.
  */
-function findPathToCa(
+export function findPathToCa(
   certificate: LoadedCertificate,
   intermediates: LoadedCertificate[],
   cas: LoadedCertificate[],
