@@ -5,6 +5,7 @@ import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from '../config/log-level.ts';
 import { hostnameProblem, parseCidr } from './names.ts';
 import type { ApproverPolicy, LeaveOrDeny } from './policy.ts';
 
@@ -29,7 +30,7 @@ export interface ApproverConfig {
   resyncIntervalMs: number;
   /** host:port for /metrics and /healthz, or "off". */
   metricsListen: string;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logLevel: LogLevel;
 }
 
 export function defaultApproverConfig(): ApproverConfig {
@@ -276,9 +277,8 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
   }
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
-    o.logLevel = level as ApproverConfig['logLevel'];
+    if (isLogLevel(level)) o.logLevel = level;
+    else r.fail('logLevel', `unknown level "${level}"`, `use ${LOG_LEVELS_TEXT}`);
   }
   return o;
 }

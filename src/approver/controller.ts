@@ -18,11 +18,11 @@ import { retryDelayMs } from '../manager/policy.ts';
 import { parseStrictCsr } from '../pki/strict-csr.ts';
 import { describeApiError, type ApiSource } from './api.ts';
 import { ClusterFacts } from './cluster-view.ts';
+import { SERVING_SIGNER } from '../kube/csr-name.ts';
 import { EventRecorder } from './events.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import {
   APPROVED_REASON,
-  KUBELET_SERVING_SIGNER,
   applyAuthorization,
   decideServingCsr,
   inScope,
@@ -37,7 +37,7 @@ import { WorkQueue } from './queue.ts';
 import { Reflector } from './reflector.ts';
 
 const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
-const FIELD_SELECTOR = `spec.signerName=${KUBELET_SERVING_SIGNER}`;
+const FIELD_SELECTOR = `spec.signerName=${SERVING_SIGNER}`;
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 const MAX_CONFLICT_RETRIES = 3;
 

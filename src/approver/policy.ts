@@ -11,7 +11,8 @@
 // A decision's `message` goes into the CSR's condition, which the requesting node reads: it never names
 // another Node or says where the approver learnt a reserved name. `detail` (log and Event) does.
 import type { ParsedCsr } from '../pki/csr.ts';
-import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { NODE_USER_PREFIX, NODES_ORGANIZATION } from '../pki/csr.ts';
+import { SERVING_SIGNER } from '../kube/csr-name.ts';
 import type { KeyAlgorithm } from '../pki/keys.ts';
 import { canonicalDnsName } from '../pki/san.ts';
 import { REQUEST_REFUSALS, type RequestRefusal } from '../pki/strict-csr.ts';
@@ -29,8 +30,6 @@ import {
   type ReservedNamePolicy,
 } from './names.ts';
 
-export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
-export const NODE_USER_PREFIX = 'system:node:';
 /** The condition reason of an approval, as other serving-CSR approvers write it. */
 export const APPROVED_REASON = 'AutoApproved';
 
@@ -132,11 +131,11 @@ export function inScope(
   csr: Pick<CsrFacts, 'signerName' | 'username'>,
   policy: Pick<ApproverPolicy, 'nodeNamePattern'>,
 ): Extract<Decision, { decision: 'skip' }> | undefined {
-  if (csr.signerName !== KUBELET_SERVING_SIGNER) {
+  if (csr.signerName !== SERVING_SIGNER) {
     return {
       decision: 'skip',
       reason: 'OtherSigner',
-      message: `signer ${csr.signerName} is not ${KUBELET_SERVING_SIGNER}`,
+      message: `signer ${csr.signerName} is not ${SERVING_SIGNER}`,
     };
   }
   if (policy.nodeNamePattern) {

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { UserError } from '../errors.ts';
 import { createLogger } from '../log.ts';
+import { isLogLevel } from '../config/log-level.ts';
 import { ApiSource, checkPermissions, kubeLeaseStore, requiredPermissions } from '../approver/api.ts';
 import {
   APPROVER_CONFIG_KIND,
@@ -93,9 +94,8 @@ export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverCo
   }
   const level = one(flags, 'log-level');
   if (level !== undefined) {
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      throw usageError(`unknown log level "${level}"`, '--log-level');
-    o.logLevel = level as ApproverConfig['logLevel'];
+    if (!isLogLevel(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    o.logLevel = level;
   }
   return mergeApproverConfig(fromFile, o);
 }

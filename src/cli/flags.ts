@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { readYamlFile, parseYamlDocument } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
+import { KEY_ALGORITHMS, isKeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel } from '../config/log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
 import {
   overridesFromDocument,
@@ -204,9 +205,9 @@ export function overridesFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
     o.rotateServerCertificates = bool('rotate-server-certificates')!;
   if (str('key-algorithm')) {
     const alg = str('key-algorithm')!;
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
+    if (!isKeyAlgorithm(alg))
       throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
-    o.keyAlgorithm = alg as KeyAlgorithm;
+    o.keyAlgorithm = alg;
   }
   if (str('requested-lifetime'))
     o.requestedLifetimeMs = validateRequestedLifetime(
@@ -217,9 +218,8 @@ export function overridesFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (str('cluster-ca-file')) o.clusterCAFile = str('cluster-ca-file')!;
   if (str('log-level')) {
     const level = str('log-level')!;
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      throw usageError(`unknown log level "${level}"`, '--log-level');
-    o.logLevel = level as Config['logLevel'];
+    if (!isLogLevel(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    o.logLevel = level;
   }
   if (flags.has('health-listen')) o.healthListen = str('health-listen')!;
   if (flags.has('secure-listen')) o.secureListen = str('secure-listen')!;

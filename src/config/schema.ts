@@ -3,7 +3,9 @@
 // that name the file and the field.
 import { hostname } from 'node:os';
 import { UserError } from '../errors.ts';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
+import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from './log-level.ts';
+import { BOOTSTRAP_TOKEN_RE } from '../kube/discovery.ts';
 import { parsePinHash } from '../pki/cert.ts';
 import { canonicalIp, isDnsSanName } from '../pki/san.ts';
 import { parseDuration } from './duration.ts';
@@ -41,7 +43,7 @@ export interface Config {
   timeoutMs: number;
   /** Allowed clock difference when checking that a certificate is valid now. */
   clockSkewMs: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logLevel: LogLevel;
   /**
    * How often the daemon re-checks while nothing is due: the Node's addresses (serving SANs) and a pending
    * CSR (re-read, never re-created). Short in tests, minutes in production.
@@ -228,7 +230,7 @@ export function validateAddress(type: string, address: string, where: string, ty
 }
 
 export function validateDiscoveryToken(token: string, where: string): string {
-  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) {
+  if (!BOOTSTRAP_TOKEN_RE.test(token)) {
     throw new UserError('discovery token must look like abcdef.0123456789abcdef', {
       where,
       fix: 'pass the token printed by create-bootstrap-token or kubeadm token create',
@@ -335,9 +337,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     o.rotateServerCertificates = r.boolean(raw.rotateServerCertificates, 'rotateServerCertificates');
   if (raw.keyAlgorithm !== undefined) {
     const alg = r.string(raw.keyAlgorithm, 'keyAlgorithm');
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
-      r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
-    o.keyAlgorithm = alg as KeyAlgorithm;
+    if (isKeyAlgorithm(alg)) o.keyAlgorithm = alg;
+    else r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
   }
   if (raw.requestedLifetime !== undefined)
     o.requestedLifetimeMs = validateRequestedLifetime(
@@ -406,9 +407,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
-    o.logLevel = level as Config['logLevel'];
+    if (isLogLevel(level)) o.logLevel = level;
+    else r.fail('logLevel', `unknown level "${level}"`, `use ${LOG_LEVELS_TEXT}`);
   }
   if (raw.rotation !== undefined) {
     const rr = r.nested('rotation');

@@ -11,11 +11,12 @@ export interface DiscoveryToken {
   tokenSecret: string;
 }
 
-const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
+/** A bootstrap token: <token id>.<token secret> (the bootstrap.kubernetes.io/token Secret's two fields). */
+export const BOOTSTRAP_TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 
 /** "abcdef.0123456789abcdef" → id and secret. `where` names the flag or field it came from. */
 export function parseDiscoveryToken(text: string, where = 'discovery token'): DiscoveryToken {
-  const m = TOKEN_RE.exec(text.trim());
+  const m = BOOTSTRAP_TOKEN_RE.exec(text.trim());
   if (!m) {
     throw new UserError('is not a bootstrap token of the form <6 chars [a-z0-9]>.<16 chars [a-z0-9]>', {
       where,

@@ -2,7 +2,7 @@
 // request, given a rotation deadline, recorded in CertificateState; and the last verified pair kept in
 // memory, to put back when the file vanishes or is damaged.
 import { errorLine } from '../errors.ts';
-import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { nodeSubject } from '../pki/csr.ts';
 import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
 import { rotationDeadline, standingOf, type Standing, type SubjectAltNames } from './policy.ts';
@@ -127,8 +127,7 @@ export class InstalledCertificates {
   private verify(kind: CertKind, pair: StoredPair, ca: string, sans: SubjectAltNames, now: Date) {
     const { config } = this.deps;
     const template = {
-      commonName: `system:node:${config.nodeName}`,
-      organizations: [NODES_ORGANIZATION],
+      ...nodeSubject(config.nodeName),
       usage: kind,
       dnsNames: sans.dnsNames,
       ipAddresses: sans.ipAddresses,

@@ -19,7 +19,7 @@ export interface RequestSpec {
   kind: CertKind;
   signerName: string;
   commonName: string;
-  organizations: string[];
+  organizations: readonly string[];
   dnsNames: string[];
   ipAddresses: string[];
   expirationSeconds?: number;
