@@ -165,20 +165,8 @@ export const approveCommand: Command = {
         credentials: source.description,
         lease: `${config.leaseNamespace}/${config.leaseName}`,
         metrics: http?.address ?? 'off',
-        policy: {
-          dnsPatterns: config.dnsPatterns,
-          allowedCidrs: config.allowedCidrs,
-          maxExpirationSeconds: config.maxExpirationSeconds,
-          allowedKeyAlgorithms: config.allowedKeyAlgorithms,
-          clusterDomain: config.clusterDomain,
-          allowLoopback: config.allowLoopback,
-          reservedNames: config.reservedNames,
-          reservedCidrs: config.reservedCidrs,
-          apiServerNames: source.serverNames,
-          denyMode: config.denyMode,
-          onUnknownNode: config.onUnknownNode,
-          nodeNamePattern: config.nodeNamePattern,
-        },
+        // The policy as the controller applies it, with the pattern as written (a RegExp logs as {}).
+        policy: { ...policy, nodeNamePattern: config.nodeNamePattern, apiServerNames: source.serverNames },
       },
       'nodecred approver running',
     );
