@@ -8,6 +8,8 @@ export const CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 
 export interface CsrNameInput {
+  /** Which certificate the CSR is for: the readable part of the name. */
+  kind: CsrKind;
   /** DER SubjectPublicKeyInfo of the key the CSR is for. */
   spkiDer: Uint8Array;
   commonName: string;
@@ -20,11 +22,6 @@ export interface CsrNameInput {
 }
 
 export type CsrKind = 'client' | 'serving';
-
-/** kubelet-serving and any signer whose name mentions "serving" issue serving certs; all others client. */
-export function csrKind(signerName: string): CsrKind {
-  return signerName === SERVING_SIGNER || /serving/i.test(signerName) ? 'serving' : 'client';
-}
 
 const VERSION = 'nodecred-csr-name/v1';
 
@@ -68,7 +65,7 @@ function canonicalCsrEncoding(input: CsrNameInput): Buffer {
 /** nodecred-<client|serving>-<24 hex chars of SHA-256 over the canonical encoding>. */
 export function csrName(input: CsrNameInput): string {
   const hex = createHash('sha256').update(canonicalCsrEncoding(input)).digest('hex');
-  return `nodecred-${csrKind(input.signerName)}-${hex.slice(0, 24)}`;
+  return `nodecred-${input.kind}-${hex.slice(0, 24)}`;
 }
 
 /** RFC 1123 DNS subdomain, as the API server validates metadata.name of a CSR. */

@@ -228,6 +228,7 @@ export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, w
   for (;;) {
     const key = await pendingKey(deps, spec.kind);
     const name = csrName({
+      kind: spec.kind === 'client' ? 'client' : 'serving',
       spkiDer: spkiDer(key),
       commonName: spec.commonName,
       organizations: spec.organizations,
