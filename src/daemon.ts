@@ -11,7 +11,7 @@ import { ApiStatusError, isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
-export interface DaemonOptions {
+interface DaemonOptions {
   /** Between passes, how often to compare disk with memory (no API calls; default 5 s; Infinity: never). */
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */

@@ -2,7 +2,7 @@
 // UserErrors: they name what they concern and how to fix it, and the CLI prints them as one line without a
 // stack trace. Anything else is a programming error and crashes loudly.
 
-export interface UserErrorDetails {
+interface UserErrorDetails {
   /** The file, flag, field or API object the problem is in, e.g. "/etc/nodecred/config.yaml: rotation.fraction". */
   where?: string;
   /** What the user should do about it. */
@@ -48,7 +48,7 @@ export function isUserError(err: unknown): err is UserError {
 }
 
 /** The message of any thrown value (an Error's message, else the value as a string). */
-export function messageOf(err: unknown): string {
+function messageOf(err: unknown): string {
   return (err as Error | undefined)?.message ?? String(err);
 }
 
@@ -114,12 +114,12 @@ const SYSCALL_VERBS: Record<string, string> = {
 };
 
 /** Paths in kernel virtual filesystems, where nothing nodecred writes can live. */
-export function isVirtualFsPath(path: string): boolean {
+function isVirtualFsPath(path: string): boolean {
   return /^\/(proc|sys)(\/|$)/.test(path);
 }
 
 /** A Node error from a system call (it carries an errno `code` such as "EACCES" and the `syscall`). */
-export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
   return (
     err instanceof Error &&
     typeof (err as NodeJS.ErrnoException).code === 'string' &&
@@ -128,7 +128,7 @@ export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { cod
   );
 }
 
-export interface ErrnoContext {
+interface ErrnoContext {
   /** What was being done, e.g. "write" or "create the cert dir"; default: from the system call. */
   action?: string;
   /** The path to name; default: the error's own path. */

@@ -164,7 +164,7 @@ export function describeApiError(err: unknown): string {
   return apiMessage(err).slice(0, 300);
 }
 
-export interface Permission {
+interface Permission {
   verb: string;
   group: string;
   resource: string;
@@ -195,7 +195,7 @@ export function requiredPermissions(leaseNamespace: string, leaseName: string): 
   ];
 }
 
-export function describePermission(p: Permission): string {
+function describePermission(p: Permission): string {
   const resource = `${p.resource}${p.subresource ? `/${p.subresource}` : ''}${p.group ? `.${p.group}` : ''}`;
   return `${p.verb} ${resource}${p.name ? ` "${p.name}"` : ''}${p.namespace ? ` in namespace ${p.namespace}` : ''}`;
 }

@@ -17,10 +17,10 @@ import { CONTROL_PLANE_LABEL, NodeClaims, type ApiServerNames } from './names.ts
 import type { ClusterView, NodeFacts } from './policy.ts';
 import { Reflector } from './reflector.ts';
 
-export const API_SERVICE = { namespace: 'default', name: 'kubernetes' };
+const API_SERVICE = { namespace: 'default', name: 'kubernetes' };
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-export interface ClusterFactsOptions {
+interface ClusterFactsOptions {
   source: ApiSource;
   log: Logger;
   metrics: ApproverMetrics;

@@ -104,7 +104,7 @@ const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
  * A dnsPatterns entry: a DNS name, "*." followed by a DNS name of at least two labels, or "*" (the node's
  * own single-label name).
  */
-export function validateDnsPattern(pattern: string, where: string): string {
+function validateDnsPattern(pattern: string, where: string): string {
   const lower = pattern.toLowerCase();
   if (lower === '*') return lower;
   const suffix = lower.startsWith('*.') ? lower.slice(2) : lower;
@@ -124,7 +124,7 @@ export function validateDnsPattern(pattern: string, where: string): string {
 }
 
 /** A reservedNames entry: a DNS name, or "*." followed by a DNS name (every name under it). */
-export function validateReservedName(entry: string, where: string): string {
+function validateReservedName(entry: string, where: string): string {
   const lower = entry.toLowerCase();
   if (hostnameProblem(lower.startsWith('*.') ? lower.slice(2) : lower) !== undefined)
     throw new UserError(`"${entry}" is not a DNS name or "*.<domain>"`, {
@@ -135,7 +135,7 @@ export function validateReservedName(entry: string, where: string): string {
   return lower;
 }
 
-export function validateCidr(cidr: string, where: string): string {
+function validateCidr(cidr: string, where: string): string {
   if (parseCidr(cidr) === undefined)
     throw new UserError(`"${cidr}" is not a CIDR`, {
       where,
@@ -145,7 +145,7 @@ export function validateCidr(cidr: string, where: string): string {
   return cidr;
 }
 
-export function validateNodeNamePattern(pattern: string, where: string): string {
+function validateNodeNamePattern(pattern: string, where: string): string {
   try {
     wholeMatch(pattern);
   } catch (err) {

@@ -41,7 +41,7 @@ const FIELD_SELECTOR = `spec.signerName=${SERVING_SIGNER}`;
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 const MAX_CONFLICT_RETRIES = 3;
 
-export interface ControllerOptions {
+interface ControllerOptions {
   source: ApiSource;
   policy: ApproverPolicy;
   log: Logger;
@@ -59,7 +59,7 @@ export interface ControllerOptions {
 
 type Csr = V1CertificateSigningRequest;
 
-export function isPending(csr: Csr): boolean {
+function isPending(csr: Csr): boolean {
   return !(csr.status?.conditions ?? []).some(
     (c) => ['Approved', 'Denied', 'Failed'].includes(c.type) && c.status === 'True',
   );
@@ -342,7 +342,7 @@ export async function decideWithReview(
 }
 
 /** The policy's view of a CSR: its spec, and its request as Go reads it (or why it is refused). */
-export function csrFacts(csr: Csr): CsrFacts {
+function csrFacts(csr: Csr): CsrFacts {
   const parsed = parseStrictCsr(Buffer.from(String(csr.spec.request ?? ''), 'base64'));
   return {
     signerName: csr.spec.signerName,

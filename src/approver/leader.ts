@@ -51,7 +51,7 @@ export const DEFAULT_LEADER_TIMINGS: LeaderTimings = {
   retryPeriodMs: 2_000,
 };
 
-export interface LeaderElectorOptions {
+interface LeaderElectorOptions {
   store: LeaseStore;
   identity: string;
   log: Logger;
@@ -258,7 +258,7 @@ export class LeaderElector {
 }
 
 /** Resolves with `fallback` if `promise` takes longer than `ms` (the promise itself keeps running). */
-export function withTimeout<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+function withTimeout<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(fallback), ms);
     promise.then(

@@ -100,7 +100,7 @@ export interface ReservedNamePolicy {
  * `detail` is for the approver's log and the Event. `source`: a fixed rule, the operator's reservedNames/
  * reservedCidrs, or one of the API server's own names and addresses as learnt from the cluster.
  */
-export interface Reservation {
+interface Reservation {
   requester: string;
   detail: string;
   source: 'rule' | 'operator' | 'api-server';
@@ -130,7 +130,7 @@ export function isLoopbackName(name: string): boolean {
 }
 
 /** Whether a reservedNames entry covers `name`: the exact name, or for "*.<domain>" any name under it. */
-export function reservedNameMatches(entry: string, name: string): boolean {
+function reservedNameMatches(entry: string, name: string): boolean {
   const e = canonicalDnsName(entry);
   const n = canonicalDnsName(name);
   return e.startsWith('*.') ? n.endsWith(e.slice(1)) : e === n;

@@ -34,8 +34,8 @@ import {
 export const APPROVED_REASON = 'AutoApproved';
 
 /** Usages a kubelet-serving certificate must have, and the one it may add (kubelet adds it for RSA keys). */
-export const REQUIRED_USAGES = ['digital signature', 'server auth'] as const;
-export const OPTIONAL_USAGES = ['key encipherment'] as const;
+const REQUIRED_USAGES = ['digital signature', 'server auth'] as const;
+const OPTIONAL_USAGES = ['key encipherment'] as const;
 
 /** Every reason a CSR is refused: the Denied condition's reason, the Event reason and the metric label. */
 export const DENY_REASONS = [
@@ -59,11 +59,11 @@ export const DENY_REASONS = [
   'SANClaimedByAnotherNode',
   'RequesterNotAuthorized',
 ] as const;
-export type DenyReason = (typeof DENY_REASONS)[number];
+type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons a CSR is none of this approver's business (it is left alone, without an Event). */
-export const IGNORE_REASONS = ['OtherSigner', 'OutOfScope'] as const;
-export type IgnoreReason = (typeof IGNORE_REASONS)[number];
+const IGNORE_REASONS = ['OtherSigner', 'OutOfScope'] as const;
+type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
 /** `message`: for the CSR's condition. `detail`: for the log and the Event, when it says more than message. */
 export type Decision =

@@ -14,7 +14,7 @@ import type { ApproverMetrics } from './metrics.ts';
 
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 
-export interface ReflectorOptions<T> {
+interface ReflectorOptions<T> {
   /** Names the resource in logs and in the apiErrors metric ("csr" → operations csr-list, csr-watch). */
   resource: string;
   source: ApiSource;

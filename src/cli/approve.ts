@@ -79,7 +79,7 @@ function one(flags: ParsedFlags, name: string): string | undefined {
   return flags.get(name)?.[0];
 }
 
-export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverConfig> {
+async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverConfig> {
   const file = one(flags, 'config');
   const fromFile = file ? await readApproverConfigFile(file) : {};
   const o: ApproverOverrides = {};

@@ -2,7 +2,7 @@
 // `--flag value`, `--flag=value`, and for booleans `--flag`, `--flag=true|false`. Unknown flags and bad
 // values are usage errors (exit 2) that name the flag.
 import { readFileSync } from 'node:fs';
-import { readYamlFile, parseYamlDocument } from '../config/yaml-file.ts';
+import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm } from '../pki/keys.ts';
@@ -22,7 +22,7 @@ import {
 } from '../config/schema.ts';
 
 /** The environment form of --discovery-token: unlike argv, a process's environment is private to its user. */
-export const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
+const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
 
 interface FlagSpec {
   name: string;
@@ -283,11 +283,6 @@ export function argvSecretWarnings(flags: ParsedFlags): string[] {
 
 async function readConfigFile(path: string): Promise<ConfigOverrides> {
   return overridesFromDocument(await readYamlFile(path), path);
-}
-
-/** A config file's text (from `path`, for messages) as overrides; YAML errors are UserErrors too. */
-export function parseConfigText(text: string, path: string): ConfigOverrides {
-  return overridesFromDocument(parseYamlDocument(text, path), path);
 }
 
 /** Defaults ← --config file ← flags. */

@@ -1,7 +1,7 @@
 // The log levels the daemon and the approver accept (config files and --log-level alike), in one place.
 // A pure module: the flag and config parsers need the list without loading the logger.
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** "debug, info, warn or error", for messages and fixes. */

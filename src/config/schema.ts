@@ -9,12 +9,12 @@ import { BOOTSTRAP_TOKEN_RE } from '../kube/discovery.ts';
 import { parsePinHash } from '../pki/cert.ts';
 import { canonicalIp, isDnsSanName } from '../pki/san.ts';
 import { parseDuration } from './duration.ts';
-import type { NodeAddress, RotationWindow } from '../manager/policy.ts';
+import { KUBELET_ROTATION_WINDOW, type NodeAddress, type RotationWindow } from '../manager/policy.ts';
 
 export const CONFIG_API_VERSION = 'nodecred.io/v1alpha1';
 export const CONFIG_KIND = 'NodeCredConfiguration';
 
-export interface DiscoveryConfig {
+interface DiscoveryConfig {
   apiServer: string;
   /** "<id>.<secret>" */
   token: string;
@@ -93,7 +93,7 @@ export function defaultConfig(): Config {
     rotateServerCertificates: false,
     keyAlgorithm: 'ecdsa-p256',
     requestedLifetimeMs: undefined,
-    rotationWindow: { from: 0.7, to: 0.9 },
+    rotationWindow: { ...KUBELET_ROTATION_WINDOW },
     servingAddresses: [],
     clusterCAFile: undefined,
     timeoutMs: 15 * 60_000,

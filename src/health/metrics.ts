@@ -13,7 +13,7 @@ const KUBELET_TTL: Record<CertKind, string> = {
 };
 const KIND_LABEL: Record<CertKind, string> = { client: 'client', server: 'serving' };
 
-export interface Metrics {
+interface Metrics {
   registry: Registry;
   events: ManagerEvents;
   bootstrapDuration: Histogram;
@@ -79,7 +79,7 @@ export function createMetrics(
     registers: [registry],
   });
   /** A gauge labelled by certificate, set at each scrape from that certificate's state (absent: no value). */
-  const perCertificate = (name: string, help: string, valueOf: (s: CertificateState) => number | undefined) =>
+  const perCertificate = (name: string, help: string, read: (s: CertificateState) => number | undefined) =>
     new Gauge({
       name,
       help,
@@ -89,7 +89,7 @@ export function createMetrics(
         this.reset();
         for (const kind of ['client', 'server'] as const) {
           const s = getManager()?.states[kind];
-          const value = s === undefined ? undefined : valueOf(s);
+          const value = s === undefined ? undefined : read(s);
           if (value !== undefined) this.set({ certificate: KIND_LABEL[kind] }, value);
         }
       },

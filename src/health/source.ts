@@ -7,7 +7,7 @@ import { nodeSubject } from '../pki/csr.ts';
 import type { ApiAuthResult, HealthInput } from './checks.ts';
 import type { HealthSource } from './server.ts';
 
-export interface SourceOptions {
+interface SourceOptions {
   expiryThresholdMs: number;
   loopStaleMs: number;
   authCacheMs: number;

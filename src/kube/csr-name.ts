@@ -21,7 +21,7 @@ export interface CsrNameInput {
   ipAddresses?: readonly string[];
 }
 
-export type CsrKind = 'client' | 'serving';
+type CsrKind = 'client' | 'serving';
 
 const VERSION = 'nodecred-csr-name/v1';
 
@@ -66,9 +66,4 @@ function canonicalCsrEncoding(input: CsrNameInput): Buffer {
 export function csrName(input: CsrNameInput): string {
   const hex = createHash('sha256').update(canonicalCsrEncoding(input)).digest('hex');
   return `nodecred-${input.kind}-${hex.slice(0, 24)}`;
-}
-
-/** RFC 1123 DNS subdomain, as the API server validates metadata.name of a CSR. */
-export function isDnsSubdomain(name: string): boolean {
-  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
 }

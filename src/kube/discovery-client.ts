@@ -131,7 +131,7 @@ function tunnelled(
   };
 }
 
-export interface DiscoveryInput {
+interface DiscoveryInput {
   apiServer: string;
   token: string;
   caCertHashes: string[];

@@ -6,7 +6,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { quote, UserError } from '../errors.ts';
 import { parseKubeconfigCluster } from './kubeconfig.ts';
 
-export interface DiscoveryToken {
+interface DiscoveryToken {
   tokenId: string;
   tokenSecret: string;
 }
@@ -32,7 +32,7 @@ export function clusterInfoJwsKey(tokenId: string): string {
   return `jws-kubeconfig-${tokenId}`;
 }
 
-export const CLUSTER_INFO = 'configmap kube-public/cluster-info';
+const CLUSTER_INFO = 'configmap kube-public/cluster-info';
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -62,7 +62,7 @@ export function signClusterInfo(kubeconfigText: string, tokenId: string, tokenSe
   return `${header}..${b64url(signature)}`;
 }
 
-export interface VerifyClusterInfoInput {
+interface VerifyClusterInfoInput {
   /** The `kubeconfig` value of the cluster-info ConfigMap, exactly as fetched. */
   kubeconfigText: string;
   /** The value of jws-kubeconfig-<tokenId>, or undefined when the ConfigMap has no such key. */
@@ -132,7 +132,7 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   }
 }
 
-export interface ClusterInfoCa {
+interface ClusterInfoCa {
   /** PEM of the CA certificate(s). */
   caPem: string;
   server: string;

@@ -16,7 +16,7 @@ export interface ExecCredential {
   expirationTimestamp?: Date;
 }
 
-export interface ParseExecCredentialOptions {
+interface ParseExecCredentialOptions {
   /** Names the plugin in errors, e.g. 'exec plugin "aws"'. */
   source?: string;
   /** The apiVersion the plugin was asked to speak; the output must use the same one (client-go rule). */
@@ -73,10 +73,8 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
     fail('kind', `must be "ExecCredential"${typeof doc.kind === 'string' ? `, got ${quote(doc.kind)}` : ''}`);
   const apiVersion = doc.apiVersion;
   if (typeof apiVersion !== 'string' || !(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-    fail(
-      'apiVersion',
-      `must be one of ${EXEC_API_VERSIONS.join(', ')}${typeof apiVersion === 'string' ? `, got ${quote(apiVersion)}` : ''}`,
-    );
+    const got = typeof apiVersion === 'string' ? `, got ${quote(apiVersion)}` : '';
+    fail('apiVersion', `must be one of ${EXEC_API_VERSIONS.join(', ')}${got}`);
   }
   if (opts.expectedApiVersion !== undefined && apiVersion !== opts.expectedApiVersion) {
     fail(
@@ -128,7 +126,7 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
 // ---------------------------------------------------------------------------------------------------------
 // Running a plugin
 
-export interface ExecClusterInfo {
+interface ExecClusterInfo {
   server: string;
   /** PEM of the cluster CA. */
   caData?: string;
@@ -136,7 +134,7 @@ export interface ExecClusterInfo {
   proxyUrl?: string;
 }
 
-export interface RunExecPluginOptions {
+interface RunExecPluginOptions {
   timeoutMs: number;
   /** Passed in KUBERNETES_EXEC_INFO spec.cluster when the kubeconfig sets provideClusterInfo. */
   clusterInfo?: ExecClusterInfo;
@@ -271,7 +269,7 @@ export function credentialIsFresh(cred: ExecCredential, nowMs: number, marginMs:
   return cred.expirationTimestamp === undefined || cred.expirationTimestamp.getTime() - marginMs > nowMs;
 }
 
-export interface ExecCredentialCacheOptions {
+interface ExecCredentialCacheOptions {
   /** Refresh this long before expirationTimestamp. Default 60 s. */
   marginMs?: number;
   now?: () => number;

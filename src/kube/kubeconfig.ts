@@ -28,18 +28,18 @@ export interface ExecCredentialSpec {
 }
 
 /** Exactly one of token / tokenPath is set. */
-export type TokenCredential =
+type TokenCredential =
   | { kind: 'token'; token: string; tokenPath?: undefined }
   | { kind: 'token'; tokenPath: string; token?: undefined };
 
 type CertSide = { certPath: string; certData?: undefined } | { certData: string; certPath?: undefined };
 type KeySide = { keyPath: string; keyData?: undefined } | { keyData: string; keyPath?: undefined };
 /** Exactly one of certPath / certData and one of keyPath / keyData is set; data is PEM text. */
-export type ClientCertCredential = { kind: 'clientCert' } & CertSide & KeySide;
+type ClientCertCredential = { kind: 'clientCert' } & CertSide & KeySide;
 
-export type UserCredential = TokenCredential | ClientCertCredential | ExecCredentialSpec;
+type UserCredential = TokenCredential | ClientCertCredential | ExecCredentialSpec;
 
-export interface KubeconfigCluster {
+interface KubeconfigCluster {
   name: string;
   server: string;
   /** PEM, decoded from certificate-authority-data. At most one of caData / caPath is set; neither means system roots. */
@@ -60,7 +60,7 @@ export interface KubeconfigConnection {
   credential: UserCredential;
 }
 
-export interface ParseKubeconfigOptions {
+interface ParseKubeconfigOptions {
   /** Use this context instead of current-context. */
   context?: string;
 }
@@ -561,7 +561,7 @@ export function parseKubeconfigCluster(text: string, label: string): KubeconfigC
 // ---------------------------------------------------------------------------------------------------------
 // Writing
 
-export interface ClusterRenderOptions {
+interface ClusterRenderOptions {
   server: string;
   /** PEM of the cluster CA (one or more certificates). */
   caData: string;
@@ -571,12 +571,12 @@ export interface ClusterRenderOptions {
   contextName?: string;
 }
 
-export interface NodeKubeconfigOptions extends ClusterRenderOptions {
+interface NodeKubeconfigOptions extends ClusterRenderOptions {
   certPath: string;
   keyPath: string;
 }
 
-export interface ExecKubeconfigOptions extends ClusterRenderOptions {
+interface ExecKubeconfigOptions extends ClusterRenderOptions {
   command: string;
   args?: string[];
   env?: ExecEnvVar[];

@@ -8,7 +8,7 @@ import type { CertKind, StoredPair } from '../store/cert-store.ts';
 import { rotationDeadline, standingOf, type Standing, type SubjectAltNames } from './policy.ts';
 import type { CertificateState, Lifetime, ManagerDeps } from './state.ts';
 
-export interface Assessment {
+interface Assessment {
   standing: Standing;
   /** Why it is not usable, when it is not. */
   problems: string[];

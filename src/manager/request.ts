@@ -44,7 +44,7 @@ export const PKI_CRYPTO: RequestCrypto = {
   selfSignedServing: selfSignedServingPair,
 };
 
-export interface RequestDeps {
+interface RequestDeps {
   api: NodeApi;
   /** The identity `api` speaks as, for logs: "bootstrap token from /etc/kubernetes/bootstrap-kubelet.conf". */
   via: string;

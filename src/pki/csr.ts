@@ -16,7 +16,7 @@ export const NODES_ORGANIZATION = 'system:nodes';
 /** A node's user name (and certificate CN) is this prefix and the node name; the Node authorizer parses it. */
 export const NODE_USER_PREFIX = 'system:node:';
 
-export interface CsrSubject {
+interface CsrSubject {
   commonName: string;
   organizations: readonly string[];
 }

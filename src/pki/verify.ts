@@ -14,7 +14,7 @@ const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 /** Longer chains than this are not what a Kubernetes signer produces; the bound also stops loops. */
 const MAX_CHAIN_LENGTH = 8;
 
-export type CertificateUsage = 'client' | 'server';
+type CertificateUsage = 'client' | 'server';
 
 export interface IssuedCertificateTemplate {
   commonName: string;

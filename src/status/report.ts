@@ -6,7 +6,7 @@ import { canonicalIp, dnsSanCovers } from '../pki/san.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { RotationWindow } from '../manager/policy.ts';
 
-export type CertState = 'ok' | 'expiring' | 'expired' | 'not-yet-valid' | 'missing' | 'invalid';
+type CertState = 'ok' | 'expiring' | 'expired' | 'not-yet-valid' | 'missing' | 'invalid';
 
 export interface CertRow {
   name: string;

@@ -5,7 +5,7 @@
 // message is lost to the helper exiting first.
 import { execFile } from 'node:child_process';
 
-export interface Notifier {
+interface Notifier {
   readonly enabled: boolean;
   /** Sends the assignments ("READY=1", "STATUS=…"); never throws: a failed notification is logged by the caller. */
   notify(...assignments: string[]): Promise<void>;

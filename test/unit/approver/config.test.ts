@@ -110,7 +110,7 @@ test('errors name the file and the field', () => {
   fails({ ...HEAD, reservedCidrs: ['10.0.0.1'] }, 'reservedCidrs[0]', /not a CIDR/);
 });
 
-test('parseMetricsListen: "off" is no listener, anything else is a listen address (test/unit/config/listen.test.ts)', () => {
+test('parseMetricsListen: "off" is no listener, else a listen address (config/listen.test.ts)', () => {
   assert.equal(parseMetricsListen('off', 'x'), null);
   assert.deepEqual(parseMetricsListen('127.0.0.1:10291', 'x'), { host: '127.0.0.1', port: 10291 });
   assert.throws(() => parseMetricsListen('1.2.3.4:70000', 'x'), UserError);

@@ -1,13 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import {
-  CLIENT_SIGNER,
-  SERVING_SIGNER,
-  csrName,
-  isDnsSubdomain,
-  type CsrNameInput,
-} from '../../../src/kube/csr-name.ts';
+import { CLIENT_SIGNER, SERVING_SIGNER, csrName, type CsrNameInput } from '../../../src/kube/csr-name.ts';
+
+/** RFC 1123 DNS subdomain, as the API server validates metadata.name of a CSR (the names must pass it). */
+function isDnsSubdomain(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
+}
 
 const base: CsrNameInput = {
   kind: 'client',
