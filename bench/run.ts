@@ -36,7 +36,7 @@ import {
 } from './lib/cluster.ts';
 import { CertStore } from '../src/store/cert-store.ts';
 import { writeFileAtomic } from '../src/store/atomic.ts';
-import { renderNodeKubeconfig } from '../src/kube/kubeconfig.ts';
+import { renderNodeKubeconfig } from '../src/kube/kubeconfig-render.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
 const NODE = join(REPO, 'node_modules/.bin/node');

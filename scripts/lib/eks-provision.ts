@@ -11,13 +11,8 @@ import { dirname, resolve, delimiter, join } from 'node:path';
 import { accessSync, constants } from 'node:fs';
 import { parseDocument, stringify } from 'yaml';
 import { UserError, isUserError } from '../../src/errors.ts';
-import {
-  renderExecKubeconfig,
-  parseKubeconfig,
-  EXEC_API_VERSIONS,
-  type ExecApiVersion,
-  type ExecEnvVar,
-} from '../../src/kube/kubeconfig.ts';
+import { renderExecKubeconfig } from '../../src/kube/kubeconfig-render.ts';
+import { parseKubeconfig, EXEC_API_VERSIONS, type ExecApiVersion, type ExecEnvVar } from '../../src/kube/kubeconfig.ts';
 import {
   overridesFromDocument,
   mergeConfig,

@@ -11,7 +11,7 @@ import { diskError } from '../store/cert-store.ts';
 import type { Credentials } from '../manager/state.ts';
 import { connectionFromKubeconfig, endpointOf, readKubeconfigFile, type ApiEndpoint } from './api.ts';
 import { discover } from './discovery-client.ts';
-import { renderNodeKubeconfig } from './kubeconfig.ts';
+import { renderNodeKubeconfig } from './kubeconfig-render.ts';
 
 export function fileCredentials(
   getConfig: () => Config,

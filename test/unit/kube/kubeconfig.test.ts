@@ -3,12 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { UserError } from '../../../src/errors.ts';
-import {
-  parseKubeconfig,
-  parseKubeconfigCluster,
-  renderExecKubeconfig,
-  renderNodeKubeconfig,
-} from '../../../src/kube/kubeconfig.ts';
+import { parseKubeconfig, parseKubeconfigCluster } from '../../../src/kube/kubeconfig.ts';
+import { renderExecKubeconfig, renderNodeKubeconfig } from '../../../src/kube/kubeconfig-render.ts';
 import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/kubernetes/bootstrap-kubelet.conf';
