@@ -13,15 +13,8 @@ import { parseDocument, stringify } from 'yaml';
 import { UserError, isUserError } from '../../src/errors.ts';
 import { renderExecKubeconfig } from '../../src/kube/kubeconfig-render.ts';
 import { parseKubeconfig, EXEC_API_VERSIONS, type ExecApiVersion, type ExecEnvVar } from '../../src/kube/kubeconfig.ts';
-import {
-  overridesFromDocument,
-  mergeConfig,
-  validateNodeName,
-  validateAddress,
-  validateApiServer,
-  CONFIG_API_VERSION,
-  CONFIG_KIND,
-} from '../../src/config/schema.ts';
+import { overridesFromDocument, mergeConfig, CONFIG_API_VERSION, CONFIG_KIND } from '../../src/config/schema.ts';
+import { validateNodeName, validateAddress, validateApiServer } from '../../src/config/fields.ts';
 import { parseCertificateBundle } from '../../src/pki/cert.ts';
 import { writeFileAtomic, makeDirs } from '../../src/store/atomic.ts';
 import type { NodeAddress } from '../../src/manager/policy.ts';

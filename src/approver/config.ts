@@ -3,7 +3,8 @@
 import { parseListen, type ListenAddress } from '../config/listen.ts';
 import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
-import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
+import { CONFIG_API_VERSION } from '../config/schema.ts';
+import { FieldReader } from '../config/fields.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
 import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from '../config/log-level.ts';
 import { hostnameProblem, parseCidr } from './names.ts';

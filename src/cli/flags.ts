@@ -8,18 +8,15 @@ import { parseDuration } from '../config/duration.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm } from '../pki/keys.ts';
 import { isLogLevel } from '../config/log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
+import { overridesFromDocument, mergeConfig, type Config, type ConfigOverrides } from '../config/schema.ts';
 import {
-  overridesFromDocument,
-  mergeConfig,
   validateRequestedLifetime,
   validateTimeout,
   validateNodeName,
   validateAddress,
   validateDiscoveryToken,
   validateApiServer,
-  type Config,
-  type ConfigOverrides,
-} from '../config/schema.ts';
+} from '../config/fields.ts';
 
 /** The environment form of --discovery-token: unlike argv, a process's environment is private to its user. */
 const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';

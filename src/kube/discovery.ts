@@ -80,7 +80,9 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
       `no signature for token id ${tokenId} in cluster-info (token unknown, expired, or bootstrapsigner not running)`,
       {
         where,
-        fix: `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure kube-controller-manager runs with --controllers including bootstrapsigner`,
+        fix:
+          `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure ` +
+          `kube-controller-manager runs with --controllers including bootstrapsigner`,
         code: 'DISCOVERY_NO_SIGNATURE',
       },
     );
@@ -88,7 +90,9 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   function malformed(why: string): never {
     throw new UserError(`is not a detached HS256 JWS (${why})`, {
       where,
-      fix: 'the value should look like <header>..<signature>; make sure cluster-info is maintained by the bootstrapsigner controller',
+      fix:
+        'the value should look like <header>..<signature>; make sure cluster-info is maintained by the ' +
+        'bootstrapsigner controller',
       code: 'DISCOVERY_SIGNATURE_MALFORMED',
     });
   }
@@ -126,7 +130,9 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) {
     throw new UserError('signature does not match (wrong token secret or tampered cluster-info)', {
       where,
-      fix: 'check the token secret (the part after the dot); if it is right, the API server you reached is not the cluster you expect',
+      fix:
+        'check the token secret (the part after the dot); if it is right, the API server you reached is not the ' +
+        'cluster you expect',
       code: 'DISCOVERY_SIGNATURE_MISMATCH',
     });
   }
@@ -146,7 +152,9 @@ export function extractClusterCa(kubeconfigText: string, label = `${CLUSTER_INFO
   if (cluster.caData === undefined) {
     throw new UserError('has no certificate-authority-data', {
       where: label,
-      fix: 'cluster-info must embed the cluster CA; re-run `kubeadm init phase bootstrap-token` or recreate kube-public/cluster-info',
+      fix:
+        'cluster-info must embed the cluster CA; re-run `kubeadm init phase bootstrap-token` or recreate ' +
+        'kube-public/cluster-info',
       code: 'DISCOVERY_NO_CA',
     });
   }
@@ -179,7 +187,9 @@ export function pinnedCaCertificates(
     if (!PIN_RE.test(p)) {
       throw new UserError(`${quote(p)} is not a CA pin of the form sha256:<64 hex chars>`, {
         where,
-        fix: 'compute the pin with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum` and prefix it with sha256:',
+        fix:
+          'compute the pin with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum` ' +
+          'and prefix it with sha256:',
         code: 'DISCOVERY_PIN_INVALID',
       });
     }
@@ -207,10 +217,13 @@ export function pinnedCaCertificates(
   const pinned = certificates.filter((_, i) => wanted.includes(found[i]!));
   if (pinned.length > 0) return { pinned, unpinned: certificates.length - pinned.length };
   throw new UserError(
-    `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ${wanted.join(' or ')}`,
+    `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ` +
+      `${wanted.join(' or ')}`,
     {
       where,
-      fix: 'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster you expect',
+      fix:
+        'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster ' +
+        'you expect',
       code: 'DISCOVERY_PIN_MISMATCH',
     },
   );

@@ -43,8 +43,8 @@ export function dnsSanCovers(san: string, name: string): boolean {
 }
 
 // Letters, digits, hyphens and underscores in dot-separated labels: what Node status addresses hold.
-const DNS_NAME =
-  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+const DNS_LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
 
 /** True when `name` can be put in a certificate as a DNS SAN (the CSR builder and the config agree on this). */
 export function isDnsSanName(name: string): boolean {

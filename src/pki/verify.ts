@@ -173,7 +173,10 @@ function notChainedProblem(
   const issuer = quote(leaf.summary.issuerCommonName ?? '(no CN)');
   const candidates = [...intermediates, ...cas];
   if (candidates.some((candidate) => namesIssuer(leaf, candidate) && !signatureVerifiesWith(leaf, candidate))) {
-    return `certificate names issuer ${issuer} but its signature does not verify with that CA's key (a different CA with the same name?)`;
+    return (
+      `certificate names issuer ${issuer} but its signature does not verify with that CA's key (a different CA ` +
+      `with the same name?)`
+    );
   }
   const known = cas.map((ca) => quote(nameOf(ca))).join(', ');
   return `certificate (issuer ${issuer}) does not chain to any CA in the CA bundle (CAs: ${known})`;
@@ -195,7 +198,8 @@ function subjectProblems(leaf: CertificateSummary, template: IssuedCertificateTe
   // Order of O values carries no meaning (client-go compares them as sets), so neither do we.
   if (!sameSet(leaf.subjectOrganizations, template.organizations)) {
     problems.push(
-      `certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ${quoteList(template.organizations)}`,
+      `certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ` +
+        `${quoteList(template.organizations)}`,
     );
   }
   return problems;

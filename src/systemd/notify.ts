@@ -27,7 +27,8 @@ export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, tool = 'sy
               err
                 ? reject(
                     new Error(
-                      `systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ${stderr.trim() || err.message}`,
+                      `systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ` +
+                        `${stderr.trim() || err.message}`,
                     ),
                   )
                 : resolve(),
