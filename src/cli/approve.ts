@@ -32,7 +32,9 @@ export const APPROVE_FLAGS: Parameters<typeof parseFlags>[1] = [
     name: 'kubeconfig',
     kind: 'string',
     placeholder: 'PATH',
-    help: "kubeconfig of the approver's identity (default: the in-cluster service account when KUBERNETES_SERVICE_HOST is set)",
+    help:
+      "kubeconfig of the approver's identity (default: the in-cluster service account when " +
+      'KUBERNETES_SERVICE_HOST is set)',
   },
   {
     name: 'config',
@@ -121,7 +123,9 @@ export const approveCommand: Command = {
         `refusing to start: ${unbounded}, so no IP SAN and no DNS name but each node's own could be approved`,
         {
           where: one(flags, 'config') ?? '--config',
-          fix: 'set allowedCidrs to the node network (e.g. [10.0.0.0/16]) and/or dnsPatterns (e.g. ["*.compute.internal"])',
+          fix:
+            'set allowedCidrs to the node network (e.g. [10.0.0.0/16]) and/or dnsPatterns (e.g. ' +
+            '["*.compute.internal"])',
           code: 'CONFIG_INVALID',
         },
       );
