@@ -19,7 +19,7 @@ export interface AuditRequest {
 }
 
 /** RFC 3339 with microseconds → ms since epoch, keeping the sub-millisecond part. */
-export function parseMicroTime(s: string): number {
+function parseMicroTime(s: string): number {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(s);
   if (!m) return Date.parse(s);
   const whole = Date.parse(`${m[1]}Z`);

@@ -175,8 +175,3 @@ export function sampleProc(pid: number): ProcSample {
     cpuTicks: utime + stime,
   };
 }
-
-/** CPU seconds (utime+stime) of this process and its reaped children, from /proc/self/stat. */
-export function selfCpuTicks(): number {
-  return sampleProc(process.pid).cpuTicks;
-}

@@ -22,13 +22,13 @@ import {
   type ProvisionOverrides,
 } from './eks-node-config.ts';
 
-export interface RenderedFiles {
+interface RenderedFiles {
   kubeconfig: string;
   config: string;
 }
 
 /** The two files, validated by the parsers nodecred itself uses when it reads them. */
-export function renderFiles(nc: NodeConfig): RenderedFiles {
+function renderFiles(nc: NodeConfig): RenderedFiles {
   const kubeconfig = renderExecKubeconfig({
     server: nc.server,
     caData: nc.caPem,

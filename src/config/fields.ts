@@ -7,7 +7,7 @@ import type { NodeAddress } from '../manager/policy.ts';
 import { canonicalIp, isDnsSanName } from '../pki/san.ts';
 import { parseDuration } from './duration.ts';
 
-export type Raw = Record<string, unknown>;
+type Raw = Record<string, unknown>;
 
 /** Reads typed values out of an untrusted object, naming `<source>: <path>` in every error. */
 export class FieldReader {
