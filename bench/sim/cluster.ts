@@ -8,7 +8,7 @@ import type { CertKind } from '../../src/store/cert-store.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
 import { Rng } from './rng.ts';
-import { readCsr, SimCa, type ReadCsr } from './pki.ts';
+import { readSubmittedCsr, SimCa, type ReadCsr } from './pki.ts';
 import { ClusterStats } from './stats.ts';
 import { Timeline, type Interval } from './timeline.ts';
 
@@ -168,7 +168,7 @@ export class SimCluster {
     o: { name: string; node: number; kind: Kind; requestPem: string; signerName: string; expirationSeconds?: number },
   ): CsrRecord | 'exists' {
     if (this.csrs.has(o.name)) return 'exists';
-    const request = o.requestPem ? readCsr(o.requestPem) : undefined;
+    const request = o.requestPem ? readSubmittedCsr(o.requestPem) : undefined;
     if (request && !request.signatureValid) throw new Error(`simulated API: CSR ${o.name} has a bad signature`);
     const csr: CsrRecord = {
       ...o,
@@ -313,6 +313,7 @@ export class SimCluster {
         commonName: r.commonName ?? '',
         organizations: r.organizations,
         spki: issued.why === 'another key' ? otherSpki() : r.spki,
+        keyType: issued.why === 'another key' ? 'ec' : r.keyType,
         ...sans,
         usage: csr.kind,
         notBefore: new Date(issued.notBefore),

@@ -307,11 +307,17 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
 /** Defaults ← file ← flags, then the checks that need the whole picture. */
 export function mergeConfig(...layers: ConfigOverrides[]): Config {
   const config = defaultConfig();
-  for (const layer of layers) {
-    for (const [key, value] of Object.entries(layer)) {
-      if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value;
-    }
-  }
+  for (const layer of layers) setDefined(config, layer);
   validateNodeName(config.nodeName, '--node-name');
   return config;
+}
+
+/** Copies the settings a layer sets; one it leaves undefined (a flag not given) keeps the value below. */
+function setDefined(config: Config, layer: ConfigOverrides): void {
+  for (const key of Object.keys(layer) as Array<keyof Config>) setIfDefined(config, layer, key);
+}
+
+function setIfDefined<K extends keyof Config>(config: Config, layer: ConfigOverrides, key: K): void {
+  const value = layer[key];
+  if (value !== undefined) config[key] = value;
 }

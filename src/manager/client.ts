@@ -146,7 +146,7 @@ export class ClientCertificate extends ManagedCertificate {
     await store.install('client', issued.chainPem, issued.key, new Date(clock.now()));
     await store.removePendingKey('client');
     await credentials.writeNodeKubeconfig(by.endpoint, by.endpoint.caPem ?? by.ca);
-    this.installed.assess('client', await this.installed.read('client'), by.ca, NO_SANS);
+    this.installed.assessInstalled('client', await this.installed.read('client'), by.ca, NO_SANS, issued.verdict);
     this.installed.recordInstalled('client', previous);
     const state = this.installed.states.client;
     log.info(

@@ -3,9 +3,10 @@
 // memory, to put back when the file vanishes or is damaged.
 import { errorLine } from '../errors.ts';
 import { nodeSubject } from '../pki/csr.ts';
-import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
+import { verifyIssuedCertificate } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
-import { rotationDeadline, standingOf, type Standing, type SubjectAltNames } from './policy.ts';
+import { rotationDeadline, standingOf, type RotationWindow, type Standing, type SubjectAltNames } from './policy.ts';
+import type { AcceptedCertificate } from './request.ts';
 import type { CertificateState, Lifetime, ManagerDeps } from './state.ts';
 
 interface Assessment {
@@ -19,7 +20,12 @@ interface RememberedVerdict {
   chainPem: string;
   ca: string;
   template: string;
-  verdict: Extract<VerifyIssuedCertificateResult, { ok: true }>;
+  verdict: AcceptedCertificate;
+}
+
+/** What a verdict was reached against, besides the chain and the CA: the request the certificate answers. */
+function templateKey(kind: CertKind, nodeName: string, sans: SubjectAltNames): string {
+  return `${kind} ${nodeName} ${sans.dnsNames.join(',')} ${sans.ipAddresses.join(',')}`;
 }
 
 const LEAF_FIELDS = [
@@ -44,8 +50,8 @@ export class InstalledCertificates {
   private readonly deps: ManagerDeps;
   /** The last pair that passed verification, to reinstall when the file vanishes or is damaged. */
   private readonly lastGood: Partial<Record<CertKind, StoredPair>> = {};
-  /** Rotation deadlines are drawn once per certificate (by fingerprint) so the jitter is stable. */
-  private readonly deadlines = new Map<string, Date>();
+  /** Rotation deadlines are drawn once per certificate (by fingerprint) and window, so the jitter is stable. */
+  private readonly deadlines = new Map<string, RotationWindow & { deadline: Date }>();
   /** Verifying an unchanged pair on every pass would cost milliseconds of CPU each time for nothing. */
   private readonly verdicts: Partial<Record<CertKind, RememberedVerdict>> = {};
 
@@ -94,6 +100,25 @@ export class InstalledCertificates {
     return { pair: remembered, ...again };
   }
 
+  /**
+   * Assesses the pair just installed from a certificate that passed verification as it was accepted
+   * (request.ts acceptIssued, against the same CA and request): that verdict is recorded rather than the
+   * installed copy verified a second time.
+   */
+  assessInstalled(
+    kind: CertKind,
+    pair: StoredPair | null,
+    ca: string,
+    sans: SubjectAltNames,
+    accepted: AcceptedCertificate,
+  ): Assessment {
+    if (pair && pair.certificates[0]!.summary.sha256Fingerprint === accepted.summary.sha256Fingerprint) {
+      const template = templateKey(kind, this.deps.config.nodeName, sans);
+      this.verdicts[kind] = { chainPem: pair.chainPem, ca, template, verdict: accepted };
+    }
+    return this.assess(kind, pair, ca, sans);
+  }
+
   /** Verifies a pair against what we would request, records it in the state, and says where it stands. */
   assess(kind: CertKind, pair: StoredPair | null, ca: string, sans: SubjectAltNames): Assessment {
     const state = this.states[kind];
@@ -106,18 +131,25 @@ export class InstalledCertificates {
     const verdict = this.verify(kind, pair, ca, sans, now);
     const leaf = pair.certificates[0]!.summary;
     const deadline = this.deadlineFor(leaf.sha256Fingerprint, leaf.notBefore, leaf.notAfter);
-    Object.assign(state, {
-      subject: `CN=${leaf.subjectCommonName}, O=${leaf.subjectOrganizations.join('+')}`,
-      dnsNames: leaf.dnsNames,
-      ipAddresses: leaf.ipAddresses,
-      notBefore: leaf.notBefore,
-      notAfter: leaf.notAfter,
-      rotationDeadline: deadline,
-      fingerprint: leaf.sha256Fingerprint,
-      issuer: leaf.issuerCommonName,
-      verified: verdict.ok,
-      problems: verdict.ok ? [] : verdict.problems,
-    });
+    // On most passes nothing changed: the same verified certificate, the same deadline.
+    const unchanged =
+      verdict.ok &&
+      state.verified === true &&
+      state.fingerprint === leaf.sha256Fingerprint &&
+      state.rotationDeadline === deadline;
+    if (!unchanged)
+      Object.assign(state, {
+        subject: `CN=${leaf.subjectCommonName}, O=${leaf.subjectOrganizations.join('+')}`,
+        dnsNames: leaf.dnsNames,
+        ipAddresses: leaf.ipAddresses,
+        notBefore: leaf.notBefore,
+        notAfter: leaf.notAfter,
+        rotationDeadline: deadline,
+        fingerprint: leaf.sha256Fingerprint,
+        issuer: leaf.issuerCommonName,
+        verified: verdict.ok,
+        problems: verdict.ok ? [] : verdict.problems,
+      });
     if (!verdict.ok) return { standing: 'unusable', problems: verdict.problems };
     this.noticeAdoption(kind, pair);
     this.lastGood[kind] = pair;
@@ -126,24 +158,24 @@ export class InstalledCertificates {
 
   private verify(kind: CertKind, pair: StoredPair, ca: string, sans: SubjectAltNames, now: Date) {
     const { config } = this.deps;
+    const key = templateKey(kind, config.nodeName, sans);
+    const memo = this.verdicts[kind];
+    const skew = config.clockSkewMs;
+    if (
+      memo?.chainPem === pair.chainPem &&
+      memo.ca === ca &&
+      memo.template === key &&
+      now.getTime() + skew >= memo.verdict.validity.notBefore.getTime() &&
+      now.getTime() - skew <= memo.verdict.validity.notAfter.getTime()
+    ) {
+      return memo.verdict;
+    }
     const template = {
       ...nodeSubject(config.nodeName),
       usage: kind,
       dnsNames: sans.dnsNames,
       ipAddresses: sans.ipAddresses,
     };
-    const templateKey = `${kind} ${config.nodeName} ${sans.dnsNames.join(',')} ${sans.ipAddresses.join(',')}`;
-    const memo = this.verdicts[kind];
-    const skew = config.clockSkewMs;
-    if (
-      memo?.chainPem === pair.chainPem &&
-      memo.ca === ca &&
-      memo.template === templateKey &&
-      now.getTime() + skew >= memo.verdict.validity.notBefore.getTime() &&
-      now.getTime() - skew <= memo.verdict.validity.notAfter.getTime()
-    ) {
-      return memo.verdict;
-    }
     const verdict = verifyIssuedCertificate({
       certificatePem: pair.chainPem,
       key: pair.key,
@@ -152,21 +184,19 @@ export class InstalledCertificates {
       now,
       clockSkewMs: skew,
     });
-    if (verdict.ok) this.verdicts[kind] = { chainPem: pair.chainPem, ca, template: templateKey, verdict };
+    if (verdict.ok) this.verdicts[kind] = { chainPem: pair.chainPem, ca, template: key, verdict };
     else delete this.verdicts[kind];
     return verdict;
   }
 
   private deadlineFor(fingerprint: string, notBefore: Date, notAfter: Date): Date {
-    // Keyed by the window too: a rotation window changed by a config reload (SIGHUP) applies at once.
+    // Drawn again when the window changes: a rotation window changed by a config reload (SIGHUP) applies at once.
     const window = this.deps.config.rotationWindow;
-    const key = `${fingerprint}@${window.from}-${window.to}`;
-    let d = this.deadlines.get(key);
-    if (!d) {
-      d = rotationDeadline(notBefore, notAfter, window, () => this.deps.clock.random());
-      this.deadlines.set(key, d);
-    }
-    return d;
+    const known = this.deadlines.get(fingerprint);
+    if (known && known.from === window.from && known.to === window.to) return known.deadline;
+    const deadline = rotationDeadline(notBefore, notAfter, window, () => this.deps.clock.random());
+    this.deadlines.set(fingerprint, { from: window.from, to: window.to, deadline });
+    return deadline;
   }
 
   /** A different verified certificate on disk that we did not request: an operator put it there. */

@@ -45,7 +45,7 @@ export class ServingCertificate extends ManagedCertificate {
       const { store, clock, log } = this.deps;
       await store.install('server', issued.chainPem, issued.key, new Date(clock.now()));
       await store.removePendingKey('server');
-      this.installed.assess('server', await this.installed.read('server'), ca, sans);
+      this.installed.assessInstalled('server', await this.installed.read('server'), ca, sans, issued.verdict);
       this.installed.recordInstalled('server', lifetimeOf(current.pair));
       log.info(
         { csr: issued.csrName, ...sans, notAfter: state.notAfter, path: state.path },

@@ -122,6 +122,18 @@ test('renewal: at the rotation deadline the node renews with its own certificate
   assert.equal(w.logged(/renewing with it/), 1);
 });
 
+test('a reloaded rotation window (SIGHUP) applies at once: the deadline is drawn again within it', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const { notBefore, rotationDeadline: before } = w.manager.states.client;
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  assert.equal(w.manager.states.client.rotationDeadline, before, 'drawn once per certificate');
+  w.manager.reconfigure({ ...w.manager.config, rotationWindow: { from: 0.2, to: 0.3 } });
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  const after = w.manager.states.client.rotationDeadline!.getTime() - notBefore!.getTime();
+  assert.ok(after >= 0.2 * DAY - 1 && after < 0.3 * DAY, `${after / DAY} of the lifetime`);
+});
+
 test('expired at start (the node was off): verification fails, the bootstrap credentials are used', async () => {
   const w = world();
   await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
@@ -222,6 +234,24 @@ test('clock behind: refused as not valid yet; the same CSR is kept, and its cert
   assert.equal(later.value, 'installed', String(later.error));
   assert.equal(w.cluster.stats.csrsByNode.client[0], 1, 'one CSR: re-attached, not re-requested');
   assert.equal(w.logged(/re-attached to the pending CSR/), 1);
+});
+
+test('clock ahead: installed at once, and renewed when this node’s clock reaches the deadline', async () => {
+  // 4 minutes ahead: within the 5 minutes the signer backdates NotBefore, so nothing is refused; the node
+  // reads its rotation deadline on its own clock, so it renews 4 minutes of true time early.
+  const skew = 4 * MINUTE;
+  const w = world({ skewMs: skew });
+  const first = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(first.value, 'installed', String(first.error));
+  const deadline = w.manager.states.client.rotationDeadline!.getTime();
+  await w.scheduler.runUntil(deadline - skew - 1);
+  assert.equal(w.node.clock.now(), deadline - 1);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  await w.scheduler.runUntil(deadline - skew);
+  const renewed = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(renewed.value, 'installed', String(renewed.error));
+  assert.equal(w.logged(/renewing with it/), 1);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 2);
 });
 
 test('interrupted install (crash before the pending key was removed): the next request uses a new key', async () => {
