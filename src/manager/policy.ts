@@ -3,7 +3,7 @@
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
 
 /** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
-export type Random = () => number;
+type Random = () => number;
 
 export interface RotationWindow {
   /** Fraction of the lifetime after which rotation may start; kubelet uses 0.7. */
