@@ -83,7 +83,7 @@ export function readyzChecks(input: HealthInput): CheckResult[] {
   return checks;
 }
 
-export interface RenderOptions {
+interface RenderOptions {
   verbose: boolean;
   exclude: string[];
   endpoint: 'livez' | 'readyz' | 'healthz';
@@ -103,7 +103,7 @@ export function renderChecks(checks: CheckResult[], opts: RenderOptions): { stat
   return { status: ok ? 200 : 500, body: `${lines.join('\n')}\n` };
 }
 
-export interface CertificateReport {
+interface CertificateReport {
   path: string;
   subject?: string;
   issuer?: string;

@@ -4,6 +4,7 @@
 import { Registry, Gauge, Counter, Histogram, collectDefaultMetrics } from 'prom-client';
 import { VERSION } from '../version.ts';
 import type { CertificateManager, ManagerEvents } from '../manager/manager.ts';
+import type { CertificateState } from '../manager/state.ts';
 import type { CertKind } from '../store/cert-store.ts';
 
 const KUBELET_TTL: Record<CertKind, string> = {
@@ -12,7 +13,7 @@ const KUBELET_TTL: Record<CertKind, string> = {
 };
 const KIND_LABEL: Record<CertKind, string> = { client: 'client', server: 'serving' };
 
-export interface Metrics {
+interface Metrics {
   registry: Registry;
   events: ManagerEvents;
   bootstrapDuration: Histogram;
@@ -77,59 +78,40 @@ export function createMetrics(
     labelNames: ['certificate'],
     registers: [registry],
   });
-  new Gauge({
-    name: 'nodecred_certificate_expiration_timestamp_seconds',
-    help: 'NotAfter of the installed certificate.',
-    labelNames: ['certificate'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const kind of ['client', 'server'] as const) {
-        const s = getManager()?.states[kind];
-        if (s?.notAfter) this.set({ certificate: KIND_LABEL[kind] }, s.notAfter.getTime() / 1000);
-      }
-    },
-  });
-  new Gauge({
-    name: 'nodecred_certificate_rotation_deadline_timestamp_seconds',
-    help: 'When nodecred will start rotating the installed certificate.',
-    labelNames: ['certificate'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const kind of ['client', 'server'] as const) {
-        const s = getManager()?.states[kind];
-        if (s?.rotationDeadline) this.set({ certificate: KIND_LABEL[kind] }, s.rotationDeadline.getTime() / 1000);
-      }
-    },
-  });
-  new Gauge({
-    name: 'nodecred_pending_csr_age_seconds',
-    help: 'How long the current CSR has been pending (absent when none is).',
-    labelNames: ['certificate'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const kind of ['client', 'server'] as const) {
-        const s = getManager()?.states[kind];
-        if (s?.pendingCsr && s.pendingSince)
-          this.set({ certificate: KIND_LABEL[kind] }, (now().getTime() - s.pendingSince.getTime()) / 1000);
-      }
-    },
-  });
-  new Gauge({
-    name: 'nodecred_csr_denied_retry_timestamp_seconds',
-    help: 'The last request was denied: when the same request may be submitted again (absent otherwise).',
-    labelNames: ['certificate'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const kind of ['client', 'server'] as const) {
-        const s = getManager()?.states[kind];
-        if (s?.denied) this.set({ certificate: KIND_LABEL[kind] }, s.denied.retryAt / 1000);
-      }
-    },
-  });
+  /** A gauge labelled by certificate, set at each scrape from that certificate's state (absent: no value). */
+  const perCertificate = (name: string, help: string, read: (s: CertificateState) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['certificate'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const kind of ['client', 'server'] as const) {
+          const s = getManager()?.states[kind];
+          const value = s === undefined ? undefined : read(s);
+          if (value !== undefined) this.set({ certificate: KIND_LABEL[kind] }, value);
+        }
+      },
+    });
+  perCertificate('nodecred_certificate_expiration_timestamp_seconds', 'NotAfter of the installed certificate.', (s) =>
+    s.notAfter ? s.notAfter.getTime() / 1000 : undefined,
+  );
+  perCertificate(
+    'nodecred_certificate_rotation_deadline_timestamp_seconds',
+    'When nodecred will start rotating the installed certificate.',
+    (s) => (s.rotationDeadline ? s.rotationDeadline.getTime() / 1000 : undefined),
+  );
+  perCertificate(
+    'nodecred_pending_csr_age_seconds',
+    'How long the current CSR has been pending (absent when none is).',
+    (s) => (s.pendingCsr && s.pendingSince ? (now().getTime() - s.pendingSince.getTime()) / 1000 : undefined),
+  );
+  perCertificate(
+    'nodecred_csr_denied_retry_timestamp_seconds',
+    'The last request was denied: when the same request may be submitted again (absent otherwise).',
+    (s) => (s.denied ? s.denied.retryAt / 1000 : undefined),
+  );
   const bootstrapDuration = new Histogram({
     name: 'nodecred_bootstrap_duration_seconds',
     help: 'From process start to the first valid client certificate on disk.',

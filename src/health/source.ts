@@ -3,10 +3,11 @@
 // request per cache period.
 import { isUserError } from '../errors.ts';
 import type { CertificateManager } from '../manager/manager.ts';
+import { nodeSubject } from '../pki/csr.ts';
 import type { ApiAuthResult, HealthInput } from './checks.ts';
 import type { HealthSource } from './server.ts';
 
-export interface SourceOptions {
+interface SourceOptions {
   expiryThresholdMs: number;
   loopStaleMs: number;
   authCacheMs: number;
@@ -29,7 +30,7 @@ export function managerHealthSource(
       const conn = await manager.nodeConnection();
       const { username: user } = await manager.deps.connect(conn).whoAmI();
       manager.noteNodeAuthentication(fingerprint, true);
-      const expected = `system:node:${config.nodeName}`;
+      const expected = nodeSubject(config.nodeName).commonName;
       if (config.clientCredentials === 'managed' && user !== expected) {
         return {
           ok: false,

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { x509 } from '../pki/x509.ts';
 
-export interface CertificateUser {
+interface CertificateUser {
   user: string;
   groups: string[];
   extra: Record<string, string[]>;

@@ -18,7 +18,7 @@ export interface ApiEndpoint {
   proxyUrl?: string;
 }
 
-export type ApiCredential =
+type ApiCredential =
   | { kind: 'token'; token: string }
   | { kind: 'clientCert'; certPem: string; keyPem: string }
   | { kind: 'exec'; spec: ExecCredentialSpec; cache: ExecCredentialCache };

@@ -68,7 +68,9 @@ function fetchClusterInfo(
             return reject(
               new UserError(`anonymous read of kube-public/cluster-info refused (HTTP ${res.statusCode})`, {
                 where: apiServer,
-                fix: 'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and RoleBinding)',
+                fix:
+                  'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and ' +
+                  'RoleBinding)',
                 code: 'DISCOVERY_FORBIDDEN',
               }),
             );
@@ -95,7 +97,9 @@ function fetchClusterInfo(
       reject(
         new UserError(`the API server's certificate does not chain to a pinned CA (${code}); refusing to go on`, {
           where: apiServer,
-          fix: "the server you reached is not the cluster you pinned (or its certificate comes from a CA you did not pin: add that CA's --discovery-token-ca-cert-hash); never trust it by adding a pin you did not check",
+          fix:
+            'the server you reached is not the cluster you pinned (or its certificate comes from a CA you did not ' +
+            "pin: add that CA's --discovery-token-ca-cert-hash); never trust it by adding a pin you did not check",
           code: 'DISCOVERY_TLS_UNTRUSTED',
         }),
       );
@@ -132,7 +136,7 @@ function tunnelled(
   };
 }
 
-export interface DiscoveryInput {
+interface DiscoveryInput {
   apiServer: string;
   token: string;
   caCertHashes: string[];

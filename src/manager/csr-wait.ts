@@ -6,7 +6,7 @@ import { deadlineSignal, type Clock } from '../clock.ts';
 import type { Csr, CsrDecision, NodeApi, WatchEnd } from '../kube/node-api.ts';
 import { retryDelayMs, type Backoff } from './policy.ts';
 
-export type CsrOutcome = CsrDecision | { kind: 'deleted' };
+type CsrOutcome = CsrDecision | { kind: 'deleted' };
 
 export interface WaitOptions {
   /** Absolute deadline, on the clock's time (ms since the epoch). */

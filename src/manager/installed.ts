@@ -1,8 +1,8 @@
 // The installed certificates as the manager sees them: read from the store, verified against what we would
 // request, given a rotation deadline, recorded in CertificateState; and the last verified pair kept in
 // memory, to put back when the file vanishes or is damaged.
-import { isUserError } from '../errors.ts';
-import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { errorLine } from '../errors.ts';
+import { nodeSubject } from '../pki/csr.ts';
 import { verifyIssuedCertificate } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
 import {
@@ -18,7 +18,7 @@ import {
 import type { AcceptedCertificate } from './request.ts';
 import type { CertificateState, Lifetime, ManagerDeps } from './state.ts';
 
-export interface Assessment {
+interface Assessment {
   standing: Standing;
   /** Why it is not usable, when it is not. */
   problems: string[];
@@ -84,7 +84,7 @@ export class InstalledCertificates {
       return await this.deps.store.readCurrent(kind);
     } catch (err) {
       this.deps.log.warn(
-        { kind, err: isUserError(err) ? err.oneLine() : String(err) },
+        { kind, err: errorLine(err, String) },
         'installed certificate unreadable; treating it as missing',
       );
       return null;
@@ -187,8 +187,7 @@ export class InstalledCertificates {
       return memo.verdict;
     }
     const template = {
-      commonName: `system:node:${config.nodeName}`,
-      organizations: [NODES_ORGANIZATION],
+      ...nodeSubject(config.nodeName),
       usage: kind,
       dnsNames: sans.dnsNames,
       ipAddresses: sans.ipAddresses,
@@ -253,7 +252,7 @@ export class InstalledCertificates {
   }
 
   recordError(kind: CertKind, err: unknown): void {
-    this.states[kind].lastError = isUserError(err) ? err.oneLine() : ((err as Error).message ?? String(err));
+    this.states[kind].lastError = errorLine(err);
     this.deps.events?.failed?.(kind, err);
   }
 

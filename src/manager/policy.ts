@@ -4,7 +4,7 @@ import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
 import type { RequestSpec } from './request.ts';
 
 /** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
-export type Random = () => number;
+type Random = () => number;
 
 export interface RotationWindow {
   /** Fraction of the lifetime after which rotation may start; kubelet uses 0.7. */
@@ -170,7 +170,7 @@ export const DENIED_RETRY_BACKOFF: Backoff = { initialMs: 60 * 60_000, maxMs: 8 
 
 /** Identifies a request by everything that could change an approver's answer. */
 export function requestIdentity(r: RequestSpec & { keyAlgorithm: string }): string {
-  const sorted = (v: string[]) => [...v].sort();
+  const sorted = (v: readonly string[]) => [...v].sort();
   return JSON.stringify([
     r.signerName,
     r.commonName,

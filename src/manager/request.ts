@@ -19,7 +19,7 @@ export interface RequestSpec {
   kind: CertKind;
   signerName: string;
   commonName: string;
-  organizations: string[];
+  organizations: readonly string[];
   dnsNames: string[];
   ipAddresses: string[];
   expirationSeconds?: number;
@@ -44,7 +44,7 @@ export const PKI_CRYPTO: RequestCrypto = {
   selfSignedServing: selfSignedServingPair,
 };
 
-export interface RequestDeps {
+interface RequestDeps {
   api: NodeApi;
   /** The identity `api` speaks as, for logs: "bootstrap token from /etc/kubernetes/bootstrap-kubelet.conf". */
   via: string;
@@ -238,6 +238,7 @@ export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, w
   for (;;) {
     const key = await pendingKey(deps, spec.kind);
     const name = csrName({
+      kind: spec.kind === 'client' ? 'client' : 'serving',
       spkiDer: spkiDer(key),
       commonName: spec.commonName,
       organizations: spec.organizations,

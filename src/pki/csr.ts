@@ -13,9 +13,10 @@ import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
 export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
 /** The group every node certificate carries; the Node authorizer and the approvers key on it. */
 export const NODES_ORGANIZATION = 'system:nodes';
-const NODE_COMMON_NAME_PREFIX = 'system:node:';
+/** A node's user name (and certificate CN) is this prefix and the node name; the Node authorizer parses it. */
+export const NODE_USER_PREFIX = 'system:node:';
 
-export interface CsrSubject {
+interface CsrSubject {
   commonName: string;
   organizations: readonly string[];
 }
@@ -46,7 +47,7 @@ export interface ParsedCsr {
 
 /** The subject kubelet uses for both its client and serving certificates. */
 export function nodeSubject(nodeName: string): CsrSubject {
-  return { commonName: `${NODE_COMMON_NAME_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
+  return { commonName: `${NODE_USER_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
 }
 
 interface WebCryptoAlgorithms {

@@ -10,7 +10,7 @@ const SUBJECT_ALT_NAME_OID = '2.5.29.17';
 const COMMON_NAME = 'CN';
 const ORGANIZATION = 'O';
 
-export interface SubjectFields {
+interface SubjectFields {
   /** Undefined when the name has no CN. */
   commonName: string | undefined;
   organizations: string[];

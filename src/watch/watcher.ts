@@ -6,12 +6,12 @@ import { basename, dirname, resolve } from 'node:path';
 import { TEMP_MARKER } from '../store/atomic.ts';
 import { watch, type FSWatcher } from 'chokidar';
 
-export interface WatchTargets {
+interface WatchTargets {
   certDir: string;
   files: string[];
 }
 
-export interface FileWatcher {
+interface FileWatcher {
   close(): Promise<void>;
 }
 

@@ -33,7 +33,7 @@ export interface OpenResponse {
   suspect(): void;
 }
 
-export interface PoolOptions {
+interface PoolOptions {
   /** A session without requests for this long is closed. */
   idleCloseMs?: number;
   /** A suspect session whose PING is not answered within this is destroyed. */
@@ -360,7 +360,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Everything that decides which server a connection reaches and as whom, hashed (it includes a key). */
-export function targetKey(t: TlsTarget): string {
+function targetKey(t: TlsTarget): string {
   const parts = [t.server.origin, t.ca, t.tlsServerName, t.cert, t.key, t.proxy?.href, t.alpn.join(',')];
   return createHash('sha256')
     .update(parts.map((p) => p ?? '').join('\0'))
