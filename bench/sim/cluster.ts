@@ -159,6 +159,7 @@ export class SimCluster {
     const record = this.certificates.get(certificatePem);
     const now = this.scheduler.now;
     if (!record?.good || record.kind !== 'client' || this.revoked.has(record.node)) return undefined;
+    if (this.distrusted.has(certificatePem)) return undefined;
     if (now > record.notAfter || now < record.notBefore) return undefined;
     return { kind: 'node', node: record.node };
   }
@@ -251,6 +252,15 @@ export class SimCluster {
     this.revoked.add(node);
   }
   private readonly revoked = new Set<number>();
+
+  /**
+   * The API server's client CA was rotated (or it never trusted this signer): every client certificate issued
+   * so far stops authenticating, though it still verifies against the CA the node knows; new ones work.
+   */
+  distrustIssuedClientCertificates(): void {
+    for (const [pem, record] of this.certificates) if (record.kind === 'client') this.distrusted.add(pem);
+  }
+  private readonly distrusted = new Set<string>();
 
   // ── the control plane's side ─────────────────────────────────────────────────────────────────────
 

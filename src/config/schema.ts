@@ -60,6 +60,8 @@ export interface Config {
    * re-opened after a fresh read of the CSR.
    */
   watchTimeoutMs: number;
+  /** How long the API server must refuse (401) the node's verified client certificate before a new bootstrap. */
+  unauthorizedGraceMs: number;
   /**
    * 'managed': nodecred bootstraps and rotates the client certificate. 'external': the node kubeconfig's
    * credentials come from elsewhere (an exec plugin on EKS-style nodes); only the serving certificate is
@@ -107,6 +109,7 @@ export function defaultConfig(): Config {
     logLevel: 'info',
     recheckIntervalMs: 5 * 60_000,
     watchTimeoutMs: 60_000,
+    unauthorizedGraceMs: 5 * 60_000,
     clientCredentials: 'managed',
     healthListen: '127.0.0.1:10271',
     secureListen: '',
@@ -147,6 +150,7 @@ const TOP_LEVEL = [
   'hooks',
   'extraCertificates',
   'watchTimeout',
+  'unauthorizedGrace',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -244,6 +248,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     o.watchTimeoutMs = r.duration(raw.watchTimeout, 'watchTimeout');
     if (o.watchTimeoutMs < 1000) r.fail('watchTimeout', 'must be at least 1s', 'e.g. 60s');
   }
+  if (raw.unauthorizedGrace !== undefined)
+    o.unauthorizedGraceMs = r.duration(raw.unauthorizedGrace, 'unauthorizedGrace');
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {

@@ -116,6 +116,8 @@ interface CertificateReport {
   pendingCsr?: string;
   lastError?: string;
   lastSuccess?: string;
+  /** The last request was denied: the same one is not submitted before this time. */
+  deniedRetryAt?: string;
 }
 
 export function certificateReport(s: CertificateState, now: Date): CertificateReport {
@@ -134,6 +136,7 @@ export function certificateReport(s: CertificateState, now: Date): CertificateRe
       pendingCsr: s.pendingCsr,
       lastError: s.lastError,
       lastSuccess: iso(s.lastSuccess),
+      deniedRetryAt: s.denied ? iso(new Date(s.denied.retryAt)) : undefined,
     }).filter(([, v]) => v !== undefined),
   ) as unknown as CertificateReport;
 }

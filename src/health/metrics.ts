@@ -107,6 +107,11 @@ export function createMetrics(
     'How long the current CSR has been pending (absent when none is).',
     (s) => (s.pendingCsr && s.pendingSince ? (now().getTime() - s.pendingSince.getTime()) / 1000 : undefined),
   );
+  perCertificate(
+    'nodecred_csr_denied_retry_timestamp_seconds',
+    'The last request was denied: when the same request may be submitted again (absent otherwise).',
+    (s) => (s.denied ? s.denied.retryAt / 1000 : undefined),
+  );
   const bootstrapDuration = new Histogram({
     name: 'nodecred_bootstrap_duration_seconds',
     help: 'From process start to the first valid client certificate on disk.',

@@ -17,7 +17,7 @@ import {
   splitPemCertificates,
 } from './discovery.ts';
 import { tlsTrustCode, type ApiConnection } from './api.ts';
-import { tunnelThrough } from './http/connect.ts';
+import { tunnelThrough, verifyIdentityAs } from './http/connect.ts';
 import { hostOf, portOf, proxyFor } from './http/url.ts';
 
 const CLUSTER_INFO_PATH = '/api/v1/namespaces/kube-public/configmaps/cluster-info';
@@ -125,6 +125,7 @@ function tunnelled(
           tlsConnect({
             socket,
             ...(isIP(name) ? {} : { servername: name }),
+            checkServerIdentity: verifyIdentityAs(name),
             ...(tls.ca ? { ca: tls.ca } : {}),
             rejectUnauthorized: tls.rejectUnauthorized,
           }),

@@ -11,6 +11,8 @@ interface ClusterRenderOptions {
   /** PEM of the cluster CA (one or more certificates). */
   caData: string;
   tlsServerName?: string;
+  /** The cluster's proxy-url (client-go and so the kubelet honour it): kept when the file is rewritten. */
+  proxyUrl?: string;
   clusterName?: string;
   userName?: string;
   contextName?: string;
@@ -40,6 +42,7 @@ function renderKubeconfig(o: ClusterRenderOptions, user: Obj): string {
     server: o.server,
   };
   if (o.tlsServerName) cluster['tls-server-name'] = o.tlsServerName;
+  if (o.proxyUrl) cluster['proxy-url'] = o.proxyUrl;
   const config = {
     apiVersion: 'v1',
     kind: 'Config',

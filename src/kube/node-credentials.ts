@@ -49,6 +49,7 @@ export function fileCredentials(
         server: endpoint.server,
         caData: caPem,
         ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+        ...(endpoint.proxyUrl ? { proxyUrl: endpoint.proxyUrl } : {}),
         certPath: clientCertPath,
         keyPath: clientCertPath,
       });

@@ -5,7 +5,16 @@ import { errorLine } from '../errors.ts';
 import { nodeSubject } from '../pki/csr.ts';
 import { verifyIssuedCertificate } from '../pki/verify.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
-import { rotationDeadline, standingOf, type RotationWindow, type Standing, type SubjectAltNames } from './policy.ts';
+import {
+  noteRefusal,
+  refusedForGood,
+  rotationDeadline,
+  standingOf,
+  type Refusal,
+  type RotationWindow,
+  type Standing,
+  type SubjectAltNames,
+} from './policy.ts';
 import type { AcceptedCertificate } from './request.ts';
 import type { CertificateState, Lifetime, ManagerDeps } from './state.ts';
 
@@ -54,6 +63,8 @@ export class InstalledCertificates {
   private readonly deadlines = new Map<string, RotationWindow & { deadline: Date }>();
   /** Verifying an unchanged pair on every pass would cost milliseconds of CPU each time for nothing. */
   private readonly verdicts: Partial<Record<CertKind, RememberedVerdict>> = {};
+  /** 401s to the node's own client certificate, in a row (policy.ts Refusal). */
+  private refusal: Refusal | undefined;
 
   constructor(deps: ManagerDeps) {
     this.deps = deps;
@@ -90,6 +101,11 @@ export class InstalledCertificates {
     if (assessment.standing === 'valid' || assessment.standing === 'due') return { pair, ...assessment };
     const remembered = this.lastGood[kind];
     if (!remembered) return { pair, ...assessment };
+    if (kind === 'client' && this.refusal?.fingerprint === remembered.certificates[0]!.summary.sha256Fingerprint) {
+      // The API server refused it: putting it back would undo an operator's removal and keep the node locked out.
+      this.deps.log.warn({ kind }, 'client certificate on disk missing; the API server refused it, not reinstalling');
+      return { pair, ...assessment };
+    }
     const again = this.assess(kind, remembered, ca, sans);
     if (again.standing !== 'valid' && again.standing !== 'due') return { pair, ...assessment };
     await this.deps.store.install(kind, remembered.chainPem, remembered.key, new Date(this.deps.clock.now()));
@@ -209,13 +225,41 @@ export class InstalledCertificates {
     this.deps.events?.adopted?.(kind, this.states[kind]);
   }
 
+  /**
+   * What the API server said to the node's client certificate (`fingerprint`, the one in use when the request
+   * was made): a 401 (accepted false) or any answer that authenticated it.
+   */
+  noteNodeAuthentication(fingerprint: string | undefined, accepted: boolean): void {
+    // On exec-credential (EKS-style) nodes the client certificate is not ours to replace.
+    if (fingerprint === undefined || this.deps.config.clientCredentials !== 'managed') return;
+    if (accepted) {
+      if (this.refusal?.fingerprint !== fingerprint) return;
+      this.refusal = undefined;
+      this.states.client.refusedSince = undefined;
+      return;
+    }
+    this.refusal = noteRefusal(this.refusal, fingerprint, this.deps.clock.now());
+    this.states.client.refusedSince = new Date(this.refusal.since);
+  }
+
+  /** The API server has refused this client pair persistently (policy.ts refusedForGood). */
+  refusedForGood(pair: StoredPair | null): Refusal | undefined {
+    const fingerprint = pair ? pair.certificates[0]!.summary.sha256Fingerprint : undefined;
+    const { clock, config } = this.deps;
+    return refusedForGood(this.refusal, fingerprint, clock.now(), config.unauthorizedGraceMs)
+      ? this.refusal
+      : undefined;
+  }
+
   recordError(kind: CertKind, err: unknown): void {
     this.states[kind].lastError = errorLine(err);
     this.deps.events?.failed?.(kind, err);
   }
 
   recordInstalled(kind: CertKind, previous: Lifetime | null): void {
+    if (kind === 'client') this.refusal = undefined;
     Object.assign(this.states[kind], {
+      refusedSince: undefined,
       lastError: undefined,
       lastSuccess: new Date(this.deps.clock.now()),
       pendingCsr: undefined,
