@@ -103,7 +103,8 @@ async function main(): Promise<number> {
   let state: ClusterState | undefined;
   try {
     step(
-      'Building (first run only, then cached) and starting etcd, kube-apiserver and kube-controller-manager on loopback',
+      'Building (first run only, then cached) and starting etcd, kube-apiserver and kube-controller-manager on ' +
+        'loopback',
     );
     state = await up({ dir: clusterDir, log: (l) => show(l) });
     const version = JSON.parse(await kubectl(state, ['get', '--raw', '/version'])) as { gitVersion: string };
@@ -148,7 +149,8 @@ async function main(): Promise<number> {
       nodeName,
     ];
     step(
-      `nodecred bootstrap --node-name ${nodeName} (key → CSR → auto-approval → issuance → verify → install → kubeconfig)`,
+      `nodecred bootstrap --node-name ${nodeName} (key → CSR → auto-approval → issuance → verify → install → ` +
+        `kubeconfig)`,
     );
     const started = Date.now();
     const code = await nodecred(['bootstrap', ...flags]);
@@ -180,7 +182,8 @@ async function main(): Promise<number> {
     await nodecred(['bootstrap', ...flags]);
 
     step(
-      'The serving certificate: a Node with addresses, `nodecred approve` approving, `nodecred bootstrap --rotate-server-certificates`',
+      'The serving certificate: a Node with addresses, `nodecred approve` approving, `nodecred bootstrap ' +
+        '--rotate-server-certificates`',
     );
     await kubectl(
       state,
@@ -252,7 +255,8 @@ async function main(): Promise<number> {
     await kubeletFinale(state, { base, bootstrapKubeconfig: bootstrapConf, out: { step, show } });
     if (keep) {
       show(
-        `\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ${clusterDir}`,
+        `\ncontrol plane left running: . ${join(clusterDir, 'env')}; stop it with scripts/local-cluster down --dir ` +
+          `${clusterDir}`,
       );
       show(`node files in ${nodeDir}`);
     }

@@ -48,7 +48,8 @@ async function main(): Promise<number> {
   const commands = ['up', 'down', 'status', 'kubelet', 'stop-kubelet'];
   if (!command || !commands.includes(command) || positionals.length > 1 || !values.dir) {
     process.stderr.write(
-      `local-cluster: ${!values.dir ? '--dir DIR is required' : `unknown command '${positionals.join(' ')}'`}\n${USAGE}`,
+      `local-cluster: ` +
+        `${!values.dir ? '--dir DIR is required' : `unknown command '${positionals.join(' ')}'`}\n${USAGE}`,
     );
     return 2;
   }
@@ -81,7 +82,8 @@ async function main(): Promise<number> {
         log: (line) => process.stderr.write(`local-cluster: ${line}\n`),
       });
       process.stdout.write(
-        `KUBELET_ADDRESS=${k.nodeIp}\nKUBELET_PORT=${k.port}\nKUBELET_HEALTHZ_PORT=${k.healthzPort}\nKUBELET_LOG=${k.logFile}\n`,
+        `KUBELET_ADDRESS=${k.nodeIp}\nKUBELET_PORT=${k.port}\n` +
+          `KUBELET_HEALTHZ_PORT=${k.healthzPort}\nKUBELET_LOG=${k.logFile}\n`,
       );
       return 0;
     }
@@ -111,7 +113,8 @@ async function main(): Promise<number> {
       process.stdout.write(`apiserver ${state?.apiserver}  kubeconfig ${state?.kubeconfig}\n`);
       for (const r of rows) {
         process.stdout.write(
-          `${r.component.padEnd(24)} pid ${String(r.pid).padEnd(8)} ${r.healthy ? 'healthy' : r.alive ? 'UNHEALTHY' : 'STOPPED'}  ${r.detail}\n`,
+          `${r.component.padEnd(24)} pid ${String(r.pid).padEnd(8)} ` +
+            `${r.healthy ? 'healthy' : r.alive ? 'UNHEALTHY' : 'STOPPED'}  ${r.detail}\n`,
         );
       }
       return rows.every((r) => r.healthy) ? 0 : 1;

@@ -42,7 +42,9 @@ function nodeTest(patterns: string[], env: NodeJS.ProcessEnv, extra: string[]): 
     const deadline = setTimeout(() => {
       timedOut = true;
       process.stderr.write(
-        `test: the suite did not finish within ${SUITE_DEADLINE_MIN} min; stopping it. A test file that never exits (a leaked handle: a server, a child process, a timer) is the usual cause; the output above ends where it stuck\n`,
+        `test: the suite did not finish within ${SUITE_DEADLINE_MIN} min; stopping it. A test file that never exits ` +
+          `(a leaked handle: a server, a child process, a timer) is the usual cause; the output above ends where it ` +
+          `stuck\n`,
       );
       try {
         process.kill(-child.pid!, 'SIGKILL');

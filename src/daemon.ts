@@ -2,7 +2,7 @@
 // delegated to the manager and to policy.ts (nextPass); this file only runs passes and waits between them:
 // until the next pass is due, cut short by a wake-up (a watched file changed, SIGHUP) except during a
 // backoff, and every few seconds a cheap local check that the files on disk are still the ones verified.
-import { isUserError } from './errors.ts';
+import { errorLine, isUserError } from './errors.ts';
 import { DEFAULT_BACKOFF, nextPass } from './manager/policy.ts';
 import { ensureServingPlaceholder } from './manager/placeholder.ts';
 import { PKI_CRYPTO } from './manager/request.ts';
@@ -11,7 +11,7 @@ import { ApiStatusError, isTransient } from './kube/api.ts';
 import type { CertificateManager } from './manager/manager.ts';
 import type { Logger } from './log.ts';
 
-export interface DaemonOptions {
+interface DaemonOptions {
   /** Between passes, how often to compare disk with memory (no API calls; default 5 s; Infinity: never). */
   localCheckMs?: number;
   /** After each pass: true when every managed certificate is valid and installed. */
@@ -163,9 +163,11 @@ export class Daemon {
     if (isTransient(err)) {
       this.log.warn({ err: (err as Error).message }, 'API server unreachable; will retry');
     } else {
-      const known = isUserError(err) || err instanceof ApiStatusError;
-      const message = isUserError(err) ? err.oneLine() : known ? (err as Error).message : (err as Error).stack;
-      this.log.error({ err: message ?? String(err) }, 'certificate pass failed');
+      // A known failure is its one line; anything else is a programming error and keeps its stack.
+      const message = errorLine(err, (e) =>
+        e instanceof ApiStatusError ? e.message : ((e as Error).stack ?? String(e)),
+      );
+      this.log.error({ err: message }, 'certificate pass failed');
     }
     return { healthy: false, failed: true, pending: false };
   }

@@ -2,7 +2,7 @@
 // UserErrors: they name what they concern and how to fix it, and the CLI prints them as one line without a
 // stack trace. Anything else is a programming error and crashes loudly.
 
-export interface UserErrorDetails {
+interface UserErrorDetails {
   /** The file, flag, field or API object the problem is in, e.g. "/etc/nodecred/config.yaml: rotation.fraction". */
   where?: string;
   /** What the user should do about it. */
@@ -45,6 +45,28 @@ export class UserError extends Error {
 
 export function isUserError(err: unknown): err is UserError {
   return err instanceof UserError;
+}
+
+/** The message of any thrown value (an Error's message, else the value as a string). */
+function messageOf(err: unknown): string {
+  return (err as Error | undefined)?.message ?? String(err);
+}
+
+/**
+ * The one line a log field or status shows for an error: a UserError's own line (where, what, fix), anything
+ * else as `otherwise` describes it (default: its message).
+ */
+export function errorLine(err: unknown, otherwise: (err: unknown) => string = messageOf): string {
+  return isUserError(err) ? err.oneLine() : otherwise(err);
+}
+
+/**
+ * A value we did not write (a user's file, a certificate we do not trust yet) quoted for a one-line
+ * message: JSON-escaped, so no newline or control character reaches a log line, and capped at 100 characters.
+ */
+export function quote(value: string): string {
+  const s = JSON.stringify(value);
+  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
 }
 
 /** What each errno means for the operator; `path` is the file or directory the operation was on. */
@@ -92,12 +114,12 @@ const SYSCALL_VERBS: Record<string, string> = {
 };
 
 /** Paths in kernel virtual filesystems, where nothing nodecred writes can live. */
-export function isVirtualFsPath(path: string): boolean {
+function isVirtualFsPath(path: string): boolean {
   return /^\/(proc|sys)(\/|$)/.test(path);
 }
 
 /** A Node error from a system call (it carries an errno `code` such as "EACCES" and the `syscall`). */
-export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
   return (
     err instanceof Error &&
     typeof (err as NodeJS.ErrnoException).code === 'string' &&
@@ -106,7 +128,7 @@ export function isErrnoError(err: unknown): err is NodeJS.ErrnoException & { cod
   );
 }
 
-export interface ErrnoContext {
+interface ErrnoContext {
   /** What was being done, e.g. "write" or "create the cert dir"; default: from the system call. */
   action?: string;
   /** The path to name; default: the error's own path. */

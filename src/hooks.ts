@@ -8,7 +8,7 @@ import type { HooksConfig } from './config/schema.ts';
 import type { Logger } from './log.ts';
 import { redactSecrets } from './redact.ts';
 
-export interface InstallInfo {
+interface InstallInfo {
   kind: 'client' | 'server';
   certFile: string;
   kubeconfig: string;
@@ -59,7 +59,7 @@ export async function runHooks(hooks: HooksConfig, info: InstallInfo, log: Logge
   }
 }
 
-export interface PidFileStat {
+interface PidFileStat {
   uid: number;
   mode: number;
   isFile: boolean;
@@ -82,7 +82,7 @@ export function pidFileProblem(st: PidFileStat, ourUid: number): string | undefi
 }
 
 /** The PID in a pid file that passes pidFileProblem; checked on the open file, so a swap cannot slip in. */
-export async function readTrustedPid(path: string): Promise<number> {
+async function readTrustedPid(path: string): Promise<number> {
   // O_NOFOLLOW: a symlink is refused rather than followed to a file someone else chose.
   const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: NodeJS.ErrnoException) => {
     throw new Error(err.code === 'ELOOP' ? `${path} is a symlink; refusing to follow it` : err.message);

@@ -3,7 +3,7 @@
 // not assume role ...") but may carry what the program was handling: tokens, keys, passwords. What looks
 // like one is replaced; ordinary words, paths and short numbers stay readable.
 
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
 const PEM_BLOCK = /-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(-----END [A-Z0-9 ]+-----|$)/g;
 // "Bearer xyz", "Basic xyz" (an Authorization header echoed in a debug line).

@@ -19,7 +19,7 @@ export interface AuditRequest {
 }
 
 /** RFC 3339 with microseconds → ms since epoch, keeping the sub-millisecond part. */
-export function parseMicroTime(s: string): number {
+function parseMicroTime(s: string): number {
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?Z$/.exec(s);
   if (!m) return Date.parse(s);
   const whole = Date.parse(`${m[1]}Z`);
@@ -143,7 +143,8 @@ export class AuditLog {
 export function describeRequests(rs: AuditRequest[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of rs) {
-    const key = `${r.verb} ${r.resource || r.uri.split('?')[0]}${r.subresource ? `/${r.subresource}` : ''}${r.code && r.code >= 400 ? ` (${r.code})` : ''}`;
+    const what = `${r.resource || r.uri.split('?')[0]}${r.subresource ? `/${r.subresource}` : ''}`;
+    const key = `${r.verb} ${what}${r.code && r.code >= 400 ? ` (${r.code})` : ''}`;
     out[key] = (out[key] ?? 0) + 1;
   }
   return out;

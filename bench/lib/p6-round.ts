@@ -14,7 +14,7 @@ import {
 import { summarize, type Summary } from './stats.ts';
 import { pool, retry, type NodeId } from './node-identities.ts';
 
-export interface RoundOptions {
+interface RoundOptions {
   label: string;
   signer: string;
   nodes: NodeId[];

@@ -46,7 +46,8 @@ export function run(cmd: string, args: string[], opts: SpawnOptions & { timeoutM
       child.kill('SIGKILL');
       reject(
         new Error(
-          `${cmd} ${args.slice(0, 2).join(' ')} did not finish within ${opts.timeoutMs} ms; stderr: ${stderr.slice(-600)}`,
+          `${cmd} ${args.slice(0, 2).join(' ')} did not finish within ${opts.timeoutMs} ms; stderr: ` +
+            `${stderr.slice(-600)}`,
         ),
       );
     }, opts.timeoutMs);
@@ -114,7 +115,8 @@ export function start(cmd: string, args: string[], opts: SpawnOptions = {}): Bac
             done();
             reject(
               new Error(
-                `${cmd} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; output:\n${out.slice(-1500)}`,
+                `${cmd} exited (${child.exitCode ?? child.signalCode}) before printing ${pattern}; ` +
+                  `output:\n${out.slice(-1500)}`,
               ),
             );
           }
@@ -172,9 +174,4 @@ export function sampleProc(pid: number): ProcSample {
     rssFileKiB: kib('RssFile'),
     cpuTicks: utime + stime,
   };
-}
-
-/** CPU seconds (utime+stime) of this process and its reaped children, from /proc/self/stat. */
-export function selfCpuTicks(): number {
-  return sampleProc(process.pid).cpuTicks;
 }

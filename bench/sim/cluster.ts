@@ -8,7 +8,7 @@ import type { CertKind } from '../../src/store/cert-store.ts';
 import { generateKeyPairSync } from 'node:crypto';
 import type { Scheduler } from './scheduler.ts';
 import { Rng } from './rng.ts';
-import { readCsr, SimCa, type ReadCsr } from './pki.ts';
+import { readSubmittedCsr, SimCa, type ReadCsr } from './pki.ts';
 import { ClusterStats } from './stats.ts';
 import { Timeline, type Interval } from './timeline.ts';
 
@@ -159,6 +159,7 @@ export class SimCluster {
     const record = this.certificates.get(certificatePem);
     const now = this.scheduler.now;
     if (!record?.good || record.kind !== 'client' || this.revoked.has(record.node)) return undefined;
+    if (this.distrusted.has(certificatePem)) return undefined;
     if (now > record.notAfter || now < record.notBefore) return undefined;
     return { kind: 'node', node: record.node };
   }
@@ -168,7 +169,7 @@ export class SimCluster {
     o: { name: string; node: number; kind: Kind; requestPem: string; signerName: string; expirationSeconds?: number },
   ): CsrRecord | 'exists' {
     if (this.csrs.has(o.name)) return 'exists';
-    const request = o.requestPem ? readCsr(o.requestPem) : undefined;
+    const request = o.requestPem ? readSubmittedCsr(o.requestPem) : undefined;
     if (request && !request.signatureValid) throw new Error(`simulated API: CSR ${o.name} has a bad signature`);
     const csr: CsrRecord = {
       ...o,
@@ -252,6 +253,15 @@ export class SimCluster {
   }
   private readonly revoked = new Set<number>();
 
+  /**
+   * The API server's client CA was rotated (or it never trusted this signer): every client certificate issued
+   * so far stops authenticating, though it still verifies against the CA the node knows; new ones work.
+   */
+  distrustIssuedClientCertificates(): void {
+    for (const [pem, record] of this.certificates) if (record.kind === 'client') this.distrusted.add(pem);
+  }
+  private readonly distrusted = new Set<string>();
+
   // ── the control plane's side ─────────────────────────────────────────────────────────────────────
 
   private decide(csr: CsrRecord): void {
@@ -313,6 +323,7 @@ export class SimCluster {
         commonName: r.commonName ?? '',
         organizations: r.organizations,
         spki: issued.why === 'another key' ? otherSpki() : r.spki,
+        keyType: issued.why === 'another key' ? 'ec' : r.keyType,
         ...sans,
         usage: csr.kind,
         notBefore: new Date(issued.notBefore),

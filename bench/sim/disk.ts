@@ -1,13 +1,31 @@
 // A node's disk in the simulator: the certificate store and the node kubeconfig in memory, with the same
-// checks and failures as the real ones (an install is parsed exactly as CertStore.install parses it; a full
-// disk fails writes with the same ENOSPC error), and a hook that shows every install to the invariant checks.
+// checks and failures as the real ones (an install is parsed as CertStore.install parses it; a full disk
+// fails writes with the same ENOSPC error), and a hook that shows every install to the invariant checks.
 import type { KeyObject } from 'node:crypto';
 import { UserError } from '../../src/errors.ts';
 import type { ApiEndpoint } from '../../src/kube/api.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
-import { diskError, parsePairFile, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
+import { loadCertificates } from '../../src/pki/cert.ts';
+import { diskError, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
 import type { CredentialStore, Credentials } from '../../src/manager/state.ts';
 import { BOOTSTRAP_TOKEN } from './node-api.ts';
+
+/**
+ * The pair as CertStore.install parses it before writing (parsePairFile: the chain with the store's
+ * certificate loader, and the key must belong to the leaf), except that the key stays the object it was
+ * given: written to a PEM and read back, it is the same key, at a cost the fleet would pay 300,000 times.
+ */
+function parsePair(chainPem: string, key: KeyObject, file: string): Omit<StoredPair, 'file'> {
+  const certificates = loadCertificates(chainPem, 'certificate chain', file);
+  if (!certificates[0]!.native.checkPrivateKey(key)) {
+    throw new UserError('the private key does not belong to the certificate', {
+      where: file,
+      code: 'PAIR_MISMATCH',
+      fix: 'remove the file; nodecred requests a new certificate',
+    });
+  }
+  return { chainPem: certificates.map((c) => c.pem).join(''), certificates, key };
+}
 
 export class SimDisk {
   full = false;
@@ -47,8 +65,7 @@ export class SimStore implements CredentialStore {
 
   async install(kind: CertKind, chainPem: string, key: KeyObject, _now: Date): Promise<string> {
     const file = `${this.dir}/kubelet-${kind}-${this.serial++}.pem`;
-    const content = (chainPem.endsWith('\n') ? chainPem : `${chainPem}\n`) + encodePrivateKeyPem(key);
-    const pair = { file, ...parsePairFile(content, file) };
+    const pair = { file, ...parsePair(chainPem, key, file) };
     this.disk.write(file);
     this.onInstall?.(kind, pair);
     this.current[kind] = pair;

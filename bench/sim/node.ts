@@ -12,7 +12,7 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { SimCluster } from './cluster.ts';
 import { SimCredentials, SimDisk, SimStore } from './disk.ts';
 import { SIM_SERVER, simConnect } from './node-api.ts';
-import { buildCsr, readCsr, selfSignedServing } from './pki.ts';
+import { buildKnownCsr, readCsr, selfSignedServing } from './pki.ts';
 import { Rng } from './rng.ts';
 import { SimClock, type Scheduler } from './scheduler.ts';
 
@@ -33,7 +33,7 @@ export const SIM_CRYPTO: RequestCrypto = {
     const text = JSON.stringify(request);
     const known = requests.get(key);
     if (known?.text === text) return known.pem;
-    const pem = buildCsr(key, request);
+    const pem = buildKnownCsr(key, request);
     requests.set(key, { text, pem });
     return pem;
   },

@@ -81,17 +81,62 @@ const spki = (key: KeyObject) => createPublicKey(key).export({ format: 'der', ty
 
 /** A PKCS#10 request, as pki/csr.ts buildCsrPem makes it: SANs in an extensionRequest, none when empty. */
 export function buildCsr(key: KeyObject, request: CsrRequest): string {
+  return build(key, request, spki(key));
+}
+
+function build(key: KeyObject, request: CsrRequest, keyInfo: Buffer): string {
   const sans = [...(request.dnsNames ?? []), ...(request.ipAddresses ?? [])];
   const sanExtension = () =>
     extension(OID.subjectAltName, false, generalNames(request.dnsNames ?? [], request.ipAddresses ?? []));
   const attributes = sans.length ? seq(oid(OID.extensionRequest), set(seq(sanExtension()))) : Buffer.alloc(0);
-  const info = seq(integer(0), name(request.commonName, request.organizations), spki(key), tlv(0xa0, attributes));
+  const info = seq(integer(0), name(request.commonName, request.organizations), keyInfo, tlv(0xa0, attributes));
   return encodePem('CERTIFICATE REQUEST', signed(info, key));
+}
+
+/**
+ * What the simulated API server will read from requests built here, recorded as they are built: reading
+ * back (DER parse, public key import, signature check) a request this module just signed would cost the
+ * fleet simulation more than building it. Taken out when the request is submitted; bounded, because a
+ * request built during an outage may never be.
+ */
+const built = new Map<string, ReadCsr>();
+const BUILT_MAX = 100_000;
+
+/** buildCsr, remembering what the request says for readSubmittedCsr (test/unit/sim/pki.test.ts: the same). */
+export function buildKnownCsr(key: KeyObject, request: CsrRequest): string {
+  const keyInfo = spki(key);
+  const pem = build(key, request, keyInfo);
+  if (built.size >= BUILT_MAX) built.clear();
+  let publicKey: KeyObject | undefined;
+  built.set(pem, {
+    get publicKey() {
+      publicKey ??= createPublicKey(key);
+      return publicKey;
+    },
+    spki: keyInfo,
+    keyType: key.asymmetricKeyType,
+    commonName: request.commonName,
+    organizations: [...request.organizations],
+    dnsNames: [...(request.dnsNames ?? [])],
+    ipAddresses: (request.ipAddresses ?? []).map((ip) => canonicalIp(ip) ?? ip),
+    signatureValid: true,
+  });
+  return pem;
+}
+
+/** A submitted request as the API server reads it: recorded by buildKnownCsr, else parsed (readCsr). */
+export function readSubmittedCsr(pem: string): ReadCsr {
+  const known = built.get(pem);
+  if (!known) return readCsr(pem);
+  built.delete(pem);
+  return known;
 }
 
 export interface ReadCsr {
   publicKey: KeyObject;
   spki: Buffer;
+  /** 'ec', 'rsa', …: what the signer's key usages depend on. */
+  keyType: string | undefined;
   commonName: string | undefined;
   organizations: string[];
   dnsNames: string[];
@@ -130,6 +175,7 @@ export function readCsr(pem: string): ReadCsr {
   return {
     publicKey,
     spki: Buffer.from(keyInfo.raw),
+    keyType: publicKey.asymmetricKeyType,
     commonName: fields.find((f) => f.type === OID.commonName)?.value,
     organizations: fields.filter((f) => f.type === OID.organization).map((f) => f.value),
     dnsNames,
@@ -174,8 +220,9 @@ export interface Issue {
   serial: number;
   commonName: string;
   organizations: string[];
-  /** The key the certificate certifies (DER SubjectPublicKeyInfo). */
+  /** The key the certificate certifies (DER SubjectPublicKeyInfo), and its type ('ec', 'rsa'). */
   spki: Buffer;
+  keyType: string | undefined;
   dnsNames: string[];
   ipAddresses: string[];
   usage: 'client' | 'server';
@@ -207,7 +254,7 @@ export class SimCa {
 
   /** A leaf certificate as csrsigning issues it, PEM. */
   issue(o: Issue): string {
-    const rsa = createPublicKey({ key: o.spki, format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa';
+    const rsa = o.keyType === 'rsa';
     // digitalSignature (+ keyEncipherment for RSA), as kubelet asks.
     const keyUsage = rsa ? Buffer.from([0x03, 0x02, 0x05, 0xa0]) : Buffer.from([0x03, 0x02, 0x07, 0x80]);
     const sans = o.dnsNames.length + o.ipAddresses.length;

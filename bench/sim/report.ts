@@ -169,9 +169,30 @@ export interface Invariant {
   detail: string;
 }
 
+/**
+ * The most requests one nodecred pass makes when it finds a certificate due: GET Node (serving SANs), POST
+ * the CSR, open its watch, and a re-read of the CSR.
+ */
+const REQUESTS_PER_PASS = 4;
+
+/**
+ * The reconnect herd's bound. After an outage longer than the backoff cap, a node's next attempt comes a
+ * jittered delay in [cap/2, cap] after its last one, so the time from the end of the outage to its return is
+ * the residual of those delays: its density is at most 1 / (mean delay), whenever the node last failed. So
+ * the fleet returns at no more than N / (0.75 · cap) nodes per second on average; the bound allows each node
+ * REQUESTS_PER_PASS requests and a Poisson-like fluctuation of four standard deviations (plus four, for
+ * small fleets). Nodes retrying in step (no jitter) would exceed it many times over.
+ */
+export function herdBound(nodes: number): number {
+  const perSecond = nodes / ((0.75 * DEFAULT_BACKOFF.maxMs) / 1000);
+  return Math.ceil(REQUESTS_PER_PASS * (perSecond + 4 * Math.sqrt(perSecond) + 4));
+}
+
 /** What the issue asks nodecred to guarantee on every node. */
 export function invariants(r: PolicySummary): Invariant[] {
   const backoffS = DEFAULT_BACKOFF.maxMs / 1000;
+  const bound = herdBound(r.nodes);
+  const peak = Math.max(0, ...r.herds.map((h) => h.peakPerSecond));
   return [
     {
       name: 'no expiry while the control plane was reachable for a full rotation window',
@@ -194,6 +215,11 @@ export function invariants(r: PolicySummary): Invariant[] {
       detail:
         `${r.recovery.nodes} nodes noticed an outage; slowest back after ${r.recovery.maxSeconds} s ` +
         `(p99 ${r.recovery.p99Seconds} s); ${r.recovery.notRecovered} never`,
+    },
+    {
+      name: `reconnect herd spread by the jittered backoff: ≤ ${bound} requests/s after any API outage`,
+      ok: peak <= bound,
+      detail: `peak ${peak} requests/s (${r.herds.map((h) => `${h.peakPerSecond} after the ${h.outage}`).join(', ')})`,
     },
   ];
 }

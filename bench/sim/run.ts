@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseDuration } from '../../src/config/duration.ts';
 import type { Policy } from './fleet.ts';
-import { simulate, table } from './simulate.ts';
+import { simulate } from './simulate.ts';
+import { invariantLines, table } from './table.ts';
 import { plot } from './svg.ts';
 import { DEFAULT_SCENARIO } from './trace.ts';
 
@@ -57,8 +58,7 @@ await writeFile(
       `certificates of ${flag('lifetime', '720h')}, seed ${scenario.seed}`,
   }),
 );
-process.stdout.write(`${table(result)}\n\n`);
-for (const i of result.invariants) process.stdout.write(`${i.ok ? 'ok  ' : 'FAIL'} ${i.name}: ${i.detail}\n`);
+process.stdout.write(`${table(result)}\n\nInvariants (nodecred, every node):\n\n${invariantLines(result)}\n`);
 process.stdout.write(
   `\n${scenario.nodes} nodes × ${scenario.days} days: ${wallSeconds} s wall, ${cpuSeconds} s CPU; ${out}\n`,
 );

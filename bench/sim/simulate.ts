@@ -96,30 +96,3 @@ export async function simulate(o: SimulationOptions): Promise<SimulationResult> 
     invariants: nodecred ? invariants(nodecred) : [],
   };
 }
-
-/** The side-by-side table (markdown), one column per policy. */
-export function table(result: SimulationResult): string {
-  const rows: Array<[string, (r: PolicySummary) => string]> = [
-    [
-      'certificate expiries the policy caused (all expiries)',
-      (r) => `${r.expiries.policyFailures} (${r.expiries.total})`,
-    ],
-    ['CSRs created', (r) => String(r.csrs.total)],
-    ['CSRs per certificate installed', (r) => String(r.csrs.perRotation)],
-    ['most CSRs for one certificate', (r) => String(r.csrs.maxPerRotation)],
-    [
-      'most CSRs for one certificate during an outage',
-      (r) => String(Math.max(0, ...Object.values(r.csrs.maxPerOutage))),
-    ],
-    ['herd: peak requests/s after each API outage', (r) => r.herds.map((h) => h.peakPerSecond).join(' / ')],
-    ['API requests per node per day', (r) => String(r.requests.perNodePerDay)],
-    ['wrongly issued certificates installed', (r) => String(r.badInstalls.total)],
-    ['lowest share of nodes with valid certificates', (r) => `${(r.validShare.min * 100).toFixed(2)} %`],
-    ['slowest return after an API outage', (r) => `${r.recovery.maxSeconds} s`],
-  ];
-  const names = result.results.map((r) => (r.policy === 'kubelet' ? 'kubelet policy (model)' : 'nodecred'));
-  const header = `| | ${names.join(' | ')} |`;
-  const rule = `|---|${result.results.map(() => '---').join('|')}|`;
-  const body = rows.map(([label, f]) => `| ${label} | ${result.results.map(f).join(' | ')} |`);
-  return [header, rule, ...body].join('\n');
-}

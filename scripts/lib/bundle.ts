@@ -74,7 +74,9 @@ async function bundleOne(entry: string, outfile: string, opts: BundleOptions, pl
       ? // CommonJS dependencies call require(); give the ESM bundle one.
         {
           banner: {
-            js: `#!/usr/bin/env node\nimport { createRequire as __nodecredRequire } from 'node:module'; const require = __nodecredRequire(import.meta.url);`,
+            js:
+              `#!/usr/bin/env node\nimport { createRequire as __nodecredRequire } from 'node:module'; const ` +
+              `require = __nodecredRequire(import.meta.url);`,
           },
         }
       : // The one import.meta use (src/version.ts) sits in the branch the version define removes; callers

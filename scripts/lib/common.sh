@@ -24,7 +24,8 @@ KUBECTL_BIN=${KUBECTL:-kubectl}
 KUBECONFIG_ARGS=()
 
 require_tools() {
-  command -v "$KUBECTL_BIN" >/dev/null 2>&1 || die "kubectl not found (looked for \"$KUBECTL_BIN\"): install kubectl or set KUBECTL=/path/to/kubectl"
+  command -v "$KUBECTL_BIN" >/dev/null 2>&1 || die "kubectl not found (looked for \"$KUBECTL_BIN\"): install kubectl" \
+    "or set KUBECTL=/path/to/kubectl"
   local tool
   for tool in "$@"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found: install it (Debian/Ubuntu: apt-get install $tool)"
@@ -38,7 +39,11 @@ use_kubeconfig() {
 }
 
 kubeconfig_label() {
-  if ((${#KUBECONFIG_ARGS[@]})); then printf '%s' "${KUBECONFIG_ARGS[1]}"; else printf '%s' "${KUBECONFIG:-~/.kube/config}"; fi
+  if ((${#KUBECONFIG_ARGS[@]})); then
+    printf '%s' "${KUBECONFIG_ARGS[1]}"
+  else
+    printf '%s' "${KUBECONFIG:-~/.kube/config}"
+  fi
 }
 
 kc() { "$KUBECTL_BIN" "${KUBECONFIG_ARGS[@]}" "$@"; }
@@ -75,11 +80,13 @@ require_permission() {
   answer=$(kc "${args[@]}" 2>"$TMP/can-i.err" || true)
   if [[ $answer != yes ]]; then
     if [[ $answer == no ]]; then
-      die "the kubeconfig's user may not $verb $resource${namespace:+ in $namespace}: run with a cluster-admin kubeconfig (--kubeconfig FILE or KUBECONFIG)"
+      die "the kubeconfig's user may not $verb $resource${namespace:+ in $namespace}: run with a cluster-admin" \
+        "kubeconfig (--kubeconfig FILE or KUBECONFIG)"
     fi
     local msg
     msg=$(grep -v '^[[:space:]]*$' "$TMP/can-i.err" | tail -n 1 || true)
-    die "cannot reach the API server with kubeconfig $(kubeconfig_label): ${msg#error: } (check --kubeconfig / KUBECONFIG and that the API server is up)"
+    die "cannot reach the API server with kubeconfig $(kubeconfig_label): ${msg#error: } (check --kubeconfig /" \
+      "KUBECONFIG and that the API server is up)"
   fi
 }
 
@@ -110,7 +117,8 @@ resolve_cluster() {
     CA_PEM=$KC_CA_PEM
   fi
   [[ $CA_PEM == *'-----BEGIN CERTIFICATE-----'* ]] \
-    || die "kubeconfig $(kubeconfig_label) has no cluster CA (certificate-authority-data or certificate-authority): pass --ca-file /etc/kubernetes/pki/ca.crt"
+    || die "kubeconfig $(kubeconfig_label) has no cluster CA (certificate-authority-data or certificate-authority):" \
+      "pass --ca-file /etc/kubernetes/pki/ca.crt"
   CA_PEM+=$'\n'
 }
 
@@ -125,7 +133,8 @@ ca_pin_hashes() {
     /-----END CERTIFICATE-----/ { close(f); f = "" }'
   for f in "$dir"/*.pem; do
     [[ -e $f ]] || die "the cluster CA bundle holds no certificate"
-    printf 'sha256:%s\n' "$(openssl x509 -in "$f" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
+    printf 'sha256:%s\n' \
+      "$(openssl x509 -in "$f" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
   done
 }
 

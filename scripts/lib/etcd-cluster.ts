@@ -288,7 +288,8 @@ export async function waitHealthy(members: EtcdMember[], tls: ClientTls, timeout
     if (Date.now() > deadline) {
       const sick = members.filter((_, i) => !states[i]);
       throw new Error(
-        `etcd members not healthy within ${timeoutMs / 1000}s: ${sick.map((m) => `${m.name}; last lines of ${m.logFile}:\n${tail(m.logFile)}`).join('\n')}`,
+        `etcd members not healthy within ${timeoutMs / 1000}s: ` +
+          `${sick.map((m) => `${m.name}; last lines of ${m.logFile}:\n${tail(m.logFile)}`).join('\n')}`,
       );
     }
     await new Promise((r) => setTimeout(r, delay));

@@ -71,7 +71,8 @@ async function signedLeaf(dir: string, ca: string, spec: LeafSpec): Promise<void
 }
 
 const serverExt = (sans: string) =>
-  `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${sans}\n`;
+  'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' +
+  `subjectAltName=${sans}\n`;
 const clientExt =
   'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
 

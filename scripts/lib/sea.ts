@@ -41,7 +41,8 @@ export async function buildSingleExecutable(entry: string, target: string): Prom
     });
     if ([main, approver].some((file) => readFileSync(file, 'utf8').includes('import_meta'))) {
       throw new Error(
-        'the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ or its dependency',
+        'the CommonJS build uses import.meta, which is empty inside a single executable: remove that use from src/ ' +
+          'or its dependency',
       );
     }
     const blob = join(work, 'sea-prep.blob');

@@ -22,14 +22,14 @@ export interface ServingEndpoint {
   serverName?: string;
 }
 
-export interface ServingNames {
+interface ServingNames {
   dnsNames: string[];
   ips: string[];
 }
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-export const endpointKey = (e: ServingEndpoint) =>
+const endpointKey = (e: ServingEndpoint) =>
   `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}${e.serverName ? ` (${e.serverName})` : ''}`;
 
 /** The DNS and IP SANs of the certificate `endpoint` serves, once its chain verifies against `caPem`. */
@@ -65,7 +65,7 @@ export function readServingNames(
   });
 }
 
-export interface ApiServerCertificatesOptions {
+interface ApiServerCertificatesOptions {
   log: Logger;
   /** The CA the approver trusts for the API server, read at each refresh (a rotated bundle is picked up). */
   trustedCa: () => Promise<string | undefined>;

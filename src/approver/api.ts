@@ -20,6 +20,7 @@ import {
   type ApiEndpoint,
 } from '../kube/api.ts';
 import { kubeConfigFor, TimedKubeConfig } from '../kube/client-node.ts';
+import { SERVING_SIGNER } from '../kube/csr-name.ts';
 import { LeaseConflict, type LeaseRecord, type LeaseStore, type StoredLease } from './leader.ts';
 
 export interface ApproverClients {
@@ -163,7 +164,7 @@ export function describeApiError(err: unknown): string {
   return apiMessage(err).slice(0, 300);
 }
 
-export interface Permission {
+interface Permission {
   verb: string;
   group: string;
   resource: string;
@@ -179,7 +180,7 @@ export function requiredPermissions(leaseNamespace: string, leaseName: string): 
     { verb: 'list', ...csrs },
     { verb: 'watch', ...csrs },
     { verb: 'update', ...csrs, subresource: 'approval' },
-    { verb: 'approve', group: 'certificates.k8s.io', resource: 'signers', name: 'kubernetes.io/kubelet-serving' },
+    { verb: 'approve', group: 'certificates.k8s.io', resource: 'signers', name: SERVING_SIGNER },
     { verb: 'get', group: '', resource: 'nodes' },
     { verb: 'list', group: '', resource: 'nodes' },
     { verb: 'watch', group: '', resource: 'nodes' },
@@ -194,7 +195,7 @@ export function requiredPermissions(leaseNamespace: string, leaseName: string): 
   ];
 }
 
-export function describePermission(p: Permission): string {
+function describePermission(p: Permission): string {
   const resource = `${p.resource}${p.subresource ? `/${p.subresource}` : ''}${p.group ? `.${p.group}` : ''}`;
   return `${p.verb} ${resource}${p.name ? ` "${p.name}"` : ''}${p.namespace ? ` in namespace ${p.namespace}` : ''}`;
 }

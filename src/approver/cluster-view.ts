@@ -5,21 +5,22 @@
 // and every name in the serving certificates found at those addresses (api-server-certs.ts). Decisions
 // wait until Nodes and EndpointSlices have been listed once and one certificate has been read.
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
+import { systemClock } from '../clock.ts';
+import { errorLine } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
 import type { Logger } from '../log.ts';
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
 import { hostOf, type ApiSource } from './api.ts';
 import { ApiServerCertificates, type ServingEndpoint } from './api-server-certs.ts';
-import { describeError, sleep } from './leader.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import { CONTROL_PLANE_LABEL, NodeClaims, type ApiServerNames } from './names.ts';
 import type { ClusterView, NodeFacts } from './policy.ts';
 import { Reflector } from './reflector.ts';
 
-export const API_SERVICE = { namespace: 'default', name: 'kubernetes' };
+const API_SERVICE = { namespace: 'default', name: 'kubernetes' };
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
-export interface ClusterFactsOptions {
+interface ClusterFactsOptions {
   source: ApiSource;
   log: Logger;
   metrics: ApproverMetrics;
@@ -204,7 +205,7 @@ export class ClusterFacts implements ClusterView {
           if (changed) this.recomputeNames();
         },
         // E.g. the in-cluster CA file unreadable: logged, and the next resync tries again.
-        (err: unknown) => this.o.log.warn({ err: describeError(err) }, "cannot read the API server's certificates"),
+        (err: unknown) => this.o.log.warn({ err: errorLine(err) }, "cannot read the API server's certificates"),
       );
     return this.reading;
   }
@@ -216,14 +217,14 @@ export class ClusterFacts implements ClusterView {
         const { server, tlsServerName } = await this.o.source.endpoint();
         this.kubeconfigEndpoint = serverEndpoint(server, tlsServerName);
       } catch (err) {
-        this.o.log.warn({ err: describeError(err) }, 'cannot read where the API server is (the kubeconfig)');
+        this.o.log.warn({ err: errorLine(err) }, 'cannot read where the API server is (the kubeconfig)');
       }
       this.certificates.setEndpoints(this.servingEndpoints());
       await this.reread(true);
       const { dnsNames, ips } = this.certificates.names();
       const known = dnsNames.length + ips.length > 0;
       const backoffMs = Math.min(this.o.resyncIntervalMs, 1000 * 2 ** Math.min(attempt, 5));
-      await sleep(known ? this.o.resyncIntervalMs : backoffMs, signal);
+      await systemClock.sleep(known ? this.o.resyncIntervalMs : backoffMs, signal);
     }
   }
 

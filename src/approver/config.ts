@@ -1,9 +1,12 @@
 // The approver's configuration: defaults ← an optional versioned YAML file (kind ApproverConfiguration) ←
 // flags. Unknown or mistyped fields are errors naming the file and field, as for NodeCredConfiguration.
+import { parseListen, type ListenAddress } from '../config/listen.ts';
 import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
-import { CONFIG_API_VERSION, FieldReader } from '../config/schema.ts';
+import { CONFIG_API_VERSION } from '../config/schema.ts';
+import { FieldReader } from '../config/fields.ts';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from '../config/log-level.ts';
 import { hostnameProblem, parseCidr } from './names.ts';
 import type { ApproverPolicy, LeaveOrDeny } from './policy.ts';
 
@@ -28,7 +31,7 @@ export interface ApproverConfig {
   resyncIntervalMs: number;
   /** host:port for /metrics and /healthz, or "off". */
   metricsListen: string;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logLevel: LogLevel;
 }
 
 export function defaultApproverConfig(): ApproverConfig {
@@ -102,7 +105,7 @@ const MAX_EXPIRATION_SECONDS = 2 ** 31 - 1;
  * A dnsPatterns entry: a DNS name, "*." followed by a DNS name of at least two labels, or "*" (the node's
  * own single-label name).
  */
-export function validateDnsPattern(pattern: string, where: string): string {
+function validateDnsPattern(pattern: string, where: string): string {
   const lower = pattern.toLowerCase();
   if (lower === '*') return lower;
   const suffix = lower.startsWith('*.') ? lower.slice(2) : lower;
@@ -122,7 +125,7 @@ export function validateDnsPattern(pattern: string, where: string): string {
 }
 
 /** A reservedNames entry: a DNS name, or "*." followed by a DNS name (every name under it). */
-export function validateReservedName(entry: string, where: string): string {
+function validateReservedName(entry: string, where: string): string {
   const lower = entry.toLowerCase();
   if (hostnameProblem(lower.startsWith('*.') ? lower.slice(2) : lower) !== undefined)
     throw new UserError(`"${entry}" is not a DNS name or "*.<domain>"`, {
@@ -133,7 +136,7 @@ export function validateReservedName(entry: string, where: string): string {
   return lower;
 }
 
-export function validateCidr(cidr: string, where: string): string {
+function validateCidr(cidr: string, where: string): string {
   if (parseCidr(cidr) === undefined)
     throw new UserError(`"${cidr}" is not a CIDR`, {
       where,
@@ -143,7 +146,7 @@ export function validateCidr(cidr: string, where: string): string {
   return cidr;
 }
 
-export function validateNodeNamePattern(pattern: string, where: string): string {
+function validateNodeNamePattern(pattern: string, where: string): string {
   try {
     wholeMatch(pattern);
   } catch (err) {
@@ -177,18 +180,9 @@ export function validateLeaseName(name: string, where: string): string {
   return name;
 }
 
-/** "host:port", "[v6]:port", or "off". Port 0 picks a free port (it is logged). */
-export function parseListen(value: string, where: string): { host: string; port: number } | null {
-  if (value === 'off') return null;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535)
-    throw new UserError(`"${value}" is not host:port`, {
-      where,
-      fix: 'e.g. 127.0.0.1:10291, [::1]:10291, 0.0.0.0:10291 or off',
-      code: 'USAGE',
-    });
-  return { host: m[1] ?? m[2]!, port };
+/** The metrics listener: a listen address (src/config/listen.ts), or "off" for none. */
+export function parseMetricsListen(value: string, where: string): ListenAddress | null {
+  return value === 'off' ? null : parseListen(value, where);
 }
 
 function leaveOrDeny(r: FieldReader, value: unknown, field: string): LeaveOrDeny {
@@ -279,14 +273,13 @@ export function approverOverridesFromDocument(doc: unknown, source: string): App
   }
   if (raw.metricsListen !== undefined) {
     const v = r.string(raw.metricsListen, 'metricsListen');
-    parseListen(v, r.where('metricsListen'));
+    parseMetricsListen(v, r.where('metricsListen'));
     o.metricsListen = v;
   }
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
-    o.logLevel = level as ApproverConfig['logLevel'];
+    if (isLogLevel(level)) o.logLevel = level;
+    else r.fail('logLevel', `unknown level "${level}"`, `use ${LOG_LEVELS_TEXT}`);
   }
   return o;
 }

@@ -11,18 +11,18 @@
 // Decisions are written with the resourceVersion they were made on: if anyone changed the CSR meanwhile
 // (another approver, a human with kubectl) the write fails with 409, and the CSR is re-read and re-judged.
 import type { V1CertificateSigningRequest, V1CertificateSigningRequestCondition } from '@kubernetes/client-node';
-import { isUserError } from '../errors.ts';
+import { errorLine } from '../errors.ts';
 import { statusOf } from '../kube/api.ts';
 import type { Logger } from '../log.ts';
 import { retryDelayMs } from '../manager/policy.ts';
 import { parseStrictCsr } from '../pki/strict-csr.ts';
 import { describeApiError, type ApiSource } from './api.ts';
 import { ClusterFacts } from './cluster-view.ts';
+import { SERVING_SIGNER } from '../kube/csr-name.ts';
 import { EventRecorder } from './events.ts';
 import type { ApproverMetrics } from './metrics.ts';
 import {
   APPROVED_REASON,
-  KUBELET_SERVING_SIGNER,
   applyAuthorization,
   decideServingCsr,
   inScope,
@@ -37,11 +37,11 @@ import { WorkQueue } from './queue.ts';
 import { Reflector } from './reflector.ts';
 
 const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
-const FIELD_SELECTOR = `spec.signerName=${KUBELET_SERVING_SIGNER}`;
+const FIELD_SELECTOR = `spec.signerName=${SERVING_SIGNER}`;
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 const MAX_CONFLICT_RETRIES = 3;
 
-export interface ControllerOptions {
+interface ControllerOptions {
   source: ApiSource;
   policy: ApproverPolicy;
   log: Logger;
@@ -59,7 +59,7 @@ export interface ControllerOptions {
 
 type Csr = V1CertificateSigningRequest;
 
-export function isPending(csr: Csr): boolean {
+function isPending(csr: Csr): boolean {
   return !(csr.status?.conditions ?? []).some(
     (c) => ['Approved', 'Denied', 'Failed'].includes(c.type) && c.status === 'True',
   );
@@ -163,7 +163,7 @@ export class ApprovalController {
           this.failures.set(name, n + 1);
           const delay = retryDelayMs(n, BACKOFF, this.random);
           log.warn(
-            { csr: name, err: isUserError(err) ? err.oneLine() : describeApiError(err), retryInMs: delay },
+            { csr: name, err: errorLine(err, describeApiError), retryInMs: delay },
             'could not decide CSR; will retry',
           );
           const timer = setTimeout(() => {
@@ -342,7 +342,7 @@ export async function decideWithReview(
 }
 
 /** The policy's view of a CSR: its spec, and its request as Go reads it (or why it is refused). */
-export function csrFacts(csr: Csr): CsrFacts {
+function csrFacts(csr: Csr): CsrFacts {
   const parsed = parseStrictCsr(Buffer.from(String(csr.spec.request ?? ''), 'base64'));
   return {
     signerName: csr.spec.signerName,

@@ -8,11 +8,11 @@ import type { Logger } from '../log.ts';
 import { describeApiError, type ApiSource } from './api.ts';
 
 /** Cluster-scoped objects' Events live in "default", where client-go puts them and kubectl looks. */
-export const EVENT_NAMESPACE = 'default';
-export const REPORTING_COMPONENT = 'nodecred-approver';
+const EVENT_NAMESPACE = 'default';
+const REPORTING_COMPONENT = 'nodecred-approver';
 const CONCURRENCY = 4;
 
-export interface EventRecorderOptions {
+interface EventRecorderOptions {
   source: ApiSource;
   log: Logger;
   /** The Lease holder identity: Events name it as reportingInstance. */

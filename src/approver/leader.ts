@@ -7,7 +7,8 @@
 // acquireTime/renewTime, which other candidates never compare with their own clocks. Writes are
 // optimistic (resourceVersion): of two candidates racing for a free Lease, one gets 409 Conflict and stays
 // a follower.
-import { isUserError } from '../errors.ts';
+import { systemClock } from '../clock.ts';
+import { errorLine } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 export interface LeaseRecord {
@@ -50,7 +51,7 @@ export const DEFAULT_LEADER_TIMINGS: LeaderTimings = {
   retryPeriodMs: 2_000,
 };
 
-export interface LeaderElectorOptions {
+interface LeaderElectorOptions {
   store: LeaseStore;
   identity: string;
   log: Logger;
@@ -164,7 +165,7 @@ export class LeaderElector {
         announced = true;
       }
       // client-go's JitterUntil(retryPeriod, 1.2): candidates do not retry in lockstep.
-      await sleep(this.timings.retryPeriodMs * (1 + 1.2 * this.random()), signal);
+      await systemClock.sleep(this.timings.retryPeriodMs * (1 + 1.2 * this.random()), signal);
     }
     return false;
   }
@@ -175,7 +176,7 @@ export class LeaderElector {
    */
   private async renewUntilLost(term: AbortSignal): Promise<boolean> {
     while (!term.aborted) {
-      await sleep(this.timings.retryPeriodMs, term);
+      await systemClock.sleep(this.timings.retryPeriodMs, term);
       if (term.aborted) return false;
       // Retry within the renew deadline; each attempt is bounded so a hung request cannot stretch it.
       for (;;) {
@@ -184,7 +185,7 @@ export class LeaderElector {
         if (await withTimeout(this.tryAcquireOrRenew(), Math.min(left, this.timings.retryPeriodMs * 2), false)) break;
         if (this.observed && this.observed.record.holderIdentity !== this.identity) return true;
         if (term.aborted) return false;
-        await sleep(Math.min(this.timings.retryPeriodMs, Math.max(0, left)), term);
+        await systemClock.sleep(Math.min(this.timings.retryPeriodMs, Math.max(0, left)), term);
         if (term.aborted) return false;
       }
     }
@@ -223,7 +224,7 @@ export class LeaderElector {
       return true;
     } catch (err) {
       if (err instanceof LeaseConflict) return false;
-      log.warn({ lease: store.description, err: describeError(err) }, 'lease request failed');
+      log.warn({ lease: store.description, err: errorLine(err) }, 'lease request failed');
       return false;
     }
   }
@@ -251,34 +252,13 @@ export class LeaderElector {
       );
       log.info({ lease: store.description }, 'released the lease');
     } catch (err) {
-      log.warn(
-        { lease: store.description, err: describeError(err) },
-        'could not release the lease; it expires on its own',
-      );
+      log.warn({ lease: store.description, err: errorLine(err) }, 'could not release the lease; it expires on its own');
     }
   }
 }
 
-export function describeError(err: unknown): string {
-  if (isUserError(err)) return err.oneLine();
-  return (err as Error)?.message ?? String(err);
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, Math.max(0, ms));
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** Resolves with `fallback` if `promise` takes longer than `ms` (the promise itself keeps running). */
-export function withTimeout<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+function withTimeout<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(fallback), ms);
     promise.then(

@@ -4,7 +4,7 @@
 // them), so none of these rules takes them as a reason to approve; other Nodes' claims only ever deny.
 import { BlockList, isIP } from 'node:net';
 import type { NodeAddress } from '../manager/policy.ts';
-import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
+import { canonicalDnsName, canonicalIp, dnsSanCovers } from '../pki/san.ts';
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_NAME = 253;
@@ -100,7 +100,7 @@ export interface ReservedNamePolicy {
  * `detail` is for the approver's log and the Event. `source`: a fixed rule, the operator's reservedNames/
  * reservedCidrs, or one of the API server's own names and addresses as learnt from the cluster.
  */
-export interface Reservation {
+interface Reservation {
   requester: string;
   detail: string;
   source: 'rule' | 'operator' | 'api-server';
@@ -130,7 +130,7 @@ export function isLoopbackName(name: string): boolean {
 }
 
 /** Whether a reservedNames entry covers `name`: the exact name, or for "*.<domain>" any name under it. */
-export function reservedNameMatches(entry: string, name: string): boolean {
+function reservedNameMatches(entry: string, name: string): boolean {
   const e = canonicalDnsName(entry);
   const n = canonicalDnsName(name);
   return e.startsWith('*.') ? n.endsWith(e.slice(1)) : e === n;
@@ -154,9 +154,8 @@ export function reservedDnsName(
   const entry = policy.reservedNames.find((e) => reservedNameMatches(e, name));
   if (entry !== undefined)
     return { requester: RESERVED_FOR_CLUSTER, detail: `is in reservedNames (${entry})`, source: 'operator' };
-  // A certificate's "*.<domain>" covers every single-label name under the domain (RFC 6125), so do we.
-  const wildcard = `*.${name.slice(name.indexOf('.') + 1)}`;
-  if (api.dnsNames.has(name) || (name.includes('.') && api.dnsNames.has(wildcard)))
+  // A name the API server's certificate covers, as a TLS client would match it ("*.<domain>": one label).
+  if ([...api.dnsNames].some((san) => dnsSanCovers(san, name)))
     return {
       requester: RESERVED_FOR_CLUSTER,
       detail: "is a name of the API server (its serving certificate or the approver's kubeconfig)",

@@ -11,7 +11,8 @@
 // A decision's `message` goes into the CSR's condition, which the requesting node reads: it never names
 // another Node or says where the approver learnt a reserved name. `detail` (log and Event) does.
 import type { ParsedCsr } from '../pki/csr.ts';
-import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { NODE_USER_PREFIX, NODES_ORGANIZATION } from '../pki/csr.ts';
+import { SERVING_SIGNER } from '../kube/csr-name.ts';
 import type { KeyAlgorithm } from '../pki/keys.ts';
 import { canonicalDnsName } from '../pki/san.ts';
 import { REQUEST_REFUSALS, type RequestRefusal } from '../pki/strict-csr.ts';
@@ -29,14 +30,12 @@ import {
   type ReservedNamePolicy,
 } from './names.ts';
 
-export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
-export const NODE_USER_PREFIX = 'system:node:';
 /** The condition reason of an approval, as other serving-CSR approvers write it. */
 export const APPROVED_REASON = 'AutoApproved';
 
 /** Usages a kubelet-serving certificate must have, and the one it may add (kubelet adds it for RSA keys). */
-export const REQUIRED_USAGES = ['digital signature', 'server auth'] as const;
-export const OPTIONAL_USAGES = ['key encipherment'] as const;
+const REQUIRED_USAGES = ['digital signature', 'server auth'] as const;
+const OPTIONAL_USAGES = ['key encipherment'] as const;
 
 /** Every reason a CSR is refused: the Denied condition's reason, the Event reason and the metric label. */
 export const DENY_REASONS = [
@@ -60,11 +59,11 @@ export const DENY_REASONS = [
   'SANClaimedByAnotherNode',
   'RequesterNotAuthorized',
 ] as const;
-export type DenyReason = (typeof DENY_REASONS)[number];
+type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons a CSR is none of this approver's business (it is left alone, without an Event). */
-export const IGNORE_REASONS = ['OtherSigner', 'OutOfScope'] as const;
-export type IgnoreReason = (typeof IGNORE_REASONS)[number];
+const IGNORE_REASONS = ['OtherSigner', 'OutOfScope'] as const;
+type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
 /** `message`: for the CSR's condition. `detail`: for the log and the Event, when it says more than message. */
 export type Decision =
@@ -132,11 +131,11 @@ export function inScope(
   csr: Pick<CsrFacts, 'signerName' | 'username'>,
   policy: Pick<ApproverPolicy, 'nodeNamePattern'>,
 ): Extract<Decision, { decision: 'skip' }> | undefined {
-  if (csr.signerName !== KUBELET_SERVING_SIGNER) {
+  if (csr.signerName !== SERVING_SIGNER) {
     return {
       decision: 'skip',
       reason: 'OtherSigner',
-      message: `signer ${csr.signerName} is not ${KUBELET_SERVING_SIGNER}`,
+      message: `signer ${csr.signerName} is not ${SERVING_SIGNER}`,
     };
   }
   if (policy.nodeNamePattern) {

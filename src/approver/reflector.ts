@@ -5,16 +5,16 @@
 // client-node's Watch has no reconnect, swallows exceptions thrown in its callback and, without a request
 // timeout, would wait on a dead connection forever; all three are handled here. Used for CSRs, Nodes and the
 // API server's EndpointSlices.
+import { systemClock } from '../clock.ts';
 import { idleGuardedWatch } from '../kube/client-node.ts';
 import type { Logger } from '../log.ts';
 import { retryDelayMs } from '../manager/policy.ts';
 import { describeApiError, type ApiSource, type ApproverClients } from './api.ts';
-import { sleep } from './leader.ts';
 import type { ApproverMetrics } from './metrics.ts';
 
 const BACKOFF = { initialMs: 500, maxMs: 60_000 };
 
-export interface ReflectorOptions<T> {
+interface ReflectorOptions<T> {
   /** Names the resource in logs and in the apiErrors metric ("csr" → operations csr-list, csr-watch). */
   resource: string;
   source: ApiSource;
@@ -79,7 +79,7 @@ export class Reflector<T> {
         source.noteFailure(err);
         const delay = retryDelayMs(failures++, BACKOFF, this.random);
         log.warn({ operation, err: describeApiError(err), retryInMs: delay }, `${operation} failed; re-listing`);
-        await sleep(delay, signal);
+        await systemClock.sleep(delay, signal);
       }
     }
   }

@@ -5,11 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { UserError } from '../errors.ts';
 import { createLogger } from '../log.ts';
+import { isLogLevel } from '../config/log-level.ts';
 import { ApiSource, checkPermissions, kubeLeaseStore, requiredPermissions } from '../approver/api.ts';
 import {
   APPROVER_CONFIG_KIND,
   mergeApproverConfig,
-  parseListen,
+  parseMetricsListen,
   policyOf,
   readApproverConfigFile,
   unboundedPolicyProblem,
@@ -31,7 +32,9 @@ export const APPROVE_FLAGS: Parameters<typeof parseFlags>[1] = [
     name: 'kubeconfig',
     kind: 'string',
     placeholder: 'PATH',
-    help: "kubeconfig of the approver's identity (default: the in-cluster service account when KUBERNETES_SERVICE_HOST is set)",
+    help:
+      "kubeconfig of the approver's identity (default: the in-cluster service account when " +
+      'KUBERNETES_SERVICE_HOST is set)',
   },
   {
     name: 'config',
@@ -78,7 +81,7 @@ function one(flags: ParsedFlags, name: string): string | undefined {
   return flags.get(name)?.[0];
 }
 
-export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverConfig> {
+async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverConfig> {
   const file = one(flags, 'config');
   const fromFile = file ? await readApproverConfigFile(file) : {};
   const o: ApproverOverrides = {};
@@ -88,14 +91,13 @@ export async function loadApproverConfig(flags: ParsedFlags): Promise<ApproverCo
   if (name !== undefined) o.leaseName = validateLeaseName(name, '--lease-name');
   const listen = one(flags, 'metrics-listen');
   if (listen !== undefined) {
-    parseListen(listen, '--metrics-listen');
+    parseMetricsListen(listen, '--metrics-listen');
     o.metricsListen = listen;
   }
   const level = one(flags, 'log-level');
   if (level !== undefined) {
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      throw usageError(`unknown log level "${level}"`, '--log-level');
-    o.logLevel = level as ApproverConfig['logLevel'];
+    if (!isLogLevel(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    o.logLevel = level;
   }
   return mergeApproverConfig(fromFile, o);
 }
@@ -121,11 +123,13 @@ export const approveCommand: Command = {
         `refusing to start: ${unbounded}, so no IP SAN and no DNS name but each node's own could be approved`,
         {
           where: one(flags, 'config') ?? '--config',
-          fix: 'set allowedCidrs to the node network (e.g. [10.0.0.0/16]) and/or dnsPatterns (e.g. ["*.compute.internal"])',
+          fix:
+            'set allowedCidrs to the node network (e.g. [10.0.0.0/16]) and/or dnsPatterns (e.g. ' +
+            '["*.compute.internal"])',
           code: 'CONFIG_INVALID',
         },
       );
-    const listen = parseListen(config.metricsListen, '--metrics-listen');
+    const listen = parseMetricsListen(config.metricsListen, '--metrics-listen');
     const source = await apiSource(flags);
     const identity = `${hostname()}_${randomBytes(4).toString('hex')}`;
     const log = createLogger(config.logLevel).child({ identity });
@@ -165,20 +169,8 @@ export const approveCommand: Command = {
         credentials: source.description,
         lease: `${config.leaseNamespace}/${config.leaseName}`,
         metrics: http?.address ?? 'off',
-        policy: {
-          dnsPatterns: config.dnsPatterns,
-          allowedCidrs: config.allowedCidrs,
-          maxExpirationSeconds: config.maxExpirationSeconds,
-          allowedKeyAlgorithms: config.allowedKeyAlgorithms,
-          clusterDomain: config.clusterDomain,
-          allowLoopback: config.allowLoopback,
-          reservedNames: config.reservedNames,
-          reservedCidrs: config.reservedCidrs,
-          apiServerNames: source.serverNames,
-          denyMode: config.denyMode,
-          onUnknownNode: config.onUnknownNode,
-          nodeNamePattern: config.nodeNamePattern,
-        },
+        // The policy as the controller applies it, with the pattern as written (a RegExp logs as {}).
+        policy: { ...policy, nodeNamePattern: config.nodeNamePattern, apiServerNames: source.serverNames },
       },
       'nodecred approver running',
     );

@@ -10,7 +10,10 @@ import { nodeHelp, setUpNode, type NodeSetup } from './node-setup.ts';
 
 const HELP = nodeHelp(
   'usage: nodecred bootstrap [flags]',
-  'Make sure a valid client certificate and kubeconfig exist (and a serving certificate with\n--rotate-server-certificates), requesting them through the CSR API if needed, then exit.\nSafe to run again: it re-attaches to a CSR it submitted earlier instead of creating another.\nAn unreachable API server is retried until --timeout.',
+  'Make sure a valid client certificate and kubeconfig exist (and a serving certificate with\n' +
+    '--rotate-server-certificates), requesting them through the CSR API if needed, then exit.\n' +
+    'Safe to run again: it re-attaches to a CSR it submitted earlier instead of creating another.\n' +
+    'An unreachable API server is retried until --timeout.',
 );
 
 /** One attempt; returns the summary line. */
@@ -31,7 +34,8 @@ async function ensureOnce({ config, manager }: NodeSetup, deadline: number): Pro
   const s = manager.states.server;
   return [
     client
-      ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ${config.kubeconfig}`
+      ? `client certificate ${client} (${c.subject}, expires ${c.notAfter?.toISOString()}), kubeconfig ` +
+        `${config.kubeconfig}`
       : `client credentials external (${config.kubeconfig})`,
     serving ? `serving certificate ${serving} (${[...(s.dnsNames ?? []), ...(s.ipAddresses ?? [])].join(', ')})` : '',
   ]
@@ -42,10 +46,13 @@ async function ensureOnce({ config, manager }: NodeSetup, deadline: number): Pro
 function timeoutError(setup: NodeSetup): UserError {
   const pending = setup.manager.states.server.pendingCsr ?? setup.manager.states.client.pendingCsr;
   return new UserError(
-    `timed out after ${formatDuration(setup.config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to be approved and issued`,
+    `timed out after ${formatDuration(setup.config.timeoutMs)} waiting for CSR ${pending ?? '(none submitted)'} to ` +
+      `be approved and issued`,
     {
       where: pending ? `certificatesigningrequest/${pending}` : setup.config.kubeconfig,
-      fix: 'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving approver; running bootstrap again re-attaches to the same CSR',
+      fix:
+        'approve it (kubectl certificate approve), or check the auto-approve ClusterRoleBindings / serving ' +
+        'approver; running bootstrap again re-attaches to the same CSR',
       code: 'TIMEOUT',
     },
   );

@@ -2,26 +2,24 @@
 // `--flag value`, `--flag=value`, and for booleans `--flag`, `--flag=true|false`. Unknown flags and bad
 // values are usage errors (exit 2) that name the flag.
 import { readFileSync } from 'node:fs';
-import { readYamlFile, parseYamlDocument } from '../config/yaml-file.ts';
+import { readYamlFile } from '../config/yaml-file.ts';
 import { UserError } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
+import { KEY_ALGORITHMS, isKeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel } from '../config/log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
+import { overridesFromDocument, mergeConfig, type Config, type ConfigOverrides } from '../config/schema.ts';
 import {
-  overridesFromDocument,
-  mergeConfig,
   validateRequestedLifetime,
   validateTimeout,
   validateNodeName,
   validateAddress,
   validateDiscoveryToken,
   validateApiServer,
-  type Config,
-  type ConfigOverrides,
-} from '../config/schema.ts';
+} from '../config/fields.ts';
 
 /** The environment form of --discovery-token: unlike argv, a process's environment is private to its user. */
-export const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
+const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
 
 interface FlagSpec {
   name: string;
@@ -204,9 +202,9 @@ export function overridesFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
     o.rotateServerCertificates = bool('rotate-server-certificates')!;
   if (str('key-algorithm')) {
     const alg = str('key-algorithm')!;
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
+    if (!isKeyAlgorithm(alg))
       throw usageError(`unknown key algorithm "${alg}" (use ${KEY_ALGORITHMS.join(', ')})`, '--key-algorithm');
-    o.keyAlgorithm = alg as KeyAlgorithm;
+    o.keyAlgorithm = alg;
   }
   if (str('requested-lifetime'))
     o.requestedLifetimeMs = validateRequestedLifetime(
@@ -217,9 +215,8 @@ export function overridesFromFlags(flags: ParsedFlags, env: NodeJS.ProcessEnv = 
   if (str('cluster-ca-file')) o.clusterCAFile = str('cluster-ca-file')!;
   if (str('log-level')) {
     const level = str('log-level')!;
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      throw usageError(`unknown log level "${level}"`, '--log-level');
-    o.logLevel = level as Config['logLevel'];
+    if (!isLogLevel(level)) throw usageError(`unknown log level "${level}"`, '--log-level');
+    o.logLevel = level;
   }
   if (flags.has('health-listen')) o.healthListen = str('health-listen')!;
   if (flags.has('secure-listen')) o.secureListen = str('secure-listen')!;
@@ -283,11 +280,6 @@ export function argvSecretWarnings(flags: ParsedFlags): string[] {
 
 async function readConfigFile(path: string): Promise<ConfigOverrides> {
   return overridesFromDocument(await readYamlFile(path), path);
-}
-
-/** A config file's text (from `path`, for messages) as overrides; YAML errors are UserErrors too. */
-export function parseConfigText(text: string, path: string): ConfigOverrides {
-  return overridesFromDocument(parseYamlDocument(text, path), path);
 }
 
 /** Defaults ← --config file ← flags. */

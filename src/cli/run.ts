@@ -2,10 +2,11 @@
 // metrics, talks to systemd (READY/STATUS/WATCHDOG/RELOADING/STOPPING), reloads its config on SIGHUP and
 // stops gracefully on SIGTERM/SIGINT.
 import { Daemon } from '../daemon.ts';
-import { isUserError } from '../errors.ts';
+import { errorLine } from '../errors.ts';
 import { createMetrics } from '../health/metrics.ts';
 import { managerHealthSource } from '../health/source.ts';
-import { createHealthServer, listen, parseListen } from '../health/server.ts';
+import { parseListen } from '../config/listen.ts';
+import { createHealthServer, listen } from '../health/server.ts';
 import { systemdNotifier, watchdogIntervalMs } from '../systemd/notify.ts';
 import { watchCredentials } from '../watch/watcher.ts';
 import { runHooks } from '../hooks.ts';
@@ -186,10 +187,7 @@ export const runCommand: Command = {
           log.info('configuration reloaded');
           daemon.wake('SIGHUP');
         } catch (err) {
-          log.error(
-            { err: isUserError(err) ? err.oneLine() : String(err) },
-            'new configuration rejected; keeping the old one',
-          );
+          log.error({ err: errorLine(err, String) }, 'new configuration rejected; keeping the old one');
         }
         await notify('READY=1', `STATUS=${statusLine(manager!, daemon)}`);
       })();

@@ -116,7 +116,8 @@ export const checkCommand: Command = {
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(
-        `usage: nodecred check [flags]\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error.\n\nflags:\n${flagsHelp(CHECK_FLAGS)}\n`,
+        'usage: nodecred check [flags]\n\nExit status: 0 healthy, 1 unhealthy, 2 usage error.\n\n' +
+          `flags:\n${flagsHelp(CHECK_FLAGS)}\n`,
       );
       return 0;
     }

@@ -2,17 +2,25 @@
 // paths), an optional versioned YAML file, and flags (flags win). Unknown or mistyped fields are errors
 // that name the file and the field.
 import { hostname } from 'node:os';
-import { UserError } from '../errors.ts';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.ts';
+import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
+import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from './log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
-import { canonicalIp, isDnsSanName } from '../pki/san.ts';
-import { parseDuration } from './duration.ts';
-import type { NodeAddress, RotationWindow } from '../manager/policy.ts';
+import {
+  FieldReader,
+  validateAddress,
+  validateApiServer,
+  validateDiscoveryToken,
+  validateNodeName,
+  validateRequestedLifetime,
+  validateTimeout,
+  describeValue,
+} from './fields.ts';
+import { KUBELET_ROTATION_WINDOW, type NodeAddress, type RotationWindow } from '../manager/policy.ts';
 
 export const CONFIG_API_VERSION = 'nodecred.io/v1alpha1';
 export const CONFIG_KIND = 'NodeCredConfiguration';
 
-export interface DiscoveryConfig {
+interface DiscoveryConfig {
   apiServer: string;
   /** "<id>.<secret>" */
   token: string;
@@ -41,7 +49,7 @@ export interface Config {
   timeoutMs: number;
   /** Allowed clock difference when checking that a certificate is valid now. */
   clockSkewMs: number;
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  logLevel: LogLevel;
   /**
    * How often the daemon re-checks while nothing is due: the Node's addresses (serving SANs) and a pending
    * CSR (re-read, never re-created). Short in tests, minutes in production.
@@ -52,6 +60,8 @@ export interface Config {
    * re-opened after a fresh read of the CSR.
    */
   watchTimeoutMs: number;
+  /** How long the API server must refuse (401) the node's verified client certificate before a new bootstrap. */
+  unauthorizedGraceMs: number;
   /**
    * 'managed': nodecred bootstraps and rotates the client certificate. 'external': the node kubeconfig's
    * credentials come from elsewhere (an exec plugin on EKS-style nodes); only the serving certificate is
@@ -91,7 +101,7 @@ export function defaultConfig(): Config {
     rotateServerCertificates: false,
     keyAlgorithm: 'ecdsa-p256',
     requestedLifetimeMs: undefined,
-    rotationWindow: { from: 0.7, to: 0.9 },
+    rotationWindow: { ...KUBELET_ROTATION_WINDOW },
     servingAddresses: [],
     clusterCAFile: undefined,
     timeoutMs: 15 * 60_000,
@@ -99,6 +109,7 @@ export function defaultConfig(): Config {
     logLevel: 'info',
     recheckIntervalMs: 5 * 60_000,
     watchTimeoutMs: 60_000,
+    unauthorizedGraceMs: 5 * 60_000,
     clientCredentials: 'managed',
     healthListen: '127.0.0.1:10271',
     secureListen: '',
@@ -111,172 +122,6 @@ export function defaultConfig(): Config {
 
 /** Everything a file or the flags may set: the same fields, all optional. */
 export type ConfigOverrides = Partial<Config>;
-
-type Raw = Record<string, unknown>;
-
-/** Reads typed values out of an untrusted object, naming `<source>: <path>` in every error. */
-export class FieldReader {
-  readonly source: string;
-  readonly path: string;
-
-  constructor(source: string, path = '') {
-    this.source = source;
-    this.path = path;
-  }
-
-  where(field: string): string {
-    const p = this.path ? `${this.path}.${field}` : field;
-    return `${this.source}: ${p}`;
-  }
-
-  fail(field: string, message: string, fix: string): never {
-    throw new UserError(message, { where: this.where(field), fix, code: 'CONFIG_INVALID' });
-  }
-
-  object(value: unknown, field: string): Raw {
-    if (value === null || typeof value !== 'object' || Array.isArray(value))
-      this.fail(field, `must be a mapping, got ${describe(value)}`, 'write key: value pairs');
-    return value as Raw;
-  }
-
-  rejectUnknown(obj: Raw, known: readonly string[]): void {
-    for (const key of Object.keys(obj)) {
-      if (!known.includes(key)) this.fail(key, 'unknown field', `remove it; known fields here: ${known.join(', ')}`);
-    }
-  }
-
-  string(value: unknown, field: string): string {
-    if (typeof value !== 'string' || value.trim() === '')
-      this.fail(field, `must be a non-empty string, got ${describe(value)}`, 'quote the value if needed');
-    return value;
-  }
-
-  boolean(value: unknown, field: string): boolean {
-    if (typeof value !== 'boolean')
-      this.fail(field, `must be true or false, got ${describe(value)}`, 'write true or false without quotes');
-    return value;
-  }
-
-  fraction(value: unknown, field: string): number {
-    if (typeof value !== 'number' || !(value > 0 && value < 1))
-      this.fail(field, `must be a number between 0 and 1 (exclusive), got ${describe(value)}`, 'e.g. 0.7');
-    return value;
-  }
-
-  duration(value: unknown, field: string): number {
-    return parseDuration(this.string(value, field), this.where(field));
-  }
-
-  stringList(value: unknown, field: string): string[] {
-    if (!Array.isArray(value)) this.fail(field, `must be a list, got ${describe(value)}`, 'write a YAML list');
-    return value.map((v, i) => this.string(v, `${field}[${i}]`));
-  }
-
-  nested(field: string): FieldReader {
-    return new FieldReader(this.source, this.path ? `${this.path}.${field}` : field);
-  }
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
-  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${String(value)}`;
-}
-
-const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-export function validateNodeName(name: string, where: string): string {
-  if (name.length > 253 || !NODE_NAME.test(name)) {
-    throw new UserError(`node name "${name}" is not a valid DNS subdomain`, {
-      where,
-      fix: 'use lower-case letters, digits, "-" and "." (max 253 characters)',
-      code: 'CONFIG_INVALID',
-    });
-  }
-  return name;
-}
-
-const ADDRESS_TYPES = ['Hostname', 'InternalIP', 'ExternalIP', 'InternalDNS', 'ExternalDNS'] as const;
-
-/** `where` names the address, `typeWhere` the type (they differ in a file: `...addresses[0].type`). */
-export function validateAddress(type: string, address: string, where: string, typeWhere = where): NodeAddress {
-  if (!(ADDRESS_TYPES as readonly string[]).includes(type)) {
-    throw new UserError(`unknown address type "${type}"`, {
-      where: typeWhere,
-      fix: `use one of ${ADDRESS_TYPES.join(', ')}`,
-      code: 'CONFIG_INVALID',
-    });
-  }
-  if (type.endsWith('IP') && canonicalIp(address) === undefined) {
-    throw new UserError(`"${address}" is not an IP address`, {
-      where,
-      fix: 'write a plain IPv4 or IPv6 address',
-      code: 'CONFIG_INVALID',
-    });
-  }
-  // A name the CSR builder would refuse must fail here, naming the field, not later at request time.
-  if (!type.endsWith('IP') && canonicalIp(address) === undefined && !isDnsSanName(address)) {
-    throw new UserError(`"${address}" is not a valid DNS name`, {
-      where,
-      fix: 'use letters, digits, "-" and "." (or an IP address for Hostname)',
-      code: 'CONFIG_INVALID',
-    });
-  }
-  return { type, address };
-}
-
-export function validateDiscoveryToken(token: string, where: string): string {
-  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) {
-    throw new UserError('discovery token must look like abcdef.0123456789abcdef', {
-      where,
-      fix: 'pass the token printed by create-bootstrap-token or kubeadm token create',
-      code: 'CONFIG_INVALID',
-    });
-  }
-  return token;
-}
-
-export function validateApiServer(url: string, where: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url.includes('://') ? url : `https://${url}`);
-  } catch {
-    throw new UserError(`"${url}" is not a URL`, { where, fix: 'e.g. https://10.0.0.1:6443', code: 'CONFIG_INVALID' });
-  }
-  if (parsed.protocol !== 'https:') {
-    throw new UserError(`the API server must be reached over https, got ${parsed.protocol}`, {
-      where,
-      fix: 'use an https:// URL',
-      code: 'CONFIG_INVALID',
-    });
-  }
-  return parsed.origin;
-}
-
-const MIN_REQUESTED_LIFETIME_MS = 600 * 1000;
-const MAX_REQUESTED_LIFETIME_MS = (2 ** 31 - 1) * 1000;
-
-/** spec.expirationSeconds: the API server rejects less than 600, and it is an int32. */
-export function validateRequestedLifetime(ms: number, where: string): number {
-  if (ms < MIN_REQUESTED_LIFETIME_MS || ms > MAX_REQUESTED_LIFETIME_MS) {
-    throw new UserError(
-      `requested lifetime must be between 10m and ${Math.floor(MAX_REQUESTED_LIFETIME_MS / 3_600_000)}h (spec.expirationSeconds limits)`,
-      {
-        where,
-        fix: 'e.g. 8760h, or leave it out to let the signer decide',
-        code: 'CONFIG_INVALID',
-      },
-    );
-  }
-  return ms;
-}
-
-export function validateTimeout(ms: number, where: string): number {
-  if (ms <= 0) throw new UserError('timeout must be longer than 0', { where, fix: 'e.g. 15m', code: 'CONFIG_INVALID' });
-  return ms;
-}
 
 const TOP_LEVEL = [
   'apiVersion',
@@ -305,6 +150,7 @@ const TOP_LEVEL = [
   'hooks',
   'extraCertificates',
   'watchTimeout',
+  'unauthorizedGrace',
 ] as const;
 
 /** Validates a parsed YAML document (from `source`) into overrides. */
@@ -316,11 +162,11 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   if (raw.apiVersion !== CONFIG_API_VERSION)
     r.fail(
       'apiVersion',
-      `must be ${CONFIG_API_VERSION}, got ${describe(raw.apiVersion)}`,
+      `must be ${CONFIG_API_VERSION}, got ${describeValue(raw.apiVersion)}`,
       `set apiVersion: ${CONFIG_API_VERSION}`,
     );
   if (raw.kind !== CONFIG_KIND)
-    r.fail('kind', `must be ${CONFIG_KIND}, got ${describe(raw.kind)}`, `set kind: ${CONFIG_KIND}`);
+    r.fail('kind', `must be ${CONFIG_KIND}, got ${describeValue(raw.kind)}`, `set kind: ${CONFIG_KIND}`);
   r.rejectUnknown(raw, TOP_LEVEL);
   const o: ConfigOverrides = {};
   if (raw.nodeName !== undefined)
@@ -335,9 +181,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     o.rotateServerCertificates = r.boolean(raw.rotateServerCertificates, 'rotateServerCertificates');
   if (raw.keyAlgorithm !== undefined) {
     const alg = r.string(raw.keyAlgorithm, 'keyAlgorithm');
-    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg))
-      r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
-    o.keyAlgorithm = alg as KeyAlgorithm;
+    if (isKeyAlgorithm(alg)) o.keyAlgorithm = alg;
+    else r.fail('keyAlgorithm', `unknown key algorithm "${alg}"`, `use one of ${KEY_ALGORITHMS.join(', ')}`);
   }
   if (raw.requestedLifetime !== undefined)
     o.requestedLifetimeMs = validateRequestedLifetime(
@@ -352,7 +197,8 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
       r.fail(
         'clientCredentials',
         `unknown mode "${mode}"`,
-        'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own credentials, e.g. an exec plugin)',
+        'use managed (nodecred bootstraps the client certificate) or external (the kubeconfig has its own ' +
+          'credentials, e.g. an exec plugin)',
       );
     o.clientCredentials = mode as Config['clientCredentials'];
   }
@@ -402,13 +248,14 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     o.watchTimeoutMs = r.duration(raw.watchTimeout, 'watchTimeout');
     if (o.watchTimeoutMs < 1000) r.fail('watchTimeout', 'must be at least 1s', 'e.g. 60s');
   }
+  if (raw.unauthorizedGrace !== undefined)
+    o.unauthorizedGraceMs = r.duration(raw.unauthorizedGrace, 'unauthorizedGrace');
   if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');
-    if (!['debug', 'info', 'warn', 'error'].includes(level))
-      r.fail('logLevel', `unknown level "${level}"`, 'use debug, info, warn or error');
-    o.logLevel = level as Config['logLevel'];
+    if (isLogLevel(level)) o.logLevel = level;
+    else r.fail('logLevel', `unknown level "${level}"`, `use ${LOG_LEVELS_TEXT}`);
   }
   if (raw.rotation !== undefined) {
     const rr = r.nested('rotation');
@@ -466,11 +313,17 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
 /** Defaults ← file ← flags, then the checks that need the whole picture. */
 export function mergeConfig(...layers: ConfigOverrides[]): Config {
   const config = defaultConfig();
-  for (const layer of layers) {
-    for (const [key, value] of Object.entries(layer)) {
-      if (value !== undefined) (config as unknown as Record<string, unknown>)[key] = value;
-    }
-  }
+  for (const layer of layers) setDefined(config, layer);
   validateNodeName(config.nodeName, '--node-name');
   return config;
+}
+
+/** Copies the settings a layer sets; one it leaves undefined (a flag not given) keeps the value below. */
+function setDefined(config: Config, layer: ConfigOverrides): void {
+  for (const key of Object.keys(layer) as Array<keyof Config>) setIfDefined(config, layer, key);
+}
+
+function setIfDefined<K extends keyof Config>(config: Config, layer: ConfigOverrides, key: K): void {
+  const value = layer[key];
+  if (value !== undefined) config[key] = value;
 }

@@ -83,7 +83,7 @@ export function readyzChecks(input: HealthInput): CheckResult[] {
   return checks;
 }
 
-export interface RenderOptions {
+interface RenderOptions {
   verbose: boolean;
   exclude: string[];
   endpoint: 'livez' | 'readyz' | 'healthz';
@@ -103,7 +103,7 @@ export function renderChecks(checks: CheckResult[], opts: RenderOptions): { stat
   return { status: ok ? 200 : 500, body: `${lines.join('\n')}\n` };
 }
 
-export interface CertificateReport {
+interface CertificateReport {
   path: string;
   subject?: string;
   issuer?: string;
@@ -116,6 +116,8 @@ export interface CertificateReport {
   pendingCsr?: string;
   lastError?: string;
   lastSuccess?: string;
+  /** The last request was denied: the same one is not submitted before this time. */
+  deniedRetryAt?: string;
 }
 
 export function certificateReport(s: CertificateState, now: Date): CertificateReport {
@@ -134,6 +136,7 @@ export function certificateReport(s: CertificateState, now: Date): CertificateRe
       pendingCsr: s.pendingCsr,
       lastError: s.lastError,
       lastSuccess: iso(s.lastSuccess),
+      deniedRetryAt: s.denied ? iso(new Date(s.denied.retryAt)) : undefined,
     }).filter(([, v]) => v !== undefined),
   ) as unknown as CertificateReport;
 }

@@ -5,6 +5,7 @@
 import { readdirSync } from 'node:fs';
 import { VERSION } from '../version.ts';
 import type { CertificateManager, ManagerEvents } from '../manager/manager.ts';
+import type { CertificateState } from '../manager/state.ts';
 import type { CertKind } from '../store/cert-store.ts';
 import { MetricsRegistry, type Gauge, type Histogram } from './exposition.ts';
 
@@ -15,7 +16,7 @@ const KUBELET_TTL: Record<CertKind, string> = {
 const KIND_LABEL: Record<CertKind, string> = { client: 'client', server: 'serving' };
 const KINDS = ['client', 'server'] as const;
 
-export interface Metrics {
+interface Metrics {
   registry: MetricsRegistry;
   events: ManagerEvents;
   bootstrapDuration: Histogram;
@@ -59,31 +60,33 @@ export function createMetrics(
     'nodecred_certificate_last_success_timestamp_seconds',
     'When a certificate was last installed.',
   );
-  /** A gauge per certificate kind, from a time in that certificate's state (absent when there is none). */
-  const perKind = (name: string, help: string, seconds: (kind: CertKind) => number | undefined) =>
+  /** A gauge labelled by certificate, set at each scrape from that certificate's state (absent: no value). */
+  const perCertificate = (name: string, help: string, read: (s: CertificateState) => number | undefined) =>
     registry.gauge(name, help, (g: Gauge) => {
       g.reset();
       for (const kind of KINDS) {
-        const value = seconds(kind);
+        const s = state(kind);
+        const value = s === undefined ? undefined : read(s);
         if (value !== undefined) g.set(value, { certificate: KIND_LABEL[kind] });
       }
     });
-  const epochSeconds = (date: Date | undefined) => (date ? date.getTime() / 1000 : undefined);
-  perKind('nodecred_certificate_expiration_timestamp_seconds', 'NotAfter of the installed certificate.', (kind) =>
-    epochSeconds(state(kind)?.notAfter),
+  perCertificate('nodecred_certificate_expiration_timestamp_seconds', 'NotAfter of the installed certificate.', (s) =>
+    s.notAfter ? s.notAfter.getTime() / 1000 : undefined,
   );
-  perKind(
+  perCertificate(
     'nodecred_certificate_rotation_deadline_timestamp_seconds',
     'When nodecred will start rotating the installed certificate.',
-    (kind) => epochSeconds(state(kind)?.rotationDeadline),
+    (s) => (s.rotationDeadline ? s.rotationDeadline.getTime() / 1000 : undefined),
   );
-  perKind(
+  perCertificate(
     'nodecred_pending_csr_age_seconds',
     'How long the current CSR has been pending (absent when none is).',
-    (kind) => {
-      const s = state(kind);
-      return s?.pendingCsr && s.pendingSince ? (now().getTime() - s.pendingSince.getTime()) / 1000 : undefined;
-    },
+    (s) => (s.pendingCsr && s.pendingSince ? (now().getTime() - s.pendingSince.getTime()) / 1000 : undefined),
+  );
+  perCertificate(
+    'nodecred_csr_denied_retry_timestamp_seconds',
+    'The last request was denied: when the same request may be submitted again (absent otherwise).',
+    (s) => (s.denied ? s.denied.retryAt / 1000 : undefined),
   );
   const bootstrapDuration = registry.histogram(
     'nodecred_bootstrap_duration_seconds',

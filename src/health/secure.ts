@@ -46,7 +46,7 @@ function reply(res: ServerResponse, status: number, body: string, headers: Recor
 }
 
 /** The RBAC rule that grants `get` on a non-resource path, as the 403 body prints it. */
-export function missingRule(path: string): string {
+function missingRule(path: string): string {
   return `- nonResourceURLs: ["${path}"]\n  verbs: ["get"]`;
 }
 

@@ -78,16 +78,6 @@ export function createHandler(source: HealthSource, registry: MetricsSource) {
   };
 }
 
-/** "127.0.0.1:10271", "[::1]:10271", ":10271" (all interfaces, only when asked for explicitly). */
-export function parseListen(value: string, where: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || !(port >= 0 && port <= 65535)) {
-    throw new UserError(`"${value}" is not host:port`, { where, fix: 'e.g. 127.0.0.1:10271', code: 'USAGE' });
-  }
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
 export async function listen(
   server: Server,
   address: { host: string; port: number },

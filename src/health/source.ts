@@ -3,10 +3,11 @@
 // request per cache period.
 import { isUserError } from '../errors.ts';
 import type { CertificateManager } from '../manager/manager.ts';
+import { nodeSubject } from '../pki/csr.ts';
 import type { ApiAuthResult, HealthInput } from './checks.ts';
 import type { HealthSource } from './server.ts';
 
-export interface SourceOptions {
+interface SourceOptions {
   expiryThresholdMs: number;
   loopStaleMs: number;
   authCacheMs: number;
@@ -24,10 +25,12 @@ export function managerHealthSource(
 
   async function checkAuth(): Promise<ApiAuthResult> {
     const { config } = manager.deps;
+    const fingerprint = manager.states.client.fingerprint;
     try {
       const conn = await manager.nodeConnection();
       const { username: user } = await manager.deps.connect(conn).whoAmI();
-      const expected = `system:node:${config.nodeName}`;
+      manager.noteNodeAuthentication(fingerprint, true);
+      const expected = nodeSubject(config.nodeName).commonName;
       if (config.clientCredentials === 'managed' && user !== expected) {
         return {
           ok: false,
@@ -37,11 +40,12 @@ export function managerHealthSource(
       }
       return { ok: true, message: `authenticates as ${user}`, checkedAt: now() };
     } catch (err) {
-      const message =
-        isUserError(err) && err.code === 'UNAUTHORIZED'
-          ? 'the API server rejects the node credential (401 Unauthorized): ' +
-            'certificate revoked, expired or not from the cluster CA'
-          : `cannot check with the API server: ${(err as Error).message}`;
+      const refused = isUserError(err) && err.code === 'UNAUTHORIZED';
+      if (refused) manager.noteNodeAuthentication(fingerprint, false);
+      const message = refused
+        ? 'the API server rejects the node credential (401 Unauthorized): ' +
+          'certificate revoked, expired or not from the cluster CA; nodecred bootstraps again if it persists'
+        : `cannot check with the API server: ${(err as Error).message}`;
       return { ok: false, message, checkedAt: now() };
     }
   }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readCertificate } from '../pki/x509-read.ts';
 
-export interface CertificateUser {
+interface CertificateUser {
   user: string;
   groups: string[];
   extra: Record<string, string[]>;

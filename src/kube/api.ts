@@ -5,6 +5,7 @@
 // here depends on a particular HTTP client; src/kube/client-node.ts is the @kubernetes/client-node side.
 import { readFile } from 'node:fs/promises';
 import { UserError, errnoError } from '../errors.ts';
+import { loadCertificates } from '../pki/cert.ts';
 import { parseKubeconfig, type ExecCredentialSpec, type KubeconfigConnection } from './kubeconfig.ts';
 import { ExecCredentialCache, runExecPlugin } from './exec-credential.ts';
 
@@ -17,7 +18,7 @@ export interface ApiEndpoint {
   proxyUrl?: string;
 }
 
-export type ApiCredential =
+type ApiCredential =
   | { kind: 'token'; token: string }
   | { kind: 'clientCert'; certPem: string; keyPem: string }
   | { kind: 'exec'; spec: ExecCredentialSpec; cache: ExecCredentialCache };
@@ -46,13 +47,31 @@ export async function readKubeconfigFile(path: string): Promise<KubeconfigConnec
   return parseKubeconfig(await readText(path, path), path);
 }
 
+/**
+ * The kubeconfig's certificate-authority file. It must hold PEM certificates: an empty (or truncated, or
+ * DER) file would otherwise mean "no CA", and the connection would trust the system roots instead.
+ */
+async function readCaFile(path: string, kubeconfigFile: string): Promise<string> {
+  const where = `${kubeconfigFile}: certificate-authority`;
+  const pem = await readText(path, where);
+  try {
+    loadCertificates(pem, 'CA file', path);
+  } catch (err) {
+    const why = pem.trim() === '' ? 'is empty' : `is not a PEM CA bundle (${(err as Error).message})`;
+    throw new UserError(`CA file ${path} ${why}`, {
+      where,
+      fix: "point certificate-authority at the cluster CA's PEM file (or inline it as certificate-authority-data)",
+      code: 'BAD_CA_FILE',
+    });
+  }
+  return pem;
+}
+
 /** The cluster half of a kubeconfig: server, CA (read from its file if need be), TLS server name. */
 export async function endpointOf(kc: KubeconfigConnection): Promise<ApiEndpoint> {
   return {
     server: kc.cluster.server,
-    caPem:
-      kc.cluster.caData ??
-      (kc.cluster.caPath ? await readText(kc.cluster.caPath, `${kc.file}: certificate-authority`) : undefined),
+    caPem: kc.cluster.caData ?? (kc.cluster.caPath ? await readCaFile(kc.cluster.caPath, kc.file) : undefined),
     ...(kc.cluster.tlsServerName ? { tlsServerName: kc.cluster.tlsServerName } : {}),
     ...(kc.cluster.proxyUrl ? { proxyUrl: kc.cluster.proxyUrl } : {}),
   };
@@ -133,7 +152,9 @@ const UNAUTHORIZED_FIX: Record<ApiCredential['kind'], string> = {
     'the token is unknown, expired or deleted: create a new bootstrap token (scripts/create-bootstrap-token) ' +
     'and update the bootstrap kubeconfig',
   clientCert:
-    'the client certificate is not trusted by the API server or has expired: remove it so nodecred bootstraps again',
+    'the client certificate is not trusted by the API server or has expired (its client CA changed?): nodecred ' +
+    'bootstraps again once the refusal has lasted 5 minutes, if it has bootstrap credentials; at once: ' +
+    'remove the certificate and restart nodecred',
   exec:
     'the exec credential plugin returned a credential the API server rejects: check the plugin and its ' +
     'IAM/identity mapping',
@@ -254,6 +275,8 @@ const NETWORK_CODES = new Set([
   'TIMEOUT',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
+  // HTTP/2 REFUSED_STREAM twice in a row (src/kube/http/pool.ts): not processed; the server is draining.
+  'REFUSED_STREAM',
 ]);
 
 /** True for failures that may go away by themselves: worth retrying, not worth a stack trace. */

@@ -21,7 +21,7 @@ type CreateDispatcher = (cluster: Cluster | null, agentOptions: https.AgentOptio
  */
 export const SHARED_HEADERS_TIMEOUT_MS = 20_000;
 
-export interface KubeConfigOptions {
+interface KubeConfigOptions {
   /**
    * Share connections between this instance's requests. client-node 2.x builds a new undici Agent, so a new
    * TCP connection and TLS handshake, for every request; the approver makes four requests per CSR and spent

@@ -8,6 +8,8 @@ export const CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 
 export interface CsrNameInput {
+  /** Which certificate the CSR is for: the readable part of the name. */
+  kind: CsrKind;
   /** DER SubjectPublicKeyInfo of the key the CSR is for. */
   spkiDer: Uint8Array;
   commonName: string;
@@ -19,12 +21,7 @@ export interface CsrNameInput {
   ipAddresses?: readonly string[];
 }
 
-export type CsrKind = 'client' | 'serving';
-
-/** kubelet-serving and any signer whose name mentions "serving" issue serving certs; all others client. */
-export function csrKind(signerName: string): CsrKind {
-  return signerName === SERVING_SIGNER || /serving/i.test(signerName) ? 'serving' : 'client';
-}
+type CsrKind = 'client' | 'serving';
 
 const VERSION = 'nodecred-csr-name/v1';
 
@@ -68,10 +65,5 @@ function canonicalCsrEncoding(input: CsrNameInput): Buffer {
 /** nodecred-<client|serving>-<24 hex chars of SHA-256 over the canonical encoding>. */
 export function csrName(input: CsrNameInput): string {
   const hex = createHash('sha256').update(canonicalCsrEncoding(input)).digest('hex');
-  return `nodecred-${csrKind(input.signerName)}-${hex.slice(0, 24)}`;
-}
-
-/** RFC 1123 DNS subdomain, as the API server validates metadata.name of a CSR. */
-export function isDnsSubdomain(name: string): boolean {
-  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
+  return `nodecred-${input.kind}-${hex.slice(0, 24)}`;
 }

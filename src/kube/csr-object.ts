@@ -3,7 +3,7 @@
 import type { Csr, CsrDecision, CsrSubmission } from './node-api.ts';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
-export const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'nodecred' };
+const MANAGED_BY = { 'app.kubernetes.io/managed-by': 'nodecred' };
 
 /** The fields of a CSR object nodecred reads; everything else is ignored. */
 export interface CsrObject {

@@ -17,7 +17,7 @@ import {
   splitPemCertificates,
 } from './discovery.ts';
 import { tlsTrustCode, type ApiConnection } from './api.ts';
-import { tunnelThrough } from './http/connect.ts';
+import { tunnelThrough, verifyIdentityAs } from './http/connect.ts';
 import { hostOf, portOf, proxyFor } from './http/url.ts';
 
 const CLUSTER_INFO_PATH = '/api/v1/namespaces/kube-public/configmaps/cluster-info';
@@ -68,7 +68,9 @@ function fetchClusterInfo(
             return reject(
               new UserError(`anonymous read of kube-public/cluster-info refused (HTTP ${res.statusCode})`, {
                 where: apiServer,
-                fix: 'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and RoleBinding)',
+                fix:
+                  'allow anonymous get on that ConfigMap (scripts/setup-cluster-info creates the Role and ' +
+                  'RoleBinding)',
                 code: 'DISCOVERY_FORBIDDEN',
               }),
             );
@@ -95,7 +97,9 @@ function fetchClusterInfo(
       reject(
         new UserError(`the API server's certificate does not chain to a pinned CA (${code}); refusing to go on`, {
           where: apiServer,
-          fix: "the server you reached is not the cluster you pinned (or its certificate comes from a CA you did not pin: add that CA's --discovery-token-ca-cert-hash); never trust it by adding a pin you did not check",
+          fix:
+            'the server you reached is not the cluster you pinned (or its certificate comes from a CA you did not ' +
+            "pin: add that CA's --discovery-token-ca-cert-hash); never trust it by adding a pin you did not check",
           code: 'DISCOVERY_TLS_UNTRUSTED',
         }),
       );
@@ -121,6 +125,7 @@ function tunnelled(
           tlsConnect({
             socket,
             ...(isIP(name) ? {} : { servername: name }),
+            checkServerIdentity: verifyIdentityAs(name),
             ...(tls.ca ? { ca: tls.ca } : {}),
             rejectUnauthorized: tls.rejectUnauthorized,
           }),
@@ -131,7 +136,7 @@ function tunnelled(
   };
 }
 
-export interface DiscoveryInput {
+interface DiscoveryInput {
   apiServer: string;
   token: string;
   caCertHashes: string[];

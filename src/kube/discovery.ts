@@ -3,25 +3,20 @@
 // and CA pinning. Errors never contain the token secret.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { UserError } from '../errors.ts';
+import { quote, UserError } from '../errors.ts';
 import { parseKubeconfigCluster } from './kubeconfig.ts';
 
-/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
-function q(v: string): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
-}
-
-export interface DiscoveryToken {
+interface DiscoveryToken {
   tokenId: string;
   tokenSecret: string;
 }
 
-const TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
+/** A bootstrap token: <token id>.<token secret> (the bootstrap.kubernetes.io/token Secret's two fields). */
+export const BOOTSTRAP_TOKEN_RE = /^([a-z0-9]{6})\.([a-z0-9]{16})$/;
 
 /** "abcdef.0123456789abcdef" → id and secret. `where` names the flag or field it came from. */
 export function parseDiscoveryToken(text: string, where = 'discovery token'): DiscoveryToken {
-  const m = TOKEN_RE.exec(text.trim());
+  const m = BOOTSTRAP_TOKEN_RE.exec(text.trim());
   if (!m) {
     throw new UserError('is not a bootstrap token of the form <6 chars [a-z0-9]>.<16 chars [a-z0-9]>', {
       where,
@@ -37,7 +32,7 @@ export function clusterInfoJwsKey(tokenId: string): string {
   return `jws-kubeconfig-${tokenId}`;
 }
 
-export const CLUSTER_INFO = 'configmap kube-public/cluster-info';
+const CLUSTER_INFO = 'configmap kube-public/cluster-info';
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
@@ -67,7 +62,7 @@ export function signClusterInfo(kubeconfigText: string, tokenId: string, tokenSe
   return `${header}..${b64url(signature)}`;
 }
 
-export interface VerifyClusterInfoInput {
+interface VerifyClusterInfoInput {
   /** The `kubeconfig` value of the cluster-info ConfigMap, exactly as fetched. */
   kubeconfigText: string;
   /** The value of jws-kubeconfig-<tokenId>, or undefined when the ConfigMap has no such key. */
@@ -85,7 +80,9 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
       `no signature for token id ${tokenId} in cluster-info (token unknown, expired, or bootstrapsigner not running)`,
       {
         where,
-        fix: `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure kube-controller-manager runs with --controllers including bootstrapsigner`,
+        fix:
+          `check \`kubeadm token list\` for ${tokenId}, create a new token if it expired, and make sure ` +
+          `kube-controller-manager runs with --controllers including bootstrapsigner`,
         code: 'DISCOVERY_NO_SIGNATURE',
       },
     );
@@ -93,7 +90,9 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   function malformed(why: string): never {
     throw new UserError(`is not a detached HS256 JWS (${why})`, {
       where,
-      fix: 'the value should look like <header>..<signature>; make sure cluster-info is maintained by the bootstrapsigner controller',
+      fix:
+        'the value should look like <header>..<signature>; make sure cluster-info is maintained by the ' +
+        'bootstrapsigner controller',
       code: 'DISCOVERY_SIGNATURE_MALFORMED',
     });
   }
@@ -131,13 +130,15 @@ export function verifyClusterInfoJws(input: VerifyClusterInfoInput): void {
   if (sig.length !== expected.length || !timingSafeEqual(sig, expected)) {
     throw new UserError('signature does not match (wrong token secret or tampered cluster-info)', {
       where,
-      fix: 'check the token secret (the part after the dot); if it is right, the API server you reached is not the cluster you expect',
+      fix:
+        'check the token secret (the part after the dot); if it is right, the API server you reached is not the ' +
+        'cluster you expect',
       code: 'DISCOVERY_SIGNATURE_MISMATCH',
     });
   }
 }
 
-export interface ClusterInfoCa {
+interface ClusterInfoCa {
   /** PEM of the CA certificate(s). */
   caPem: string;
   server: string;
@@ -151,7 +152,9 @@ export function extractClusterCa(kubeconfigText: string, label = `${CLUSTER_INFO
   if (cluster.caData === undefined) {
     throw new UserError('has no certificate-authority-data', {
       where: label,
-      fix: 'cluster-info must embed the cluster CA; re-run `kubeadm init phase bootstrap-token` or recreate kube-public/cluster-info',
+      fix:
+        'cluster-info must embed the cluster CA; re-run `kubeadm init phase bootstrap-token` or recreate ' +
+        'kube-public/cluster-info',
       code: 'DISCOVERY_NO_CA',
     });
   }
@@ -182,9 +185,11 @@ export function pinnedCaCertificates(
   const wanted = pins.map((p) => p.trim().toLowerCase());
   for (const p of wanted) {
     if (!PIN_RE.test(p)) {
-      throw new UserError(`${q(p)} is not a CA pin of the form sha256:<64 hex chars>`, {
+      throw new UserError(`${quote(p)} is not a CA pin of the form sha256:<64 hex chars>`, {
         where,
-        fix: 'compute the pin with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum` and prefix it with sha256:',
+        fix:
+          'compute the pin with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | sha256sum` ' +
+          'and prefix it with sha256:',
         code: 'DISCOVERY_PIN_INVALID',
       });
     }
@@ -212,10 +217,13 @@ export function pinnedCaCertificates(
   const pinned = certificates.filter((_, i) => wanted.includes(found[i]!));
   if (pinned.length > 0) return { pinned, unpinned: certificates.length - pinned.length };
   throw new UserError(
-    `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ${wanted.join(' or ')}`,
+    `the cluster CA does not match any pin: found ${found.join(', ') || 'no CA certificate'}, expected ` +
+      `${wanted.join(' or ')}`,
     {
       where,
-      fix: 'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster you expect',
+      fix:
+        'check the pin against the real cluster CA; if it is right, the API server you reached is not the cluster ' +
+        'you expect',
       code: 'DISCOVERY_PIN_MISMATCH',
     },
   );

@@ -3,15 +3,9 @@
 // Nothing here ever puts a token or key into an error message.
 
 import { execFile } from 'node:child_process';
-import { UserError } from '../errors.ts';
+import { quote, UserError } from '../errors.ts';
 import { redactSecrets } from '../redact.ts';
 import { EXEC_API_VERSIONS, type ExecCredentialSpec } from './kubeconfig.ts';
-
-/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
-function q(v: string): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
-}
 
 export interface ExecCredential {
   token?: string;
@@ -22,7 +16,7 @@ export interface ExecCredential {
   expirationTimestamp?: Date;
 }
 
-export interface ParseExecCredentialOptions {
+interface ParseExecCredentialOptions {
   /** Names the plugin in errors, e.g. 'exec plugin "aws"'. */
   source?: string;
   /** The apiVersion the plugin was asked to speak; the output must use the same one (client-go rule). */
@@ -76,18 +70,16 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
   }
   if (!isObj(doc)) return fail('', `must be a JSON object, got ${typeName(doc)}`);
   if (doc.kind !== 'ExecCredential')
-    fail('kind', `must be "ExecCredential"${typeof doc.kind === 'string' ? `, got ${q(doc.kind)}` : ''}`);
+    fail('kind', `must be "ExecCredential"${typeof doc.kind === 'string' ? `, got ${quote(doc.kind)}` : ''}`);
   const apiVersion = doc.apiVersion;
   if (typeof apiVersion !== 'string' || !(EXEC_API_VERSIONS as readonly string[]).includes(apiVersion)) {
-    fail(
-      'apiVersion',
-      `must be one of ${EXEC_API_VERSIONS.join(', ')}${typeof apiVersion === 'string' ? `, got ${q(apiVersion)}` : ''}`,
-    );
+    const got = typeof apiVersion === 'string' ? `, got ${quote(apiVersion)}` : '';
+    fail('apiVersion', `must be one of ${EXEC_API_VERSIONS.join(', ')}${got}`);
   }
   if (opts.expectedApiVersion !== undefined && apiVersion !== opts.expectedApiVersion) {
     fail(
       'apiVersion',
-      `is ${q(String(apiVersion))} but the plugin was asked for ${q(opts.expectedApiVersion)}`,
+      `is ${quote(String(apiVersion))} but the plugin was asked for ${quote(opts.expectedApiVersion)}`,
       'set users[].user.exec.apiVersion to the version the plugin speaks',
     );
   }
@@ -125,7 +117,7 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
   if (key !== undefined) out.clientKeyData = key;
   if (exp !== undefined) {
     const date = parseRfc3339(exp);
-    if (!date) fail('status.expirationTimestamp', `${q(exp)} is not an RFC 3339 timestamp`);
+    if (!date) fail('status.expirationTimestamp', `${quote(exp)} is not an RFC 3339 timestamp`);
     out.expirationTimestamp = date;
   }
   return out;
@@ -134,7 +126,7 @@ export function parseExecCredential(stdout: string, opts: ParseExecCredentialOpt
 // ---------------------------------------------------------------------------------------------------------
 // Running a plugin
 
-export interface ExecClusterInfo {
+interface ExecClusterInfo {
   server: string;
   /** PEM of the cluster CA. */
   caData?: string;
@@ -142,7 +134,7 @@ export interface ExecClusterInfo {
   proxyUrl?: string;
 }
 
-export interface RunExecPluginOptions {
+interface RunExecPluginOptions {
   timeoutMs: number;
   /** Passed in KUBERNETES_EXEC_INFO spec.cluster when the kubeconfig sets provideClusterInfo. */
   clusterInfo?: ExecClusterInfo;
@@ -183,7 +175,7 @@ export function runExecPlugin(spec: ExecCredentialSpec, opts: RunExecPluginOptio
   const env: NodeJS.ProcessEnv = { ...(opts.baseEnv ?? process.env) };
   for (const { name, value } of spec.env) env[name] = value;
   env.KUBERNETES_EXEC_INFO = execInfoEnv(spec, opts.clusterInfo);
-  const label = `exec plugin ${q(spec.command)}`;
+  const label = `exec plugin ${quote(spec.command)}`;
   // Like client-go, the install hint is shown only when the command is missing.
   const hintFix = spec.installHint ? spec.installHint.trim() : undefined;
 
@@ -277,7 +269,7 @@ export function credentialIsFresh(cred: ExecCredential, nowMs: number, marginMs:
   return cred.expirationTimestamp === undefined || cred.expirationTimestamp.getTime() - marginMs > nowMs;
 }
 
-export interface ExecCredentialCacheOptions {
+interface ExecCredentialCacheOptions {
   /** Refresh this long before expirationTimestamp. Default 60 s. */
   marginMs?: number;
   now?: () => number;

@@ -251,7 +251,7 @@ function toUserInfo(u: RawUser): UserInfo {
 }
 
 /** The whole body, bounded in size and by `signal` (the request deadline): past it the connection is suspect. */
-export function readBody(res: OpenResponse, signal: AbortSignal): Promise<string> {
+function readBody(res: OpenResponse, signal: AbortSignal): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

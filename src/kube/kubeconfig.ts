@@ -1,16 +1,28 @@
-// Reading and writing kubeconfig files. Parsing is pure: paths are resolved (kubectl semantics) but never
-// read, so the caller decides when to touch the disk and the same function serves the bootstrap kubeconfig,
-// the node kubeconfig and the cluster-info kubeconfig of token discovery.
+// Parsing kubeconfig files (writing them: kubeconfig-render.ts). Parsing is pure: paths are resolved (kubectl
+// semantics) but never read, so the caller decides when to touch the disk and the same function serves the
+// bootstrap kubeconfig, the node kubeconfig and the cluster-info kubeconfig of token discovery.
 
 import path from 'node:path';
-import { parseDocument, stringify } from 'yaml';
-import { UserError } from '../errors.ts';
-
-/** A user-supplied value quoted for a one-line message: escaped (no newlines) and truncated. */
-function q(v: string): string {
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 97)}..."` : s;
-}
+import { quote } from '../errors.ts';
+import {
+  decodePemData,
+  fail,
+  isObj,
+  loadRoot,
+  lookup,
+  makeCtx,
+  namedList,
+  optBool,
+  optList,
+  optObj,
+  optString,
+  own,
+  resolvePath,
+  typeName,
+  type Ctx,
+  type Named,
+  type Obj,
+} from './kubeconfig-reader.ts';
 
 export const EXEC_API_VERSIONS = ['client.authentication.k8s.io/v1beta1', 'client.authentication.k8s.io/v1'] as const;
 export type ExecApiVersion = (typeof EXEC_API_VERSIONS)[number];
@@ -34,21 +46,21 @@ export interface ExecCredentialSpec {
 }
 
 /** Exactly one of token / tokenPath is set. */
-export type TokenCredential =
+type TokenCredential =
   | { kind: 'token'; token: string; tokenPath?: undefined }
   | { kind: 'token'; tokenPath: string; token?: undefined };
 
 type CertSide = { certPath: string; certData?: undefined } | { certData: string; certPath?: undefined };
 type KeySide = { keyPath: string; keyData?: undefined } | { keyData: string; keyPath?: undefined };
 /** Exactly one of certPath / certData and one of keyPath / keyData is set; data is PEM text. */
-export type ClientCertCredential = { kind: 'clientCert' } & CertSide & KeySide;
+type ClientCertCredential = { kind: 'clientCert' } & CertSide & KeySide;
 
-export type UserCredential = TokenCredential | ClientCertCredential | ExecCredentialSpec;
+type UserCredential = TokenCredential | ClientCertCredential | ExecCredentialSpec;
 
-export interface KubeconfigCluster {
+interface KubeconfigCluster {
   name: string;
   server: string;
-  /** PEM, decoded from certificate-authority-data. At most one of caData / caPath is set; neither means system roots. */
+  /** PEM, decoded from certificate-authority-data. At most one of caData / caPath; neither: system roots. */
   caData?: string;
   /** Absolute path from certificate-authority. */
   caPath?: string;
@@ -66,198 +78,9 @@ export interface KubeconfigConnection {
   credential: UserCredential;
 }
 
-export interface ParseKubeconfigOptions {
+interface ParseKubeconfigOptions {
   /** Use this context instead of current-context. */
   context?: string;
-}
-
-type Obj = Record<string, unknown>;
-
-interface Ctx {
-  file: string;
-  dir: string;
-}
-
-const CODE = 'KUBECONFIG_INVALID';
-
-function fail(ctx: Ctx, at: string, message: string, fix: string, code = CODE): never {
-  throw new UserError(message, { where: at ? `${ctx.file}: ${at}` : ctx.file, fix, code });
-}
-
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'list';
-  if (typeof v === 'object') return 'mapping';
-  return typeof v;
-}
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function own(obj: Obj, key: string): unknown {
-  return Object.hasOwn(obj, key) ? obj[key] : undefined;
-}
-
-function join(at: string, key: string): string {
-  return at ? `${at}.${key}` : key;
-}
-
-/** A string field; null and absent are both "not set". Never echoes the value (it may be a secret). */
-function optString(ctx: Ctx, obj: Obj, key: string, at: string): string | undefined {
-  const v = own(obj, key);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') {
-    fail(ctx, join(at, key), `must be a string, got a ${typeName(v)}`, 'write the value as a quoted string');
-  }
-  return v;
-}
-
-function optBool(ctx: Ctx, obj: Obj, key: string, at: string): boolean | undefined {
-  const v = own(obj, key);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') {
-    fail(ctx, join(at, key), `must be true or false, got a ${typeName(v)}`, 'write true or false without quotes');
-  }
-  return v;
-}
-
-function optObj(ctx: Ctx, obj: Obj, key: string, at: string): Obj | undefined {
-  const v = own(obj, key);
-  if (v === undefined || v === null) return undefined;
-  if (!isObj(v))
-    fail(ctx, join(at, key), `must be a mapping, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
-  return v;
-}
-
-function optList(ctx: Ctx, obj: Obj, key: string, at: string): unknown[] {
-  const v = own(obj, key);
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v))
-    fail(ctx, join(at, key), `must be a list, got a ${typeName(v)}`, 'see `kubectl config view` for the layout');
-  return v;
-}
-
-function resolvePath(ctx: Ctx, p: string): string {
-  return path.resolve(ctx.dir, p);
-}
-
-interface Named {
-  name: string;
-  index: number;
-  body: Obj;
-}
-
-/** clusters / contexts / users: lists of {name, <bodyKey>: {...}}. Duplicate names are ambiguous: rejected. */
-function namedList(ctx: Ctx, root: Obj, listKey: string, bodyKey: string): Named[] {
-  const out: Named[] = [];
-  const seen = new Set<string>();
-  optList(ctx, root, listKey, '').forEach((item, index) => {
-    const at = `${listKey}[${index}]`;
-    if (!isObj(item))
-      fail(
-        ctx,
-        at,
-        `must be a mapping with name and ${bodyKey}, got a ${typeName(item)}`,
-        'see `kubectl config view` for the layout',
-      );
-    const name = optString(ctx, item, 'name', at);
-    if (name === undefined) fail(ctx, `${at}.name`, 'is missing', `give every entry of ${listKey} a name`);
-    if (seen.has(name))
-      fail(
-        ctx,
-        `${at}.name`,
-        `duplicate ${listKey} entry ${q(name)}`,
-        `remove or rename one of the ${listKey} entries named ${q(name)}`,
-      );
-    seen.add(name);
-    const body = optObj(ctx, item, bodyKey, at) ?? {};
-    out.push({ name, index, body });
-  });
-  return out;
-}
-
-function lookup(ctx: Ctx, list: Named[], name: string, at: string, kind: string, listKey: string): Named {
-  const found = list.find((e) => e.name === name);
-  if (!found) {
-    const have = list.map((e) => `${q(e.name)}`).join(', ') || 'none';
-    fail(
-      ctx,
-      at,
-      `${kind} ${q(name)} is not defined in ${listKey} (defined: ${have})`,
-      `add a ${kind} named ${q(name)} to ${listKey} or point ${at} at an existing one`,
-    );
-  }
-  return found;
-}
-
-function loadRoot(text: string, ctx: Ctx): Obj {
-  const yamlFix = 'fix the YAML syntax (check indentation and quoting), or regenerate the file';
-  let doc: ReturnType<typeof parseDocument>;
-  try {
-    // prettyErrors would quote source lines, which may hold a token or key.
-    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
-  } catch (err) {
-    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
-  }
-  const first = doc.errors[0];
-  if (first) {
-    fail(
-      ctx,
-      '',
-      `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`,
-      yamlFix,
-      'KUBECONFIG_YAML',
-    );
-  }
-  let root: unknown;
-  try {
-    root = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
-  }
-  if (root === null || root === undefined)
-    fail(ctx, '', 'is empty', 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
-  if (!isObj(root))
-    fail(
-      ctx,
-      '',
-      `must be a YAML mapping, got a ${typeName(root)}`,
-      'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)',
-    );
-  const kind = optString(ctx, root, 'kind', '');
-  if (kind !== undefined && kind !== '' && kind !== 'Config') {
-    fail(
-      ctx,
-      'kind',
-      `is ${q(kind)}, expected "Config"`,
-      'point nodecred at a kubeconfig file, not another Kubernetes object',
-    );
-  }
-  return root;
-}
-
-function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
-  return line;
-}
-
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** base64 → PEM text; never echoes the content. */
-function decodePemData(ctx: Ctx, b64: string, at: string, expect: 'certificate' | 'private key'): string {
-  const compact = b64.replace(/\s+/g, '');
-  const fix = `set ${at.split('.').pop()} to the base64 encoding of the PEM file (base64 -w0 < file.pem)`;
-  if (compact === '') fail(ctx, at, 'is empty', fix);
-  if (!B64.test(compact) || compact.length % 4 !== 0) fail(ctx, at, 'is not valid base64', fix);
-  const pem = Buffer.from(compact, 'base64').toString('utf8');
-  const ok =
-    expect === 'certificate'
-      ? pem.includes('-----BEGIN CERTIFICATE-----')
-      : /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(pem);
-  if (!ok) fail(ctx, at, `does not decode to a PEM ${expect}`, fix);
-  return pem;
 }
 
 function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
@@ -274,7 +97,7 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
     fail(
       ctx,
       `${at}.server`,
-      `${q(server)} is not a URL`,
+      `${quote(server)} is not a URL`,
       'set server to the API server URL, e.g. https://10.0.0.1:6443',
     );
   }
@@ -282,7 +105,7 @@ function parseCluster(ctx: Ctx, entry: Named): KubeconfigCluster {
     fail(
       ctx,
       `${at}.server`,
-      `${q(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`,
+      `${quote(server)} is not an https:// URL; nodecred only talks to the API server over verified TLS`,
       'use the https:// URL of the API server, e.g. https://10.0.0.1:6443',
     );
   }
@@ -336,7 +159,7 @@ function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
     fail(
       ctx,
       `${at}.apiVersion`,
-      `${q(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`,
+      `${quote(apiVersion)} is not supported (supported: ${EXEC_API_VERSIONS.join(', ')})`,
       'set apiVersion: client.authentication.k8s.io/v1beta1 and update the plugin if it only speaks v1alpha1',
     );
   }
@@ -363,7 +186,7 @@ function parseExec(ctx: Ctx, e: Obj, at: string): ExecCredentialSpec {
     fail(
       ctx,
       `${at}.interactiveMode`,
-      `${q(interactiveMode)} is not one of Never, IfAvailable, Always`,
+      `${quote(interactiveMode)} is not one of Never, IfAvailable, Always`,
       'set interactiveMode: Never',
     );
   }
@@ -432,7 +255,7 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
     fail(
       ctx,
       at,
-      `user ${q(entry.name)} has no credentials`,
+      `user ${quote(entry.name)} has no credentials`,
       'set token or tokenFile (bootstrap), client-certificate + client-key, or exec',
     );
   }
@@ -486,11 +309,6 @@ function parseUser(ctx: Ctx, entry: Named): UserCredential {
   return { kind: 'clientCert', ...cert, ...key };
 }
 
-function makeCtx(file: string): Ctx {
-  const abs = path.resolve(file);
-  return { file: abs, dir: path.dirname(abs) };
-}
-
 /**
  * Parse a kubeconfig and resolve its current-context (or opts.context) into a connection. `file` is the
  * kubeconfig's path: it labels errors and anchors relative paths. Every problem is a UserError.
@@ -507,7 +325,7 @@ export function parseKubeconfig(text: string, file: string, opts: ParseKubeconfi
   if (contextName === undefined) {
     contextName = optString(ctx, root, 'current-context', '');
     if (!contextName) {
-      const have = contexts.map((c) => `${q(c.name)}`).join(', ') || 'none';
+      const have = contexts.map((c) => `${quote(c.name)}`).join(', ') || 'none';
       fail(
         ctx,
         'current-context',
@@ -562,73 +380,4 @@ export function parseKubeconfigCluster(text: string, label: string): KubeconfigC
       'set current-context, or keep a single cluster',
     );
   return parseCluster(ctx, only);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Writing
-
-export interface ClusterRenderOptions {
-  server: string;
-  /** PEM of the cluster CA (one or more certificates). */
-  caData: string;
-  tlsServerName?: string;
-  clusterName?: string;
-  userName?: string;
-  contextName?: string;
-}
-
-export interface NodeKubeconfigOptions extends ClusterRenderOptions {
-  certPath: string;
-  keyPath: string;
-}
-
-export interface ExecKubeconfigOptions extends ClusterRenderOptions {
-  command: string;
-  args?: string[];
-  env?: ExecEnvVar[];
-  apiVersion?: ExecApiVersion;
-  provideClusterInfo?: boolean;
-  installHint?: string;
-}
-
-function renderKubeconfig(o: ClusterRenderOptions, user: Obj): string {
-  if (!o.caData.includes('-----BEGIN CERTIFICATE-----')) throw new Error('renderKubeconfig: caData must be PEM');
-  const clusterName = o.clusterName ?? 'default-cluster';
-  const userName = o.userName ?? 'default-auth';
-  const contextName = o.contextName ?? 'default-context';
-  const cluster: Obj = {
-    'certificate-authority-data': Buffer.from(o.caData, 'utf8').toString('base64'),
-    server: o.server,
-  };
-  if (o.tlsServerName) cluster['tls-server-name'] = o.tlsServerName;
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ cluster, name: clusterName }],
-    contexts: [{ context: { cluster: clusterName, namespace: 'default', user: userName }, name: contextName }],
-    'current-context': contextName,
-    preferences: {},
-    users: [{ name: userName, user }],
-  };
-  // lineWidth 0: never fold the long base64 line; indentSeq false: the layout kubectl and kubelet write.
-  return stringify(config, { lineWidth: 0, indentSeq: false });
-}
-
-/** The node kubeconfig kubelet writes after TLS bootstrap: the client cert and key may be the same file. */
-export function renderNodeKubeconfig(o: NodeKubeconfigOptions): string {
-  return renderKubeconfig(o, { 'client-certificate': o.certPath, 'client-key': o.keyPath });
-}
-
-/** A kubeconfig whose user is an exec credential plugin (EKS style). */
-export function renderExecKubeconfig(o: ExecKubeconfigOptions): string {
-  const exec: Obj = {
-    apiVersion: o.apiVersion ?? 'client.authentication.k8s.io/v1beta1',
-    command: o.command,
-    args: o.args ?? [],
-    env: (o.env ?? []).map((e) => ({ name: e.name, value: e.value })),
-    interactiveMode: 'Never',
-    provideClusterInfo: o.provideClusterInfo ?? false,
-  };
-  if (o.installHint) exec.installHint = o.installHint;
-  return renderKubeconfig(o, { exec });
 }

@@ -80,7 +80,7 @@ export type WatchEnd =
    */
   | { kind: 'closed'; why: 'timeout' | 'expired' | 'idle' | 'aborted' };
 
-export interface WatchCsrOptions {
+interface WatchCsrOptions {
   /** Sent as timeoutSeconds: the server ends the stream after this. */
   timeoutSeconds: number;
   /**
@@ -100,7 +100,7 @@ export interface UserInfo {
 }
 
 /** A SubjectAccessReview for a non-resource URL, as the secure listener asks it. */
-export interface NonResourceAccess {
+interface NonResourceAccess {
   user: UserInfo;
   path: string;
   verb: string;

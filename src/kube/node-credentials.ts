@@ -3,7 +3,7 @@
 // kubeconfig written in kubelet's form (its client-certificate and client-key both point at
 // kubelet-client-current.pem, so a rotation needs no kubeconfig change).
 import { readFile, stat } from 'node:fs/promises';
-import { UserError, isUserError } from '../errors.ts';
+import { UserError, errorLine, isUserError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ensureParentDirs, writeFileAtomic } from '../store/atomic.ts';
@@ -11,7 +11,7 @@ import { diskError } from '../store/cert-store.ts';
 import type { Credentials } from '../manager/state.ts';
 import { connectionFromKubeconfig, endpointOf, readKubeconfigFile, type ApiEndpoint } from './api.ts';
 import { discover } from './discovery-client.ts';
-import { renderNodeKubeconfig } from './kubeconfig.ts';
+import { renderNodeKubeconfig } from './kubeconfig-render.ts';
 
 export function fileCredentials(
   getConfig: () => Config,
@@ -34,10 +34,7 @@ export function fileCredentials(
         return await endpointOf(await readKubeconfigFile(path));
       } catch (err) {
         if (isUserError(err) && err.code === 'FILE_UNREADABLE') return null;
-        log.warn(
-          { path, err: isUserError(err) ? err.oneLine() : String(err) },
-          'node kubeconfig unreadable; it will be rewritten',
-        );
+        log.warn({ path, err: errorLine(err, String) }, 'node kubeconfig unreadable; it will be rewritten');
         return null;
       }
     },
@@ -52,6 +49,7 @@ export function fileCredentials(
         server: endpoint.server,
         caData: caPem,
         ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
+        ...(endpoint.proxyUrl ? { proxyUrl: endpoint.proxyUrl } : {}),
         certPath: clientCertPath,
         keyPath: clientCertPath,
       });

@@ -38,12 +38,31 @@ export class ClientCertificate extends ManagedCertificate {
       const bootstrap = once(() => this.deps.credentials.bootstrap());
       const home = await this.home(bootstrap);
       const current = await this.installed.current('client', home.ca, NO_SANS);
-      if (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate)) {
+      // A certificate that verifies here but that the API server persistently refuses (its client CA changed,
+      // or it never trusted this signer) is unusable: bootstrap again now, not at the rotation deadline. With
+      // no bootstrap credentials there is nothing better: keep it (the server may take it again; /readyz says).
+      const refused = this.installed.refusedForGood(current.pair);
+      const replace = refused !== undefined && (await bootstrap()) !== null;
+      if (refused && !replace)
+        this.deps.log.error(
+          { path: this.deps.store.currentPath('client'), refusedSince: new Date(refused.since).toISOString() },
+          'the API server refuses the client certificate and no bootstrap credentials are configured; keeping it',
+        );
+      if (!replace && (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate))) {
         await this.deps.credentials.writeNodeKubeconfig(home.endpoint, home.endpoint.caPem ?? home.ca);
         this.installed.states.client.lastError = undefined;
         return 'valid';
       }
-      const identity = current.standing === 'due' ? this.renewal(home) : await this.bootstrapFor(bootstrap, current);
+      const identity = replace
+        ? await this.bootstrapFor(bootstrap, {
+            pair: current.pair,
+            problems: [
+              `the API server refused it (401) ${refused.count} times since ${new Date(refused.since).toISOString()}`,
+            ],
+          })
+        : current.standing === 'due'
+          ? this.renewal(home)
+          : await this.bootstrapFor(bootstrap, current);
       const { issued, by } = await this.requestFallingBack(identity, bootstrap, opts.deadline);
       await this.install(issued, by, lifetimeOf(current.pair));
       return 'installed';
@@ -146,7 +165,7 @@ export class ClientCertificate extends ManagedCertificate {
     await store.install('client', issued.chainPem, issued.key, new Date(clock.now()));
     await store.removePendingKey('client');
     await credentials.writeNodeKubeconfig(by.endpoint, by.endpoint.caPem ?? by.ca);
-    this.installed.assess('client', await this.installed.read('client'), by.ca, NO_SANS);
+    this.installed.assessInstalled('client', await this.installed.read('client'), by.ca, NO_SANS, issued.verdict);
     this.installed.recordInstalled('client', previous);
     const state = this.installed.states.client;
     log.info(

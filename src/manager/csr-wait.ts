@@ -3,10 +3,10 @@
 // watch was open is missed. Survives reconnects, half-open streams (the watch's idle guard) and 410 Gone.
 import { isUserError } from '../errors.ts';
 import { deadlineSignal, type Clock } from '../clock.ts';
-import type { Csr, CsrDecision, NodeApi } from '../kube/node-api.ts';
+import type { Csr, CsrDecision, NodeApi, WatchEnd } from '../kube/node-api.ts';
 import { retryDelayMs, type Backoff } from './policy.ts';
 
-export type CsrOutcome = CsrDecision | { kind: 'deleted' };
+type CsrOutcome = CsrDecision | { kind: 'deleted' };
 
 export interface WaitOptions {
   /** Absolute deadline, on the clock's time (ms since the epoch). */
@@ -25,6 +25,14 @@ export interface WaitOptions {
 /** Between reconnects after errors: jittered, so watchers cut off together do not come back together. */
 const RECONNECT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 
+/**
+ * A watch that stayed open this long (or half its server timeout, when that is shorter) was a healthy
+ * round: the backoff starts over. A read that succeeds proves nothing (a watch failing right after it would
+ * otherwise retry every 250–500 ms for ever), and a watch the server ends at once without an error is
+ * treated like a failure, or the loop would spin with no pause at all.
+ */
+const HEALTHY_WATCH_MS = 10_000;
+
 export class WaitTimeout extends Error {
   override name = 'WaitTimeout';
 }
@@ -38,7 +46,13 @@ export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts:
   const watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 60;
   // The server ends the stream after timeoutSeconds; silence well past that means nobody is there.
   const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
+  const healthyWatchMs = Math.min(HEALTHY_WATCH_MS, watchTimeoutSeconds * 500);
   let failures = 0;
+  const pause = async (why: string) => {
+    opts.onProgress?.({ what: 'error', detail: why });
+    const wait = retryDelayMs(failures++, RECONNECT_BACKOFF, () => clock.random());
+    await clock.sleep(Math.min(wait, Math.max(0, opts.deadline - clock.now())), opts.signal);
+  };
   let known = opts.initial;
   for (;;) {
     if (opts.signal?.aborted) throw opts.signal.reason;
@@ -50,26 +64,31 @@ export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts:
       known = undefined;
       if (!csr) return { kind: 'deleted' };
       if (csr.decision) return csr.decision;
-      failures = 0;
       // The stream may not outlive the deadline: it is aborted then, and the loop reports the timeout.
       const until = deadlineSignal(clock, left, opts.signal);
+      const opened = clock.now();
+      let end: WatchEnd;
       try {
-        const end = await api.watchCsr(name, csr.resourceVersion, {
+        end = await api.watchCsr(name, csr.resourceVersion, {
           timeoutSeconds: watchTimeoutSeconds,
           idleTimeoutMs,
           signal: until.signal,
         });
-        if (end.kind !== 'closed') return end;
-        if (end.why !== 'aborted') opts.onProgress?.({ what: 'reconnect', detail: `watch ${end.why}; re-reading` });
       } finally {
         until.release();
+      }
+      if (end.kind !== 'closed') return end;
+      if (end.why === 'aborted') continue;
+      if (clock.now() - opened >= healthyWatchMs) {
+        failures = 0;
+        opts.onProgress?.({ what: 'reconnect', detail: `watch ${end.why}; re-reading` });
+      } else {
+        await pause(`watch ${end.why} after ${clock.now() - opened} ms; re-reading after a pause`);
       }
     } catch (err) {
       if (isUserError(err)) throw err;
       if (opts.signal?.aborted) throw opts.signal.reason;
-      opts.onProgress?.({ what: 'error', detail: (err as Error).message ?? String(err) });
-      const wait = retryDelayMs(failures++, RECONNECT_BACKOFF, () => clock.random());
-      await clock.sleep(Math.min(wait, Math.max(0, opts.deadline - clock.now())), opts.signal);
+      await pause((err as Error).message ?? String(err));
     }
   }
 }

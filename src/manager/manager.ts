@@ -48,6 +48,7 @@ export class CertificateManager {
   /** A reloaded configuration (SIGHUP) applies from the next pass on. */
   reconfigure(config: Config): void {
     this.deps.config = config;
+    this.serving.forgetDenial();
   }
 
   /**
@@ -71,6 +72,15 @@ export class CertificateManager {
   /** The serving certificate's SANs: the Node's status.addresses, or the configured ones before it exists. */
   wantedServingSans(conn: ApiConnection): Promise<SubjectAltNames> {
     return this.serving.wantedSans(conn);
+  }
+
+  /**
+   * What the API server answered the node's own client certificate (the health probe, the serving pass):
+   * a persistent 401 makes the next client pass bootstrap again. `fingerprint`: the certificate in use when
+   * the request was made (states.client.fingerprint then).
+   */
+  noteNodeAuthentication(fingerprint: string | undefined, accepted: boolean): void {
+    this.installed.noteNodeAuthentication(fingerprint, accepted);
   }
 
   /** Cheap local check for the file watcher's safety net: does disk still hold what we last verified? */

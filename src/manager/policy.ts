@@ -1,9 +1,10 @@
 // Rotation and request policy: pure functions of data, a clock value and a random source, so every rule
 // is tested without I/O. The driver (manager.ts) decides when to call them.
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
+import type { RequestSpec } from './request.ts';
 
 /** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
-export type Random = () => number;
+type Random = () => number;
 
 export interface RotationWindow {
   /** Fraction of the lifetime after which rotation may start; kubelet uses 0.7. */
@@ -144,4 +145,88 @@ export function nextPass(o: {
   const ahead = o.deadlines.filter((d) => d > o.now);
   const recheck = Math.round(o.recheckIntervalMs * (0.9 + 0.2 * o.random()));
   return { at: Math.min(o.now + recheck, ...ahead), backoffUntil: o.now };
+}
+
+/**
+ * A request the approver denied (or the signer failed), remembered so that the same request is not sent
+ * again at every backoff step: nothing the node can change makes the answer different, and a fleet-wide
+ * approver misconfiguration would otherwise become a CSR flood. The same request is retried on a long
+ * schedule (the approver's configuration may be fixed meanwhile), a different one (new SANs, new config) at once.
+ */
+export interface Denial {
+  /** What was requested (requestIdentity). */
+  request: string;
+  /** The denial as the user sees it (the CSR, its reason and message). */
+  message: string;
+  at: number;
+  /** Consecutive denials of this same request. */
+  count: number;
+  /** Not resubmitted before. */
+  retryAt: number;
+}
+
+/** 1 h doubling to 8 h, jittered: ≤ 9 CSRs the first day, 3–6 a day after, for a request always denied. */
+export const DENIED_RETRY_BACKOFF: Backoff = { initialMs: 60 * 60_000, maxMs: 8 * 60 * 60_000 };
+
+/** Identifies a request by everything that could change an approver's answer. */
+export function requestIdentity(r: RequestSpec & { keyAlgorithm: string }): string {
+  const sorted = (v: readonly string[]) => [...v].sort();
+  return JSON.stringify([
+    r.signerName,
+    r.commonName,
+    sorted(r.organizations),
+    sorted(r.dnsNames.map(canonicalDnsName)),
+    sorted(r.ipAddresses.map((ip) => canonicalIp(ip) ?? ip)),
+    r.expirationSeconds ?? null,
+    r.keyAlgorithm,
+  ]);
+}
+
+export function recordDenial(
+  previous: Denial | undefined,
+  o: { request: string; message: string; now: number; random: Random },
+): Denial {
+  const count = previous?.request === o.request ? previous.count + 1 : 1;
+  return {
+    request: o.request,
+    message: o.message,
+    at: o.now,
+    count,
+    retryAt: o.now + retryDelayMs(count - 1, DENIED_RETRY_BACKOFF, o.random),
+  };
+}
+
+/** The remembered denial still stands for `request`: do not submit it again yet. */
+export function denialStands(denial: Denial | undefined, request: string, now: number): denial is Denial {
+  return denial !== undefined && denial.request === request && now < denial.retryAt;
+}
+
+/** The API server refused the node's own client certificate (401): which one, since when, how often in a row. */
+export interface Refusal {
+  fingerprint: string;
+  since: number;
+  count: number;
+}
+
+/**
+ * A 401 can be brief: an API server restarting during a client-CA rotation with the old --client-ca-file, one
+ * member of an HA pair not yet updated, an SSL-terminating proxy (client-go counts a 401 as "server healthy"
+ * for this reason). Seen this many times in a row, for at least the grace period (config unauthorizedGrace,
+ * 5 minutes by default), with no success between, it is the server's answer, and the node bootstraps again
+ * instead of waiting for the rotation deadline.
+ */
+export const REFUSALS_IN_A_ROW = 3;
+
+export function noteRefusal(previous: Refusal | undefined, fingerprint: string, now: number): Refusal {
+  if (previous?.fingerprint === fingerprint) return { ...previous, count: previous.count + 1 };
+  return { fingerprint, since: now, count: 1 };
+}
+
+export function refusedForGood(
+  r: Refusal | undefined,
+  fingerprint: string | undefined,
+  now: number,
+  graceMs: number,
+): boolean {
+  return r !== undefined && r.fingerprint === fingerprint && r.count >= REFUSALS_IN_A_ROW && now - r.since >= graceMs;
 }

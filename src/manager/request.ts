@@ -6,7 +6,7 @@ import { UserError } from '../errors.ts';
 import { generateKey, spkiDer, samePublicKey, type KeyAlgorithm } from '../pki/keys.ts';
 import { buildCsrPem, parseCsrPem, type CsrRequest } from '../pki/csr.ts';
 import { selfSignedServingPair } from '../pki/self-signed.ts';
-import { verifyIssuedCertificate } from '../pki/verify.ts';
+import { verifyIssuedCertificate, type VerifyIssuedCertificateResult } from '../pki/verify.ts';
 import { csrName } from '../kube/csr-name.ts';
 import type { Csr, NodeApi } from '../kube/node-api.ts';
 import type { Clock } from '../clock.ts';
@@ -19,7 +19,7 @@ export interface RequestSpec {
   kind: CertKind;
   signerName: string;
   commonName: string;
-  organizations: string[];
+  organizations: readonly string[];
   dnsNames: string[];
   ipAddresses: string[];
   expirationSeconds?: number;
@@ -44,7 +44,7 @@ export const PKI_CRYPTO: RequestCrypto = {
   selfSignedServing: selfSignedServingPair,
 };
 
-export interface RequestDeps {
+interface RequestDeps {
   api: NodeApi;
   /** The identity `api` speaks as, for logs: "bootstrap token from /etc/kubernetes/bootstrap-kubelet.conf". */
   via: string;
@@ -64,7 +64,11 @@ export interface Issued {
   chainPem: string;
   key: KeyObject;
   csrName: string;
+  /** The verification it passed: the manager records it instead of verifying the installed copy again. */
+  verdict: AcceptedCertificate;
 }
+
+export type AcceptedCertificate = Extract<VerifyIssuedCertificateResult, { ok: true }>;
 
 /** Something deleting CSRs as fast as we create them must not turn into a create/delete loop. */
 const RESUBMIT_PAUSE_MS = 1000;
@@ -173,7 +177,13 @@ async function submit(deps: RequestDeps, spec: RequestSpec, key: KeyObject, name
 }
 
 /** The issued certificate, or a UserError (nothing installed, fresh key next time) when it is not ours. */
-async function acceptIssued(deps: RequestDeps, spec: RequestSpec, key: KeyObject, name: string, pem: string) {
+async function acceptIssued(
+  deps: RequestDeps,
+  spec: RequestSpec,
+  key: KeyObject,
+  name: string,
+  pem: string,
+): Promise<AcceptedCertificate> {
   const verdict = verifyIssuedCertificate({
     certificatePem: pem,
     key,
@@ -188,7 +198,7 @@ async function acceptIssued(deps: RequestDeps, spec: RequestSpec, key: KeyObject
     now: new Date(deps.clock.now()),
     clockSkewMs: deps.clockSkewMs,
   });
-  if (verdict.ok) return;
+  if (verdict.ok) return verdict;
   if (verdict.notYetValid) {
     // Only this node's clock is behind: a new request would be issued with the same offset and refused the
     // same way, a CSR each attempt. Keep the key: the next attempt re-attaches to this CSR, and the same
@@ -228,6 +238,7 @@ export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, w
   for (;;) {
     const key = await pendingKey(deps, spec.kind);
     const name = csrName({
+      kind: spec.kind === 'client' ? 'client' : 'serving',
       spkiDer: spkiDer(key),
       commonName: spec.commonName,
       organizations: spec.organizations,
@@ -259,8 +270,12 @@ export async function requestCertificate(deps: RequestDeps, spec: RequestSpec, w
         await deps.store.removePendingKey(spec.kind);
         throw deniedError(outcome, spec, name);
       case 'issued':
-        await acceptIssued(deps, spec, key, name, outcome.certificatePem);
-        return { chainPem: outcome.certificatePem, key, csrName: name };
+        return {
+          chainPem: outcome.certificatePem,
+          key,
+          csrName: name,
+          verdict: await acceptIssued(deps, spec, key, name, outcome.certificatePem),
+        };
     }
   }
 }

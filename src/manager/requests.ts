@@ -1,7 +1,7 @@
 // Running one certificate request for the manager: what to ask for (the spec kubelet would send), which
 // CSR is pending (recorded in the state, so health and `status` can name it), and cleaning up a CSR we stop
 // waiting for because the request changed under it.
-import { NODES_ORGANIZATION } from '../pki/csr.ts';
+import { nodeSubject } from '../pki/csr.ts';
 import { CLIENT_SIGNER, SERVING_SIGNER } from '../kube/csr-name.ts';
 import type { ApiConnection } from '../kube/api.ts';
 import type { NodeApi } from '../kube/node-api.ts';
@@ -19,8 +19,7 @@ export function requestSpec(config: Config, kind: CertKind, sans: SubjectAltName
   return {
     kind,
     signerName: kind === 'client' ? CLIENT_SIGNER : SERVING_SIGNER,
-    commonName: `system:node:${config.nodeName}`,
-    organizations: [NODES_ORGANIZATION],
+    ...nodeSubject(config.nodeName),
     dnsNames: sans.dnsNames,
     ipAddresses: sans.ipAddresses,
     ...(ms ? { expirationSeconds: Math.round(ms / 1000) } : {}),

@@ -1,20 +1,30 @@
 // The serving certificate: keep one installed whose SANs are the node's current addresses (the Node's
 // status.addresses, or the configured ones until the Node exists), renewed before it expires.
-import { UserError } from '../errors.ts';
+import { UserError, isUserError } from '../errors.ts';
 import type { ApiConnection } from '../kube/api.ts';
 import { lifetimeOf } from './installed.ts';
 import { ManagedCertificate } from './managed.ts';
 import { isPlaceholder } from './placeholder.ts';
-import { sameSans, servingSansFromAddresses, type SubjectAltNames } from './policy.ts';
+import {
+  denialStands,
+  recordDenial,
+  requestIdentity,
+  sameSans,
+  servingSansFromAddresses,
+  type SubjectAltNames,
+} from './policy.ts';
 import { requestSpec } from './requests.ts';
 import type { EnsureOptions, EnsureResult } from './state.ts';
 
 export class ServingCertificate extends ManagedCertificate {
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
+    // The node's own identity speaks in this pass: what the API server says to it counts (client.ts).
+    const fingerprint = this.installed.states.client.fingerprint;
     try {
       const conn = await this.deps.credentials.node();
       const ca = await this.deps.credentials.clusterCa(conn.endpoint);
       const sans = await this.wantedSans(conn);
+      this.installed.noteNodeAuthentication(fingerprint, true);
       const current = await this.installed.current('server', ca, sans);
       const state = this.installed.states.server;
       const installedSans = { dnsNames: state.dnsNames ?? [], ipAddresses: state.ipAddresses ?? [] };
@@ -41,11 +51,28 @@ export class ServingCertificate extends ManagedCertificate {
           'serving certificate due; requesting a new one',
         );
       const spec = requestSpec(this.deps.config, 'server', sans);
-      const issued = await this.requests.run(conn, spec, ca, opts.deadline);
-      const { store, clock, log } = this.deps;
+      const { store, clock, log, config } = this.deps;
+      const request = requestIdentity({ ...spec, keyAlgorithm: config.keyAlgorithm });
+      if (denialStands(state.denied, request, clock.now())) throw stillDenied(state.denied);
+      const issued = await this.requests.run(conn, spec, ca, opts.deadline).catch((err: unknown) => {
+        if (isUserError(err) && (err.code === 'CSR_DENIED' || err.code === 'CSR_FAILED')) {
+          state.denied = recordDenial(state.denied, {
+            request,
+            message: err.message,
+            now: clock.now(),
+            random: () => clock.random(),
+          });
+          log.warn(
+            { retryAt: new Date(state.denied.retryAt).toISOString() },
+            'serving CSR denied; the same request is not submitted again before retryAt',
+          );
+        }
+        throw err;
+      });
+      state.denied = undefined;
       await store.install('server', issued.chainPem, issued.key, new Date(clock.now()));
       await store.removePendingKey('server');
-      this.installed.assess('server', await this.installed.read('server'), ca, sans);
+      this.installed.assessInstalled('server', await this.installed.read('server'), ca, sans, issued.verdict);
       this.installed.recordInstalled('server', lifetimeOf(current.pair));
       log.info(
         { csr: issued.csrName, ...sans, notAfter: state.notAfter, path: state.path },
@@ -53,9 +80,15 @@ export class ServingCertificate extends ManagedCertificate {
       );
       return 'installed';
     } catch (err) {
+      if (isUserError(err) && err.code === 'UNAUTHORIZED') this.installed.noteNodeAuthentication(fingerprint, false);
       this.installed.recordError('server', err);
       throw err;
     }
+  }
+
+  /** A reloaded configuration may be what the approver wanted: a denied request may go again at once. */
+  forgetDenial(): void {
+    this.installed.states.server.denied = undefined;
   }
 
   /** The serving certificate's SANs: the Node's status.addresses, or the configured ones before it exists. */
@@ -73,4 +106,18 @@ export class ServingCertificate extends ManagedCertificate {
     }
     return sans;
   }
+}
+
+/** The remembered denial, as the error of a pass that did not submit the same request again. */
+function stillDenied(denied: { message: string; retryAt: number }): UserError {
+  return new UserError(
+    `${denied.message}; the same request is not submitted again before ${new Date(denied.retryAt).toISOString()}`,
+    {
+      where: 'kubelet-serving CSR',
+      fix:
+        'check why the approver denied it (kubectl get csr; the approver log); a change of the Node addresses, ' +
+        'a reload of the configuration (SIGHUP) or a restart submits a request at once',
+      code: 'CSR_DENIED',
+    },
+  );
 }

@@ -8,6 +8,7 @@ import type { ApiConnection, ApiEndpoint } from '../kube/api.ts';
 import type { ConnectApi } from '../kube/node-api.ts';
 import type { Logger } from '../log.ts';
 import type { CertKind, StoredPair } from '../store/cert-store.ts';
+import type { Denial } from './policy.ts';
 import type { RequestCrypto } from './request.ts';
 
 /** The certificate store as the manager uses it (src/store/cert-store.ts CertStore on a real disk). */
@@ -77,6 +78,10 @@ export interface CertificateState {
   verified?: boolean;
   /** Why it did not, when it did not. */
   problems?: string[];
+  /** Client: the API server has refused the installed certificate (401) since then, with no success between. */
+  refusedSince?: Date;
+  /** The last request was denied: the same request waits until denied.retryAt (policy.ts Denial). */
+  denied?: Denial;
 }
 
 export type Lifetime = { notBefore?: Date; notAfter?: Date };

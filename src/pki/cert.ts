@@ -221,7 +221,9 @@ export function parsePinHash(value: string, where?: string): string {
     `invalid CA pin ${JSON.stringify(truncate(value))}: expected "sha256:" followed by 64 hex digits`,
     {
       where,
-      fix: 'copy the hash printed by `kubeadm token create --print-join-command`, or compute it with `openssl x509 -pubkey -in ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256`',
+      fix:
+        'copy the hash printed by `kubeadm token create --print-join-command`, or compute it with `openssl x509 ' +
+        '-pubkey -in ca.crt | openssl pkey -pubin -outform der | openssl dgst -sha256`',
       code: 'CA_PIN_INVALID',
     },
   );

@@ -14,9 +14,10 @@ import { buildRequestDer, subjectAltNameExtension, type NameRdns } from './x509-
 export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
 /** The group every node certificate carries; the Node authorizer and the approvers key on it. */
 export const NODES_ORGANIZATION = 'system:nodes';
-const NODE_COMMON_NAME_PREFIX = 'system:node:';
+/** A node's user name (and certificate CN) is this prefix and the node name; the Node authorizer parses it. */
+export const NODE_USER_PREFIX = 'system:node:';
 
-export interface CsrSubject {
+interface CsrSubject {
   commonName: string;
   organizations: readonly string[];
 }
@@ -47,7 +48,7 @@ export interface ParsedCsr {
 
 /** The subject kubelet uses for both its client and serving certificates. */
 export function nodeSubject(nodeName: string): CsrSubject {
-  return { commonName: `${NODE_COMMON_NAME_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
+  return { commonName: `${NODE_USER_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
 }
 
 /**

@@ -44,7 +44,7 @@ export interface Tlv {
 }
 
 /** The element at `offset`; its length must be definite, minimally encoded and within `buf`. */
-export function readTlv(buf: Buffer, offset: number, path: string): Tlv {
+function readTlv(buf: Buffer, offset: number, path: string): Tlv {
   if (offset + 2 > buf.length) throw new DerError(path, 'truncated element');
   const tag = buf[offset]!;
   if ((tag & 0x1f) === 0x1f) throw notDer(path, `high-tag-number form (tag byte 0x${hex(tag)})`);

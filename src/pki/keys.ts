@@ -31,16 +31,6 @@ export function isKeyAlgorithm(value: string): value is KeyAlgorithm {
   return (KEY_ALGORITHMS as readonly string[]).includes(value);
 }
 
-/** Validates a configured key algorithm; `where` is the config field it came from. */
-export function parseKeyAlgorithm(value: string, where?: string): KeyAlgorithm {
-  if (isKeyAlgorithm(value)) return value;
-  throw new UserError(`unknown key algorithm ${JSON.stringify(value)}; allowed: ${KEY_ALGORITHMS.join(', ')}`, {
-    where,
-    fix: `use one of ${KEY_ALGORITHMS.join(', ')} (default ${DEFAULT_KEY_ALGORITHM})`,
-    code: 'KEY_ALGORITHM_UNKNOWN',
-  });
-}
-
 export async function generateKey(algorithm: KeyAlgorithm = DEFAULT_KEY_ALGORITHM): Promise<KeyPair> {
   const namedCurve = NAMED_CURVE_OF[algorithm];
   if (namedCurve !== undefined) return generateKeyPairAsync('ec', { namedCurve });

@@ -29,9 +29,22 @@ export function canonicalDnsName(name: string): string {
   return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
+/**
+ * Whether a certificate's DNS SAN covers `name` the way TLS clients match (RFC 6125 6.4.3, Go's
+ * crypto/x509, OpenSSL): the same name, or "*.<domain>" standing for exactly one label under <domain>.
+ * Case-insensitive; a trailing root dot is ignored.
+ */
+export function dnsSanCovers(san: string, name: string): boolean {
+  const pattern = canonicalDnsName(san);
+  const host = canonicalDnsName(name);
+  if (!pattern.startsWith('*.')) return pattern === host;
+  const dot = host.indexOf('.');
+  return dot > 0 && host.slice(dot) === pattern.slice(1);
+}
+
 // Letters, digits, hyphens and underscores in dot-separated labels: what Node status addresses hold.
-const DNS_NAME =
-  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+const DNS_LABEL = '[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?';
+const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
 
 /** True when `name` can be put in a certificate as a DNS SAN (the CSR builder and the config agree on this). */
 export function isDnsSanName(name: string): boolean {

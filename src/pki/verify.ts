@@ -3,7 +3,7 @@
 // and far from the cause. Pure: data and a clock in, a verdict out; it never throws for bad input.
 
 import type { KeyObject } from 'node:crypto';
-import { isUserError } from '../errors.ts';
+import { errorLine, quote } from '../errors.ts';
 import { loadCertificates, type CertificateSummary, type LoadedCertificate } from './cert.ts';
 import { describeKeyAlgorithm, samePublicKey } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
@@ -14,7 +14,7 @@ const DEFAULT_CLOCK_SKEW_MS = 5 * 60 * 1000;
 /** Longer chains than this are not what a Kubernetes signer produces; the bound also stops loops. */
 const MAX_CHAIN_LENGTH = 8;
 
-export type CertificateUsage = 'client' | 'server';
+type CertificateUsage = 'client' | 'server';
 
 export interface IssuedCertificateTemplate {
   commonName: string;
@@ -93,7 +93,7 @@ function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[]
     return { certificates: loadCertificates(pem, what) };
   } catch (error) {
     return {
-      problem: isUserError(error) ? error.oneLine() : `${what} could not be read: ${libraryErrorMessage(error)}`,
+      problem: errorLine(error, (e) => `${what} could not be read: ${libraryErrorMessage(e)}`),
     };
   }
 }
@@ -131,7 +131,7 @@ function chainOf(
  * certificate in the CA bundle is a trust anchor, as in Go's x509 roots pool; intermediates sent with the
  * leaf must be CA certificates and are each used at most once.
  */
-function findPathToCa(
+export function findPathToCa(
   certificate: LoadedCertificate,
   intermediates: LoadedCertificate[],
   cas: LoadedCertificate[],
@@ -173,7 +173,10 @@ function notChainedProblem(
   const issuer = quote(leaf.summary.issuerCommonName ?? '(no CN)');
   const candidates = [...intermediates, ...cas];
   if (candidates.some((candidate) => namesIssuer(leaf, candidate) && !signatureVerifiesWith(leaf, candidate))) {
-    return `certificate names issuer ${issuer} but its signature does not verify with that CA's key (a different CA with the same name?)`;
+    return (
+      `certificate names issuer ${issuer} but its signature does not verify with that CA's key (a different CA ` +
+      `with the same name?)`
+    );
   }
   const known = cas.map((ca) => quote(nameOf(ca))).join(', ');
   return `certificate (issuer ${issuer}) does not chain to any CA in the CA bundle (CAs: ${known})`;
@@ -195,7 +198,8 @@ function subjectProblems(leaf: CertificateSummary, template: IssuedCertificateTe
   // Order of O values carries no meaning (client-go compares them as sets), so neither do we.
   if (!sameSet(leaf.subjectOrganizations, template.organizations)) {
     problems.push(
-      `certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ${quoteList(template.organizations)}`,
+      `certificate subject O is ${quoteList(leaf.subjectOrganizations)}, requested ` +
+        `${quoteList(template.organizations)}`,
     );
   }
   return problems;
@@ -281,11 +285,6 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 
 function unique(values: string[]): string[] {
   return [...new Set(values)];
-}
-
-/** Values in messages come from certificates we do not trust yet: quote, escape and cap them. */
-function quote(value: string): string {
-  return JSON.stringify(value.length > 100 ? `${value.slice(0, 100)}…` : value);
 }
 
 function quoteList(values: readonly string[]): string {

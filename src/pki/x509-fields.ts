@@ -10,7 +10,7 @@ export { readSubjectAltNames } from './x509-read.ts';
 const COMMON_NAME = 'CN';
 const ORGANIZATION = 'O';
 
-export interface SubjectFields {
+interface SubjectFields {
   /** Undefined when the name has no CN. */
   commonName: string | undefined;
   organizations: string[];

@@ -1,12 +1,12 @@
 // What `nodecred status` and `nodecred check` say about certificate files: pure functions of file contents,
 // the clock and the expectations, so the exit codes are tested without a daemon.
-import type { X509Certificate } from 'node:crypto';
 import { loadCertificates, type LoadedCertificate } from '../pki/cert.ts';
-import { canonicalIp, canonicalDnsName } from '../pki/san.ts';
+import { findPathToCa } from '../pki/verify.ts';
+import { canonicalIp, dnsSanCovers } from '../pki/san.ts';
 import { formatDuration } from '../config/duration.ts';
 import type { RotationWindow } from '../manager/policy.ts';
 
-export type CertState = 'ok' | 'expiring' | 'expired' | 'not-yet-valid' | 'missing' | 'invalid';
+type CertState = 'ok' | 'expiring' | 'expired' | 'not-yet-valid' | 'missing' | 'invalid';
 
 export interface CertRow {
   name: string;
@@ -33,28 +33,10 @@ export interface Expectations {
   rotationWindow?: RotationWindow;
 }
 
-function chainsTo(leaf: LoadedCertificate, rest: LoadedCertificate[], caPem: string): boolean {
-  const cas = loadCertificates(caPem, 'CA bundle').map((c) => c.native);
-  let current: X509Certificate = leaf.native;
-  const pool = [...rest.map((r) => r.native)];
-  for (let depth = 0; depth < 8; depth++) {
-    if (cas.some((ca) => current.checkIssued(ca) && current.verify(ca.publicKey))) return true;
-    const next = pool.find((p) => current.checkIssued(p) && current.verify(p.publicKey));
-    if (!next) return false;
-    current = next;
-  }
-  return false;
-}
-
 function covers(sans: { dnsNames: string[]; ipAddresses: string[] }, wanted: string): boolean {
   const ip = canonicalIp(wanted);
   if (ip) return sans.ipAddresses.includes(ip);
-  const name = canonicalDnsName(wanted);
-  return sans.dnsNames.some(
-    (d) =>
-      canonicalDnsName(d) === name ||
-      (d.startsWith('*.') && name.endsWith(d.slice(1)) && !name.slice(0, -d.length + 1).includes('.')),
-  );
+  return sans.dnsNames.some((san) => dnsSanCovers(san, wanted));
 }
 
 /** Assesses one certificate file's text (null when the file is missing). */
@@ -92,7 +74,8 @@ export function assessCertificate(name: string, path: string, text: string | nul
   }
   if (e.caPem) {
     try {
-      if (!chainsTo(leaf, certs.slice(1), e.caPem)) row.problems.push('does not chain to the given CA');
+      if (!findPathToCa(leaf, certs.slice(1), loadCertificates(e.caPem, 'CA bundle')))
+        row.problems.push('does not chain to the given CA');
     } catch (err) {
       row.problems.push(`CA unreadable: ${(err as Error).message}`);
     }

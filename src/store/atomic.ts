@@ -140,7 +140,7 @@ export async function makeDirs(dir: string, mode = 0o755): Promise<string[]> {
   return missing;
 }
 
-export interface PrivateDirResult {
+interface PrivateDirResult {
   created: boolean;
   /** Set when an existing directory was more open than 0700 and was tightened. */
   tightenedFrom?: number;

@@ -62,7 +62,7 @@ export function diskError(err: unknown, path: string): unknown {
   return errnoError(err, { action: 'write', path, consequence: 'the installed certificate was left in place' }) ?? err;
 }
 
-export interface PrepareNote {
+interface PrepareNote {
   severity: 'info' | 'warn';
   message: string;
 }

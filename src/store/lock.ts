@@ -37,6 +37,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { systemClock } from '../clock.ts';
 import { UserError } from '../errors.ts';
 
 /** Where lock files live for this process (see the top of this file for why). */
@@ -118,7 +119,6 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Markers for markers: each level needs a crash inside the previous takeover, so a few levels suffice. */
 const MAX_TAKEOVER_DEPTH = 8;
 /** Each wait for another taker is 10–50 ms: ≈ 20 s before giving up on a taker that never finishes. */
@@ -171,7 +171,7 @@ async function claim(path: string, content: string, depth: number): Promise<Clai
     const right = await claim(marker, content, depth + 1);
     if (!right.won) {
       // A live process is replacing this stale content right now; look again once it is done.
-      await sleep(10 + Math.random() * 40);
+      await systemClock.sleep(10 + Math.random() * 40);
       continue;
     }
     try {

@@ -5,7 +5,7 @@
 // message is lost to the helper exiting first.
 import { execFile } from 'node:child_process';
 
-export interface Notifier {
+interface Notifier {
   readonly enabled: boolean;
   /** Sends the assignments ("READY=1", "STATUS=…"); never throws: a failed notification is logged by the caller. */
   notify(...assignments: string[]): Promise<void>;
@@ -27,7 +27,8 @@ export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, tool = 'sy
               err
                 ? reject(
                     new Error(
-                      `systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ${stderr.trim() || err.message}`,
+                      `systemd-notify ${clean.map((a) => a.split('=')[0]).join(' ')} failed: ` +
+                        `${stderr.trim() || err.message}`,
                     ),
                   )
                 : resolve(),

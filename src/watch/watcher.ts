@@ -8,12 +8,12 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TEMP_MARKER } from '../store/atomic.ts';
 
-export interface WatchTargets {
+interface WatchTargets {
   certDir: string;
   files: string[];
 }
 
-export interface FileWatcher {
+interface FileWatcher {
   close(): Promise<void>;
 }
 

@@ -70,7 +70,8 @@ if (import.meta.main) {
     total += r.cases;
     if (r.failed) crashes++;
     process.stdout.write(
-      `${r.failed ? 'CRASH' : 'ok   '}  ${r.name.padEnd(44)} ${String(r.cases).padStart(7)} cases  ${r.seconds.toFixed(1).padStart(6)} s  slowest ${r.slowestMs.toFixed(1)} ms\n`,
+      `${r.failed ? 'CRASH' : 'ok   '}  ${r.name.padEnd(44)} ${String(r.cases).padStart(7)} cases  ` +
+        `${r.seconds.toFixed(1).padStart(6)} s  slowest ${r.slowestMs.toFixed(1)} ms\n`,
     );
     if (r.report) process.stdout.write(`${r.report}\n`);
   }

@@ -6,7 +6,8 @@ import { x509 } from '../helpers/x509.ts';
 import fc from 'fast-check';
 import { generateKeyPairSync, webcrypto, createPublicKey } from 'node:crypto';
 import { stringify } from 'yaml';
-import { parseConfigText } from '../../src/cli/flags.ts';
+import { overridesFromDocument } from '../../src/config/schema.ts';
+import { parseYamlDocument } from '../../src/config/yaml-file.ts';
 import { parseDuration } from '../../src/config/duration.ts';
 import { parseKubeconfig } from '../../src/kube/kubeconfig.ts';
 import { parseExecCredential } from '../../src/kube/exec-credential.ts';
@@ -170,7 +171,8 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'config file (YAML → NodeCredConfiguration)',
     arbitrary: text(configYaml),
-    run: (s) => parseConfigText(s, '/etc/nodecred/config.yaml'),
+    // What readConfigFile (src/cli/flags.ts) does with the text it read.
+    run: (s) => overridesFromDocument(parseYamlDocument(s, '/etc/nodecred/config.yaml'), '/etc/nodecred/config.yaml'),
   },
   {
     name: 'duration',

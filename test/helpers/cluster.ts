@@ -33,7 +33,8 @@ export function testCluster(): TestCluster {
   const dir = process.env.NODECRED_TEST_CLUSTER;
   if (!dir) {
     throw new Error(
-      'NODECRED_TEST_CLUSTER is not set: run integration tests with `npm test` (it starts the control plane), or point it at a `scripts/local-cluster up --dir DIR` directory',
+      'NODECRED_TEST_CLUSTER is not set: run integration tests with `npm test` (it starts the control plane), ' +
+        'or point it at a `scripts/local-cluster up --dir DIR` directory',
     );
   }
   const state = readState(dir);
@@ -191,7 +192,8 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     delay = Math.min(delay * 2, 500);
   }
   throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`,
+    `timed out after ${timeoutMs} ms waiting for ${what}` +
+      `${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`,
   );
 }
 

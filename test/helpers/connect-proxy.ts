@@ -9,21 +9,55 @@ export interface ConnectProxy {
   url: string;
   /** The CONNECT targets asked for, in order ("host:port"). */
   requests: string[];
+  /** With `hold`: answers the CONNECTs held so far (and every later one at once). */
+  release(): void;
+  /** Tunnels whose client closed its side, and bytes the API server sent through the tunnels. */
+  clientCloses(): number;
+  bytesFromServer(): number;
   close(): Promise<void>;
 }
 
-export async function startConnectProxy(opts: { requireAuth?: string } = {}): Promise<ConnectProxy> {
+export async function startConnectProxy(
+  opts: {
+    requireAuth?: string;
+    /** Listen address, 127.0.0.1 by default. */
+    host?: string;
+    /** Hold every CONNECT unanswered until release(): a connection still being made. */
+    hold?: boolean;
+  } = {},
+): Promise<ConnectProxy> {
+  const host = opts.host ?? '127.0.0.1';
+  let held: (() => void)[] | undefined = opts.hold ? [] : undefined;
+  let clientCloses = 0;
+  let bytesFromServer = 0;
   const requests: string[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((_req, res) => {
     res.writeHead(405).end('CONNECT only\n');
   });
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    if (held) {
+      held.push(() => tunnel(req, client, head));
+      requests.push(req.url ?? '');
+      sockets.add(client);
+      client.on('error', () => {});
+      return;
+    }
+    requests.push(req.url ?? '');
+    tunnel(req, client, head);
+  });
+  function tunnel(req: IncomingMessage, client: Socket, head: Buffer) {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
-    client.on('error', () => {});
+    // FIN, or a reset when the client closed with bytes unread (a TLS 1.3 session ticket).
+    let closed = false;
+    const closedByClient = () => {
+      if (!closed) clientCloses++;
+      closed = true;
+    };
+    client.on('end', closedByClient);
+    client.on('error', closedByClient);
     const target = req.url ?? '';
-    requests.push(target);
     if (opts.requireAuth && req.headers['proxy-authorization'] !== `Basic ${btoa(opts.requireAuth)}`) {
       client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n');
       return;
@@ -32,6 +66,7 @@ export async function startConnectProxy(opts: { requireAuth?: string } = {}): Pr
     const upstream = connect(port, '127.0.0.1', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
+      upstream.on('data', (d: Buffer) => (bytesFromServer += d.length));
       upstream.pipe(client);
       client.pipe(upstream);
     });
@@ -39,12 +74,19 @@ export async function startConnectProxy(opts: { requireAuth?: string } = {}): Pr
     upstream.on('close', () => sockets.delete(upstream));
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  }
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     requests,
+    release: () => {
+      const waiting = held ?? [];
+      held = undefined;
+      for (const go of waiting) go();
+    },
+    clientCloses: () => clientCloses,
+    bytesFromServer: () => bytesFromServer,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));

@@ -77,6 +77,8 @@ export async function writeKubeconfig(
   c: TestCluster,
   user: KubeconfigUser,
   server = c.state.apiserver,
+  /** More fields of the cluster entry, e.g. { 'proxy-url': ... }. */
+  cluster: Record<string, unknown> = {},
 ): Promise<string> {
   const u =
     'token' in user
@@ -89,7 +91,7 @@ export async function writeKubeconfig(
     stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'local', cluster: { server, 'certificate-authority': c.state.caFile } }],
+      clusters: [{ name: 'local', cluster: { server, 'certificate-authority': c.state.caFile, ...cluster } }],
       users: [{ name: 'bootstrap', user: u }],
       contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
       'current-context': 'bootstrap',

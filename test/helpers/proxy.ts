@@ -18,7 +18,8 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startProxy(target: string): Promise<FaultProxy> {
+/** `host`: the loopback address to listen on (127.0.0.1 by default). */
+export async function startProxy(target: string, host = '127.0.0.1'): Promise<FaultProxy> {
   const { hostname, port: targetPort } = new URL(target);
   const open = new Set<{ client: Socket; upstream: Socket; stalled: boolean }>();
   let server: Server | undefined;
@@ -57,7 +58,7 @@ export async function startProxy(target: string): Promise<FaultProxy> {
     server = createServer(handle);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
-      server!.listen(port, '127.0.0.1', () => resolve());
+      server!.listen(port, host, () => resolve());
     });
     port = (server.address() as { port: number }).port;
   }
@@ -65,7 +66,7 @@ export async function startProxy(target: string): Promise<FaultProxy> {
   await listen();
   return {
     get url() {
-      return `https://127.0.0.1:${port}`;
+      return `https://${host}:${port}`;
     },
     get port() {
       return port;

@@ -222,6 +222,11 @@ async function createKubeadmRecords(c: Cluster): Promise<void> {
       },
     },
   });
+  // On a control plane that has just started, the ServiceAccount admission refuses Pods until the controller
+  // has created kube-system's default ServiceAccount (the test run with this file alone hit it).
+  await waitFor('the default ServiceAccount in kube-system', () =>
+    c.core.readNamespacedServiceAccount({ namespace: 'kube-system', name: 'default' }).then(() => true),
+  );
   for (const m of members) {
     await c.core
       .deleteNamespacedPod({ namespace: 'kube-system', name: `etcd-${m.name}`, gracePeriodSeconds: 0 })

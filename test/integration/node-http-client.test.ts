@@ -3,11 +3,13 @@
 // deadlines and watch ends, over HTTP/2 and HTTP/1.1, directly and through proxies.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
+import { promisify } from 'node:util';
 import {
   testCluster,
   createBootstrapToken,
@@ -21,7 +23,7 @@ import { ensureClusterInfo, newNodeDir, runNodecred, writeKubeconfig } from '../
 import { startProxy } from '../helpers/proxy.ts';
 import { startConnectProxy } from '../helpers/connect-proxy.ts';
 import { startExtraApiserver } from '../helpers/apiserver.ts';
-import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
+import { issueLeaf, issueServingPair, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { httpNodeApi, type HttpNodeApiOptions } from '../../src/kube/http-node-api.ts';
 import { ConnectionPool } from '../../src/kube/http/pool.ts';
 import { connectionFromKubeconfigFile, TransientApiError, type ApiConnection } from '../../src/kube/api.ts';
@@ -34,6 +36,7 @@ import { systemClock } from '../../src/clock.ts';
 import { UserError } from '../../src/errors.ts';
 import type { Csr, NodeApi } from '../../src/kube/node-api.ts';
 
+const execFileP = promisify(execFile);
 const USAGES = ['digital signature', 'client auth'];
 
 async function submission(name = uniqueName('http-client')) {
@@ -63,6 +66,17 @@ async function rejection<T>(p: Promise<unknown>, check: (err: T) => boolean, wha
     return err as T;
   }
   assert.fail(`${what}: resolved`);
+}
+
+/** A serving certificate from the cluster CA naming only `ip`, written to `dir` for a second API server. */
+async function ipOnlyServingCertificate(c: TestCluster, dir: string, ip: string) {
+  const ca = { name: 'cluster', certificatePem: c.ca, privateKey: createPrivateKey(await readFile(c.state.caKeyFile)) };
+  const { cert, key } = await issueServingPair(ca, [], [ip]);
+  const certFile = join(dir, 'ip-only.crt');
+  const keyFile = join(dir, 'ip-only.key');
+  await writeFile(certFile, cert);
+  await writeFile(keyFile, key, { mode: 0o600 });
+  return { certFile, keyFile };
 }
 
 const isUserError = (code: string) => (e: unknown) => e instanceof UserError && e.code === code;
@@ -162,8 +176,15 @@ describe("the node side's HTTP client against the real API server", () => {
 
   // --disable-http2-serving: the server offers only http/1.1. --watch-cache=false: watches go to etcd, so a
   // compaction (the API server's own, every 5 min; here at once) makes an old resourceVersion 410 Gone.
-  test('HTTP/1.1-only API server by ALPN; 410 for a compacted resourceVersion: expired, re-read', async () => {
-    const extra = await startExtraApiserver(c, ['--disable-http2-serving', '--watch-cache=false']);
+  test('HTTP/1.1-only API server by ALPN (IP-only certificate); 410 for a compacted resourceVersion', async () => {
+    // Its serving certificate, from the cluster CA, names nothing but IP:127.0.0.1.
+    const ipOnly = await ipOnlyServingCertificate(c, dir, '127.0.0.1');
+    const extra = await startExtraApiserver(c, [
+      '--disable-http2-serving',
+      '--watch-cache=false',
+      `--tls-cert-file=${ipOnly.certFile}`,
+      `--tls-private-key-file=${ipOnly.keyFile}`,
+    ]);
     try {
       const pool = new ConnectionPool();
       const at = (conn: ApiConnection) => ({ ...conn, endpoint: { ...conn.endpoint, server: extra.url } });
@@ -200,9 +221,55 @@ describe("the node side's HTTP client against the real API server", () => {
         onProgress: (p) => progress.push(p.detail),
       });
       assert.equal(outcome.kind, 'issued');
-      assert.ok(progress.includes('watch expired; re-reading'), progress.join(' | '));
+      assert.ok(
+        progress.some((p) => p.startsWith('watch expired')),
+        progress.join(' | '),
+      );
       assert.equal(pool.stats.h2Sessions, 0, 'no HTTP/2 session with a server that does not speak it');
       assert.ok(pool.stats.http1Requests >= 4, `${pool.stats.http1Requests} HTTP/1.1 requests`);
+
+      // Through a proxy on another address (127.0.0.2), the IP-only certificate is checked against the URL's IP,
+      // not the proxy's address; by a name it does not carry, it is refused.
+      const away = await startConnectProxy({ host: '127.0.0.2' });
+      try {
+        const viaAway = { ...at(token), endpoint: { ...at(token).endpoint, proxyUrl: away.url } };
+        assert.match((await connect(viaAway).whoAmI()).username, /^system:bootstrap:/);
+        assert.deepEqual(away.requests, [new URL(extra.url).host]);
+      } finally {
+        await away.close();
+      }
+      const byName = { ...token, endpoint: { ...token.endpoint, server: extra.url.replace('127.0.0.1', 'localhost') } };
+      await rejection(connect(byName).whoAmI(), isUserError('TLS_UNTRUSTED'), 'a name the certificate does not carry');
+
+      // A request given up while its connection is still being made: the HTTP/1.1 connection that completes
+      // afterwards has no taker. It must be closed, not left open without an error listener (where the
+      // server's reset would be an uncaught ECONNRESET: the daemon would exit).
+      const held = await startConnectProxy({ hold: true });
+      try {
+        const target = {
+          server: new URL(extra.url),
+          ca: c.ca,
+          tlsServerName: undefined,
+          proxy: new URL(held.url),
+          alpn: ['h2', 'http/1.1'],
+        };
+        const givenUp = new AbortController();
+        const request = new ConnectionPool().open(
+          target,
+          { method: 'GET', url: new URL(`${extra.url}/readyz`), headers: {} },
+          givenUp.signal,
+        );
+        await waitFor('the CONNECT to reach the proxy', async () => (held.requests.length ? true : undefined));
+        givenUp.abort(new Error('the caller gave up'));
+        await rejection(request, (e: Error) => e.message === 'the caller gave up', 'the abandoned request');
+        held.release();
+        await waitFor('the untaken connection to be closed by the client', async () =>
+          held.clientCloses() === 1 ? true : undefined,
+        );
+        assert.ok(held.bytesFromServer() > 0, 'the TLS handshake with the API server happened');
+      } finally {
+        await held.close();
+      }
     } finally {
       await extra.stop();
     }
@@ -422,6 +489,100 @@ describe("the node side's HTTP client against the real API server", () => {
       assert.ok(await connect({ ...token, endpoint: { ...token.endpoint, proxyUrl: withCreds } }).whoAmI());
     } finally {
       await guarded.close();
+    }
+  });
+
+  // The API server's certificate names IP:10.96.0.1 and IP:127.0.0.1 (scripts/lib/pki.ts), not 10.96.0.2 nor
+  // 127.0.0.2. Both proxies send every tunnel to the real API server. Through a tunnel Node would check the
+  // certificate against the proxy's host unless told the name: a proxy at 127.0.0.2 then refuses the right
+  // IP, and a proxy at 127.0.0.1 lets a certificate that does not name the URL's IP through.
+  test('an IP server URL through a proxy: the certificate is checked against that IP, not the proxy', async () => {
+    const port = new URL(c.state.apiserver).port;
+    const named = await startConnectProxy();
+    const unnamed = await startConnectProxy({ host: '127.0.0.2' });
+    const forwarder = await startProxy(c.state.apiserver, '127.0.0.2');
+    const at = (server: string, proxyUrl?: string) =>
+      connect({ ...token, endpoint: { ...token.endpoint, server, ...(proxyUrl ? { proxyUrl } : {}) } });
+    try {
+      assert.ok(await at(`https://10.96.0.1:${port}`, unnamed.url).whoAmI(), 'the IP the certificate names');
+      const err = await rejection<UserError>(
+        at(`https://10.96.0.2:${port}`, named.url).whoAmI(),
+        isUserError('TLS_UNTRUSTED'),
+        'an IP the certificate does not name, through a proxy whose address it does name',
+      );
+      assert.match(err.message, /ERR_TLS_CERT_ALTNAME_INVALID/);
+      assert.deepEqual(unnamed.requests, [`10.96.0.1:${port}`]);
+      assert.deepEqual(named.requests, [`10.96.0.2:${port}`]);
+      // Direct: the URL's IP is checked too (127.0.0.2 reaches the API server but is not in its certificate).
+      await rejection(at(forwarder.url).whoAmI(), isUserError('TLS_UNTRUSTED'), 'direct to an unnamed IP');
+      assert.equal(forwarder.accepted(), 1);
+
+      // Token discovery's pinned fetch goes through its own tunnel: the same check.
+      await ensureClusterInfo(c);
+      const d = await createBootstrapToken(c);
+      await waitFor('bootstrapsigner to sign cluster-info for the token', async () => {
+        const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
+        return cm.data?.[`jws-kubeconfig-${d.id}`] ? true : undefined;
+      });
+      const discoverVia = async (server: string, proxyUrl: string) => {
+        const node = await newNodeDir('proxied-ip-discovery');
+        try {
+          return await runNodecred(
+            ['bootstrap', '--api-server', server, '--discovery-token-ca-cert-hash', caPinHash(c.ca), ...node.flags],
+            { env: { HTTPS_PROXY: proxyUrl, NO_PROXY: '', no_proxy: '', NODECRED_DISCOVERY_TOKEN: d.token } },
+          );
+        } finally {
+          await node.cleanup();
+        }
+      };
+      const refused = await discoverVia(`https://10.96.0.2:${port}`, named.url);
+      assert.notEqual(refused.code, 0, 'discovery trusted a certificate that does not name 10.96.0.2');
+      assert.match(refused.stderr, /pinned CA \(ERR_TLS_CERT_ALTNAME_INVALID\)/, 'refused by discovery itself');
+      const ok = await discoverVia(`https://10.96.0.1:${port}`, unnamed.url);
+      assert.equal(ok.code, 0, ok.stderr);
+    } finally {
+      await named.close();
+      await unnamed.close();
+      await forwarder.close();
+    }
+  });
+
+  test("the bootstrap kubeconfig's proxy-url is carried into the node kubeconfig, kept on later passes", async () => {
+    const proxy = await startConnectProxy();
+    const node = await newNodeDir('proxy-url');
+    try {
+      const port = new URL(c.state.apiserver).port;
+      // A name only the proxy resolves: every connection that works went through it.
+      const server = `https://kubernetes.default.svc:${port}`;
+      const t = await createBootstrapToken(c);
+      const bootstrapKubeconfig = await writeKubeconfig(
+        join(node.dir, 'bootstrap.conf'),
+        c,
+        { token: t.token },
+        server,
+        {
+          'proxy-url': proxy.url,
+        },
+      );
+      const args = ['bootstrap', '--bootstrap-kubeconfig', bootstrapKubeconfig, ...node.flags];
+      const first = await runNodecred(args, { env: { HTTPS_PROXY: '', https_proxy: '' } });
+      assert.equal(first.code, 0, first.stderr);
+      const written = await readFile(node.kubeconfig, 'utf8');
+      assert.match(written, new RegExp(`proxy-url: ${proxy.url.replaceAll('.', '\\.')}\\n`));
+
+      // The kubelet's client (client-go, here kubectl) reads the same kubeconfig and goes through the proxy.
+      const before = proxy.requests.length;
+      const { stdout } = await execFileP(c.state.kubectl, [`--kubeconfig=${node.kubeconfig}`, 'auth', 'whoami']);
+      assert.match(stdout, /system:node:/);
+      assert.ok(proxy.requests.length > before, 'kubectl tunnelled through the proxy-url');
+
+      // A later pass with the certificate still valid rewrites nothing away.
+      const again = await runNodecred(args, { env: { HTTPS_PROXY: '', https_proxy: '' } });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(await readFile(node.kubeconfig, 'utf8'), written);
+    } finally {
+      await proxy.close();
+      await node.cleanup();
     }
   });
 

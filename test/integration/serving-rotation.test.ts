@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { readFile, readlink, readdir } from 'node:fs/promises';
+import { readFile, readlink, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -19,7 +19,7 @@ import {
   type TestCluster,
 } from '../helpers/cluster.ts';
 import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, type NodeDir } from '../helpers/node.ts';
-import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
+import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 
@@ -223,6 +223,58 @@ test('an expired client certificate at start falls back to the bootstrap credent
     const kc = new KubeConfig();
     kc.loadFromFile(node.kubeconfig);
     assert.equal((await whoAmI(kc)).username, `system:node:${node.name}`);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test('a client certificate the API server refuses though it verifies locally is replaced by bootstrap', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    const bootstrap = await bootstrapKubeconfig(c, node);
+    const first = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', bootstrap, ...node.flags]);
+    assert.equal(first.code, 0, first.stderr);
+
+    // A certificate from a CA the node trusts (clusterCAFile lists it) but the API server does not: its
+    // --client-ca-file is the cluster CA only, as after a client-CA rotation.
+    const other = await makeCa('rotated-away-client-ca');
+    const keys = newEcKey();
+    const refused = await issueLeaf(other, {
+      publicKey: keys.publicKey,
+      commonName: `system:node:${node.name}`,
+      organizations: ['system:nodes'],
+      extendedKeyUsages: [CLIENT_AUTH],
+    });
+    await new CertStore(node.certDir).install('client', refused, keys.privateKey, new Date());
+    const bundle = join(node.dir, 'ca-bundle.crt');
+    await writeFile(bundle, `${c.ca.trim()}\n${other.certificatePem}`);
+    const config = await writeConfig(join(node.dir, 'config.yaml'), {
+      clusterCAFile: bundle,
+      rotateServerCertificates: true,
+      serving: { addresses: [{ type: 'InternalIP', address: '10.1.2.9' }] },
+      unauthorizedGrace: '3s',
+    });
+    const daemon = startDaemon([
+      '--config',
+      config,
+      '--bootstrap-kubeconfig',
+      bootstrap,
+      '--health-listen',
+      '',
+      ...node.flags,
+    ]);
+    try {
+      // The serving pass speaks as the node: each pass meets the real API server's 401.
+      await daemon.waitForLog(/client certificate unusable; falling back to bootstrap credentials/, 90_000);
+      assert.match(daemon.output(), /the API server refused it \(401\) \d+ times since/);
+      await daemon.waitForLog(/installed client certificate/, 60_000);
+    } finally {
+      await daemon.stop();
+    }
+    const kc = new KubeConfig();
+    kc.loadFromFile(node.kubeconfig);
+    assert.equal((await whoAmI(kc)).username, `system:node:${node.name}`, 'the new certificate authenticates');
   } finally {
     await node.cleanup();
   }

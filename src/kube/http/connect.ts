@@ -44,6 +44,9 @@ export class ProxyConnectError extends Error {
 /** A verified TLS connection to `t.server`; rejects with the TLS or socket error, or the signal's reason. */
 export async function connectTls(t: TlsTarget, signal: AbortSignal): Promise<TLSSocket> {
   signal.throwIfAborted();
+  // '' would be taken as "no CA" by Node, i.e. the system roots: callers validate CA files (api.ts readCaFile).
+  if (t.ca !== undefined && !t.ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error('connectTls: the CA bundle holds no PEM certificate');
   const host = hostOf(t.server);
   const port = portOf(t.server);
   const tunnel = t.proxy ? await tunnelThrough(t.proxy, host, port, signal) : undefined;
@@ -52,13 +55,21 @@ export async function connectTls(t: TlsTarget, signal: AbortSignal): Promise<TLS
     ...(tunnel ? { socket: tunnel } : { host, port }),
     // SNI carries names only (RFC 6066); the identity check below still covers an IP.
     ...(isIP(name) ? {} : { servername: name }),
+    checkServerIdentity: verifyIdentityAs(name),
     ALPNProtocols: t.alpn,
     rejectUnauthorized: true,
-    ...(t.ca ? { ca: t.ca } : {}),
+    ...(t.ca !== undefined ? { ca: t.ca } : {}),
     ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}),
-    ...(t.tlsServerName ? { checkServerIdentity: (_h: string, cert) => checkServerIdentity(name, cert) } : {}),
   };
   return settle(tlsConnect(options), 'secureConnect', signal);
+}
+
+/**
+ * The certificate check against `name`, always explicit: over a tunnel, or for an IP (no SNI), Node would
+ * otherwise check against whatever host it can find (the proxy's, or "localhost").
+ */
+export function verifyIdentityAs(name: string): ConnectionOptions['checkServerIdentity'] {
+  return (_host, cert) => checkServerIdentity(name, cert);
 }
 
 /** Resolves with `socket` once it emits `ready`; destroys it on error or abort. */

@@ -33,7 +33,7 @@ export interface OpenResponse {
   suspect(): void;
 }
 
-export interface PoolOptions {
+interface PoolOptions {
   /** A session without requests for this long is closed. */
   idleCloseMs?: number;
   /** A suspect session whose PING is not answered within this is destroyed. */
@@ -43,6 +43,8 @@ export interface PoolOptions {
 }
 
 const STALE_SESSION = new Set(['ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_GOAWAY_SESSION']);
+/** A request the server refused unprocessed (REFUSED_STREAM): retried once, on another session. */
+const REFUSED = 'REFUSED_STREAM';
 
 /** Streams per session when the server has not said (its SETTINGS frame arrives with the connection). */
 const DEFAULT_STREAM_LIMIT = 100;
@@ -87,6 +89,13 @@ class H2Connection {
       };
       const fail = (err: unknown) => {
         signal.removeEventListener('abort', onAbort);
+        // RST_STREAM(REFUSED_STREAM), or a stream above a GOAWAY's last stream id (nghttp2 closes those with the
+        // same code): the server did not process it (RFC 9113 §8.7), so any request may go again elsewhere.
+        if (stream.rstCode === constants.NGHTTP2_REFUSED_STREAM) {
+          this.usable = false;
+          reject(Object.assign(new Error('HTTP/2 stream refused by the server, not processed'), { code: REFUSED }));
+          return;
+        }
         reject(err);
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -180,6 +189,7 @@ export class ConnectionPool {
       origin = { sessions: [], connecting: undefined };
       this.origins.set(key, origin);
     }
+    let refusals = 0;
     for (;;) {
       signal.throwIfAborted();
       origin.sessions = origin.sessions.filter((s) => s.usable && !s.session.destroyed && !s.session.closed);
@@ -188,8 +198,10 @@ export class ConnectionPool {
         try {
           return await ready.request(ex, signal);
         } catch (err) {
-          // Closed between the check and the request: nothing was sent, so another session may take it.
-          if (!STALE_SESSION.has((err as { code?: string }).code ?? '')) throw err;
+          // Closed between the check and the request: nothing was sent, so another session may take it. Refused
+          // unprocessed: once more, on another session (the refusing one takes no new requests).
+          const code = (err as { code?: string }).code ?? '';
+          if (!STALE_SESSION.has(code) && !(code === REFUSED && refusals++ === 0)) throw err;
           ready.usable = false;
           continue;
         }
@@ -225,7 +237,7 @@ export class ConnectionPool {
     );
     try {
       const socket = await connectTls(target, timeout.signal);
-      if (negotiated(socket) !== 'h2') return { socket };
+      if (negotiated(socket) !== 'h2') return offered(socket);
       const h2 = await this.session(socket, target, key, origin, timeout.signal);
       origin.sessions.push(h2);
       return { h2 };
@@ -309,6 +321,21 @@ function http1(socket: TLSSocket, ex: Exchange, signal: AbortSignal): Promise<Op
 }
 
 const taken = new WeakSet<object>();
+
+/**
+ * An HTTP/1.1 connection for the first waiter to take (takeOnce). The waiters resume on microtasks once the
+ * connection is made; if every one of them gave up meanwhile, nobody ever will: close it then. And it is never
+ * without an error listener, or the server's reset would be an uncaught ECONNRESET that ends the process.
+ */
+function offered(socket: TLSSocket): { socket: TLSSocket } {
+  const got = { socket };
+  socket.on('error', () => socket.destroy());
+  setImmediate(() => {
+    if (takeOnce(got)) socket.destroy();
+  });
+  return got;
+}
+
 function takeOnce(got: { socket: TLSSocket }): TLSSocket | undefined {
   if (taken.has(got)) return undefined;
   taken.add(got);
@@ -333,7 +360,7 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 /** Everything that decides which server a connection reaches and as whom, hashed (it includes a key). */
-export function targetKey(t: TlsTarget): string {
+function targetKey(t: TlsTarget): string {
   const parts = [t.server.origin, t.ca, t.tlsServerName, t.cert, t.key, t.proxy?.href, t.alpn.join(',')];
   return createHash('sha256')
     .update(parts.map((p) => p ?? '').join('\0'))

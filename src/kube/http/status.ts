@@ -4,7 +4,7 @@
 // through the same fields (`status`, `body`) api.ts reads from any client's errors. Pure.
 
 /** The metav1.Status the API server sends with a failure, as far as nodecred reads it. */
-export interface ApiStatus {
+interface ApiStatus {
   kind?: string;
   status?: string;
   message?: string;

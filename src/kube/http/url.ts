@@ -51,7 +51,8 @@ export function proxyFor(target: URL, env: ProxyEnv, kubeconfigProxyUrl?: string
   if (!proxy) return undefined;
   const host = hostOf(target).toLowerCase();
   if (host === 'localhost' || isLoopback(host)) return undefined;
-  if (noProxyMatches(env.NO_PROXY ?? env.no_proxy ?? '', host, portOf(target))) return undefined;
+  // The first non-empty of NO_PROXY, no_proxy, as Go's httpproxy reads them: an empty NO_PROXY hides nothing.
+  if (noProxyMatches(env.NO_PROXY || env.no_proxy || '', host, portOf(target))) return undefined;
   return parseProxyUrl(proxy);
 }
 

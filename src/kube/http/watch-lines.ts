@@ -43,7 +43,7 @@ export class WatchLineDecoder {
   }
 }
 
-export function parseEvent(line: string): WatchEvent {
+function parseEvent(line: string): WatchEvent {
   let o: unknown;
   try {
     o = JSON.parse(line);

@@ -9,7 +9,7 @@ import type { ConnectionPool, Exchange, OpenResponse } from './pool.ts';
 import { HttpStatusError, parseStatus } from './status.ts';
 import { WatchLineDecoder, type WatchEvent } from './watch-lines.ts';
 
-export interface WatchStreamOptions {
+interface WatchStreamOptions {
   pool: ConnectionPool;
   target: TlsTarget;
   exchange: Exchange;

@@ -12,12 +12,12 @@ import { approverOverridesFromDocument, mergeApproverConfig, policyOf } from '..
 import { buildCsrPem, nodeSubject, type CsrRequest, type ParsedCsr } from '../../../src/pki/csr.ts';
 import { encodePrivateKeyPem, generateKey, KEY_ALGORITHMS, type KeyAlgorithm } from '../../../src/pki/keys.ts';
 import { encodePem, parsePemBlocks } from '../../../src/pki/pem.ts';
+import { SERVING_SIGNER } from '../../../src/kube/csr-name.ts';
 import {
   applyAuthorization,
   decideServingCsr,
   nodeNameOf,
   DENY_REASONS,
-  KUBELET_SERVING_SIGNER,
   type ApproverPolicy,
   type ClusterView,
   type CsrFacts,
@@ -114,7 +114,7 @@ async function request(req: Partial<CsrRequest> = {}, alg: KeyAlgorithm = 'ecdsa
 
 async function facts(over: Partial<CsrFacts> = {}, req?: Partial<CsrRequest>, alg?: KeyAlgorithm): Promise<CsrFacts> {
   return {
-    signerName: KUBELET_SERVING_SIGNER,
+    signerName: SERVING_SIGNER,
     username: USER,
     groups: GROUPS,
     usages: SERVING_USAGES,

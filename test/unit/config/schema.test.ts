@@ -6,17 +6,19 @@ import {
   CONFIG_API_VERSION,
   CONFIG_KIND,
   defaultConfig,
-  FieldReader,
   mergeConfig,
   overridesFromDocument,
+  type ConfigOverrides,
+} from '../../../src/config/schema.ts';
+import {
+  FieldReader,
   validateAddress,
   validateApiServer,
   validateDiscoveryToken,
   validateNodeName,
   validateRequestedLifetime,
   validateTimeout,
-  type ConfigOverrides,
-} from '../../../src/config/schema.ts';
+} from '../../../src/config/fields.ts';
 import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/x.yaml';

@@ -155,7 +155,10 @@ const CA2 = '-----BEGIN CERTIFICATE-----\nMIIBtwo\n-----END CERTIFICATE-----';
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 test('extractClusterCa reads the kubeadm cluster-info kubeconfig', () => {
-  const text = `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${b64(`${CA1}\n`)}\n    server: https://10.0.0.1:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n`;
+  const text =
+    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${b64(`${CA1}\n`)}\n` +
+    '    server: https://10.0.0.1:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\n' +
+    'preferences: {}\nusers: null\n';
   assert.deepEqual(extractClusterCa(text), { caPem: `${CA1}\n`, server: 'https://10.0.0.1:6443', clusterName: '' });
   const noCa = userError(() => extractClusterCa('clusters:\n- name: k\n  cluster:\n    server: https://x\n'));
   assert.equal(noCa.code, 'DISCOVERY_NO_CA');

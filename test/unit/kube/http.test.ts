@@ -55,6 +55,16 @@ test("proxyFor: proxy-url wins; HTTPS_PROXY unless NO_PROXY or loopback (Go's ru
   assert.equal(proxyFor(api, { NO_PROXY: '*', HTTPS_PROXY: 'http://p:1' }, 'http://q:2')?.host, 'q:2');
 });
 
+test('proxyFor: an empty NO_PROXY does not hide no_proxy (Go takes the first non-empty of the two)', () => {
+  const api = new URL('https://api.cluster.example:6443');
+  assert.equal(proxyFor(api, { HTTPS_PROXY: 'http://p:1', NO_PROXY: '', no_proxy: '.example' }), undefined);
+  assert.equal(
+    proxyFor(api, { HTTPS_PROXY: 'http://p:1', NO_PROXY: 'other.example', no_proxy: '.example' })?.host,
+    'p:1',
+  );
+  assert.equal(proxyFor(api, { HTTPS_PROXY: 'http://p:1', NO_PROXY: '', no_proxy: '' })?.host, 'p:1');
+});
+
 test('NO_PROXY entries: names, subdomains, leading dots, ports, IPs, CIDRs, *', () => {
   const cases: Array<[string, string, number, boolean]> = [
     ['example.com', 'example.com', 443, true],

@@ -3,12 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { UserError } from '../../../src/errors.ts';
-import {
-  parseKubeconfig,
-  parseKubeconfigCluster,
-  renderExecKubeconfig,
-  renderNodeKubeconfig,
-} from '../../../src/kube/kubeconfig.ts';
+import { parseKubeconfig, parseKubeconfigCluster } from '../../../src/kube/kubeconfig.ts';
+import { renderExecKubeconfig, renderNodeKubeconfig } from '../../../src/kube/kubeconfig-render.ts';
 import { userError } from '../../helpers/assert.ts';
 
 const FILE = '/etc/kubernetes/bootstrap-kubelet.conf';
@@ -245,7 +241,10 @@ test('renderExecKubeconfig round-trips through the parser', () => {
 });
 
 test('parseKubeconfigCluster reads the kubeadm cluster-info kubeconfig (no users, no contexts)', () => {
-  const text = `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${b64(CA_PEM)}\n    server: https://10.0.0.1:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\npreferences: {}\nusers: null\n`;
+  const text =
+    `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${b64(CA_PEM)}\n` +
+    '    server: https://10.0.0.1:6443\n  name: ""\ncontexts: null\ncurrent-context: ""\nkind: Config\n' +
+    'preferences: {}\nusers: null\n';
   assert.deepEqual(parseKubeconfigCluster(text, 'cluster-info'), {
     name: '',
     server: 'https://10.0.0.1:6443',

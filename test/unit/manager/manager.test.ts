@@ -8,6 +8,8 @@ import { isUserError } from '../../../src/errors.ts';
 import { createLogger } from '../../../src/log.ts';
 import { Daemon } from '../../../src/daemon.ts';
 import { DEFAULT_BACKOFF } from '../../../src/manager/policy.ts';
+import { certificateReport } from '../../../src/health/checks.ts';
+import { createMetrics } from '../../../src/health/metrics.ts';
 import { WaitTimeout } from '../../../src/manager/csr-wait.ts';
 import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../bench/sim/cluster.ts';
 import { SimNode } from '../../../bench/sim/node.ts';
@@ -122,6 +124,18 @@ test('renewal: at the rotation deadline the node renews with its own certificate
   assert.equal(w.logged(/renewing with it/), 1);
 });
 
+test('a reloaded rotation window (SIGHUP) applies at once: the deadline is drawn again within it', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const { notBefore, rotationDeadline: before } = w.manager.states.client;
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  assert.equal(w.manager.states.client.rotationDeadline, before, 'drawn once per certificate');
+  w.manager.reconfigure({ ...w.manager.config, rotationWindow: { from: 0.2, to: 0.3 } });
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  const after = w.manager.states.client.rotationDeadline!.getTime() - notBefore!.getTime();
+  assert.ok(after >= 0.2 * DAY - 1 && after < 0.3 * DAY, `${after / DAY} of the lifetime`);
+});
+
 test('expired at start (the node was off): verification fails, the bootstrap credentials are used', async () => {
   const w = world();
   await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
@@ -224,6 +238,24 @@ test('clock behind: refused as not valid yet; the same CSR is kept, and its cert
   assert.equal(w.logged(/re-attached to the pending CSR/), 1);
 });
 
+test('clock ahead: installed at once, and renewed when this node’s clock reaches the deadline', async () => {
+  // 4 minutes ahead: within the 5 minutes the signer backdates NotBefore, so nothing is refused; the node
+  // reads its rotation deadline on its own clock, so it renews 4 minutes of true time early.
+  const skew = 4 * MINUTE;
+  const w = world({ skewMs: skew });
+  const first = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(first.value, 'installed', String(first.error));
+  const deadline = w.manager.states.client.rotationDeadline!.getTime();
+  await w.scheduler.runUntil(deadline - skew - 1);
+  assert.equal(w.node.clock.now(), deadline - 1);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  await w.scheduler.runUntil(deadline - skew);
+  const renewed = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(renewed.value, 'installed', String(renewed.error));
+  assert.equal(w.logged(/renewing with it/), 1);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], 2);
+});
+
 test('interrupted install (crash before the pending key was removed): the next request uses a new key', async () => {
   const w = world();
   await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
@@ -310,4 +342,90 @@ test('daemon: a pass that ends with the CSR still pending is followed at once, s
   stop.abort();
   await w.scheduler.settle();
   await done;
+});
+
+test('daemon: a serving request the approver denies is not resubmitted at every retry (CSRs per day)', async () => {
+  const w = world({ cluster: { denyProbability: { client: 0, server: 1 } } });
+  const stop = new AbortController();
+  const manager = w.node.newManager(stop.signal);
+  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + DAY);
+  const firstDay = w.cluster.stats.csrsByNode.server[0]!;
+  // Waits of 1 h doubling to 8 h, each jittered to [half, full]: the shortest are 0.5 + 1 + 2 + 4 + 4 + 4 + 4 + 4 h
+  // (23.5 h), so at most 9 CSRs in a day (main at 50ce86c sent 382: one per 5-minute backoff step).
+  assert.ok(firstDay >= 4 && firstDay <= 9, `${firstDay} serving CSRs in the first day`);
+  const denied = manager.states.server.denied!;
+  assert.ok(denied.retryAt > w.scheduler.now);
+  const shown = new Date(denied.retryAt).toISOString();
+  assert.equal(certificateReport(manager.states.server, new Date(w.scheduler.now)).deniedRetryAt, shown);
+  const metrics = await createMetrics(() => manager).registry.metrics();
+  assert.ok(
+    metrics.includes(`nodecred_csr_denied_retry_timestamp_seconds{certificate="serving"} ${denied.retryAt / 1000}`),
+    'the retry time is a metric',
+  );
+  assert.match(manager.states.server.lastError!, /was denied: SimulatedDenial/);
+  // New addresses are a different request: submitted at the next pass, not after the denial's wait.
+  w.cluster.setAddresses(0, [{ type: 'InternalIP', address: '10.0.0.9' }]);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.server[0], firstDay + 1, 'the new addresses were requested at once');
+  // A configuration reload forgets the denial: the approver's configuration may have been fixed.
+  manager.reconfigure(manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.server[0], firstDay + 2, 'submitted again after the reload');
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});
+
+test('daemon: a client certificate the API server refuses (client CA rotated) is replaced by bootstrap', async () => {
+  const w = world();
+  const stop = new AbortController();
+  const manager = w.node.newManager(stop.signal);
+  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + HOUR);
+  const first = manager.states.client;
+  const firstFingerprint = first.fingerprint;
+  assert.ok(first.rotationDeadline!.getTime() > T0 + 16 * HOUR);
+  const refusedAt = w.scheduler.now;
+  // Every client certificate issued so far stops authenticating; it still verifies against the node's CA.
+  w.cluster.distrustIssuedClientCertificates();
+  await w.scheduler.runUntil(refusedAt + 30 * MINUTE);
+  assert.notEqual(manager.states.client.fingerprint, firstFingerprint, 'replaced long before its rotation deadline');
+  const replacement = w.cluster
+    .csrsOf(0)
+    .filter((c) => c.kind === 'client')
+    .at(-1)!;
+  assert.equal(replacement.requester.kind, 'bootstrap');
+  assert.ok(replacement.created - refusedAt >= 5 * MINUTE, 'not on the first 401: it had to persist 5 minutes');
+  assert.equal(w.logged(/client certificate unusable; falling back to bootstrap credentials/), 1);
+  assert.match(w.lines.find((l) => l.includes('falling back to bootstrap'))!, /refused it \(401\) \d+ times since/);
+  assert.equal(manager.states.client.refusedSince, undefined);
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});
+
+test('refused client certificate: one 401 is not enough; a removed refused pair is not reinstalled', async () => {
+  const w = world();
+  await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  const fingerprint = w.manager.states.client.fingerprint;
+  const csrs = () => w.cluster.stats.csrsByNode.client[0];
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  await w.advance(10 * MINUTE);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, true); // a success in between starts the count again
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  w.manager.noteNodeAuthentication(fingerprint, false);
+  assert.equal((await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), 0)).value, 'valid');
+  assert.equal(csrs(), 1);
+  // The operator removes the refused certificate: nodecred does not put it back from memory, it bootstraps.
+  w.node.store.lose('client');
+  const r = await w.during(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }), MINUTE);
+  assert.equal(r.value, 'installed', String(r.error));
+  assert.equal(csrs(), 2);
+  assert.equal(w.logged(/the API server refused it, not reinstalling/), 1);
 });

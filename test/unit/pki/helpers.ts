@@ -138,6 +138,24 @@ function randomSerial(): string {
   return bytes.toString('hex');
 }
 
+/** A serving certificate from `ca` for these names, shaped as an API server's, and its key (PKCS#8 PEM). */
+export async function issueServingPair(
+  ca: TestCa,
+  dnsNames: string[],
+  ipAddresses: string[],
+): Promise<{ cert: string; key: string }> {
+  const { privateKey, publicKey } = newEcKey();
+  const cert = await issueLeaf(ca, {
+    publicKey,
+    commonName: 'kube-apiserver',
+    organizations: [],
+    extendedKeyUsages: [SERVER_AUTH],
+    dnsNames,
+    ipAddresses,
+  });
+  return { cert, key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString() };
+}
+
 /**
  * A TLS listener on `host` serving a server certificate `ca` issued for `dnsNames` and `ipAddresses`, as an
  * API server would (it closes every connection once the handshake is done).
@@ -148,16 +166,7 @@ export async function serveCertificate(
   dnsNames: string[],
   ipAddresses: string[],
 ): Promise<{ server: TlsServer; port: number }> {
-  const { privateKey, publicKey } = newEcKey();
-  const cert = await issueLeaf(ca, {
-    publicKey,
-    commonName: 'kube-apiserver',
-    organizations: [],
-    extendedKeyUsages: [SERVER_AUTH],
-    dnsNames,
-    ipAddresses,
-  });
-  const key = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+  const { cert, key } = await issueServingPair(ca, dnsNames, ipAddresses);
   const server = createTlsServer({ cert, key }, (socket) => socket.end());
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   return { server, port: (server.address() as AddressInfo).port };

@@ -15,11 +15,8 @@ test('encodePem wraps base64 at 64 columns and round-trips through parsePemBlock
 });
 
 test('parsePemBlocks reads every block in order, ignoring text around them and CRLF line ends', () => {
-  const text =
-    `explanatory text\r\n${encodePem('CERTIFICATE', der)}between\n${encodePem('EC PRIVATE KEY', der.subarray(0, 10))}`.replace(
-      /\n/g,
-      '\r\n',
-    );
+  const pems = `${encodePem('CERTIFICATE', der)}between\n${encodePem('EC PRIVATE KEY', der.subarray(0, 10))}`;
+  const text = `explanatory text\r\n${pems}`.replace(/\n/g, '\r\n');
   const blocks = parsePemBlocks(text, 'test input');
   assert.deepEqual(
     blocks.map((block) => block.label),
@@ -56,7 +53,8 @@ for (const [name, text] of malformed) {
 
 test('a legacy encrypted PEM block is refused with a fix', () => {
   const text =
-    '-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END EC PRIVATE KEY-----\n';
+    '-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n' +
+    'AAAA\n-----END EC PRIVATE KEY-----\n';
   assert.throws(
     () => parsePemBlocks(text, 'private key file'),
     (error: unknown) => error instanceof UserError && error.code === 'PEM_ENCRYPTED',

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCsrPem } from '../../../src/pki/csr.ts';
 import { verifyIssuedCertificate } from '../../../src/pki/verify.ts';
-import { buildCsr, readCsr, SimCa } from '../../../bench/sim/pki.ts';
+import { buildCsr, buildKnownCsr, readCsr, readSubmittedCsr, SimCa } from '../../../bench/sim/pki.ts';
 import { newEcKey, openssl } from '../pki/helpers.ts';
 
 const request = {
@@ -34,6 +34,18 @@ test('sim CSR: openssl verifies its signature; nodecred’s parser and the simul
   assert.equal(readCsr(tampered).signatureValid, false, 'a changed request no longer verifies');
 });
 
+test('a request the simulated API server takes from the builder’s record reads as the parsed request', () => {
+  const { privateKey } = newEcKey();
+  for (const r of [request, { commonName: 'system:node:w', organizations: ['system:nodes'] }]) {
+    const pem = buildKnownCsr(privateKey, r);
+    const { publicKey, ...recorded } = readSubmittedCsr(pem);
+    const { publicKey: parsedKey, ...parsed } = readCsr(pem);
+    assert.deepEqual(recorded, parsed);
+    assert.ok(publicKey.equals(parsedKey));
+    assert.deepEqual(readSubmittedCsr(pem), readCsr(pem), 'taken once; a second submission is parsed');
+  }
+});
+
 test('sim certificate: openssl verifies it against the sim CA for its purpose; nodecred verifies it too', () => {
   const ca = new SimCa();
   const { privateKey } = newEcKey();
@@ -44,6 +56,7 @@ test('sim certificate: openssl verifies it against the sim CA for its purpose; n
     commonName: r.commonName!,
     organizations: r.organizations,
     spki: r.spki,
+    keyType: r.keyType,
     dnsNames: r.dnsNames,
     ipAddresses: r.ipAddresses,
     usage: 'server',
