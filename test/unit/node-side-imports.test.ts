@@ -10,8 +10,14 @@ const REPO = resolve(import.meta.dirname, '../..');
 const ENTRIES = ['bootstrap', 'run', 'reload', 'status', 'approve'];
 const FORBIDDEN = [/node_modules\/@kubernetes\/client-node\//, /node_modules\/undici\//];
 
-/** Per entry (src/cli/<name>.ts): every module its bundle holds. One build for all of them. */
-async function inputsByEntry(): Promise<Map<string, string[]>> {
+/** Per entry (src/cli/<name>.ts): every module its bundle holds. One build for all of them and all tests. */
+let built: Promise<Map<string, string[]>> | undefined;
+function inputsByEntry(): Promise<Map<string, string[]>> {
+  built ??= buildAll();
+  return built;
+}
+
+async function buildAll(): Promise<Map<string, string[]>> {
   const result = await build({
     entryPoints: ENTRIES.map((e) => join(REPO, 'src/cli', `${e}.ts`)),
     bundle: true,
