@@ -6,7 +6,7 @@
 //
 // Prints one JSON line: {"csr": NAME, "issuedSeenAt": ms since epoch, "importedAt": ..., "createdAt": ...}.
 import { generateKeyPairSync, webcrypto, randomBytes, createPublicKey } from 'node:crypto';
-import { x509 } from '../../src/pki/x509.ts';
+import { x509 } from '../../test/helpers/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { exitOnUncaught } from '../../src/cli/exit.ts';
 

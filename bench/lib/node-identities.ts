@@ -1,7 +1,7 @@
 // N node identities for the approver benchmark (P6): a client certificate for system:node:<name> signed by
 // the cluster CA (what `nodecred bootstrap` would have obtained), a Node object with one InternalIP, and
 // the CSRs such a node sends: a serving CSR for its own name and IP, a client-certificate renewal.
-import { x509 } from '../../src/pki/x509.ts';
+import { x509 } from '../../test/helpers/x509.ts';
 import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { KubeConfig, CoreV1Api, type V1CertificateSigningRequestSpec } from '@kubernetes/client-node';

@@ -6,7 +6,7 @@
 import { generateKeyPair, webcrypto, createPublicKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { x509 } from '../../src/pki/x509.ts';
+import { x509 } from '../../test/helpers/x509.ts';
 import { KubeConfig, CertificatesV1Api, Watch, type V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
 import { exitOnUncaught } from '../../src/cli/exit.ts';

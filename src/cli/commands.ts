@@ -10,6 +10,13 @@ export interface CommandEntry {
   name: string;
   summary: string;
   load(): Promise<Command>;
+  /**
+   * A long-lived daemon that is idle almost all the time: V8 is set for memory over speed before its modules
+   * load (main.ts MEMORY_OVER_SPEED). Its hot work is native (TLS, keys, JSON); the optimizing compilers'
+   * code and buffers cost ~10 MiB of RSS for as long as it runs (bench P3, issue 13). One-shot commands keep
+   * the defaults: start-up latency is what they are measured by (P1).
+   */
+  memoryOverSpeed?: boolean;
 }
 
 export const COMMANDS: CommandEntry[] = [
@@ -22,6 +29,7 @@ export const COMMANDS: CommandEntry[] = [
     name: 'run',
     summary: 'run the daemon: bootstrap if needed, then keep client and serving certificates fresh',
     load: async () => (await import('./run.ts')).runCommand,
+    memoryOverSpeed: true,
   },
   {
     name: 'reload',

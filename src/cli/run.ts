@@ -7,7 +7,6 @@ import { createMetrics } from '../health/metrics.ts';
 import { managerHealthSource } from '../health/source.ts';
 import { parseListen } from '../config/listen.ts';
 import { createHealthServer, listen } from '../health/server.ts';
-import { createSecureServer } from '../health/secure.ts';
 import { systemdNotifier, watchdogIntervalMs } from '../systemd/notify.ts';
 import { watchCredentials } from '../watch/watcher.ts';
 import { runHooks } from '../hooks.ts';
@@ -17,6 +16,7 @@ import { reloadedConfig } from '../config/reload.ts';
 import type { CertificateManager } from '../manager/manager.ts';
 import type { Command } from './commands.ts';
 import type { Server } from 'node:http';
+import type { createSecureServer } from '../health/secure.ts';
 import { nodeHelp, setUpNode } from './node-setup.ts';
 
 const HELP = nodeHelp(
@@ -134,6 +134,9 @@ export const runCommand: Command = {
       servers.push(server);
     }
     if (config.secureListen) {
+      // Loaded only when configured: TokenReview/SubjectAccessReview caches and x509 identities are not needed
+      // by a daemon without the secure listener (issue 13).
+      const { createSecureServer } = await import('../health/secure.ts');
       secure = createSecureServer({ manager, health, registry: metrics.registry, log });
       const addr = await listen(secure.server, parseListen(config.secureListen, '--secure-listen'), '--secure-listen');
       log.info(

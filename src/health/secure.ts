@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { Registry } from 'prom-client';
+import type { MetricsSource } from './exposition.ts';
 import { isUserError } from '../errors.ts';
 import { apiMessage } from '../kube/api.ts';
 import type { NodeApi } from '../kube/node-api.ts';
@@ -53,7 +53,7 @@ function missingRule(path: string): string {
 export function createSecureServer(opts: {
   manager: CertificateManager;
   health: HealthSource;
-  registry: Registry;
+  registry: MetricsSource;
   log: Logger;
   limits?: ReviewLimits;
   now?: () => number;

@@ -3,7 +3,7 @@
 // --secure-listen (kubelet-style authn/authz in front, see secure.ts).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import type { MetricsSource } from './exposition.ts';
 import { UserError } from '../errors.ts';
 import {
   livezChecks,
@@ -34,7 +34,7 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
-export function createHandler(source: HealthSource, registry: Registry) {
+export function createHandler(source: HealthSource, registry: MetricsSource) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n');
@@ -98,7 +98,7 @@ export async function listen(
   return server.address() as AddressInfo;
 }
 
-export function createHealthServer(source: HealthSource, registry: Registry): Server {
+export function createHealthServer(source: HealthSource, registry: MetricsSource): Server {
   const handler = createHandler(source, registry);
   return createServer((req, res) => {
     handler(req, res).catch((err: unknown) => send(res, 500, `internal error: ${(err as Error).message}\n`));

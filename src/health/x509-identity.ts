@@ -4,7 +4,7 @@
 // nobody (the next authenticator, the bearer token, is tried). Go's pkix.Name keeps the LAST CN when there
 // are several, so the same certificate names the same user here as on the API server and the kubelet.
 import { createHash } from 'node:crypto';
-import { x509 } from '../pki/x509.ts';
+import { readCertificate } from '../pki/x509-read.ts';
 
 interface CertificateUser {
   user: string;
@@ -17,15 +17,13 @@ const ORGANIZATION = 'O';
 
 /** The user of a DER certificate (its chain already verified for client auth), or null without a CN. */
 export function userFromCertificate(der: Uint8Array): CertificateUser | null {
-  const cert = new x509.X509Certificate(der);
+  const { subject } = readCertificate(Buffer.from(der));
   let commonName = '';
   const organizations: string[] = [];
   // In DER order, as Go's FillFromRDNSequence walks it: every CN overwrites the one before.
-  for (const rdn of cert.subjectName.toJSON()) {
-    for (const [type, values] of Object.entries(rdn)) {
-      if (type === COMMON_NAME) commonName = values[values.length - 1] ?? commonName;
-      else if (type === ORGANIZATION) organizations.push(...values);
-    }
+  for (const { type, value } of subject) {
+    if (type === COMMON_NAME) commonName = value;
+    else if (type === ORGANIZATION) organizations.push(value);
   }
   if (commonName === '') return null;
   // Kubernetes names the credential in the user's extra (user.CredentialIDKey) with the leaf's fingerprint.

@@ -3,22 +3,19 @@
 // parse failure is a UserError naming what was being read.
 //
 // Two parsers on purpose: node:crypto's X509Certificate does the cryptography (signature checks, issuer
-// match, fingerprints) with OpenSSL, @peculiar/x509 gives structured names and extensions, where node only
-// offers display strings.
+// match, fingerprints) with OpenSSL, our DER reader (x509-read.ts) gives structured names and extensions,
+// where node only offers display strings.
 
-import { x509 } from './x509.ts';
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import { describeKeyAlgorithm } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
 import { pemBlocksLabelled, type PemBlock } from './pem.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
+import { readCertificate, readExtendedKeyUsageOids, readKeyUsageBits, type CertificateFields } from './x509-read.ts';
 
 const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
 const PIN_HASH_PREFIX = 'sha256:';
-
-const EXTENDED_KEY_USAGE_OID = '2.5.29.37';
-const KEY_USAGE_OID = '2.5.29.15';
 
 const EXTENDED_KEY_USAGE_NAMES: Record<string, string> = {
   '1.3.6.1.5.5.7.3.1': 'serverAuth',
@@ -30,7 +27,7 @@ const EXTENDED_KEY_USAGE_NAMES: Record<string, string> = {
   '2.5.29.37.0': 'anyExtendedKeyUsage',
 };
 
-// RFC 5280 names, in bit order (digitalSignature is bit 0, @peculiar/x509 flag 1).
+// RFC 5280 names, in bit order (digitalSignature is bit 0).
 const KEY_USAGE_NAMES = [
   'digitalSignature',
   'nonRepudiation',
@@ -135,8 +132,8 @@ function loadCertificateDer(der: Buffer, pem: string, what: string, source: stri
   if (known) return known;
   try {
     const native = new X509Certificate(der);
-    const structured = new x509.X509Certificate(der);
-    const spkiDer = Buffer.from(structured.publicKey.rawData);
+    const structured = readCertificate(der);
+    const spkiDer = structured.spkiDer;
     const loaded = { pem, native, spkiDer, summary: summarise(native, structured, what, source) };
     if (decoded.size >= DECODED_MAX) decoded.delete(decoded.keys().next().value!);
     decoded.set(pem, loaded);
@@ -154,12 +151,12 @@ function loadCertificateDer(der: Buffer, pem: string, what: string, source: stri
 
 function summarise(
   native: X509Certificate,
-  structured: x509.X509Certificate,
+  structured: CertificateFields,
   what: string,
   source?: string,
 ): CertificateSummary {
-  const subject = readSubjectFields(structured.subjectName, what, source);
-  const issuer = readSubjectFields(structured.issuerName, `${what} issuer`, source);
+  const subject = readSubjectFields(structured.subject, what, source);
+  const issuer = readSubjectFields(structured.issuer, `${what} issuer`, source);
   const sans = readSubjectAltNames(structured.extensions);
   return {
     subjectCommonName: subject.commonName,
@@ -174,32 +171,17 @@ function summarise(
     emailAddresses: sans.emailAddresses,
     uris: sans.uris,
     otherSubjectAltNames: sans.otherNames,
-    extendedKeyUsages: readExtendedKeyUsages(structured),
-    keyUsages: readKeyUsages(structured),
+    extendedKeyUsages: readExtendedKeyUsageOids(structured.extensions)?.map(
+      (oid) => EXTENDED_KEY_USAGE_NAMES[oid] ?? oid,
+    ),
+    keyUsages: readKeyUsageBits(structured.extensions)
+      ?.filter((bit) => bit < KEY_USAGE_NAMES.length)
+      .map((bit) => KEY_USAGE_NAMES[bit]!),
     isCertificateAuthority: native.ca,
     publicKey: native.publicKey,
     keyAlgorithm: describeKeyAlgorithm(native.publicKey),
     sha256Fingerprint: native.fingerprint256,
   };
-}
-
-function readExtendedKeyUsages(certificate: x509.X509Certificate): string[] | undefined {
-  const extension = certificate.getExtension(EXTENDED_KEY_USAGE_OID);
-  if (extension === null) return undefined;
-  const typed =
-    extension instanceof x509.ExtendedKeyUsageExtension
-      ? extension
-      : new x509.ExtendedKeyUsageExtension(extension.rawData);
-  // Array.from: the library's usages list is an Array subclass, and summaries are plain data.
-  return Array.from(typed.usages, (usage) => EXTENDED_KEY_USAGE_NAMES[String(usage)] ?? String(usage));
-}
-
-function readKeyUsages(certificate: x509.X509Certificate): string[] | undefined {
-  const extension = certificate.getExtension(KEY_USAGE_OID);
-  if (extension === null) return undefined;
-  const typed =
-    extension instanceof x509.KeyUsagesExtension ? extension : new x509.KeyUsagesExtension(extension.rawData);
-  return KEY_USAGE_NAMES.filter((_, bit) => (typed.usages & (1 << bit)) !== 0);
 }
 
 /**

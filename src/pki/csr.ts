@@ -1,14 +1,15 @@
 // PKCS#10 certificate signing requests: build them for our own keys, parse the ones the approver is asked
-// to approve. Built with @peculiar/x509 because node:crypto cannot make CSRs and node-forge cannot do ECDSA.
+// to approve. Our own DER (x509-write.ts, x509-read.ts) because node:crypto cannot make CSRs.
 
-import { x509 } from './x509.ts';
-import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { UserError } from '../errors.ts';
-import { describeKeyAlgorithm, KEY_ALGORITHMS, publicKeyOf, supportedKeyAlgorithm, type KeyAlgorithm } from './keys.ts';
+import { describeKeyAlgorithm, KEY_ALGORITHMS, spkiDer, supportedKeyAlgorithm, type KeyAlgorithm } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
-import { pemBlocksLabelled } from './pem.ts';
+import { encodePem, pemBlocksLabelled } from './pem.ts';
 import { canonicalIp, isDnsSanName } from './san.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
+import { OID, readRequest, type RequestFields } from './x509-read.ts';
+import { buildRequestDer, subjectAltNameExtension, type NameRdns } from './x509-write.ts';
 
 export const CSR_PEM_LABEL = 'CERTIFICATE REQUEST';
 /** The group every node certificate carries; the Node authorizer and the approvers key on it. */
@@ -50,51 +51,25 @@ export function nodeSubject(nodeName: string): CsrSubject {
   return { commonName: `${NODE_USER_PREFIX}${nodeName}`, organizations: [NODES_ORGANIZATION] };
 }
 
-interface WebCryptoAlgorithms {
-  importParams: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
-  signingAlgorithm: webcrypto.EcdsaParams | webcrypto.Algorithm;
-}
-
-// Go's x509.CreateCertificateRequest picks the same hashes (SHA-384 for P-384), so our CSRs look like kubelet's.
-const WEBCRYPTO_ALGORITHMS: Record<KeyAlgorithm, WebCryptoAlgorithms> = {
-  'ecdsa-p256': ecdsa('P-256', 'SHA-256'),
-  'ecdsa-p384': ecdsa('P-384', 'SHA-384'),
-  'rsa-2048': rsaPkcs1Sha256(),
-  'rsa-3072': rsaPkcs1Sha256(),
-  'rsa-4096': rsaPkcs1Sha256(),
-};
-
-function ecdsa(namedCurve: string, hash: string): WebCryptoAlgorithms {
-  return { importParams: { name: 'ECDSA', namedCurve }, signingAlgorithm: { name: 'ECDSA', hash } };
-}
-
-function rsaPkcs1Sha256(): WebCryptoAlgorithms {
-  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-  return { importParams: algorithm, signingAlgorithm: algorithm };
-}
-
 /**
  * A PEM CSR for `request`, signed with `privateKey`. SANs go in an extensionRequest attribute, and a
  * request without SANs has no attributes at all — the client-certificate signer rejects any SAN.
  */
 export async function buildCsrPem(privateKey: KeyObject, request: CsrRequest): Promise<string> {
   const algorithm = requireSupportedKey(privateKey);
-  const { importParams, signingAlgorithm } = WEBCRYPTO_ALGORITHMS[algorithm];
-  const keys = {
-    privateKey: privateKey.toCryptoKey(importParams, false, ['sign']),
-    publicKey: publicKeyOf(privateKey).toCryptoKey(importParams, true, ['verify']),
+  const names = {
+    dnsNames: (request.dnsNames ?? []).map(checkedDnsName),
+    ipAddresses: (request.ipAddresses ?? []).map(checkedIp),
   };
-  const subjectAltNames = generalNamesFor(request);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
-    {
-      name: subjectNameFor(request),
-      keys,
-      signingAlgorithm,
-      extensions: subjectAltNames.length > 0 ? [new x509.SubjectAlternativeNameExtension(subjectAltNames)] : [],
-    },
-    webcrypto,
+  const hasNames = names.dnsNames.length + names.ipAddresses.length > 0;
+  const der = buildRequestDer(
+    privateKey,
+    spkiDer(privateKey),
+    algorithm,
+    subjectNameFor(request),
+    hasNames ? [subjectAltNameExtension(names)] : [],
   );
-  return `${csr.toString('pem')}\n`;
+  return encodePem(CSR_PEM_LABEL, der);
 }
 
 function requireSupportedKey(privateKey: KeyObject): KeyAlgorithm {
@@ -108,23 +83,13 @@ function requireSupportedKey(privateKey: KeyObject): KeyAlgorithm {
 }
 
 // Organization before CN, each attribute one RDN (several O values share one set), as Go's pkix.Name does.
-function subjectNameFor(subject: CsrSubject): x509.JsonName {
+function subjectNameFor(subject: CsrSubject): NameRdns {
   if (subject.commonName.length === 0)
     throw new UserError('a CSR needs a non-empty common name', { code: 'CSR_INVALID' });
-  const name: x509.JsonName = [];
-  if (subject.organizations.length > 0) name.push({ O: [...subject.organizations] });
-  name.push({ CN: [subject.commonName] });
+  const name: NameRdns = [];
+  if (subject.organizations.length > 0) name.push(subject.organizations.map((o) => [OID.organization, o]));
+  name.push([[OID.commonName, subject.commonName]]);
   return name;
-}
-
-function generalNamesFor(request: CsrRequest): x509.JsonGeneralNames {
-  const dnsNames = (request.dnsNames ?? []).map(
-    (name): x509.JsonGeneralName => ({ type: 'dns', value: checkedDnsName(name) }),
-  );
-  const ipAddresses = (request.ipAddresses ?? []).map(
-    (ip): x509.JsonGeneralName => ({ type: 'ip', value: checkedIp(ip) }),
-  );
-  return [...dnsNames, ...ipAddresses];
 }
 
 function checkedDnsName(name: string): string {
@@ -163,15 +128,15 @@ export async function parseCsrPem(text: string, source?: string): Promise<Parsed
   return describeCsr(csr, what, source);
 }
 
-function decodeCsr(der: Buffer, source: string | undefined): x509.Pkcs10CertificateRequest {
+function decodeCsr(der: Buffer, source: string | undefined): RequestFields {
   try {
-    return new x509.Pkcs10CertificateRequest(der);
+    return readRequest(der);
   } catch (cause) {
     throw invalidCsr(cause, source);
   }
 }
 
-async function describeCsr(csr: x509.Pkcs10CertificateRequest, what: string, source?: string): Promise<ParsedCsr> {
+async function describeCsr(csr: RequestFields, what: string, source?: string): Promise<ParsedCsr> {
   const { subject, sans, publicKey } = readCsrContents(csr, what, source);
   return {
     commonName: subject.commonName,
@@ -184,29 +149,20 @@ async function describeCsr(csr: x509.Pkcs10CertificateRequest, what: string, sou
     otherSubjectAltNames: sans.otherNames,
     publicKey,
     keyAlgorithm: describeKeyAlgorithm(publicKey),
-    signatureValid: await verifySignature(csr),
+    signatureValid: csr.signatureValid,
   };
 }
 
-function readCsrContents(csr: x509.Pkcs10CertificateRequest, what: string, source?: string) {
+function readCsrContents(csr: RequestFields, what: string, source?: string) {
   try {
-    // @peculiar/x509 decodes names and extensions lazily, so malformed contents surface here, not earlier.
     return {
-      subject: readSubjectFields(csr.subjectName, what, source),
+      subject: readSubjectFields(csr.subject, what, source),
       sans: readSubjectAltNames(csr.extensions),
-      publicKey: createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' }),
+      publicKey: csr.publicKey,
     };
   } catch (cause) {
     if (cause instanceof UserError) throw cause;
     throw invalidCsr(cause, source);
-  }
-}
-
-async function verifySignature(csr: x509.Pkcs10CertificateRequest): Promise<boolean> {
-  try {
-    return await csr.verify(webcrypto);
-  } catch {
-    return false; // an algorithm WebCrypto cannot verify proves nothing
   }
 }
 

@@ -1,5 +1,5 @@
-// Library exceptions become the "because ..." part of our UserErrors. Their messages come from OpenSSL,
-// asn1js or @peculiar/x509 and describe structure ("Too big integer", "DECODER routines::unsupported"),
+// Library exceptions become the "because ..." part of our UserErrors. Their messages come from OpenSSL or
+// our DER reader and describe structure ("DECODER routines::unsupported", "certificate: truncated element"),
 // but we still flatten and cap them: a UserError is printed as one line and must never carry input bytes.
 
 const MAX_LENGTH = 160;

@@ -3,14 +3,19 @@
 // the kubelet makes for itself when it has neither tlsCertFile nor serverTLSBootstrap: nobody trusts it, so
 // an API server with --kubelet-certificate-authority refuses it (logs, exec, proxy fail loudly, never
 // silently insecure) until nodecred installs the real certificate and the kubelet reloads it.
-import { x509 } from './x509.ts';
-import { randomBytes, webcrypto, type KeyObject } from 'node:crypto';
-import { generateKey, publicKeyOf } from './keys.ts';
+import { randomBytes, type KeyObject } from 'node:crypto';
+import { generateKey, spkiDer } from './keys.ts';
+import { encodePem } from './pem.ts';
+import { OID } from './x509-read.ts';
+import { buildCertificateDer, seq, subjectAltNameExtension, type NameRdns } from './x509-write.ts';
+import { encodeOid, encodeTlv, TAG } from './der.ts';
 
 /** The subject's O marks the placeholder, so `openssl s_client` or `nodecred status` shows what it is. */
 export const PLACEHOLDER_ORGANIZATION = 'nodecred:self-signed-placeholder';
 const VALIDITY_MS = 365 * 24 * 60 * 60 * 1000;
-const ECDSA_P256 = { name: 'ECDSA', namedCurve: 'P-256' };
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+/** keyUsage digitalSignature: a BIT STRING of one byte with 7 unused bits, bit 0 set. */
+const DIGITAL_SIGNATURE = encodeTlv(TAG.BIT_STRING, Buffer.from([0x07, 0x80]));
 
 export async function selfSignedServingPair(
   nodeName: string,
@@ -19,25 +24,25 @@ export async function selfSignedServingPair(
   const { privateKey } = await generateKey('ecdsa-p256');
   const serial = randomBytes(16);
   serial[0]! &= 0x7f; // a positive INTEGER
-  const name = `CN=${nodeName}, O=${PLACEHOLDER_ORGANIZATION}`;
-  const certificate = await x509.X509CertificateGenerator.create(
+  serial[0]! |= 0x01; // and minimally encoded (no leading zero byte)
+  const name: NameRdns = [[[OID.commonName, nodeName]], [[OID.organization, PLACEHOLDER_ORGANIZATION]]];
+  const der = buildCertificateDer(
     {
-      serialNumber: serial.toString('hex'),
+      serial,
       subject: name,
       issuer: name,
       notBefore: new Date(now.getTime() - 60_000),
       notAfter: new Date(now.getTime() + VALIDITY_MS),
-      publicKey: publicKeyOf(privateKey).toCryptoKey(ECDSA_P256, true, ['verify']),
-      signingKey: privateKey.toCryptoKey(ECDSA_P256, false, ['sign']),
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+      publicSpkiDer: spkiDer(privateKey),
       extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: nodeName }]),
+        { id: OID.basicConstraints, critical: true, value: seq() },
+        { id: OID.keyUsage, critical: true, value: DIGITAL_SIGNATURE },
+        { id: OID.extendedKeyUsage, critical: false, value: seq(encodeOid(SERVER_AUTH)) },
+        subjectAltNameExtension({ dnsNames: [nodeName], ipAddresses: [] }),
       ],
     },
-    webcrypto,
+    privateKey,
+    'ecdsa-p256',
   );
-  return { chainPem: `${certificate.toString('pem')}\n`, key: privateKey };
+  return { chainPem: encodePem('CERTIFICATE', der), key: privateKey };
 }

@@ -1,12 +1,12 @@
-// Reading subject names and subject alternative names out of @peculiar/x509 objects into plain data.
+// Reading subject names and subject alternative names (x509-read.ts) into plain data.
 // Shared by the CSR parser and the certificate parser, which must agree on what "the CN" and "the IP SANs"
 // of a request and of the certificate issued for it are.
 
-import { x509 } from './x509.ts';
 import { UserError } from '../errors.ts';
-import { canonicalIp } from './san.ts';
+import type { GeneralNames, NameAttribute } from './x509-read.ts';
 
-const SUBJECT_ALT_NAME_OID = '2.5.29.17';
+export { readSubjectAltNames } from './x509-read.ts';
+
 const COMMON_NAME = 'CN';
 const ORGANIZATION = 'O';
 
@@ -18,27 +18,15 @@ interface SubjectFields {
   otherAttributes: string[];
 }
 
-export interface SubjectAltNames {
-  dnsNames: string[];
-  /** Canonical text (see canonicalIp); an address that has no canonical form is kept as decoded. */
-  ipAddresses: string[];
-  emailAddresses: string[];
-  uris: string[];
-  /** SANs of any other type (directory names, UPNs, ...) as "type:value". */
-  otherNames: string[];
-}
+export type SubjectAltNames = GeneralNames;
 
 /**
  * CN, O and the rest of a distinguished name. More than one CN is refused: Go keeps the last one and other
  * tools the first, so such a name means different things to different readers.
  */
-export function readSubjectFields(name: x509.Name, what: string, source?: string): SubjectFields {
+export function readSubjectFields(name: readonly NameAttribute[], what: string, source?: string): SubjectFields {
   const fields: SubjectFields = { commonName: undefined, organizations: [], otherAttributes: [] };
-  for (const attribute of name.toJSON()) {
-    for (const [type, values] of Object.entries(attribute)) {
-      for (const value of values) addSubjectValue(fields, type, value, what, source);
-    }
-  }
+  for (const { type, value } of name) addSubjectValue(fields, type, value, what, source);
   return fields;
 }
 
@@ -56,39 +44,5 @@ function addSubjectValue(fields: SubjectFields, type: string, value: string, wha
     fields.organizations.push(value);
   } else {
     fields.otherAttributes.push(`${type}=${value}`);
-  }
-}
-
-export function readSubjectAltNames(extensions: readonly x509.Extension[]): SubjectAltNames {
-  const names: SubjectAltNames = { dnsNames: [], ipAddresses: [], emailAddresses: [], uris: [], otherNames: [] };
-  for (const extension of extensions) {
-    if (extension.type !== SUBJECT_ALT_NAME_OID) continue;
-    // The extension factory hands back the typed class; decode by hand if it ever does not.
-    const san =
-      extension instanceof x509.SubjectAlternativeNameExtension
-        ? extension
-        : new x509.SubjectAlternativeNameExtension(extension.rawData);
-    for (const generalName of san.names.items) addSubjectAltName(names, generalName);
-  }
-  return names;
-}
-
-function addSubjectAltName(names: SubjectAltNames, generalName: x509.GeneralName): void {
-  const { type, value } = generalName;
-  switch (type) {
-    case 'dns':
-      names.dnsNames.push(value);
-      break;
-    case 'ip':
-      names.ipAddresses.push(canonicalIp(value) ?? value);
-      break;
-    case 'email':
-      names.emailAddresses.push(value);
-      break;
-    case 'url':
-      names.uris.push(value);
-      break;
-    default:
-      names.otherNames.push(`${type}:${value}`);
   }
 }

@@ -2,9 +2,11 @@
 // directories, not files: kubelet-style symlink swaps replace the link, which a watch on the link misses.
 // Events are debounced into one wake-up; the daemon's periodic local check is the safety net for anything
 // a watcher misses (a directory deleted and re-created, an editor's rename dance).
-import { basename, dirname, resolve } from 'node:path';
+// node:fs watch (inotify on Linux), not chokidar: one directory level is all we need, and the library cost
+// every daemon ~0.5 MiB of idle RSS for it (issue 13).
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { TEMP_MARKER } from '../store/atomic.ts';
-import { watch, type FSWatcher } from 'chokidar';
 
 interface WatchTargets {
   certDir: string;
@@ -34,21 +36,40 @@ export function watchCredentials(
   };
   let timer: NodeJS.Timeout | undefined;
   let last = '';
-  const watcher: FSWatcher = watch(dirs, { depth: 0, ignoreInitial: true, followSymlinks: false, atomic: false });
-  watcher.on('all', (event, path) => {
+  let closed = false;
+  const watchers = new Map<string, FSWatcher>();
+  const watchDir = (dir: string) => {
+    watchers.get(dir)?.close();
+    watchers.delete(dir);
+    if (closed) return;
+    try {
+      const watcher = watch(dir, { persistent: true }, (_event, name) => seen(dir, name));
+      // A watched directory that disappears is not an error worth dying for; the safety net covers it.
+      watcher.on('error', () => {
+        watcher.close();
+        if (watchers.get(dir) === watcher) watchers.delete(dir);
+      });
+      watchers.set(dir, watcher);
+    } catch {
+      // Missing for now: its parent's watch (the cert dir's) or the periodic check sees it appear.
+    }
+  };
+  const seen = (dir: string, name: string | null) => {
+    const path = name ? join(dir, name) : dir;
     // A cert dir deleted and re-created is a new inode: the old watch on it is dead, so watch it again.
-    if (event === 'addDir' && resolve(path) === certDir) watcher.add(certDir);
+    if (path === certDir && dir !== certDir) watchDir(certDir);
     if (!relevant(path)) return;
     last = path;
     clearTimeout(timer);
     timer = setTimeout(() => onChange(last), debounceMs);
-  });
-  // A watched directory that disappears is not an error worth dying for; the safety net covers it.
-  watcher.on('error', () => {});
+  };
+  for (const dir of dirs) watchDir(dir);
   return {
     close: async () => {
+      closed = true;
       clearTimeout(timer);
-      await watcher.close();
+      for (const watcher of watchers.values()) watcher.close();
+      watchers.clear();
     },
   };
 }

@@ -2,7 +2,7 @@
 // from disk or the API, CSRs, exec plugin output, cluster-info). The contract under fuzzing: return, or
 // throw a UserError (one clear line); anything else, or a case that takes longer than a second, is a crash.
 // Inputs are random text and, more usefully, valid documents with random mutations.
-import { x509 } from '../../src/pki/x509.ts';
+import { x509 } from '../helpers/x509.ts';
 import fc from 'fast-check';
 import { generateKeyPairSync, webcrypto, createPublicKey } from 'node:crypto';
 import { stringify } from 'yaml';

@@ -8,12 +8,14 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCsrPem } from '../../src/pki/csr.ts';
+import { buildCsrPem, nodeSubject } from '../../src/pki/csr.ts';
+import { generateKey, KEY_ALGORITHMS } from '../../src/pki/keys.ts';
 import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
 import { CRAFTED_CASES } from '../fuzz/csr-cases.ts';
 import { FUZZ_NODE, fuzzAgainstGo, judge, strictReader, type RequestReader } from '../fuzz/csr-structure.ts';
 import { GoOracle } from '../fuzz/go-oracle.ts';
 import { toPem } from '../helpers/der-builder.ts';
+import { parseCsrWithPeculiar } from '../helpers/peculiar-csr.ts';
 import { testCluster } from '../helpers/cluster.ts';
 
 const CORPUS = join(import.meta.dirname, '../fuzz/corpus/csr');
@@ -42,6 +44,35 @@ test("the kubelet's own requests (client-go MakeCSRFromTemplate) are read as Go 
   }
 });
 
+test("nodecred's own requests (src/pki/x509-write.ts) are read by Go as written, and are canonical DER", async () => {
+  const serving = { ...nodeSubject(FUZZ_NODE), dnsNames: [FUZZ_NODE], ipAddresses: ['10.0.0.5', '2001:db8::5'] };
+  const requests = [nodeSubject(FUZZ_NODE), serving, { commonName: 'ops', organizations: ['team-b', 'team-a'] }];
+  const built = await Promise.all(
+    KEY_ALGORITHMS.map(async (alg) => {
+      const { privateKey } = await generateKey(alg);
+      return Promise.all(requests.map(async (r) => ({ alg, r, pem: await buildCsrPem(privateKey, r) })));
+    }),
+  );
+  const cases = built.flat();
+  const views = await oracle.inspect(cases.map((c) => Buffer.from(c.pem)));
+  for (const [i, { alg, r, pem }] of cases.entries()) {
+    const go = views[i]!;
+    const what = `${alg} ${r.commonName}`;
+    assert.equal(go.parseError, undefined, what);
+    assert.equal(go.signatureValid, true, what);
+    assert.equal(go.commonName, r.commonName, what);
+    assert.deepEqual([...(go.organization ?? [])].sort(), [...r.organizations].sort(), what);
+    assert.deepEqual(go.dnsNames ?? [], 'dnsNames' in r ? r.dnsNames : [], what);
+    assert.deepEqual(go.ipAddresses ?? [], 'ipAddresses' in r ? r.ipAddresses : [], what);
+    assert.deepEqual(go.extensions ?? [], 'dnsNames' in r ? [{ id: '2.5.29.17', critical: false }] : [], what);
+    const strict = parseStrictCsr(Buffer.from(pem));
+    assert.ok(strict.ok, `${what}: ${strict.ok ? '' : strict.message}`);
+  }
+  const serving0 = await judge(Buffer.from(cases[1]!.pem), views[1]!);
+  assert.deepEqual(serving0.violations, []);
+  assert.equal(serving0.decision, 'approve', serving0.reason);
+});
+
 test('crafted requests: the approver accepts exactly what Go reads the same way, and refuses the rest', async () => {
   const pems = CRAFTED_CASES.map((c) => Buffer.from(toPem(c.build(key))));
   const views = await oracle.inspect(pems);
@@ -59,7 +90,7 @@ test('issue 11: Go signs DNS:kubernetes.default.svc from the request; the approv
   assert.equal(go!.parseError, undefined);
   assert.deepEqual(go!.signed?.dnsNames, ['kubernetes.default.svc'], "what kube-controller-manager's signer issues");
   assert.equal(go!.kubeletServingError, undefined, 'the signer accepts it for kubernetes.io/kubelet-serving');
-  const lenient = await parseCsrPem(pem.toString());
+  const lenient = await parseCsrWithPeculiar(pem.toString());
   assert.deepEqual(lenient.dnsNames, [], '@peculiar/x509 sees no DNS name at all: what the old approver judged');
   const strict = parseStrictCsr(pem);
   assert.equal(strict.ok === false && strict.reason, 'NonCanonicalDER');
@@ -95,7 +126,7 @@ test('structure-aware fuzz (short): approve ⇒ Go signs exactly the approved na
 test('the property can fail: reading with @peculiar/x509 (the old approver) it finds names signed unseen', async () => {
   const lenient: RequestReader = async (pem) => {
     try {
-      return await parseCsrPem(pem.toString());
+      return await parseCsrWithPeculiar(pem.toString());
     } catch (err) {
       return { refusal: 'InvalidRequest', message: String(err) };
     }

@@ -10,8 +10,14 @@ const REPO = resolve(import.meta.dirname, '../..');
 const ENTRIES = ['bootstrap', 'run', 'reload', 'status', 'approve'];
 const FORBIDDEN = [/node_modules\/@kubernetes\/client-node\//, /node_modules\/undici\//];
 
-/** Per entry (src/cli/<name>.ts): every module its bundle holds. One build for all of them. */
-async function inputsByEntry(): Promise<Map<string, string[]>> {
+/** Per entry (src/cli/<name>.ts): every module its bundle holds. One build for all of them and all tests. */
+let built: Promise<Map<string, string[]>> | undefined;
+function inputsByEntry(): Promise<Map<string, string[]>> {
+  built ??= buildAll();
+  return built;
+}
+
+async function buildAll(): Promise<Map<string, string[]>> {
   const result = await build({
     entryPoints: ENTRIES.map((e) => join(REPO, 'src/cli', `${e}.ts`)),
     bundle: true,
@@ -44,4 +50,24 @@ test('the node-side commands import neither @kubernetes/client-node nor undici; 
   );
   // The check can fail: the approver's bundle does hold client-node.
   assert.ok(inputs.get('approve')!.some((i) => FORBIDDEN[0]!.test(i)));
+});
+
+// Issue 13: an idle daemon held ~8 MiB for @peculiar/x509's ASN.1 stack and ~2 MiB for prom-client; the node
+// side reads and writes X.509 with src/pki/x509-read.ts and x509-write.ts, and renders /metrics itself.
+const HEAVY = [
+  /node_modules\/@peculiar\//,
+  /node_modules\/reflect-metadata\//,
+  /node_modules\/tsyringe\//,
+  /node_modules\/prom-client\//,
+  /node_modules\/@opentelemetry\//,
+];
+
+test('the node-side commands hold neither @peculiar/x509 and its ASN.1 stack nor prom-client', async () => {
+  const inputs = await inputsByEntry();
+  for (const entry of ENTRIES.filter((e) => e !== 'approve')) {
+    const bad = (inputs.get(entry) ?? []).filter((i) => HEAVY.some((re) => re.test(i)));
+    assert.deepEqual(bad.slice(0, 5), [], `${entry} reaches ${bad.length} of those modules`);
+  }
+  // The check can fail: the approver's metrics are prom-client's.
+  assert.ok(inputs.get('approve')!.some((i) => /node_modules\/prom-client\//.test(i)));
 });

@@ -2,7 +2,7 @@
 // ever committed. Certificates are made with @peculiar/x509 so tests can shape exactly the wrong
 // certificate a broken signer might return (missing EKU, extra SAN, expired, ...).
 
-import { x509 } from '../../../src/pki/x509.ts';
+import { x509 } from '../../helpers/x509.ts';
 import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, webcrypto, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
