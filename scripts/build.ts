@@ -31,7 +31,8 @@ if (process.argv.includes('--sea')) {
   try {
     await buildSingleExecutable(entry, target);
     process.stdout.write(
-      `built ${target} (single executable, ${mib(target)} MiB: ${execFileSync(target, ['--version'], { encoding: 'utf8' }).trim()}) in ${Date.now() - seaStarted} ms\n`,
+      `built ${target} (single executable, ${mib(target)} MiB: ` +
+        `${execFileSync(target, ['--version'], { encoding: 'utf8' }).trim()}) in ${Date.now() - seaStarted} ms\n`,
     );
   } catch (err) {
     process.stderr.write(`build: single executable not built: ${(err as Error).message}\n`);

@@ -312,7 +312,7 @@ function metricValue(text: string, series: string): number | undefined {
 
 // ── tests ────────────────────────────────────────────────────────────────────────────────────────────
 
-test('approve: `nodecred bootstrap --rotate-server-certificates` gets its serving certificate through the approver', async () => {
+test('approve: `bootstrap --rotate-server-certificates` gets its serving certificate via the approver', async () => {
   const c = testCluster();
   const approver = await startApprover(await approverConfig());
   let node: TestNode | undefined;
@@ -529,7 +529,8 @@ test('CSRs submitted while no approver runs are decided once one starts', async 
   assertNoSecrets(approver!);
 });
 
-test('onUnknownNode leave-pending: a CSR from a node without a Node object waits, with an Event, and is approved once the Node exists', async () => {
+// While it waits, the approver records an Event.
+test('onUnknownNode leave-pending: a CSR from a node with no Node object waits; approved once it exists', async () => {
   const c = testCluster();
   const node = await bootstrappedNode(c, null);
   const approver = await startApprover(await approverConfig({ onUnknownNode: 'leave-pending' }));
@@ -588,7 +589,8 @@ async function assertDenied(
   if (eventMessage) assert.match(event!.message!, eventMessage);
 }
 
-test('issue 11: crafted and over-reaching serving CSRs from a node identity are denied, each naming its cause', async (t) => {
+// Submitted with a node's own client certificate, as in issue 11.
+test('issue 11: crafted and over-reaching serving CSRs a node submits are denied, each naming its cause', async (t) => {
   const c = testCluster();
   // Another API server of an HA control plane, as its EndpointSlice reconciler would publish it, with a
   // name of its own in its certificate.
@@ -702,7 +704,8 @@ test('a node cannot read the Events that name other Nodes (Node authorization an
   }
 });
 
-test("review: a bootstrap-token holder naming its node after the API server's external name gets nothing for it", async (t) => {
+// Whoever holds a bootstrap token picks its node's name.
+test("review: a node named after the API server's external name gets nothing for it", async (t) => {
   const c = testCluster();
   // The reviewer's reproduction, against the real control plane: a node name chosen by the token holder
   // (kube-controller-manager's nodeclient approval signs any system:node:<name>), a Node of that name, and
@@ -752,7 +755,7 @@ test("review: a bootstrap-token holder naming its node after the API server's ex
   assertNoSecrets(approver);
 });
 
-test('review: a control-plane kubelet gets its own name and advertise address once an admin labels its Node', async (t) => {
+test('review: a control-plane kubelet gets its name and advertise address once an admin labels its Node', async (t) => {
   const c = testCluster();
   // A kubeadm control-plane host: its API server advertises the host's address (EndpointSlice) and holds
   // the host's name and address in its certificate; the kubelet asks for exactly those.
@@ -808,7 +811,7 @@ test('review: a control-plane kubelet gets its own name and advertise address on
   assertNoSecrets(approver);
 });
 
-test('maxLifetime: a CSR without spec.expirationSeconds is denied; one within the limit is signed for that long', async () => {
+test('maxLifetime: a CSR without spec.expirationSeconds is denied; one within it is signed for that long', async () => {
   const c = testCluster();
   const approver = await startApprover(await approverConfig({ maxLifetime: '24h' }));
   const ip = freshIp();
@@ -859,7 +862,10 @@ test("an identity without the approver's RBAC fails at start with one line namin
   assert.equal(line.split('\n').length, 1, line);
   assert.match(
     line,
-    /lacks permissions: .*update certificatesigningrequests\/approval\.certificates\.k8s\.io; approve signers\.certificates\.k8s\.io "kubernetes\.io\/kubelet-serving"; get nodes/,
+    new RegExp(
+      /lacks permissions: .*update certificatesigningrequests\/approval\.certificates\.k8s\.io; /.source +
+        /approve signers\.certificates\.k8s\.io "kubernetes\.io\/kubelet-serving"; get nodes/.source,
+    ),
   );
   assert.match(line, /fix: apply deploy\/approver-rbac\.yaml/);
   assert.ok(!r.stderr.includes(token.secret));

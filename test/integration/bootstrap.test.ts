@@ -108,7 +108,8 @@ async function assertInstalledClient(node: Awaited<ReturnType<typeof newNodeDir>
   assert.ok(me.groups.includes('system:nodes'));
 }
 
-test('token bootstrap: kubeconfig authenticates as system:node:<name>; files, modes and symlink as kubelet lays them out', async () => {
+// The kubeconfig it writes authenticates; files, modes and the -current.pem symlink are laid out as the kubelet does.
+test("token bootstrap: authenticates as system:node:<name>; files, modes and symlink match the kubelet's", async () => {
   const c = testCluster();
   await ensureBootstrapRbac(c);
   const token = await createBootstrapToken(c);
@@ -133,7 +134,7 @@ test('token bootstrap: kubeconfig authenticates as system:node:<name>; files, mo
   }
 });
 
-test('restart while the CSR is pending re-attaches: still exactly one CSR, and an admin approval completes the run', async () => {
+test('restart with the CSR pending re-attaches: still one CSR, and an admin approval completes the run', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   try {
@@ -194,7 +195,9 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
     const plugin = join(node.dir, 'token-plugin.sh');
     await writeFile(
       plugin,
-      `#!/bin/sh\n# prints an ExecCredential, as aws-iam-authenticator token does\nprintf '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s"}}' "$BOOTSTRAP_TOKEN"\n`,
+      '#!/bin/sh\n# prints an ExecCredential, as aws-iam-authenticator token does\n' +
+        `printf '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential",` +
+        `"status":{"token":"%s"}}' "$BOOTSTRAP_TOKEN"\n`,
     );
     await chmod(plugin, 0o755);
     const bootstrap = await writeKubeconfig(join(node.dir, 'bootstrap.conf'), c, {

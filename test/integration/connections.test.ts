@@ -30,7 +30,7 @@ describe('API connections', () => {
   const readDefault = async (kc: TimedKubeConfig) =>
     (await kc.makeApiClient(CoreV1Api).readNamespace({ name: 'default' })).metadata?.name;
 
-  test('sequential requests through one KubeConfig use one connection; one the server dropped is replaced', async () => {
+  test('sequential requests via one KubeConfig use one connection; one the server dropped is replaced', async () => {
     const kc = await shared();
     const before = proxy.accepted();
     for (let i = 0; i < 10; i++) assert.equal(await readDefault(kc), 'default');
@@ -47,7 +47,7 @@ describe('API connections', () => {
     assert.equal(proxy.accepted() - before, 2, 'one new connection after the drop');
   });
 
-  test('concurrent requests share one connection too (HTTP/2 multiplexing, negotiated with the API server)', async () => {
+  test('concurrent requests share one connection (HTTP/2 multiplexing, negotiated with the API server)', async () => {
     const kc = await shared();
     const before = proxy.accepted();
     const names = await Promise.all(Array.from({ length: 8 }, () => readDefault(kc)));
@@ -55,7 +55,8 @@ describe('API connections', () => {
     assert.equal(proxy.accepted() - before, 1, 'HTTP/1.1 keep-alive would need one connection per concurrent request');
   });
 
-  test('a stalled shared connection: the request fails, undici PINGs the session and replaces it, the next request works', async () => {
+  // undici PINGs the stalled HTTP/2 session and replaces it.
+  test('a stalled shared connection: the request fails, the session is replaced, the next request works', async () => {
     // 1 s instead of 20 s: the same mechanism, without making the suite wait.
     const kc = await kubeConfigFor(admin, { shareConnections: true, headersTimeoutMs: 1000 });
     assert.equal(await readDefault(kc), 'default');

@@ -133,7 +133,7 @@ test('a bootstrap token authenticates as system:bootstrap:<id>; deleted or expir
   await expect401(tokenKubeConfig(c, wrongSecret));
 });
 
-test('scripts/local-cluster up/status/down: a second control plane starts, reports healthy, and leaves no process behind', async () => {
+test('scripts/local-cluster up/status/down: a second control plane starts, is healthy, leaves no process', async () => {
   const c = testCluster();
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-lc-'));
   const script = join(repo, 'scripts/local-cluster');

@@ -52,7 +52,8 @@ async function writePlugin(node: NodeDir, status: Record<string, string>): Promi
   );
   await writeFile(
     command,
-    `#!/bin/sh\n# stands in for aws-iam-authenticator token -i <cluster>\necho "$*" >> '${calls}'\nexec cat '${join(node.dir, 'credential.json')}'\n`,
+    '#!/bin/sh\n# stands in for aws-iam-authenticator token -i <cluster>\n' +
+      `echo "$*" >> '${calls}'\nexec cat '${join(node.dir, 'credential.json')}'\n`,
   );
   await chmod(command, 0o755);
   return { command, calls };
@@ -206,7 +207,9 @@ async function clusterCa(c: TestCluster) {
   };
 }
 
-test("EKS-style: exec plugin with the node's own identity; provision.sh files; nodecred bootstrap and run manage only the serving certificate", async () => {
+// The node authenticates through an exec plugin with its own identity, with the files examples/eks/provision.sh
+// lays out; `nodecred bootstrap` and `nodecred run` both manage only the serving certificate.
+test('EKS-style: with an exec-plugin node identity, nodecred manages only the serving certificate', async () => {
   const c = testCluster();
   const node = await newNodeDir('eks');
   try {

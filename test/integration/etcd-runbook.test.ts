@@ -81,7 +81,8 @@ function startScript(args: string[], timeoutMs = 120_000): Running {
       }
       rej(
         new Error(
-          `etcd-replace-member did not exit within ${timeoutMs} ms; stdout:\n${stdout.slice(-3000)}\nstderr:\n${stderr.slice(-1000)}`,
+          `etcd-replace-member did not exit within ${timeoutMs} ms; ` +
+            `stdout:\n${stdout.slice(-3000)}\nstderr:\n${stderr.slice(-1000)}`,
         ),
       );
     }, timeoutMs);
@@ -387,7 +388,10 @@ test('SIGKILL the leader; --dry-run prints every step and command and changes no
   assert.match(r.stdout, new RegExp(`member add ${replacement.name} --peer-urls=${replacement.peerUrl}\\n`));
   assert.match(
     r.stdout,
-    /nodecred check --cert \S+cp-d-server\.crt --cert \S+cp-d-peer\.crt --ca-file \S+etcd-ca\.crt --min-valid 720h --expect-san 127\.0\.0\.24/,
+    new RegExp(
+      /nodecred check --cert \S+cp-d-server\.crt --cert \S+cp-d-peer\.crt --ca-file \S+etcd-ca\.crt /.source +
+        /--min-valid 720h --expect-san 127\.0\.0\.24/.source,
+    ),
   );
   assert.match(r.stdout, /--initial-cluster-state=existing/);
   assert.match(r.stdout, /dry run: nothing was changed/);
@@ -418,13 +422,14 @@ test('a healthy member is not removed without --force', async () => {
   assert.match(
     r.stderr,
     new RegExp(
-      `member ${victim.name} \\([0-9a-f]+\\) answers health checks at ${victim.clientUrl}: it is not dead, refusing to remove it.*--force`,
+      `member ${victim.name} \\([0-9a-f]+\\) answers health checks at ${victim.clientUrl}: ` +
+        'it is not dead, refusing to remove it.*--force',
     ),
   );
   assert.equal((await memberList(survivors)).length, 3);
 });
 
-test('replacement certificates without the new address, or from another CA, stop the run before anything changes', async () => {
+test('replacement certificates without the new address or from another CA stop the run, changing nothing', async () => {
   const r = await runScript([
     ...replaceArgs(),
     '--new-member-certs',
@@ -445,7 +450,8 @@ test('replacement certificates without the new address, or from another CA, stop
   );
 });
 
-test("the dead member is removed, kubeadm's records fixed, the replacement added with the printed flags, and the cluster ends whole", async () => {
+// The replacement is added with the flags the run prints.
+test("the dead member is removed, kubeadm's records fixed, the replacement added; the cluster ends whole", async () => {
   const running = startScript([
     ...replaceArgs(),
     '--new-member-certs',
@@ -529,12 +535,15 @@ test('running the same command again changes nothing and confirms the cluster is
     assert.equal(none.code, 0, show(none));
     assert.match(
       none.stdout,
-      /skipped: neither a ClusterStatus in kube-system\/kubeadm-config nor etcd Pods with the kubeadm\.kubernetes\.io\/etcd\.advertise-client-urls annotation exist/,
+      new RegExp(
+        /skipped: neither a ClusterStatus in kube-system\/kubeadm-config nor etcd Pods with the /.source +
+          /kubeadm\.kubernetes\.io\/etcd\.advertise-client-urls annotation exist/.source,
+      ),
     );
   }
 });
 
-test('--learner: the replacement joins without a vote, is promoted once in sync, and the cluster ends whole', async () => {
+test('--learner: the replacement joins without a vote, is promoted once in sync, the cluster ends whole', async () => {
   const [keep, victim] = [survivors[0]!, survivors[1]!];
   const live = [keep, replacement];
   await killMember(victim);
@@ -585,7 +594,8 @@ test('--learner: the replacement joins without a vote, is promoted once in sync,
   survivors = [keep, replacement, learner];
 });
 
-test('a running learner someone else added is not removed as dead, and a second learner is refused, both before anything changes', async () => {
+// Someone else added the running learner; both refusals come before anything changes.
+test("another's running learner is not removed as dead, a second learner is refused, changing nothing", async () => {
   const live = survivors;
   // A join in progress elsewhere: cp-f added as a learner by hand and started.
   // etcd refuses membership changes for a few seconds after a member became active ("unhealthy cluster").
@@ -649,7 +659,8 @@ test('a running learner someone else added is not removed as dead, and a second 
     assert.match(
       second.stderr,
       new RegExp(
-        `member ${bystander.name} \\(${id}\\) is already a learner, and etcd allows one learner by default .*nothing was changed`,
+        `member ${bystander.name} \\(${id}\\) is already a learner, ` +
+          'and etcd allows one learner by default .*nothing was changed',
       ),
     );
     assert.deepEqual(await memberList(live), before, 'member list unchanged');

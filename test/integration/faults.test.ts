@@ -155,7 +155,7 @@ describe('fault suite', () => {
     }
   });
 
-  test('API server connections dropped while waiting: reconnects, still exactly one CSR, completes on approval', async () => {
+  test('API server connections dropped while waiting: reconnects, still one CSR, completes on approval', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     const proxy = await startProxy(c.state.apiserver);
@@ -185,7 +185,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('half-open watch (the stream goes silent): detected by the idle guard, re-read, and the issued certificate installed', async () => {
+  // Half-open: the watch stream goes silent.
+  test('half-open watch: caught by the idle guard, re-read, and the issued certificate installed', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     const proxy = await startProxy(c.state.apiserver);
@@ -265,7 +266,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('wrong CA in the bootstrap kubeconfig: fails closed, says the API server is not trusted, writes nothing', async () => {
+  // The CA in the bootstrap kubeconfig is the wrong one.
+  test('wrong bootstrap CA: fails closed, says the API server is not trusted, writes nothing', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     try {
@@ -289,7 +291,12 @@ describe('fault suite', () => {
       assert.equal(r.code, 1);
       assert.match(
         r.stderr,
-        /the API server's certificate is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\); refusing to talk to it/,
+        new RegExp(
+          /the API server's certificate is not trusted /.source +
+            /\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\); /
+              .source +
+            /refusing to talk to it/.source,
+        ),
       );
       assert.deepEqual(
         (await readdir(node.dir)).sort(),
@@ -303,7 +310,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('clock skew: a node clock 20 min behind sees the issued certificate as not yet valid, rejects it, installs nothing', async () => {
+  // The node clock is 20 min behind.
+  test('clock skew: a node clock behind rejects the issued certificate (not yet valid), installs nothing', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     try {
@@ -345,7 +353,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('a daemon whose issued certificate is not valid yet by its clock (20 min behind) keeps one CSR and backs off', async () => {
+  // Its clock is 20 min behind.
+  test('a daemon whose issued certificate is not valid yet by its clock keeps one CSR and backs off', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     try {
@@ -468,7 +477,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('kill -9 at random points during install, 200 times: the current certificate and the kubeconfig are never broken', async () => {
+  // 200 times, each at a random point.
+  test('kill -9 at random points during install: the current certificate and kubeconfig never break', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     try {
@@ -495,7 +505,12 @@ describe('fault suite', () => {
       );
       await writeFile(
         node.kubeconfig,
-        `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: "${c.state.apiserver}", certificate-authority: "${c.state.caFile}"}\nusers:\n- name: u\n  user: {client-certificate: "${store.currentPath('client')}", client-key: "${store.currentPath('client')}"}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n`,
+        'apiVersion: v1\nkind: Config\nclusters:\n- name: c\n' +
+          `  cluster: {server: "${c.state.apiserver}", certificate-authority: "${c.state.caFile}"}\n` +
+          'users:\n- name: u\n' +
+          `  user: {client-certificate: "${store.currentPath('client')}", ` +
+          `client-key: "${store.currentPath('client')}"}\n` +
+          'contexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n',
         { mode: 0o600 },
       );
 
@@ -542,7 +557,8 @@ describe('fault suite', () => {
     }
   });
 
-  test('disk full during rotation: the old certificate stays, the error names the path and the fix, rotation resumes when space is back', async () => {
+  // Rotation resumes once space is back.
+  test('disk full in rotation: the old certificate stays, the error names path and fix, rotation resumes', async () => {
     const c = testCluster();
     const node = await newNodeDir();
     const mount = join(node.dir, 'small');
@@ -626,7 +642,8 @@ describe('fault suite: a control plane without the csrsigning controller (the te
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('a certificate issued for a different key is rejected; nothing installed; the pending key is replaced for the next attempt', async () => {
+  // The pending key is replaced for the next attempt.
+  test('a certificate issued for another key is rejected, nothing installed, the pending key replaced', async () => {
     const ca = await readFile(state.caFile, 'utf8');
     const c = {
       state,

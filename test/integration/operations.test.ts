@@ -67,7 +67,8 @@ const waitForStatus = (port: number, path: string, status: number, timeoutMs?: n
     timeoutMs,
   );
 
-test('/readyz lists every check, turns ready after bootstrap; /livez and JSON; an identity the API server rejects turns apiserver-auth red', async () => {
+// /livez and the JSON form are checked too.
+test('/readyz lists every check, is ready after bootstrap; a rejected identity turns apiserver-auth red', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const port = await freePort();
@@ -196,7 +197,7 @@ test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTI
   }
 });
 
-test('rm -rf of the cert dir while running: valid credentials back on disk and /readyz ready again within 10 s', async () => {
+test('rm -rf of the cert dir while running: valid credentials back on disk, /readyz ready again in 10 s', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const port = await freePort();
@@ -370,7 +371,8 @@ test('status --json and check exit codes on healthy, expiring and missing certif
   }
 });
 
-test('a real Prometheus scrapes /metrics on --secure-listen with a ServiceAccount token allowed to get /metrics; without that permission 403 names it; no token 401', async () => {
+// A real Prometheus scrapes /metrics on --secure-listen with a ServiceAccount token allowed to get /metrics.
+test('a real Prometheus scrapes --secure-listen; without the permission 403 names it; no token 401', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const securePort = await freePort();
@@ -538,7 +540,8 @@ test('the bundle from npm run build runs bootstrap without node_modules, and the
   }
 });
 
-test('the single executable from npm run build:sea reports its version, and runs the daemon to ready and a clean stop', async () => {
+// The single executable is the one `npm run build:sea` makes.
+test('the single executable reports its version, and runs the daemon to ready and a clean stop', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const port = await freePort();
@@ -576,7 +579,8 @@ test('the single executable from npm run build:sea reports its version, and runs
   }
 });
 
-test('post-install hooks: the command gets the kind and paths, a failing hook never blocks the install, the pid file is signalled', async () => {
+// The hook command gets the kind and the paths.
+test('post-install hooks: get kind and paths, never block the install when failing, pid file signalled', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const sleeper = spawn('sleep', ['300'], { stdio: 'ignore' });

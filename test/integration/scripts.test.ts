@@ -59,10 +59,10 @@ function lines(text: string): string[] {
 
 /** "--api-server URL --discovery-token ID.SECRET --discovery-token-ca-cert-hash sha256:…" → parts. */
 function parseFlags(line: string) {
-  const m =
-    /^--api-server (\S+) --discovery-token ([a-z0-9]{6})\.([a-z0-9]{16})((?: --discovery-token-ca-cert-hash sha256:[0-9a-f]{64})+)$/.exec(
-      line.trim(),
-    );
+  const m = new RegExp(
+    /^--api-server (\S+) --discovery-token ([a-z0-9]{6})\.([a-z0-9]{16})/.source +
+      /((?: --discovery-token-ca-cert-hash sha256:[0-9a-f]{64})+)$/.source,
+  ).exec(line.trim());
   assert.ok(m, `discovery flags line: ${line}`);
   return {
     server: m[1]!,
@@ -118,7 +118,8 @@ async function assertNodeIdentity(c: TestCluster, node: NodeDir): Promise<void> 
   assert.match(verify.stdout, /: OK/);
 }
 
-test("create-bootstrap-token: a valid token Secret, kubeadm's bootstrap RBAC, and a 0600 kubeconfig that bootstraps a node", async () => {
+// The kubeconfig bootstraps a node.
+test("create-bootstrap-token: valid token Secret, kubeadm's bootstrap RBAC, a 0600 kubeconfig for a node", async () => {
   const c = testCluster();
   const node = await newNodeDir('scripts');
   try {
@@ -185,7 +186,8 @@ test("create-bootstrap-token: a valid token Secret, kubeadm's bootstrap RBAC, an
   }
 });
 
-test('token discovery: after setup-cluster-info the printed flags bootstrap a node once bootstrapsigner has signed cluster-info', async () => {
+// cluster-info is signed by the bootstrapsigner controller.
+test('token discovery: the flags setup-cluster-info prints bootstrap a node once cluster-info is signed', async () => {
   const c = testCluster();
   const node = await newNodeDir('scripts');
   try {
@@ -236,7 +238,9 @@ test('token discovery: after setup-cluster-info the printed flags bootstrap a no
   }
 });
 
-test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-token with the same token twice updates in place; kubeadm's binding subjects are kept", async () => {
+// setup-cluster-info twice changes nothing; create-bootstrap-token with the same token twice updates in place;
+// kubeadm's binding subjects are kept.
+test("idempotent: setup-cluster-info and create-bootstrap-token run twice; kubeadm's subjects are kept", async () => {
   const c = testCluster();
   const versions = async () => {
     const cm = await c.core.readNamespacedConfigMap({ namespace: 'kube-public', name: 'cluster-info' });
@@ -272,7 +276,8 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.match(
     moved.stderr,
     new RegExp(
-      `cluster-info names server ${c.state.apiserver}, your kubeconfig https://localhost:\\d+: pass --api-server ${c.state.apiserver} to keep it`,
+      `cluster-info names server ${c.state.apiserver}, your kubeconfig https://localhost:\\d+: ` +
+        `pass --api-server ${c.state.apiserver} to keep it`,
     ),
   );
   assert.deepEqual(await versions(), v1, 'still unchanged');
@@ -285,7 +290,8 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
     { apiGroups: [''], resources: ['configmaps'], resourceNames: ['cluster-info'], verbs: ['get'] },
   ]);
 
-  // A kubeadm cluster binds kubeadm:kubelet-bootstrap to its own token group: the script adds its group, keeps kubeadm's.
+  // A kubeadm cluster binds kubeadm:kubelet-bootstrap to its own token group: the script adds its group,
+  // keeps kubeadm's.
   await c.rbac.patchClusterRoleBinding({
     name: 'kubeadm:kubelet-bootstrap',
     body: [
@@ -343,7 +349,8 @@ test("idempotent: setup-cluster-info twice changes nothing; create-bootstrap-tok
   assert.match(
     clash.stderr,
     new RegExp(
-      `Secret kube-system/bootstrap-token-${id} exists with a different token secret: pick another --token, or delete it first`,
+      `Secret kube-system/bootstrap-token-${id} exists with a different token secret: ` +
+        'pick another --token, or delete it first',
     ),
   );
   assert.doesNotMatch(clash.stderr + clash.stdout, /0123456789abcdef|ffffffffffffffff/);
@@ -436,7 +443,8 @@ async function forbidden(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
-test('create-monitoring-token --verify: the least-privilege role passes, the token is time-bounded and read-only; a removed rule fails naming it', async () => {
+// --verify checks the least-privilege role the script creates.
+test('create-monitoring-token: token time-bounded, read-only; --verify passes, and names a removed rule', async () => {
   const c = testCluster();
   const ns = uniqueName('monitoring');
   const role = `nodecred-test:monitoring-read:${ns}`;
@@ -533,7 +541,8 @@ async function rawStatus(c: TestCluster, kubeconfig: string, path: string): Prom
   return /status="(\d{3})|(\d{3}) \w+ in \d+ milliseconds/.exec(r.stderr)?.slice(1).find(Boolean) ?? '?';
 }
 
-test('create-monitoring-token: least privilege by default (nodes/metrics and nodes/stats, no nodes/proxy, checked with kubectl auth can-i as the token); --nodes-proxy is an opt-in that says it grants exec', async () => {
+// By default nodes/metrics and nodes/stats, no nodes/proxy (checked with kubectl auth can-i as the token).
+test('create-monitoring-token: least privilege by default; --nodes-proxy opts in, saying it grants exec', async () => {
   const c = testCluster();
   const ns = uniqueName('monitoring');
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-monitoring-'));
@@ -600,7 +609,10 @@ test('create-monitoring-token: least privilege by default (nodes/metrics and nod
     assert.equal(bad.code, 1);
     assert.match(
       bad.stderr,
-      /the API server does not accept the token .*: it expired, or its ServiceAccount was deleted or recreated; create a new one/,
+      new RegExp(
+        /the API server does not accept the token .*: /.source +
+          /it expired, or its ServiceAccount was deleted or recreated; create a new one/.source,
+      ),
     );
     assert.equal(lines(bad.stderr).length, 1);
     assert.doesNotMatch(bad.stderr, /not-a-token/);

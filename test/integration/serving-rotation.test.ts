@@ -121,7 +121,7 @@ test('serving certificate before the Node exists uses --node-ip', async () => {
   }
 });
 
-test('daemon: changed Node addresses lead to a new serving certificate; both certificates rotate with short lifetimes', async () => {
+test('daemon: changed Node addresses lead to a new serving certificate; both rotate with short lifetimes', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   const approver = servingApprover(c, node.name);

@@ -40,7 +40,7 @@ test('ApiSource: concurrent callers share one generation', async () => {
   });
 });
 
-test('ApiSource: a 401 builds new clients; a 500 or a refused connection changes nothing and throws nothing', async () => {
+test('ApiSource: a 401 builds new clients; a 500 or refused connection changes nothing, throws nothing', async () => {
   await withSource(async (source) => {
     const first = await source.clients();
     const refused = await first.core.readNamespace({ name: 'default' }).then(

@@ -91,7 +91,7 @@ test('microTime has the six fractional digits the API server requires', () => {
   assert.equal(microTime(Date.UTC(2025, 0, 2, 3, 4, 5, 678)), '2025-01-02T03:04:05.678000Z');
 });
 
-test('of two candidates exactly one leads; stopping it releases the Lease and the other takes over at once', async () => {
+test('of two candidates exactly one leads; stopping it frees the Lease and the other takes over at once', async () => {
   const store = new MemoryLeaseStore();
   const a = candidate(store, 'a');
   const b = candidate(store, 'b');
@@ -184,7 +184,8 @@ test('isLeader turns false as soon as the last renewal is older than the renew d
   await done;
 });
 
-test('intervals run on the monotonic clock: a wall clock stepped back an hour does not stretch leadership', async () => {
+// The wall clock is stepped back an hour.
+test('intervals run on the monotonic clock: a wall clock stepped back does not stretch leadership', async () => {
   let monotonic = 5_000;
   let wall = Date.parse('2030-01-01T00:00:00Z');
   const store = new MemoryLeaseStore();

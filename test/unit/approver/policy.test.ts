@@ -139,7 +139,7 @@ function expectDecision(
 
 // ── approvals ────────────────────────────────────────────────────────────────────────────────────────
 
-test("approves a kubelet-style serving CSR: the node's name, a dnsPatterns name of its own, IPs in allowedCidrs", async () => {
+test('approves a kubelet-style serving CSR: the node name, its own dnsPatterns name, IPs in allowedCidrs', async () => {
   const f = await facts(
     {},
     { dnsNames: ['worker-1', 'worker-1.internal.example'], ipAddresses: ['10.0.0.5', '2001:db8::5'] },
@@ -163,7 +163,7 @@ test('approves each default key algorithm, and a subset of SANs', async () => {
   }
 });
 
-test("status.addresses are not proof: a SAN is approved when policy bounds it, whatever the node's own addresses say", async () => {
+test("status.addresses are not proof: a SAN policy bounds is approved, whatever the node's addresses say", async () => {
   const f = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.7'] });
   expectDecision(decide(f, { name: NODE, addresses: [] }), 'approve');
   const claimed = await facts({}, { dnsNames: [], ipAddresses: ['10.0.0.6'] });
@@ -196,7 +196,7 @@ test('the lifetime limit allows requests at or below it', async () => {
   expectDecision(decide(await facts({ expirationSeconds: 600 }), THE_NODE, policy), 'approve');
 });
 
-test('allowLoopback lets loopback names and addresses through, never the API server or the unspecified address', async () => {
+test('allowLoopback passes loopback names and addresses, never the API server or the unspecified address', async () => {
   const policy = { ...POLICY, allowLoopback: true, allowedCidrs: ['127.0.0.0/8', '0.0.0.0/0'] };
   expectDecision(decide(await facts({}, { dnsNames: [], ipAddresses: ['127.0.0.2'] }), THE_NODE, policy), 'approve');
   expectDecision(
@@ -221,7 +221,8 @@ async function fromNode(node: string, dnsNames: string[], ipAddresses: string[])
   });
 }
 
-test("review: a bootstrap-token holder naming its node after the API server's external name gets no certificate for it", async () => {
+// Whoever holds a bootstrap token picks its node's name.
+test("review: a node named after the API server's external name gets no certificate for it", async () => {
   // The reviewer's reproduction: node k8s-api.example.com (any name: kube-controller-manager's nodeclient
   // approval signs every system:node:<name>), a Node of that name, policy 10.0.0.0/16 and *.compute.internal.
   const policy = { ...POLICY, allowedCidrs: ['10.0.0.0/16'], dnsPatterns: ['*.compute.internal'] };
@@ -259,7 +260,7 @@ test("review: a bootstrap-token holder naming its node after the API server's ex
   );
 });
 
-test("a control-plane Node gets its own name and advertise address, which the API server's certificate holds too", async () => {
+test("a control-plane Node gets its own name and advertise address, also in the API server's certificate", async () => {
   const cp = {
     name: 'cp-1',
     addresses: [
@@ -838,7 +839,8 @@ test('nodeNameOf reads system:node:<name> and nothing else', () => {
   assert.equal(nodeNameOf('alice'), undefined);
 });
 
-test("the EKS example's policy (examples/eks/README.md) approves an EKS-style node's serving CSR, and no neighbour's", async () => {
+// The policy is the one in examples/eks/README.md.
+test("the EKS example's policy approves an EKS-style node's serving CSR, and no neighbour's", async () => {
   const readme = readFileSync(join(import.meta.dirname, '../../../examples/eks/README.md'), 'utf8');
   const yaml = /```yaml\n(apiVersion: nodecred\.io\/v1alpha1\nkind: ApproverConfiguration\n[\s\S]*?)```/.exec(readme);
   assert.ok(yaml, 'the README shows an ApproverConfiguration');

@@ -160,7 +160,9 @@ function shSpec(script: string, extra: Partial<ExecCredentialSpec> = {}): ExecCr
 
 test('runExecPlugin passes KUBERNETES_EXEC_INFO and the kubeconfig env, and parses stdout', async () => {
   // The plugin hands back what it received as the "token", base64-encoded so it has no whitespace.
-  const script = `printf '{"apiVersion":"${V1B1}","kind":"ExecCredential","status":{"token":"%s"}}' "$(printf '%s|%s' "$KUBERNETES_EXEC_INFO" "$GREETING" | base64 | tr -d '\\n')"`;
+  const script =
+    `printf '{"apiVersion":"${V1B1}","kind":"ExecCredential","status":{"token":"%s"}}' ` +
+    `"$(printf '%s|%s' "$KUBERNETES_EXEC_INFO" "$GREETING" | base64 | tr -d '\\n')"`;
   const got = await runExecPlugin(
     shSpec(script, { env: [{ name: 'GREETING', value: 'hi' }], provideClusterInfo: true }),
     {
@@ -246,7 +248,7 @@ test('credentialIsFresh honours the margin; no expiry means fresh', () => {
   assert.equal(credentialIsFresh({ token: 't' }, Number.MAX_SAFE_INTEGER, 60_000), true);
 });
 
-test('ExecCredentialCache reuses, refreshes near expiry, shares in-flight fetches and does not cache failures', async () => {
+test('ExecCredentialCache reuses, refreshes near expiry, shares in-flight fetches, never caches failures', async () => {
   let now = 0;
   let calls = 0;
   let failNext = false;

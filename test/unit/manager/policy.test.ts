@@ -220,7 +220,7 @@ test('servingSansFromAddresses: empty addresses skipped, whitespace trimmed', ()
   assert.deepEqual(servingSansFromAddresses([]), { dnsNames: [], ipAddresses: [] });
 });
 
-test('servingSansFromAddresses: IPv6 is canonicalised (RFC 5952), IPv4-mapped becomes IPv4, and duplicates collapse', () => {
+test('servingSansFromAddresses: IPv6 canonicalised (RFC 5952), IPv4-mapped becomes IPv4, duplicates collapse', () => {
   const sans = servingSansFromAddresses([
     addr('InternalIP', '2001:DB8:0:0:0:0:0:1'),
     addr('ExternalIP', '2001:db8::1'),

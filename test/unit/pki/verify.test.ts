@@ -267,7 +267,8 @@ test('expired', async () => {
   assertProblems(
     await verify({ notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-10) }),
     new RegExp(
-      `^certificate has expired: valid until ${minutesFromNow(-10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
+      `^certificate has expired: valid until ${minutesFromNow(-10).toISOString().slice(0, 16)}.*, ` +
+        `now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
     ),
   );
 });
@@ -276,12 +277,14 @@ test('not yet valid', async () => {
   assertProblems(
     await verify({ notBefore: minutesFromNow(10), notAfter: minutesFromNow(120) }),
     new RegExp(
-      `^certificate is not yet valid: valid from ${minutesFromNow(10).toISOString().slice(0, 16)}.*, now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
+      `^certificate is not yet valid: valid from ${minutesFromNow(10).toISOString().slice(0, 16)}.*, ` +
+        `now is ${now.toISOString()} \\(allowed clock skew 5m\\)$`,
     ),
   );
 });
 
-test('notYetValid: set only when "not valid yet" is the whole problem (the same certificate will do later)', async () => {
+// In that case the same certificate will do later.
+test('notYetValid: set only when "not valid yet" is the whole problem', async () => {
   const early = await verify({ notBefore: minutesFromNow(10), notAfter: minutesFromNow(120) });
   assert.ok(!early.ok && early.notYetValid);
   const expired = await verify({ notBefore: minutesFromNow(-120), notAfter: minutesFromNow(-10) });

@@ -90,7 +90,7 @@ test('writeFileAtomic replaces a symlink at the target instead of writing throug
   assert.equal(await readFile(join(dir, 'target'), 'utf8'), 'new');
 });
 
-test('writeFileAtomic: when the final rename fails, the target is untouched and no temporary file is left', async (t) => {
+test('writeFileAtomic: if the final rename fails, the target is untouched and no temporary file is left', async (t) => {
   const dir = await tempDir(t);
   // A non-empty directory at the target: the temporary file is written, the rename over it fails.
   const target = join(dir, 'target');

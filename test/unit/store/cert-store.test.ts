@@ -54,7 +54,7 @@ test("fileTimestamp is kubelet's YYYY-MM-DD-HH-MM-SS, in UTC, seconds truncated"
   assert.equal(fileTimestamp(new Date('2025-12-31T23:59:59.000Z')), '2025-12-31-23-59-59');
 });
 
-test('install writes kubelet-<kind>-<timestamp>.pem (chain then key, 0600) and points -current.pem at it', async (t) => {
+test('install writes kubelet-<kind>-<timestamp>.pem (chain then key, 0600), points -current.pem at it', async (t) => {
   const dir = join(await tempDir(t), 'pki');
   const store = new CertStore(dir);
   const pair = await newPair();
