@@ -98,7 +98,7 @@ export function expectTag(tlv: Tlv | undefined, tag: number, path: string, what:
  */
 const MAX_OID_ARC = 0x7fffffff;
 
-/** Dotted OID text; every sub-identifier minimally encoded (no leading 0x80 byte), none truncated or over Go's limit. */
+/** Dotted OID text; each sub-identifier minimal (no leading 0x80 byte), not truncated, within MAX_OID_ARC. */
 export function readOid(tlv: Tlv | undefined, path: string): string {
   const { contents } = expectTag(tlv, TAG.OID, path, 'an OBJECT IDENTIFIER');
   if (contents.length === 0) throw new DerError(path, 'empty OBJECT IDENTIFIER');

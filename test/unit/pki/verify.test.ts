@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import { before, test } from 'node:test';
+import { loadCertificates } from '../../../src/pki/cert.ts';
 import {
+  findPathToCa,
   verifyIssuedCertificate,
   type IssuedCertificateTemplate,
   type VerifyIssuedCertificateInput,
@@ -159,6 +161,65 @@ test('an intermediate sent with the leaf, or found in the CA bundle, completes t
     verifyIssuedCertificate({ ...base, certificatePem: leafPem, caBundlePem: ca.certificatePem }),
     /does not chain to any CA/,
   );
+});
+
+/** `count` self-signed CA certificates that share one name and one key: each one "issues" every other. */
+async function sameNameSameKeyCas(name: string, privateKey: KeyObject, count: number): Promise<string[]> {
+  const cas = await Promise.all(Array.from({ length: count }, () => makeCa(name, { privateKey })));
+  return cas.map((c) => c.certificatePem);
+}
+
+test('a chain file of same-named, same-keyed CA certificates is refused after at most 100 signature checks', {
+  timeout: 60_000,
+}, async () => {
+  // Before: every ordering of up to 8 of them was tried (10 took minutes). Now each is ruled out once, and
+  // signature checks stop at Go's maxChainSignatureChecks (100, crypto/x509/verify.go).
+  const evil = newEcKey();
+  const decoys = await sameNameSameKeyCas('evil', evil.privateKey, 10);
+  const leafPem = await issueLeaf(
+    { name: 'evil', certificatePem: decoys[0]!, privateKey: evil.privateKey },
+    {
+      publicKey: key.publicKey,
+    },
+  );
+  const [leaf, ...intermediates] = loadCertificates(leafPem + decoys.join(''));
+  let signatureChecks = 0;
+  for (const certificate of [leaf!, ...intermediates]) {
+    const verifySignature = certificate.native.verify.bind(certificate.native);
+    certificate.native.verify = (publicKey) => {
+      signatureChecks++;
+      return verifySignature(publicKey);
+    };
+  }
+  try {
+    assert.equal(findPathToCa(leaf!, intermediates, loadCertificates(ca.certificatePem)), undefined);
+  } finally {
+    for (const certificate of [leaf!, ...intermediates]) delete (certificate.native as { verify?: unknown }).verify;
+  }
+  assert.ok(signatureChecks <= 100, `${signatureChecks} signature checks`);
+  const result = verifyIssuedCertificate({
+    certificatePem: leafPem + decoys.join(''),
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
+  assertProblems(result, /does not chain to any CA/);
+});
+
+test('the real intermediate is still found behind same-named decoys that lead nowhere', async () => {
+  const intermediateKey = newEcKey();
+  const intermediate = await makeCa('intermediate-ca', { issuer: ca, privateKey: intermediateKey.privateKey });
+  const decoys = await sameNameSameKeyCas('intermediate-ca', intermediateKey.privateKey, 5);
+  const leafPem = await issueLeaf(intermediate, { publicKey: key.publicKey });
+  const result = verifyIssuedCertificate({
+    certificatePem: leafPem + decoys.join('') + intermediate.certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
+  assertOk(result);
 });
 
 test('a leaf sent along as an "intermediate" cannot issue: only CA certificates can', async () => {
