@@ -65,15 +65,35 @@ const SHORT_NAMES: Record<string, string> = {
   '2.5.4.12': 'T',
 };
 
-/** Signature algorithms a request may use, and their hash (RSA PKCS#1 v1.5 and ECDSA, as Go signs). */
-const SIGNATURE_HASHES: Record<string, string> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
+/**
+ * Signature algorithms a request may use (RSA PKCS#1 v1.5 and ECDSA, as Go signs), their hash, and the key
+ * type each one names: Go counts a signature made with another kind of key as invalid (x509.checkSignature),
+ * whatever node:crypto would make of it.
+ */
+export const SIGNATURE_ALGORITHMS: Record<string, { hash: string; keyType: 'ec' | 'rsa' }> = {
+  '1.2.840.10045.4.3.2': { hash: 'sha256', keyType: 'ec' },
+  '1.2.840.10045.4.3.3': { hash: 'sha384', keyType: 'ec' },
+  '1.2.840.10045.4.3.4': { hash: 'sha512', keyType: 'ec' },
+  '1.2.840.113549.1.1.11': { hash: 'sha256', keyType: 'rsa' },
+  '1.2.840.113549.1.1.12': { hash: 'sha384', keyType: 'rsa' },
+  '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa' },
 };
+
+/** Whether `signature` over `tbs` verifies with `key` under `algorithm`, which must name the key's type. */
+export function signatureVerifies(
+  algorithm: { hash: string; keyType: string } | undefined,
+  tbs: Buffer,
+  key: KeyObject,
+  signature: Buffer,
+): boolean {
+  if (algorithm === undefined) return false; // an algorithm we do not know proves nothing
+  if (key.asymmetricKeyType !== algorithm.keyType) return false;
+  try {
+    return verify(algorithm.hash, tbs, { key, dsaEncoding: 'der' }, signature);
+  } catch {
+    return false;
+  }
+}
 
 const CONTEXT = { explicit0: 0xa0, implicit1: 0x81, implicit2: 0x82, explicit3: 0xa3 } as const;
 
@@ -112,19 +132,15 @@ export function readRequest(der: Buffer): RequestFields {
     return set.flatMap((value, k) => readExtensions(value, `${path}.values[${k}]`));
   });
   const algorithmId = children(expectTag(algorithm, TAG.SEQUENCE, 'signatureAlgorithm', 'a SEQUENCE'), 'sigAlg')[0];
-  const hash = SIGNATURE_HASHES[readOid(algorithmId, 'signatureAlgorithm.id')];
+  const algorithmOid = readOid(algorithmId, 'signatureAlgorithm.id');
   const publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
   const bits = readWholeBitString(signature, 'signature');
-  return { subject, publicKey, extensions, signatureValid: verifies(hash, info!.bytes, publicKey, bits) };
-}
-
-function verifies(hash: string | undefined, tbs: Buffer, key: KeyObject, signature: Buffer): boolean {
-  if (hash === undefined) return false; // an algorithm we do not know proves nothing
-  try {
-    return verify(hash, tbs, { key, dsaEncoding: 'der' }, signature);
-  } catch {
-    return false;
-  }
+  return {
+    subject,
+    publicKey,
+    extensions,
+    signatureValid: signatureVerifies(SIGNATURE_ALGORITHMS[algorithmOid], info!.bytes, publicKey, bits),
+  };
 }
 
 function onlyChild(tlv: Tlv, path: string): Tlv {
