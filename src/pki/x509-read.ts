@@ -33,7 +33,10 @@ export interface CertificateFields {
 export interface RequestFields {
   subject: NameAttribute[];
   publicKey: KeyObject;
-  /** The extensions of every extensionRequest attribute, merged in order (as Go reads them). */
+  /**
+   * The extensions of every extensionRequest attribute's first value, merged in order, none twice (as Go
+   * reads them: x509.parseCSRExtensions).
+   */
   extensions: Extension[];
   /** Whether the signature verifies with the request's own key under its stated algorithm. */
   signatureValid: boolean;
@@ -110,8 +113,10 @@ export function readCertificate(der: Buffer): CertificateFields {
   let extensions: Extension[] = [];
   for (; i < fields.length; i++) {
     const field = fields[i]!;
-    if (field.tag === CONTEXT.explicit3) extensions = readExtensions(onlyChild(field, 'extensions'), 'extensions');
-    else if (field.tag !== CONTEXT.implicit1 && field.tag !== CONTEXT.implicit2)
+    if (field.tag === CONTEXT.explicit3) {
+      extensions = readExtensions(onlyChild(field, 'extensions'), 'extensions');
+      refuseDuplicates(extensions, 'extensions', 'extensions');
+    } else if (field.tag !== CONTEXT.implicit1 && field.tag !== CONTEXT.implicit2)
       throw new DerError(`tbsCertificate[${i}]`, `unexpected field (tag 0x${field.tag.toString(16)})`);
   }
   return { subject, issuer, spkiDer: spki.bytes, extensions };
@@ -129,8 +134,10 @@ export function readRequest(der: Buffer): RequestFields {
     const [type, values] = children(expectTag(attribute, TAG.SEQUENCE, path, 'an Attribute'), path);
     if (readOid(type, `${path}.type`) !== OID.extensionRequest) return [];
     const set = children(expectTag(values, TAG.SET, `${path}.values`, 'a SET'), `${path}.values`);
-    return set.flatMap((value, k) => readExtensions(value, `${path}.values[${k}]`));
+    // Go reads the first value only (x509.parseCSRExtensions), and skips an attribute with none.
+    return set.length === 0 ? [] : readExtensions(set[0], `${path}.values[0]`);
   });
+  refuseDuplicates(extensions, 'attributes', 'requested extensions');
   const algorithmId = children(expectTag(algorithm, TAG.SEQUENCE, 'signatureAlgorithm', 'a SEQUENCE'), 'sigAlg')[0];
   const algorithmOid = readOid(algorithmId, 'signatureAlgorithm.id');
   const publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
@@ -183,6 +190,15 @@ function directoryString(tlv: Tlv): string {
       );
     default:
       return `#${tlv.bytes.toString('hex')}`; // RFC 4514's form for a value that is not a string
+  }
+}
+
+/** Go refuses a certificate or request that carries an extension twice: which one holds would be a guess. */
+function refuseDuplicates(extensions: readonly Extension[], path: string, what: string): void {
+  const seen = new Set<string>();
+  for (const { id } of extensions) {
+    if (seen.has(id)) throw new DerError(path, `duplicate ${what} (${id})`);
+    seen.add(id);
   }
 }
 

@@ -154,3 +154,16 @@ export function smuggledSanRequest(key: KeyObject, node: string, ownIp: string, 
   const real = extensionRequest(sanExtension([{ dns: smuggled }, { ip: ownIp }]));
   return signRequest(requestInfo(key, nodeName(node), [decoy, real]), key);
 }
+
+/**
+ * A request whose SAN extension comes twice: as two values of one extensionRequest attribute, or in two
+ * extensionRequest attributes. Go reads only the first value of each, and refuses an extension requested twice.
+ */
+export function extensionRequestTwice(key: KeyObject, node: string, how: 'values' | 'attributes'): Buffer {
+  const [first, second] = [sanExtension([{ dns: `a.${node}` }]), sanExtension([{ dns: `b.${node}` }])];
+  const attributes =
+    how === 'values'
+      ? [seq(oid(OIDS.extensionRequest), set(seq(first), seq(second)))]
+      : [extensionRequest(first), extensionRequest(second)];
+  return signRequest(requestInfo(key, nodeName(node), attributes), key);
+}

@@ -12,6 +12,7 @@ import { parseStrictCsr } from '../../../src/pki/strict-csr.ts';
 import { readCertificate } from '../../../src/pki/x509-read.ts';
 import {
   decodeNode,
+  extensionRequestTwice,
   encodeNode,
   type DerNode,
   nodeName,
@@ -60,4 +61,15 @@ test('a certificate with one 300 KB OID in its subject is refused, not read for 
   const der = encodeNode(root);
   assert.throws(() => readCertificate(der), /sub-identifier too large/);
   assert.throws(() => parseCertificatePem(encodePem('CERTIFICATE', der), 'client certificate'));
+});
+
+test("the node's CSR reader reads extensionRequest as Go does: each attribute's first value, none twice", async () => {
+  // Go (crypto/x509 parseCSRExtensions): attr.Values[0] only; "certificate request contains duplicate
+  // requested extensions". csr-oracle.test.ts checks the same two requests against Go itself.
+  const twoValues = await parseCsrPem(toPem(extensionRequestTwice(key, 'n1', 'values')));
+  assert.deepEqual(twoValues.dnsNames, ['a.n1']);
+  await assert.rejects(
+    parseCsrPem(toPem(extensionRequestTwice(key, 'n1', 'attributes'))),
+    /duplicate requested extensions \(2\.5\.29\.17\)/,
+  );
 });
