@@ -167,3 +167,31 @@ export function extensionRequestTwice(key: KeyObject, node: string, how: 'values
       : [extensionRequest(first), extensionRequest(second)];
   return signRequest(requestInfo(key, nodeName(node), attributes), key);
 }
+
+type Constructed = DerNode & { children: DerNode[] };
+
+/**
+ * `certificatePem` with its tbsCertificate changed by `mutate` and signed again by `issuerKey` (ECDSA with
+ * SHA-256, the algorithm the certificate already names): a certificate that chains, whose encoding is under test.
+ */
+export function resignCertificate(
+  certificatePem: string,
+  issuerKey: KeyObject,
+  mutate: (tbs: Constructed) => void,
+): string {
+  const body = certificatePem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const cert = decodeNode(Buffer.from(body, 'base64')) as Constructed;
+  const tbs = cert.children[0] as Constructed;
+  mutate(tbs);
+  const tbsDer = encodeNode(tbs);
+  const signature = sign('sha256', tbsDer, { key: issuerKey, dsaEncoding: 'der' });
+  const der = encodeNode({
+    tag: 0x30,
+    contents: Buffer.concat([
+      tbsDer,
+      encodeNode(cert.children[1]!),
+      encodeNode(prim(0x03, Buffer.concat([Buffer.from([0]), signature]))),
+    ]),
+  });
+  return encodePem('CERTIFICATE', der);
+}
