@@ -148,6 +148,21 @@ export function readWholeBitString(tlv: Tlv | undefined, path: string): Buffer {
   return contents.subarray(1);
 }
 
+/**
+ * A BIT STRING's bytes, as Go's cryptobyte ReadASN1BitString accepts it: at most 7 unused bits, none with
+ * no bytes, and the unused bits zero (DER).
+ */
+export function readBitString(tlv: Tlv | undefined, path: string): Buffer {
+  const { contents } = expectTag(tlv, TAG.BIT_STRING, path, 'a BIT STRING');
+  if (contents.length === 0) throw new DerError(path, 'empty BIT STRING');
+  const unused = contents[0]!;
+  const bytes = contents.subarray(1);
+  if (unused > 7 || (bytes.length === 0 && unused !== 0)) throw new DerError(path, `${unused} unused bits`);
+  if (bytes.length > 0 && (bytes[bytes.length - 1]! & ((1 << unused) - 1)) !== 0)
+    throw notDer(path, 'BIT STRING with unused bits set');
+  return bytes;
+}
+
 export function encodeTlv(tag: number, contents: Uint8Array): Buffer {
   const n = contents.length;
   let length: number[];

@@ -5,7 +5,17 @@
 // Certificates reach this reader after OpenSSL has decoded them (cert.ts), so it is strict about DER framing
 // (der.ts readTlv) and lenient only about string types of name values, as Go is.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { children, DerError, expectTag, readOid, readOnly, readWholeBitString, TAG, type Tlv } from './der.ts';
+import {
+  children,
+  DerError,
+  expectTag,
+  readBitString,
+  readOid,
+  readOnly,
+  readWholeBitString,
+  TAG,
+  type Tlv,
+} from './der.ts';
 import { canonicalIp } from './san.ts';
 
 /** One attribute of a distinguished name: its short name ("CN", "O", "OU", …) or dotted OID, and value. */
@@ -273,9 +283,9 @@ export function readExtendedKeyUsageOids(extensions: readonly Extension[]): stri
 export function readKeyUsageBits(extensions: readonly Extension[]): number[] | undefined {
   const extension = extensions.find((e) => e.id === OID.keyUsage);
   if (extension === undefined) return undefined;
-  const { contents } = expectTag(readOnly(extension.value, 'keyUsage'), TAG.BIT_STRING, 'keyUsage', 'a BIT STRING');
+  // Go refuses the certificate ("x509: invalid key usage") unless the BIT STRING is as readBitString reads.
+  const bytes = readBitString(readOnly(extension.value, 'keyUsage'), 'keyUsage');
   const bits: number[] = [];
-  for (let bit = 0; bit < (contents.length - 1) * 8; bit++)
-    if ((contents[1 + (bit >> 3)]! & (0x80 >> (bit & 7))) !== 0) bits.push(bit);
+  for (let bit = 0; bit < bytes.length * 8; bit++) if ((bytes[bit >> 3]! & (0x80 >> (bit & 7))) !== 0) bits.push(bit);
   return bits;
 }

@@ -17,6 +17,7 @@ import {
   type DerNode,
   nodeName,
   prim,
+  resignCertificate,
   requestInfo,
   seq,
   signRequest,
@@ -72,4 +73,27 @@ test("the node's CSR reader reads extensionRequest as Go does: each attribute's 
     parseCsrPem(toPem(extensionRequestTwice(key, 'n1', 'attributes'))),
     /duplicate requested extensions \(2\.5\.29\.17\)/,
   );
+});
+
+test('a key usage BIT STRING Go refuses ("x509: invalid key usage") is refused: unused bits over 7 or not zero', async () => {
+  const ca = await makeCa('key-usage-ca');
+  const leaf = await issueLeaf(ca, { publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey });
+  const withKeyUsage = (bitString: number[]) =>
+    resignCertificate(leaf, ca.privateKey, (tbs) => {
+      const extensions = (tbs.children[7] as { children: Array<{ children: DerNode[] }> }).children[0]!;
+      const keyUsage = extensions.children.find(
+        (e) =>
+          (e as { children: DerNode[] }).children[0]!.tag === 0x06 &&
+          (e as { children: Array<{ contents: Buffer }> }).children[0]!.contents.equals(
+            Buffer.from([0x55, 0x1d, 0x0f]),
+          ),
+      );
+      const parts = (keyUsage as { children: DerNode[] }).children;
+      parts[parts.length - 1] = prim(0x04, encodeTlv(TAG.BIT_STRING, Buffer.from(bitString)));
+    });
+  // digitalSignature, 7 unused bits, zero: as Go and every CA write it.
+  assert.deepEqual(parseCertificatePem(withKeyUsage([7, 0x80])).keyUsages, ['digitalSignature']);
+  assert.throws(() => parseCertificatePem(withKeyUsage([7, 0xff])), /unused bits set/);
+  assert.throws(() => parseCertificatePem(withKeyUsage([8, 0x80])), /8 unused bits/);
+  assert.throws(() => parseCertificatePem(withKeyUsage([1])), /1 unused bits/);
 });
