@@ -73,6 +73,8 @@ export function verifyIssuedCertificate(input: VerifyIssuedCertificateInput): Ve
     ...usageProblems(leaf.summary, input.template.usage),
     ...subjectAltNameProblems(leaf.summary, input.template),
     ...validityProblems(leaf.summary, 'certificate', input.now, skewMs),
+    ...criticalExtensionProblems(leaf.summary, 'certificate'),
+    ...chain.path.flatMap((issuer) => criticalExtensionProblems(issuer.summary, `issuing CA ${quote(nameOf(issuer))}`)),
   ];
   if (problems.length > 0) {
     const early = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)].filter(
@@ -96,6 +98,13 @@ function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[]
       problem: errorLine(error, (e) => `${what} could not be read: ${libraryErrorMessage(e)}`),
     };
   }
+}
+
+/** Go refuses to verify through a certificate with a critical extension it does not handle; so do we. */
+function criticalExtensionProblems(certificate: CertificateSummary, what: string): string[] {
+  const unhandled = certificate.unhandledCriticalExtensions;
+  if (unhandled.length === 0) return [];
+  return [`${what} has critical extensions nothing here understands (${unhandled.join(', ')}); Go refuses it too`];
 }
 
 function keyProblems(leaf: CertificateSummary, key: KeyObject): string[] {

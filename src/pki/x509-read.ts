@@ -115,7 +115,10 @@ export function readCertificate(der: Buffer): CertificateFields {
   const tbs = expectTag(children(root, 'certificate')[0], TAG.SEQUENCE, 'tbsCertificate', 'a SEQUENCE');
   const fields = children(tbs, 'tbsCertificate');
   let i = fields[0]?.tag === CONTEXT.explicit0 ? 1 : 0; // version, absent for v1
-  i += 2; // serialNumber, signature (node:crypto reads both)
+  const serial = expectTag(fields[i++], TAG.INTEGER, 'serialNumber', 'an INTEGER').contents;
+  // Go (1.23+, unless GODEBUG x509negativeserial=1) refuses the certificate: "x509: negative serial number".
+  if (serial.length > 0 && serial[0]! >= 0x80) throw new DerError('serialNumber', 'negative serial number');
+  i++; // signature (node:crypto reads it)
   const issuer = readName(fields[i++], 'issuer');
   i++; // validity
   const subject = readName(fields[i++], 'subject');
@@ -269,6 +272,31 @@ function ipText(bytes: Buffer): string {
     return canonicalIp(groups) ?? groups;
   }
   return bytes.toString('hex');
+}
+
+/**
+ * The extensions Go's crypto/x509 acts on (parser.go processExtensions): subjectKeyIdentifier, keyUsage,
+ * subjectAltName, basicConstraints, nameConstraints, cRLDistributionPoints, certificatePolicies,
+ * policyMappings, authorityKeyIdentifier, policyConstraints, extKeyUsage, inhibitAnyPolicy.
+ */
+const HANDLED_EXTENSIONS = new Set(
+  ['14', '15', '17', '19', '30', '31', '32', '33', '35', '36', '37', '54'].map((n) => `2.5.29.${n}`),
+);
+
+/**
+ * Critical extensions Go does not act on, so refuses to verify a chain through ("x509: unhandled critical
+ * extension"). As in Go, a critical SAN extension that names nothing Go reads counts as unhandled.
+ */
+export function unhandledCriticalExtensions(extensions: readonly Extension[]): string[] {
+  return extensions
+    .filter((e) => e.critical)
+    .filter((e) => {
+      if (!HANDLED_EXTENSIONS.has(e.id)) return true;
+      if (e.id !== OID.subjectAltName) return false;
+      const names = readSubjectAltNames([e]);
+      return [names.dnsNames, names.emailAddresses, names.ipAddresses, names.uris].every((n) => n.length === 0);
+    })
+    .map((e) => e.id);
 }
 
 /** The EKU extension's purposes as dotted OIDs; undefined without the extension. */

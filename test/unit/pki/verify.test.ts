@@ -8,6 +8,7 @@ import {
   type IssuedCertificateTemplate,
   type VerifyIssuedCertificateInput,
 } from '../../../src/pki/verify.ts';
+import { encodeNode, oid, prim, resignCertificate, seq, type DerNode } from '../../helpers/der-builder.ts';
 import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH, type LeafOptions, type TestCa } from './helpers.ts';
 
 const MINUTE_MS = 60 * 1000;
@@ -380,4 +381,47 @@ test('unreadable certificate or CA bundle is a problem, never an exception', asy
     verifyIssuedCertificate({ ...base, certificatePem, caBundlePem: '' }),
     /^CA bundle contains no PEM "CERTIFICATE" block/,
   );
+});
+
+/** A leaf as `verify` issues it, with its tbsCertificate changed by `mutate` and signed again by the CA. */
+async function verifyResigned(mutate: (tbs: { children: DerNode[] }) => void): Promise<Result> {
+  const leafPem = await issueLeaf(ca, { publicKey: key.publicKey });
+  return verifyIssuedCertificate({
+    certificatePem: resignCertificate(leafPem, ca.privateKey, mutate),
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
+}
+
+const addExtension = (id: string, value: DerNode) => (tbs: { children: DerNode[] }) => {
+  const extensions = (tbs.children[7] as { children: Array<{ children: DerNode[] }> }).children[0]!;
+  extensions.children.push(seq(oid(id), prim(0x01, [0xff]), prim(0x04, encodeNode(value))));
+};
+
+test('a critical extension Go does not handle is refused ("x509: unhandled critical extension")', async () => {
+  // crypto/x509 parser.go records it in UnhandledCriticalExtensions; verify.go isValid refuses the chain.
+  assertProblems(
+    await verifyResigned(addExtension('1.2.3.4.5', prim(0x05, []))),
+    /critical extensions .*1\.2\.3\.4\.5/,
+  );
+  // A critical SAN that names nothing Go reads (here only a registeredID) is unhandled too.
+  const registeredIdOnly = seq(prim(0x88, [0x2a, 0x03]));
+  assertProblems(
+    await verifyResigned(addExtension('2.5.29.17', registeredIdOnly)),
+    /unexpected SAN/,
+    /critical extensions .*2\.5\.29\.17/,
+  );
+  // One Go handles (certificatePolicies, anyPolicy) is not a problem.
+  assertOk(await verifyResigned(addExtension('2.5.29.32', seq(seq(oid('2.5.29.32.0'))))));
+});
+
+test('a negative serial number is refused, as Go (1.23+, without GODEBUG x509negativeserial=1) refuses it', async () => {
+  // crypto/x509 parser.go: "x509: negative serial number".
+  const negative = await verifyResigned((tbs) => {
+    tbs.children[1] = prim(0x02, [0x80, 0x01]);
+  });
+  assertProblems(negative, /negative serial number/);
+  assertOk(await verifyResigned((tbs) => void (tbs.children[1] = prim(0x02, [0x00, 0x80, 0x01]))));
 });
