@@ -75,7 +75,7 @@ test("the node's CSR reader reads extensionRequest as Go does: each attribute's 
   );
 });
 
-test('a key usage BIT STRING Go refuses ("x509: invalid key usage") is refused: unused bits over 7 or not zero', async () => {
+test('a key usage BIT STRING Go refuses ("x509: invalid key usage"): unused bits over 7, or not zero', async () => {
   const ca = await makeCa('key-usage-ca');
   const leaf = await issueLeaf(ca, { publicKey: generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey });
   const withKeyUsage = (bitString: number[]) =>
