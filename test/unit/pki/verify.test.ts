@@ -54,6 +54,16 @@ async function verify(leaf: Partial<LeafOptions>, input: Partial<VerifyIssuedCer
 
 type Result = ReturnType<typeof verifyIssuedCertificate>;
 
+/** A client certificate (and any chain after it) checked against `ca` alone, with our key. */
+const verifyAsIssuedByCa = (certificatePem: string): Result =>
+  verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
+
 /** Exactly these problems (one regex each), and none of them leaks anything that looks like key or cert data. */
 function assertProblems(result: Result, ...expected: RegExp[]): void {
   assert.equal(result.ok, false, 'expected verification to fail');
@@ -198,13 +208,7 @@ test('a chain file of same-named, same-keyed CA certificates is refused after at
     for (const certificate of [leaf!, ...intermediates]) delete (certificate.native as { verify?: unknown }).verify;
   }
   assert.ok(signatureChecks <= 100, `${signatureChecks} signature checks`);
-  const result = verifyIssuedCertificate({
-    certificatePem: leafPem + decoys.join(''),
-    key: key.privateKey,
-    caBundlePem: ca.certificatePem,
-    template: clientTemplate,
-    now,
-  });
+  const result = verifyAsIssuedByCa(leafPem + decoys.join(''));
   assertProblems(result, /does not chain to any CA/);
 });
 
@@ -213,13 +217,7 @@ test('the real intermediate is still found behind same-named decoys that lead no
   const intermediate = await makeCa('intermediate-ca', { issuer: ca, privateKey: intermediateKey.privateKey });
   const decoys = await sameNameSameKeyCas('intermediate-ca', intermediateKey.privateKey, 5);
   const leafPem = await issueLeaf(intermediate, { publicKey: key.publicKey });
-  const result = verifyIssuedCertificate({
-    certificatePem: leafPem + decoys.join('') + intermediate.certificatePem,
-    key: key.privateKey,
-    caBundlePem: ca.certificatePem,
-    template: clientTemplate,
-    now,
-  });
+  const result = verifyAsIssuedByCa(leafPem + decoys.join('') + intermediate.certificatePem);
   assertOk(result);
 });
 
@@ -235,13 +233,7 @@ test('a leaf sent along as an "intermediate" cannot issue: only CA certificates 
     { name: 'fake-intermediate', certificatePem: fakeIntermediate, privateKey: fakeIntermediateKey.privateKey },
     { publicKey: key.publicKey },
   );
-  const result = verifyIssuedCertificate({
-    certificatePem: leafPem + fakeIntermediate,
-    key: key.privateKey,
-    caBundlePem: ca.certificatePem,
-    template: clientTemplate,
-    now,
-  });
+  const result = verifyAsIssuedByCa(leafPem + fakeIntermediate);
   assertProblems(result, /does not chain to any CA/);
 });
 
@@ -386,13 +378,7 @@ test('unreadable certificate or CA bundle is a problem, never an exception', asy
 /** A leaf as `verify` issues it, with its tbsCertificate changed by `mutate` and signed again by the CA. */
 async function verifyResigned(mutate: (tbs: { children: DerNode[] }) => void): Promise<Result> {
   const leafPem = await issueLeaf(ca, { publicKey: key.publicKey });
-  return verifyIssuedCertificate({
-    certificatePem: resignCertificate(leafPem, ca.privateKey, mutate),
-    key: key.privateKey,
-    caBundlePem: ca.certificatePem,
-    template: clientTemplate,
-    now,
-  });
+  return verifyAsIssuedByCa(resignCertificate(leafPem, ca.privateKey, mutate));
 }
 
 const addExtension = (id: string, value: DerNode) => (tbs: { children: DerNode[] }) => {
