@@ -125,6 +125,7 @@ export function createSecureServer(opts: {
     // As Kubernetes' union authenticator: a verified certificate with a CN decides; otherwise the token does.
     if (peer && socket.authorized) {
       const fromCert = userFromCertificate(peer.raw);
+      if (fromCert === 'unreadable') return 'invalid';
       if (fromCert) {
         const groups = fromCert.groups.includes(AUTHENTICATED) ? fromCert.groups : [...fromCert.groups, AUTHENTICATED];
         return { user: fromCert.user, groups, extra: fromCert.extra, via: 'x509' };

@@ -4,6 +4,7 @@
 // nobody (the next authenticator, the bearer token, is tried). Go's pkix.Name keeps the LAST CN when there
 // are several, so the same certificate names the same user here as on the API server and the kubelet.
 import { createHash } from 'node:crypto';
+import { DerError } from '../pki/der.ts';
 import { readCertificate } from '../pki/x509-read.ts';
 
 interface CertificateUser {
@@ -15,9 +16,19 @@ interface CertificateUser {
 const COMMON_NAME = 'CN';
 const ORGANIZATION = 'O';
 
-/** The user of a DER certificate (its chain already verified for client auth), or null without a CN. */
-export function userFromCertificate(der: Uint8Array): CertificateUser | null {
-  const { subject } = readCertificate(Buffer.from(der));
+/**
+ * The user of a DER certificate (its chain already verified for client auth), null without a CN, or
+ * 'unreadable' when it is not DER we read (e.g. a non-minimal length, which OpenSSL lets through the
+ * handshake but Go's TLS stack, and so the API server, refuses): a rejected credential, not an outage.
+ */
+export function userFromCertificate(der: Uint8Array): CertificateUser | null | 'unreadable' {
+  let subject: ReturnType<typeof readCertificate>['subject'];
+  try {
+    subject = readCertificate(Buffer.from(der)).subject;
+  } catch (err) {
+    if (err instanceof DerError) return 'unreadable';
+    throw err;
+  }
   let commonName = '';
   const organizations: string[] = [];
   // In DER order, as Go's FillFromRDNSequence walks it: every CN overwrites the one before.

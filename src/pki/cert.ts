@@ -12,7 +12,13 @@ import { describeKeyAlgorithm } from './keys.ts';
 import { libraryErrorMessage } from './library-error.ts';
 import { pemBlocksLabelled, type PemBlock } from './pem.ts';
 import { readSubjectAltNames, readSubjectFields } from './x509-fields.ts';
-import { readCertificate, readExtendedKeyUsageOids, readKeyUsageBits, type CertificateFields } from './x509-read.ts';
+import {
+  readCertificate,
+  readExtendedKeyUsageOids,
+  readKeyUsageBits,
+  unhandledCriticalExtensions,
+  type CertificateFields,
+} from './x509-read.ts';
 
 const CERTIFICATE_PEM_LABEL = 'CERTIFICATE';
 const PIN_HASH_PREFIX = 'sha256:';
@@ -62,6 +68,8 @@ export interface CertificateSummary {
   /** RFC 5280 names ("digitalSignature", ...); undefined without the extension. */
   keyUsages: string[] | undefined;
   isCertificateAuthority: boolean;
+  /** Critical extensions (OIDs) Go does not handle: it will not verify a chain through this certificate. */
+  unhandledCriticalExtensions: string[];
   publicKey: KeyObject;
   /** See describeKeyAlgorithm. */
   keyAlgorithm: string;
@@ -178,6 +186,7 @@ function summarise(
       ?.filter((bit) => bit < KEY_USAGE_NAMES.length)
       .map((bit) => KEY_USAGE_NAMES[bit]!),
     isCertificateAuthority: native.ca,
+    unhandledCriticalExtensions: unhandledCriticalExtensions(structured.extensions),
     publicKey: native.publicKey,
     keyAlgorithm: describeKeyAlgorithm(native.publicKey),
     sha256Fingerprint: native.fingerprint256,

@@ -91,26 +91,35 @@ export function expectTag(tlv: Tlv | undefined, tag: number, path: string, what:
   return tlv;
 }
 
-/** Dotted OID text; every sub-identifier minimally encoded (no leading 0x80 byte), none truncated. */
+/**
+ * Go's limit on one OID sub-identifier (encoding/asn1 parseBase128Int, cryptobyte readBase128Int): at most
+ * MaxInt32, so at most five bytes. Holding to it keeps every arc a small Number: an uncapped arc grew as a
+ * BigInt and made one long OID cost quadratic time.
+ */
+const MAX_OID_ARC = 0x7fffffff;
+
+/** Dotted OID text; each sub-identifier minimal (no leading 0x80 byte), not truncated, within MAX_OID_ARC. */
 export function readOid(tlv: Tlv | undefined, path: string): string {
   const { contents } = expectTag(tlv, TAG.OID, path, 'an OBJECT IDENTIFIER');
   if (contents.length === 0) throw new DerError(path, 'empty OBJECT IDENTIFIER');
-  const arcs: bigint[] = [];
-  let value = 0n;
+  const arcs: number[] = [];
+  let value = 0;
   let start = true;
   for (const byte of contents) {
     if (start && byte === 0x80) throw notDer(path, 'OBJECT IDENTIFIER not minimally encoded');
-    value = (value << 7n) | BigInt(byte & 0x7f);
+    if (value > MAX_OID_ARC >>> 7) throw new DerError(path, 'OBJECT IDENTIFIER sub-identifier too large');
+    value = value * 128 + (byte & 0x7f);
     start = (byte & 0x80) === 0;
     if (start) {
+      if (value > MAX_OID_ARC) throw new DerError(path, 'OBJECT IDENTIFIER sub-identifier too large');
       arcs.push(value);
-      value = 0n;
+      value = 0;
     }
   }
   if (!start) throw new DerError(path, 'truncated OBJECT IDENTIFIER');
   const first = arcs[0]!;
-  const top = first < 40n ? 0n : first < 80n ? 1n : 2n;
-  return [top, first - top * 40n, ...arcs.slice(1)].join('.');
+  const top = first < 40 ? 0 : first < 80 ? 1 : 2;
+  return [top, first - top * 40, ...arcs.slice(1)].join('.');
 }
 
 /** A small non-negative INTEGER in its minimal two's-complement encoding. */
@@ -137,6 +146,21 @@ export function readWholeBitString(tlv: Tlv | undefined, path: string): Buffer {
   const { contents } = expectTag(tlv, TAG.BIT_STRING, path, 'a BIT STRING');
   if (contents.length === 0 || contents[0] !== 0) throw new DerError(path, 'BIT STRING with unused bits');
   return contents.subarray(1);
+}
+
+/**
+ * A BIT STRING's bytes, as Go's cryptobyte ReadASN1BitString accepts it: at most 7 unused bits, none with
+ * no bytes, and the unused bits zero (DER).
+ */
+export function readBitString(tlv: Tlv | undefined, path: string): Buffer {
+  const { contents } = expectTag(tlv, TAG.BIT_STRING, path, 'a BIT STRING');
+  if (contents.length === 0) throw new DerError(path, 'empty BIT STRING');
+  const unused = contents[0]!;
+  const bytes = contents.subarray(1);
+  if (unused > 7 || (bytes.length === 0 && unused !== 0)) throw new DerError(path, `${unused} unused bits`);
+  if (bytes.length > 0 && (bytes[bytes.length - 1]! & ((1 << unused) - 1)) !== 0)
+    throw notDer(path, 'BIT STRING with unused bits set');
+  return bytes;
 }
 
 export function encodeTlv(tag: number, contents: Uint8Array): Buffer {

@@ -6,7 +6,7 @@
 // "IP:10.0.0.5" and Go as "DNS:kubernetes.default.svc" was approved and signed that way (issue 11). So this
 // parser accepts only canonical DER, at most one attribute (extensionRequest, one value), no extension OID
 // twice, no unknown critical extension, and re-encodes what it understood to prove it read every byte.
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { isUserError } from '../errors.ts';
 import type { ParsedCsr } from './csr.ts';
 import { describeKeyAlgorithm } from './keys.ts';
@@ -27,6 +27,7 @@ import {
   TAG,
   type Tlv,
 } from './der.ts';
+import { SIGNATURE_ALGORITHMS, signatureVerifies } from './x509-read.ts';
 
 /** Why a request is refused before any policy looks at it (these are also the approver's deny reasons). */
 export const REQUEST_REFUSALS = [
@@ -59,15 +60,6 @@ const SHORT_NAMES: Record<string, string> = { [OID.commonName]: 'CN', [OID.organ
 const KNOWN_EXTENSIONS = new Set([OID.subjectAltName, '2.5.29.14', '2.5.29.15', '2.5.29.19', '2.5.29.37']);
 
 /** Signature algorithms and their hash; `rsa`: parameters must be NULL, else absent (RFC 5758, RFC 4055). */
-const SIGNATURE_ALGORITHMS: Record<string, { hash: string; rsa: boolean }> = {
-  '1.2.840.10045.4.3.2': { hash: 'sha256', rsa: false },
-  '1.2.840.10045.4.3.3': { hash: 'sha384', rsa: false },
-  '1.2.840.10045.4.3.4': { hash: 'sha512', rsa: false },
-  '1.2.840.113549.1.1.11': { hash: 'sha256', rsa: true },
-  '1.2.840.113549.1.1.12': { hash: 'sha384', rsa: true },
-  '1.2.840.113549.1.1.13': { hash: 'sha512', rsa: true },
-};
-
 const NULL_DER = Buffer.from([TAG.NULL, 0]);
 const EXPLICIT_0 = 0xa0;
 
@@ -167,7 +159,7 @@ function readRequest(der: Buffer): StrictCsr {
     ...sans,
     publicKey: key.object,
     keyAlgorithm: describeKeyAlgorithm(key.object),
-    signatureValid: verifies(algorithm, info!.bytes, key.object, signature),
+    signatureValid: signatureVerifies(algorithm.known, info!.bytes, key.object, signature),
     extensions: extensions.map((e) => ({ id: e.oid, critical: e.critical })),
   };
 }
@@ -350,7 +342,8 @@ function ipText(bytes: Buffer, path: string): string {
 interface SignatureAlgorithm {
   oid: string;
   parameters: Buffer;
-  hash: string | undefined;
+  /** Undefined when the algorithm is unknown or its parameters do not belong. */
+  known: (typeof SIGNATURE_ALGORITHMS)[string] | undefined;
 }
 
 function readSignatureAlgorithm(tlv: Tlv): SignatureAlgorithm {
@@ -360,17 +353,8 @@ function readSignatureAlgorithm(tlv: Tlv): SignatureAlgorithm {
   const parameters = parts[1]?.bytes ?? Buffer.alloc(0);
   const known = SIGNATURE_ALGORITHMS[oid];
   // An unknown algorithm, or parameters that do not belong, proves nothing: the signature counts as invalid.
-  const fits = known !== undefined && parameters.equals(known.rsa ? NULL_DER : Buffer.alloc(0));
-  return { oid, parameters, hash: fits ? known.hash : undefined };
-}
-
-function verifies(algorithm: SignatureAlgorithm, tbs: Buffer, key: KeyObject, signature: Buffer): boolean {
-  if (algorithm.hash === undefined) return false;
-  try {
-    return verify(algorithm.hash, tbs, { key, dsaEncoding: 'der' }, signature);
-  } catch {
-    return false;
-  }
+  const fits = known !== undefined && parameters.equals(known.keyType === 'rsa' ? NULL_DER : Buffer.alloc(0));
+  return { oid, parameters, known: fits ? known : undefined };
 }
 
 function exactly(list: Tlv[], n: number, path: string): Array<Tlv | undefined> {

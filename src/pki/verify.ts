@@ -73,6 +73,8 @@ export function verifyIssuedCertificate(input: VerifyIssuedCertificateInput): Ve
     ...usageProblems(leaf.summary, input.template.usage),
     ...subjectAltNameProblems(leaf.summary, input.template),
     ...validityProblems(leaf.summary, 'certificate', input.now, skewMs),
+    ...criticalExtensionProblems(leaf.summary, 'certificate'),
+    ...chain.path.flatMap((issuer) => criticalExtensionProblems(issuer.summary, `issuing CA ${quote(nameOf(issuer))}`)),
   ];
   if (problems.length > 0) {
     const early = [leaf.summary, ...chain.path.map((issuer) => issuer.summary)].filter(
@@ -96,6 +98,13 @@ function tryLoad(pem: string, what: string): { certificates: LoadedCertificate[]
       problem: errorLine(error, (e) => `${what} could not be read: ${libraryErrorMessage(e)}`),
     };
   }
+}
+
+/** Go refuses to verify through a certificate with a critical extension it does not handle; so do we. */
+function criticalExtensionProblems(certificate: CertificateSummary, what: string): string[] {
+  const unhandled = certificate.unhandledCriticalExtensions;
+  if (unhandled.length === 0) return [];
+  return [`${what} has critical extensions nothing here understands (${unhandled.join(', ')}); Go refuses it too`];
 }
 
 function keyProblems(leaf: CertificateSummary, key: KeyObject): string[] {
@@ -126,31 +135,69 @@ function chainOf(
   return { path, problems };
 }
 
+/** Go's crypto/x509 bound (verify.go maxChainSignatureChecks): a hostile chain file costs at most this. */
+const MAX_CHAIN_SIGNATURE_CHECKS = 100;
+
 /**
- * The issuers from the leaf up to a CA of the bundle (inclusive), or undefined if there is none. Any
- * certificate in the CA bundle is a trust anchor, as in Go's x509 roots pool; intermediates sent with the
- * leaf must be CA certificates and are each used at most once.
+ * The issuers from the leaf up to a CA of the bundle (inclusive), or undefined if there is none (or finding
+ * one took more than MAX_CHAIN_SIGNATURE_CHECKS). Any certificate in the CA bundle is a trust anchor, as in
+ * Go's x509 roots pool; intermediates sent with the leaf must be CA certificates and are each used at most
+ * once. An intermediate found not to lead to a CA with n links to spare is not tried again with n or fewer:
+ * trying every ordering was exponential in the number of same-named intermediates.
  */
 export function findPathToCa(
   certificate: LoadedCertificate,
   intermediates: LoadedCertificate[],
   cas: LoadedCertificate[],
-  depth = 1,
 ): LoadedCertificate[] | undefined {
-  const anchor = cas.find((ca) => wasIssuedBy(certificate, ca));
+  const search: PathSearch = { cas, checked: new Map(), deadEnds: new Map() };
+  return pathFrom(certificate, uniqueByPem(intermediates), search, new Set([certificate.pem]), 1);
+}
+
+interface PathSearch {
+  cas: LoadedCertificate[];
+  /** Signature checks done, by "child pem\0issuer pem": each pair is verified once, at most 100 in all. */
+  checked: Map<string, boolean>;
+  /** Certificates that led nowhere, with the most links to spare they had when they did. */
+  deadEnds: Map<string, number>;
+}
+
+function pathFrom(
+  certificate: LoadedCertificate,
+  intermediates: LoadedCertificate[],
+  search: PathSearch,
+  onPath: Set<string>,
+  depth: number,
+): LoadedCertificate[] | undefined {
+  const anchor = search.cas.find((ca) => issuedWithin(certificate, ca, search));
   if (anchor !== undefined) return [anchor];
-  if (depth >= MAX_CHAIN_LENGTH) return undefined;
+  const spare = MAX_CHAIN_LENGTH - depth;
+  if (spare <= 0 || (search.deadEnds.get(certificate.pem) ?? -1) >= spare) return undefined;
   for (const intermediate of intermediates) {
-    if (!intermediate.summary.isCertificateAuthority || !wasIssuedBy(certificate, intermediate)) continue;
-    const unused = intermediates.filter((other) => other !== intermediate);
-    const rest = findPathToCa(intermediate, unused, cas, depth + 1);
+    if (onPath.has(intermediate.pem) || !intermediate.summary.isCertificateAuthority) continue;
+    if (!issuedWithin(certificate, intermediate, search)) continue;
+    onPath.add(intermediate.pem);
+    const rest = pathFrom(intermediate, intermediates, search, onPath, depth + 1);
+    onPath.delete(intermediate.pem);
     if (rest !== undefined) return [intermediate, ...rest];
   }
+  search.deadEnds.set(certificate.pem, Math.max(spare, search.deadEnds.get(certificate.pem) ?? -1));
   return undefined;
 }
 
-function wasIssuedBy(certificate: LoadedCertificate, issuer: LoadedCertificate): boolean {
-  return namesIssuer(certificate, issuer) && signatureVerifiesWith(certificate, issuer);
+function issuedWithin(certificate: LoadedCertificate, issuer: LoadedCertificate, search: PathSearch): boolean {
+  if (!namesIssuer(certificate, issuer)) return false;
+  const pair = `${certificate.pem}\0${issuer.pem}`;
+  const known = search.checked.get(pair);
+  if (known !== undefined) return known;
+  if (search.checked.size >= MAX_CHAIN_SIGNATURE_CHECKS) return false;
+  const verified = signatureVerifiesWith(certificate, issuer);
+  search.checked.set(pair, verified);
+  return verified;
+}
+
+function uniqueByPem(certificates: LoadedCertificate[]): LoadedCertificate[] {
+  return [...new Map(certificates.map((c) => [c.pem, c])).values()];
 }
 
 function namesIssuer(certificate: LoadedCertificate, issuer: LoadedCertificate): boolean {

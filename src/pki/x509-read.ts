@@ -5,7 +5,17 @@
 // Certificates reach this reader after OpenSSL has decoded them (cert.ts), so it is strict about DER framing
 // (der.ts readTlv) and lenient only about string types of name values, as Go is.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { children, DerError, expectTag, readOid, readOnly, readWholeBitString, TAG, type Tlv } from './der.ts';
+import {
+  children,
+  DerError,
+  expectTag,
+  readBitString,
+  readOid,
+  readOnly,
+  readWholeBitString,
+  TAG,
+  type Tlv,
+} from './der.ts';
 import { canonicalIp } from './san.ts';
 
 /** One attribute of a distinguished name: its short name ("CN", "O", "OU", …) or dotted OID, and value. */
@@ -33,7 +43,10 @@ export interface CertificateFields {
 export interface RequestFields {
   subject: NameAttribute[];
   publicKey: KeyObject;
-  /** The extensions of every extensionRequest attribute, merged in order (as Go reads them). */
+  /**
+   * The extensions of every extensionRequest attribute's first value, merged in order, none twice (as Go
+   * reads them: x509.parseCSRExtensions).
+   */
   extensions: Extension[];
   /** Whether the signature verifies with the request's own key under its stated algorithm. */
   signatureValid: boolean;
@@ -65,15 +78,35 @@ const SHORT_NAMES: Record<string, string> = {
   '2.5.4.12': 'T',
 };
 
-/** Signature algorithms a request may use, and their hash (RSA PKCS#1 v1.5 and ECDSA, as Go signs). */
-const SIGNATURE_HASHES: Record<string, string> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
+/**
+ * Signature algorithms a request may use (RSA PKCS#1 v1.5 and ECDSA, as Go signs), their hash, and the key
+ * type each one names: Go counts a signature made with another kind of key as invalid (x509.checkSignature),
+ * whatever node:crypto would make of it.
+ */
+export const SIGNATURE_ALGORITHMS: Record<string, { hash: string; keyType: 'ec' | 'rsa' }> = {
+  '1.2.840.10045.4.3.2': { hash: 'sha256', keyType: 'ec' },
+  '1.2.840.10045.4.3.3': { hash: 'sha384', keyType: 'ec' },
+  '1.2.840.10045.4.3.4': { hash: 'sha512', keyType: 'ec' },
+  '1.2.840.113549.1.1.11': { hash: 'sha256', keyType: 'rsa' },
+  '1.2.840.113549.1.1.12': { hash: 'sha384', keyType: 'rsa' },
+  '1.2.840.113549.1.1.13': { hash: 'sha512', keyType: 'rsa' },
 };
+
+/** Whether `signature` over `tbs` verifies with `key` under `algorithm`, which must name the key's type. */
+export function signatureVerifies(
+  algorithm: { hash: string; keyType: string } | undefined,
+  tbs: Buffer,
+  key: KeyObject,
+  signature: Buffer,
+): boolean {
+  if (algorithm === undefined) return false; // an algorithm we do not know proves nothing
+  if (key.asymmetricKeyType !== algorithm.keyType) return false;
+  try {
+    return verify(algorithm.hash, tbs, { key, dsaEncoding: 'der' }, signature);
+  } catch {
+    return false;
+  }
+}
 
 const CONTEXT = { explicit0: 0xa0, implicit1: 0x81, implicit2: 0x82, explicit3: 0xa3 } as const;
 
@@ -82,7 +115,10 @@ export function readCertificate(der: Buffer): CertificateFields {
   const tbs = expectTag(children(root, 'certificate')[0], TAG.SEQUENCE, 'tbsCertificate', 'a SEQUENCE');
   const fields = children(tbs, 'tbsCertificate');
   let i = fields[0]?.tag === CONTEXT.explicit0 ? 1 : 0; // version, absent for v1
-  i += 2; // serialNumber, signature (node:crypto reads both)
+  const serial = expectTag(fields[i++], TAG.INTEGER, 'serialNumber', 'an INTEGER').contents;
+  // Go (1.23+, unless GODEBUG x509negativeserial=1) refuses the certificate: "x509: negative serial number".
+  if (serial.length > 0 && serial[0]! >= 0x80) throw new DerError('serialNumber', 'negative serial number');
+  i++; // signature (node:crypto reads it)
   const issuer = readName(fields[i++], 'issuer');
   i++; // validity
   const subject = readName(fields[i++], 'subject');
@@ -90,8 +126,10 @@ export function readCertificate(der: Buffer): CertificateFields {
   let extensions: Extension[] = [];
   for (; i < fields.length; i++) {
     const field = fields[i]!;
-    if (field.tag === CONTEXT.explicit3) extensions = readExtensions(onlyChild(field, 'extensions'), 'extensions');
-    else if (field.tag !== CONTEXT.implicit1 && field.tag !== CONTEXT.implicit2)
+    if (field.tag === CONTEXT.explicit3) {
+      extensions = readExtensions(onlyChild(field, 'extensions'), 'extensions');
+      refuseDuplicates(extensions, 'extensions', 'extensions');
+    } else if (field.tag !== CONTEXT.implicit1 && field.tag !== CONTEXT.implicit2)
       throw new DerError(`tbsCertificate[${i}]`, `unexpected field (tag 0x${field.tag.toString(16)})`);
   }
   return { subject, issuer, spkiDer: spki.bytes, extensions };
@@ -109,22 +147,20 @@ export function readRequest(der: Buffer): RequestFields {
     const [type, values] = children(expectTag(attribute, TAG.SEQUENCE, path, 'an Attribute'), path);
     if (readOid(type, `${path}.type`) !== OID.extensionRequest) return [];
     const set = children(expectTag(values, TAG.SET, `${path}.values`, 'a SET'), `${path}.values`);
-    return set.flatMap((value, k) => readExtensions(value, `${path}.values[${k}]`));
+    // Go reads the first value only (x509.parseCSRExtensions), and skips an attribute with none.
+    return set.length === 0 ? [] : readExtensions(set[0], `${path}.values[0]`);
   });
+  refuseDuplicates(extensions, 'attributes', 'requested extensions');
   const algorithmId = children(expectTag(algorithm, TAG.SEQUENCE, 'signatureAlgorithm', 'a SEQUENCE'), 'sigAlg')[0];
-  const hash = SIGNATURE_HASHES[readOid(algorithmId, 'signatureAlgorithm.id')];
+  const algorithmOid = readOid(algorithmId, 'signatureAlgorithm.id');
   const publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
   const bits = readWholeBitString(signature, 'signature');
-  return { subject, publicKey, extensions, signatureValid: verifies(hash, info!.bytes, publicKey, bits) };
-}
-
-function verifies(hash: string | undefined, tbs: Buffer, key: KeyObject, signature: Buffer): boolean {
-  if (hash === undefined) return false; // an algorithm we do not know proves nothing
-  try {
-    return verify(hash, tbs, { key, dsaEncoding: 'der' }, signature);
-  } catch {
-    return false;
-  }
+  return {
+    subject,
+    publicKey,
+    extensions,
+    signatureValid: signatureVerifies(SIGNATURE_ALGORITHMS[algorithmOid], info!.bytes, publicKey, bits),
+  };
 }
 
 function onlyChild(tlv: Tlv, path: string): Tlv {
@@ -167,6 +203,15 @@ function directoryString(tlv: Tlv): string {
       );
     default:
       return `#${tlv.bytes.toString('hex')}`; // RFC 4514's form for a value that is not a string
+  }
+}
+
+/** Go refuses a certificate or request that carries an extension twice: which one holds would be a guess. */
+function refuseDuplicates(extensions: readonly Extension[], path: string, what: string): void {
+  const seen = new Set<string>();
+  for (const { id } of extensions) {
+    if (seen.has(id)) throw new DerError(path, `duplicate ${what} (${id})`);
+    seen.add(id);
   }
 }
 
@@ -229,6 +274,31 @@ function ipText(bytes: Buffer): string {
   return bytes.toString('hex');
 }
 
+/**
+ * The extensions Go's crypto/x509 acts on (parser.go processExtensions): subjectKeyIdentifier, keyUsage,
+ * subjectAltName, basicConstraints, nameConstraints, cRLDistributionPoints, certificatePolicies,
+ * policyMappings, authorityKeyIdentifier, policyConstraints, extKeyUsage, inhibitAnyPolicy.
+ */
+const HANDLED_EXTENSIONS = new Set(
+  ['14', '15', '17', '19', '30', '31', '32', '33', '35', '36', '37', '54'].map((n) => `2.5.29.${n}`),
+);
+
+/**
+ * Critical extensions Go does not act on, so refuses to verify a chain through ("x509: unhandled critical
+ * extension"). As in Go, a critical SAN extension that names nothing Go reads counts as unhandled.
+ */
+export function unhandledCriticalExtensions(extensions: readonly Extension[]): string[] {
+  return extensions
+    .filter((e) => e.critical)
+    .filter((e) => {
+      if (!HANDLED_EXTENSIONS.has(e.id)) return true;
+      if (e.id !== OID.subjectAltName) return false;
+      const names = readSubjectAltNames([e]);
+      return [names.dnsNames, names.emailAddresses, names.ipAddresses, names.uris].every((n) => n.length === 0);
+    })
+    .map((e) => e.id);
+}
+
 /** The EKU extension's purposes as dotted OIDs; undefined without the extension. */
 export function readExtendedKeyUsageOids(extensions: readonly Extension[]): string[] | undefined {
   const extension = extensions.find((e) => e.id === OID.extendedKeyUsage);
@@ -241,9 +311,9 @@ export function readExtendedKeyUsageOids(extensions: readonly Extension[]): stri
 export function readKeyUsageBits(extensions: readonly Extension[]): number[] | undefined {
   const extension = extensions.find((e) => e.id === OID.keyUsage);
   if (extension === undefined) return undefined;
-  const { contents } = expectTag(readOnly(extension.value, 'keyUsage'), TAG.BIT_STRING, 'keyUsage', 'a BIT STRING');
+  // Go refuses the certificate ("x509: invalid key usage") unless the BIT STRING is as readBitString reads.
+  const bytes = readBitString(readOnly(extension.value, 'keyUsage'), 'keyUsage');
   const bits: number[] = [];
-  for (let bit = 0; bit < (contents.length - 1) * 8; bit++)
-    if ((contents[1 + (bit >> 3)]! & (0x80 >> (bit & 7))) !== 0) bits.push(bit);
+  for (let bit = 0; bit < bytes.length * 8; bit++) if ((bytes[bit >> 3]! & (0x80 >> (bit & 7))) !== 0) bits.push(bit);
   return bits;
 }

@@ -154,3 +154,44 @@ export function smuggledSanRequest(key: KeyObject, node: string, ownIp: string, 
   const real = extensionRequest(sanExtension([{ dns: smuggled }, { ip: ownIp }]));
   return signRequest(requestInfo(key, nodeName(node), [decoy, real]), key);
 }
+
+/**
+ * A request whose SAN extension comes twice: as two values of one extensionRequest attribute, or in two
+ * extensionRequest attributes. Go reads only the first value of each, and refuses an extension requested twice.
+ */
+export function extensionRequestTwice(key: KeyObject, node: string, how: 'values' | 'attributes'): Buffer {
+  const [first, second] = [sanExtension([{ dns: `a.${node}` }]), sanExtension([{ dns: `b.${node}` }])];
+  const attributes =
+    how === 'values'
+      ? [seq(oid(OIDS.extensionRequest), set(seq(first), seq(second)))]
+      : [extensionRequest(first), extensionRequest(second)];
+  return signRequest(requestInfo(key, nodeName(node), attributes), key);
+}
+
+type Constructed = DerNode & { children: DerNode[] };
+
+/**
+ * `certificatePem` with its tbsCertificate changed by `mutate` and signed again by `issuerKey` (ECDSA with
+ * SHA-256, the algorithm the certificate already names): a certificate that chains, whose encoding is under test.
+ */
+export function resignCertificate(
+  certificatePem: string,
+  issuerKey: KeyObject,
+  mutate: (tbs: Constructed) => void,
+): string {
+  const body = certificatePem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
+  const cert = decodeNode(Buffer.from(body, 'base64')) as Constructed;
+  const tbs = cert.children[0] as Constructed;
+  mutate(tbs);
+  const tbsDer = encodeNode(tbs);
+  const signature = sign('sha256', tbsDer, { key: issuerKey, dsaEncoding: 'der' });
+  const der = encodeNode({
+    tag: 0x30,
+    contents: Buffer.concat([
+      tbsDer,
+      encodeNode(cert.children[1]!),
+      encodeNode(prim(0x03, Buffer.concat([Buffer.from([0]), signature]))),
+    ]),
+  });
+  return encodePem('CERTIFICATE', der);
+}

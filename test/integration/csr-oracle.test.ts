@@ -8,13 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCsrPem, nodeSubject } from '../../src/pki/csr.ts';
+import { buildCsrPem, nodeSubject, parseCsrPem } from '../../src/pki/csr.ts';
 import { generateKey, KEY_ALGORITHMS } from '../../src/pki/keys.ts';
 import { parseStrictCsr } from '../../src/pki/strict-csr.ts';
 import { CRAFTED_CASES } from '../fuzz/csr-cases.ts';
 import { FUZZ_NODE, fuzzAgainstGo, judge, strictReader, type RequestReader } from '../fuzz/csr-structure.ts';
 import { GoOracle } from '../fuzz/go-oracle.ts';
-import { toPem } from '../helpers/der-builder.ts';
+import { extensionRequestTwice, toPem } from '../helpers/der-builder.ts';
 import { parseCsrWithPeculiar } from '../helpers/peculiar-csr.ts';
 import { testCluster } from '../helpers/cluster.ts';
 
@@ -94,6 +94,17 @@ test('issue 11: Go signs DNS:kubernetes.default.svc from the request; the approv
   assert.deepEqual(lenient.dnsNames, [], '@peculiar/x509 sees no DNS name at all: what the old approver judged');
   const strict = parseStrictCsr(pem);
   assert.equal(strict.ok === false && strict.reason, 'NonCanonicalDER');
+});
+
+test("the node's CSR reader (parseCsrPem) reads a SAN requested twice as Go does", async () => {
+  const pems = (['values', 'attributes'] as const).map((how) =>
+    Buffer.from(toPem(extensionRequestTwice(key, FUZZ_NODE, how))),
+  );
+  const [twoValues, twoAttributes] = await oracle.inspect(pems);
+  assert.equal(twoValues!.parseError, undefined);
+  assert.deepEqual((await parseCsrPem(pems[0]!.toString())).dnsNames, twoValues!.dnsNames);
+  assert.match(twoAttributes!.parseError ?? '', /duplicate requested extensions/);
+  await assert.rejects(parseCsrPem(pems[1]!.toString()), /duplicate requested extensions/);
 });
 
 test('regression corpus: no request the approver approves is signed with other names', async () => {

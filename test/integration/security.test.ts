@@ -26,6 +26,7 @@ import {
 import { NODECRED, REPO, newNodeDir, runNodecred, startDaemon, writeConfig, writeKubeconfig } from '../helpers/node.ts';
 import { freePort } from '../../scripts/lib/local-cluster.ts';
 import { startTlsFront } from '../helpers/tls-front.ts';
+import { resignCertificate } from '../helpers/der-builder.ts';
 import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH } from '../unit/pki/helpers.ts';
 import { AuditLog } from '../../bench/lib/audit.ts';
 import { caPinHash, splitCertificatePems } from '../../src/pki/cert.ts';
@@ -333,6 +334,15 @@ test('secure listener identity: a client certificate names the user and groups t
       subject: [{ O: ['team-a'] }],
     });
     assert.equal((await secureGet(port, c.ca, { cert: noCn, key: keyPem })).status, 401);
+
+    // A certificate OpenSSL lets through the handshake but that is not DER (a non-minimal length; Go's TLS
+    // refuses it outright) is a rejected credential, 401 — not "API server unreachable" (it was a 503).
+    const issued = await issueLeaf(ca, { publicKey: key.publicKey, extendedKeyUsages: [CLIENT_AUTH] });
+    const notDer = resignCertificate(issued, ca.privateKey, (tbs) => {
+      tbs.children[5]!.lengthBytes = 2;
+    });
+    const answer = await secureGet(port, c.ca, { cert: notDer, key: keyPem });
+    assert.equal(answer.status, 401, answer.body);
   } finally {
     await daemon.stop();
     await node.cleanup();

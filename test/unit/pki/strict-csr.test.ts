@@ -3,13 +3,25 @@
 // test/fuzz/csr-cases.ts. That Go reads the accepted ones identically is test/integration/csr-oracle.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { buildCsrPem, nodeSubject } from '../../../src/pki/csr.ts';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { buildCsrPem, nodeSubject, parseCsrPem } from '../../../src/pki/csr.ts';
 import { encodePrivateKeyPem, generateKey } from '../../../src/pki/keys.ts';
 import { encodePem, parsePemBlocks } from '../../../src/pki/pem.ts';
 import { parseStrictCsr, type StrictCsrResult } from '../../../src/pki/strict-csr.ts';
 import { CRAFTED_CASES } from '../../fuzz/csr-cases.ts';
-import { toPem } from '../../helpers/der-builder.ts';
+import {
+  decodeNode,
+  encodeNode,
+  extensionRequest,
+  nodeName,
+  oid,
+  prim,
+  requestInfo,
+  sanExtension,
+  seq,
+  signRequest,
+  toPem,
+} from '../../helpers/der-builder.ts';
 import { openssl } from './helpers.ts';
 
 const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
@@ -67,6 +79,28 @@ test('a signature that does not verify is read, with signatureValid false', asyn
   const der = parsePemBlocks(await buildCsrPem(key, { ...nodeSubject('n'), ipAddresses: ['10.0.0.5'] }), 'csr')[0]!.der;
   der[der.length - 5]! ^= 0x01;
   assert.equal(accepted(parse(encodePem('CERTIFICATE REQUEST', der))).signatureValid, false);
+});
+
+test('a signature under an algorithm that names another key type is invalid, in both CSR readers (as Go)', async () => {
+  // Go: "x509: signature algorithm specifies an ECDSA public key, but have public key of type *rsa.PublicKey"
+  // (crypto/x509 checkSignature), whatever the signature bytes are; node:crypto verifies by the key alone.
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const info = requestInfo(rsa, nodeName('n1'), [extensionRequest(sanExtension([{ ip: '10.0.0.5' }]))]);
+  const rsaLabelledEcdsa = toPem(signRequest(info, rsa)); // PKCS#1 v1.5, labelled ecdsa-with-SHA256
+  const ecInfo = encodeNode(requestInfo(key, nodeName('n1'), []));
+  const ecLabelledRsa = toPem(
+    encodeNode(
+      seq(
+        decodeNode(ecInfo),
+        seq(oid('1.2.840.113549.1.1.11'), prim(0x05, [])), // sha256WithRSAEncryption, over an ECDSA signature
+        prim(0x03, Buffer.concat([Buffer.from([0]), sign('sha256', ecInfo, { key, dsaEncoding: 'der' })])),
+      ),
+    ),
+  );
+  for (const pem of [rsaLabelledEcdsa, ecLabelledRsa]) {
+    assert.equal(accepted(parse(pem)).signatureValid, false);
+    assert.equal((await parseCsrPem(pem)).signatureValid, false);
+  }
 });
 
 for (const c of CRAFTED_CASES) {

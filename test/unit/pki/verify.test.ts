@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import type { KeyObject } from 'node:crypto';
 import { before, test } from 'node:test';
+import { loadCertificates } from '../../../src/pki/cert.ts';
 import {
+  findPathToCa,
   verifyIssuedCertificate,
   type IssuedCertificateTemplate,
   type VerifyIssuedCertificateInput,
 } from '../../../src/pki/verify.ts';
+import { encodeNode, oid, prim, resignCertificate, seq, type DerNode } from '../../helpers/der-builder.ts';
 import { CLIENT_AUTH, issueLeaf, makeCa, newEcKey, SERVER_AUTH, type LeafOptions, type TestCa } from './helpers.ts';
 
 const MINUTE_MS = 60 * 1000;
@@ -50,6 +53,16 @@ async function verify(leaf: Partial<LeafOptions>, input: Partial<VerifyIssuedCer
 }
 
 type Result = ReturnType<typeof verifyIssuedCertificate>;
+
+/** A client certificate (and any chain after it) checked against `ca` alone, with our key. */
+const verifyAsIssuedByCa = (certificatePem: string): Result =>
+  verifyIssuedCertificate({
+    certificatePem,
+    key: key.privateKey,
+    caBundlePem: ca.certificatePem,
+    template: clientTemplate,
+    now,
+  });
 
 /** Exactly these problems (one regex each), and none of them leaks anything that looks like key or cert data. */
 function assertProblems(result: Result, ...expected: RegExp[]): void {
@@ -161,6 +174,53 @@ test('an intermediate sent with the leaf, or found in the CA bundle, completes t
   );
 });
 
+/** `count` self-signed CA certificates that share one name and one key: each one "issues" every other. */
+async function sameNameSameKeyCas(name: string, privateKey: KeyObject, count: number): Promise<string[]> {
+  const cas = await Promise.all(Array.from({ length: count }, () => makeCa(name, { privateKey })));
+  return cas.map((c) => c.certificatePem);
+}
+
+test('a chain file of same-named, same-keyed CA certificates is refused after at most 100 signature checks', {
+  timeout: 60_000,
+}, async () => {
+  // Before: every ordering of up to 8 of them was tried (10 took minutes). Now each is ruled out once, and
+  // signature checks stop at Go's maxChainSignatureChecks (100, crypto/x509/verify.go).
+  const evil = newEcKey();
+  const decoys = await sameNameSameKeyCas('evil', evil.privateKey, 10);
+  const leafPem = await issueLeaf(
+    { name: 'evil', certificatePem: decoys[0]!, privateKey: evil.privateKey },
+    {
+      publicKey: key.publicKey,
+    },
+  );
+  const [leaf, ...intermediates] = loadCertificates(leafPem + decoys.join(''));
+  let signatureChecks = 0;
+  for (const certificate of [leaf!, ...intermediates]) {
+    const verifySignature = certificate.native.verify.bind(certificate.native);
+    certificate.native.verify = (publicKey) => {
+      signatureChecks++;
+      return verifySignature(publicKey);
+    };
+  }
+  try {
+    assert.equal(findPathToCa(leaf!, intermediates, loadCertificates(ca.certificatePem)), undefined);
+  } finally {
+    for (const certificate of [leaf!, ...intermediates]) delete (certificate.native as { verify?: unknown }).verify;
+  }
+  assert.ok(signatureChecks <= 100, `${signatureChecks} signature checks`);
+  const result = verifyAsIssuedByCa(leafPem + decoys.join(''));
+  assertProblems(result, /does not chain to any CA/);
+});
+
+test('the real intermediate is still found behind same-named decoys that lead nowhere', async () => {
+  const intermediateKey = newEcKey();
+  const intermediate = await makeCa('intermediate-ca', { issuer: ca, privateKey: intermediateKey.privateKey });
+  const decoys = await sameNameSameKeyCas('intermediate-ca', intermediateKey.privateKey, 5);
+  const leafPem = await issueLeaf(intermediate, { publicKey: key.publicKey });
+  const result = verifyAsIssuedByCa(leafPem + decoys.join('') + intermediate.certificatePem);
+  assertOk(result);
+});
+
 test('a leaf sent along as an "intermediate" cannot issue: only CA certificates can', async () => {
   // A non-CA certificate whose subject matches the issuer name of our leaf, signed by the trusted CA.
   const fakeIntermediateKey = newEcKey();
@@ -173,13 +233,7 @@ test('a leaf sent along as an "intermediate" cannot issue: only CA certificates 
     { name: 'fake-intermediate', certificatePem: fakeIntermediate, privateKey: fakeIntermediateKey.privateKey },
     { publicKey: key.publicKey },
   );
-  const result = verifyIssuedCertificate({
-    certificatePem: leafPem + fakeIntermediate,
-    key: key.privateKey,
-    caBundlePem: ca.certificatePem,
-    template: clientTemplate,
-    now,
-  });
+  const result = verifyAsIssuedByCa(leafPem + fakeIntermediate);
   assertProblems(result, /does not chain to any CA/);
 });
 
@@ -319,4 +373,44 @@ test('unreadable certificate or CA bundle is a problem, never an exception', asy
     verifyIssuedCertificate({ ...base, certificatePem, caBundlePem: '' }),
     /^CA bundle contains no PEM "CERTIFICATE" block/,
   );
+});
+
+/** A leaf as `verify` issues it, with its tbsCertificate changed by `mutate` and signed again by the CA. */
+async function verifyResigned(mutate: (tbs: { children: DerNode[] }) => void): Promise<Result> {
+  const leafPem = await issueLeaf(ca, { publicKey: key.publicKey });
+  return verifyAsIssuedByCa(resignCertificate(leafPem, ca.privateKey, mutate));
+}
+
+const addExtension = (id: string, value: DerNode) => (tbs: { children: DerNode[] }) => {
+  const extensions = (tbs.children[7] as { children: Array<{ children: DerNode[] }> }).children[0]!;
+  extensions.children.push(seq(oid(id), prim(0x01, [0xff]), prim(0x04, encodeNode(value))));
+};
+
+test('a critical extension Go does not handle is refused ("x509: unhandled critical extension")', async () => {
+  // crypto/x509 parser.go records it in UnhandledCriticalExtensions; verify.go isValid refuses the chain.
+  assertProblems(
+    await verifyResigned(addExtension('1.2.3.4.5', prim(0x05, []))),
+    /critical extensions .*1\.2\.3\.4\.5/,
+  );
+  // A critical SAN that names nothing Go reads (here only a registeredID) is unhandled too.
+  const registeredIdOnly = seq(prim(0x88, [0x2a, 0x03]));
+  assertProblems(
+    await verifyResigned(addExtension('2.5.29.17', registeredIdOnly)),
+    /unexpected SAN/,
+    /critical extensions .*2\.5\.29\.17/,
+  );
+  // One Go handles (certificatePolicies, anyPolicy) is not a problem.
+  assertOk(await verifyResigned(addExtension('2.5.29.32', seq(seq(oid('2.5.29.32.0'))))));
+});
+
+test('a negative serial number is refused, as Go 1.23+ refuses it (unless GODEBUG x509negativeserial=1)', async () => {
+  // crypto/x509 parser.go: "x509: negative serial number".
+  const negative = await verifyResigned((tbs) => {
+    tbs.children[1] = prim(0x02, [0x80, 0x01]);
+  });
+  assertProblems(negative, /negative serial number/);
+  const positive = await verifyResigned((tbs) => {
+    tbs.children[1] = prim(0x02, [0x00, 0x80, 0x01]);
+  });
+  assertOk(positive);
 });
