@@ -137,6 +137,10 @@ export class Daemon {
   private async servingPlaceholder(): Promise<void> {
     const { config, store, clock, crypto = PKI_CRYPTO } = this.manager.deps;
     const now = new Date(clock.now());
+    // After the serving file vanished under a running daemon (rm -rf of the cert dir), the verified pair comes
+    // back from memory in ensureServing. A placeholder installed first would be announced to the kubelet,
+    // which could load it and serve a self-signed certificate until its next re-read (up to a minute).
+    if (this.manager.remembersValid('server', now)) return;
     const placeholder = await ensureServingPlaceholder(store, config.nodeName, now, crypto.selfSignedServing);
     if (placeholder)
       this.log.info(

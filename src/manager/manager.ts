@@ -83,6 +83,15 @@ export class CertificateManager {
     this.installed.noteNodeAuthentication(fingerprint, accepted);
   }
 
+  /**
+   * A verified pair of `kind`, still within its validity at `now`, is held in memory: when its file vanishes
+   * the next pass puts it back (installed.ts), so nothing else should be installed in its place meanwhile.
+   */
+  remembersValid(kind: CertKind, now: Date): boolean {
+    const leaf = this.installed.lastVerified(kind)?.certificates[0]?.summary;
+    return leaf !== undefined && leaf.notAfter.getTime() > now.getTime();
+  }
+
   /** Cheap local check for the file watcher's safety net: does disk still hold what we last verified? */
   async diskMatchesMemory(): Promise<boolean> {
     for (const kind of this.managedKinds()) {

@@ -11,6 +11,7 @@ import { DEFAULT_BACKOFF } from '../../../src/manager/policy.ts';
 import { certificateReport } from '../../../src/health/checks.ts';
 import { createMetrics } from '../../../src/health/metrics.ts';
 import { WaitTimeout } from '../../../src/manager/csr-wait.ts';
+import { isPlaceholder } from '../../../src/manager/placeholder.ts';
 import { DEFAULT_CLUSTER, SimCluster, type ClusterParams, type Component } from '../../../bench/sim/cluster.ts';
 import { SimNode } from '../../../bench/sim/node.ts';
 import { Scheduler } from '../../../bench/sim/scheduler.ts';
@@ -339,6 +340,37 @@ test('daemon: a pass that ends with the CSR still pending is followed at once, s
   await w.scheduler.runUntil(w.scheduler.now + 1);
   assert.equal(w.logged(/installed client certificate/), 1, 'installed the moment it was approved');
   assert.equal(w.cluster.csrsOf(0).length, 2, 'the client CSR, then the serving one');
+  stop.abort();
+  await w.scheduler.settle();
+  await done;
+});
+
+// CI caught the kubelet serving a self-signed certificate right after an rm -rf of the cert dir: the pass put
+// the first-boot placeholder in before ensureServing restored the verified pair, and the kubelet loaded it.
+test('daemon: both files lost under a running daemon come back from memory, no placeholder in between', async () => {
+  const w = world();
+  const stop = new AbortController();
+  const manager = w.node.newManager(stop.signal);
+  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
+  const done = daemon.run(stop.signal);
+  await w.scheduler.runUntil(T0 + HOUR);
+  const serving = manager.states.server.fingerprint;
+  assert.ok(serving && manager.states.client.fingerprint, 'both certificates installed');
+  const installs: Array<{ kind: string; placeholder: boolean }> = [];
+  w.node.store.onInstall = (kind, pair) => installs.push({ kind, placeholder: isPlaceholder(pair) });
+  w.node.store.lose('client');
+  w.node.store.lose('server');
+  daemon.wake('the cert dir was removed');
+  await w.scheduler.runUntil(w.scheduler.now + MINUTE);
+  assert.deepEqual(
+    installs,
+    [
+      { kind: 'client', placeholder: false },
+      { kind: 'server', placeholder: false },
+    ],
+    'each kind reinstalled once, from memory',
+  );
+  assert.equal((await w.node.store.readCurrent('server'))!.certificates[0]!.summary.sha256Fingerprint, serving);
   stop.abort();
   await w.scheduler.settle();
   await done;
