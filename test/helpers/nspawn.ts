@@ -120,7 +120,15 @@ async function ensureNspawnRunDir(): Promise<void> {
     .some((l) => l.split(' ')[1] === '/run/systemd/nspawn');
   if (mounted) return;
   await mkdir('/run/systemd/nspawn', { recursive: true });
-  const r = await runCommand(['mount', '-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', '/run/systemd/nspawn']);
+  // Two test files may boot containers at once: check and mount under one lock, or the second tmpfs would
+  // be stacked over the first and hide the running container's files.
+  const r = await runCommand([
+    'flock',
+    '/run/nodecred-nspawn-mount.lock',
+    'sh',
+    '-c',
+    'mountpoint -q /run/systemd/nspawn || mount -t tmpfs -o mode=0755 tmpfs /run/systemd/nspawn',
+  ]);
   if (r.code !== 0 && !(await readFile('/proc/self/mounts', 'utf8')).includes(' /run/systemd/nspawn '))
     throw new Error(`cannot mount a tmpfs at /run/systemd/nspawn: ${r.stderr.trim()}`);
 }
@@ -148,8 +156,13 @@ export interface Container {
 /** The container's PID 1: nspawn's child (found through /proc, since nspawn does not print it). */
 async function containerInit(nspawn: ChildProcess): Promise<number | undefined> {
   const children = await readFile(`/proc/${nspawn.pid}/task/${nspawn.pid}/children`, 'utf8').catch(() => '');
-  const pid = Number(children.trim().split(/\s+/)[0]);
-  return pid > 0 ? pid : undefined;
+  // nspawn's first child can be a short-lived helper that sets the container up and exits; entering its
+  // namespaces later fails ("stat of /proc/PID/ns/user"). The init is the child that has become systemd.
+  for (const pid of children.trim().split(/\s+/).map(Number)) {
+    const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+    if (pid > 0 && comm.trim() === 'systemd') return pid;
+  }
+  return undefined;
 }
 
 async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -198,11 +211,20 @@ export async function bootContainer(opts: { rootfs: string; log?: Log; bootTimeo
     });
     const run = (argv: string[], o: { input?: string; timeoutMs?: number } = {}) =>
       runCommand(['nsenter', '-t', String(pid), '-a', ...argv], o);
+    let lastAnswer = '(none)';
     const state = await waitUntil('the container to boot', opts.bootTimeoutMs ?? 120_000, async () => {
       if (nspawn.exitCode !== null) throw new Error(`the container stopped while booting: ${consoleText.slice(-1500)}`);
       const r = await run(['systemctl', 'is-system-running', '--wait'], { timeoutMs: 30_000 });
+      lastAnswer = `${r.code} ${r.stdout.trim()} ${r.stderr.trim()}`;
       const s = r.stdout.trim();
       return s === 'running' || s === 'degraded' ? s : undefined;
+    }).catch(async (err: Error) => {
+      // A boot that never finishes is a job that never ends: say which, and what the console showed.
+      const jobs = await run(['systemctl', '--no-pager', 'list-jobs'], { timeoutMs: 10_000 }).catch(() => null);
+      throw new Error(
+        `${err.message}; is-system-running said: ${lastAnswer}; jobs: ${jobs?.stdout.trim() || '(none)'}; ` +
+          `console: ${consoleText.slice(-1500)}`,
+      );
     });
     opts.log?.(`nspawn: ${name} booted (${state}), systemd is pid ${pid} on the host`);
     const path = (p: string) => `/proc/${pid}/root${p}`;
