@@ -210,7 +210,10 @@ describe('fault suite', () => {
         proxy.stallOpenConnections();
         const name = (await csrsBy(c, user))[0]!.metadata!.name!;
         await approveCsr(c, name);
-        await daemon.waitForLog(/installed client certificate/, 30_000);
+        // A deadline, not a timing claim: a stall that lands between sending a request and its response
+        // headers is caught by the 30 s request deadline instead, and the CSR wait then backs off before the
+        // next read; 90 s leaves room for both.
+        await daemon.waitForLog(/installed client certificate/, 90_000);
         // The contract (node-api.ts): a stream silent for idleTimeoutMs ends as closed/idle, and the wait re-reads.
         assert.match(
           daemon.output(),
