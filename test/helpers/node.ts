@@ -101,6 +101,26 @@ export async function writeKubeconfig(
   return path;
 }
 
+/**
+ * A token kubeconfig for the test cluster with its CA inline, for a reader that cannot see the cluster's
+ * files (a container, a tree whose parents are being tested).
+ */
+export function inlineTokenKubeconfig(c: TestCluster, token: string): string {
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: 'local',
+        cluster: { server: c.state.apiserver, 'certificate-authority-data': Buffer.from(c.ca).toString('base64') },
+      },
+    ],
+    users: [{ name: 'bootstrap', user: { token } }],
+    contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
+    'current-context': 'bootstrap',
+  });
+}
+
 export async function writeConfig(path: string, fields: Record<string, unknown>): Promise<string> {
   await writeFile(path, stringify({ apiVersion: 'nodecred.io/v1alpha1', kind: 'NodeCredConfiguration', ...fields }));
   return path;

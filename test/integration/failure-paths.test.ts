@@ -11,9 +11,8 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeF
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { testCluster, createBootstrapToken, ensureBootstrapRbac, uniqueName } from '../helpers/cluster.ts';
-import { NODECRED, REPO } from '../helpers/node.ts';
+import { inlineTokenKubeconfig, NODECRED, REPO } from '../helpers/node.ts';
 import { bundleNodecred } from '../../scripts/lib/bundle.ts';
 
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -56,19 +55,7 @@ before(async () => {
   await mkdir(at('adir'));
   await ensureBootstrapRbac(c);
   const token = await createBootstrapToken(c);
-  const bootstrap = stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: 'local',
-        cluster: { server: c.state.apiserver, 'certificate-authority-data': Buffer.from(c.ca).toString('base64') },
-      },
-    ],
-    users: [{ name: 'bootstrap', user: { token: token.token } }],
-    contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
-    'current-context': 'bootstrap',
-  });
+  const bootstrap = inlineTokenKubeconfig(c, token.token);
   await mkdir(at('public'), { mode: 0o755 });
   await writeFile(at('public', 'bootstrap.conf'), bootstrap, { mode: 0o644 });
   await mkdir(at('private'), { mode: 0o700 });

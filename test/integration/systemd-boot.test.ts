@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { testCluster, createBootstrapToken, ensureBootstrapRbac, uniqueName, waitFor } from '../helpers/cluster.ts';
-import { REPO } from '../helpers/node.ts';
+import { inlineTokenKubeconfig, REPO } from '../helpers/node.ts';
 import { bootContainer, cachedRootfs, nspawnUnavailable, type Container } from '../helpers/nspawn.ts';
 import { servedCertificate, waitNodeReady, viaNodeProxy, serialOf } from '../helpers/kubelet.ts';
 import { startApprover } from '../helpers/approver.ts';
@@ -104,23 +104,7 @@ test('first boot under systemd: READY, then the kubelet; served; restarting node
     healthzPort,
   });
   await box.writeFile('/etc/kubernetes/kubelet-config.yaml', stringify(config));
-  await box.writeFile(
-    '/etc/nodecred/bootstrap-kubelet.conf',
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        {
-          name: 'local',
-          cluster: { server: c.state.apiserver, 'certificate-authority-data': Buffer.from(c.ca).toString('base64') },
-        },
-      ],
-      users: [{ name: 'bootstrap', user: { token: token.token } }],
-      contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
-      'current-context': 'bootstrap',
-    }),
-    0o600,
-  );
+  await box.writeFile('/etc/nodecred/bootstrap-kubelet.conf', inlineTokenKubeconfig(c, token.token), 0o600);
   await box.writeFile(
     '/etc/nodecred/config.yaml',
     stringify({

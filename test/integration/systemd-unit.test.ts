@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { testCluster, createBootstrapToken, ensureBootstrapRbac, uniqueName, waitFor } from '../helpers/cluster.ts';
-import { REPO } from '../helpers/node.ts';
+import { inlineTokenKubeconfig, REPO } from '../helpers/node.ts';
 import { bootContainer, cachedRootfs, nspawnUnavailable, type Container } from '../helpers/nspawn.ts';
 import { buildSingleExecutable } from '../../scripts/lib/sea.ts';
 import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
@@ -45,19 +45,7 @@ test('nodecred.service, bare image, real systemd: first boot gets READY and STAT
   await box.copyIn(join(work, 'nodecred'), '/usr/local/bin/nodecred', 0o755);
   await box.copyIn(join(REPO, 'systemd/nodecred.service'), '/etc/systemd/system/nodecred.service');
   // The CA inline: the container cannot see the test cluster's files.
-  const bootstrapKubeconfig = stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: 'local',
-        cluster: { server: c.state.apiserver, 'certificate-authority-data': Buffer.from(c.ca).toString('base64') },
-      },
-    ],
-    users: [{ name: 'bootstrap', user: { token: token.token } }],
-    contexts: [{ name: 'bootstrap', context: { cluster: 'local', user: 'bootstrap' } }],
-    'current-context': 'bootstrap',
-  });
+  const bootstrapKubeconfig = inlineTokenKubeconfig(c, token.token);
   await box.writeFile('/etc/nodecred/bootstrap-kubelet.conf', bootstrapKubeconfig, 0o600);
   const config = (logLevel: string) =>
     stringify({
