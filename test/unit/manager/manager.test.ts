@@ -83,7 +83,20 @@ function world(
   const advance = (ms: number) => scheduler.runUntil(scheduler.now + ms);
   const deadline = (ms = 10 * MINUTE) => node.clock.now() + ms;
   const logged = (re: RegExp) => lines.filter((l) => re.test(l)).length;
-  return { scheduler, cluster, node, manager, during, pending, advance, deadline, logged, lines };
+  /** The real daemon loop on a fresh manager; `stop` aborts it and lets the simulated world settle. */
+  function startDaemon() {
+    const abort = new AbortController();
+    const manager = node.newManager(abort.signal);
+    const daemon = new Daemon(manager, node.manager!.deps.log, { localCheckMs: Infinity });
+    const done = daemon.run(abort.signal);
+    const stop = async () => {
+      abort.abort();
+      await scheduler.settle();
+      await done;
+    };
+    return { manager, daemon, stop };
+  }
+  return { scheduler, cluster, node, manager, during, pending, advance, deadline, logged, lines, startDaemon };
 }
 
 const errorCode = (e: unknown) => (isUserError(e) ? e.code : (e as Error)?.name);
@@ -305,9 +318,7 @@ test('serving: SANs from the Node; an address change leads to a new certificate 
 test('daemon: an API outage is retried with the capped backoff and left within one backoff period', async () => {
   const outage = { start: T0 + HOUR, end: T0 + 5 * HOUR };
   const w = world({ outages: { api: [outage] } });
-  const stop = new AbortController();
-  const daemon = new Daemon(w.node.newManager(stop.signal), w.node.manager!.deps.log, { localCheckMs: Infinity });
-  const done = daemon.run(stop.signal);
+  const { stop } = w.startDaemon();
   const attempts: number[] = [];
   const admit = w.cluster.admit.bind(w.cluster);
   w.cluster.admit = (node) => {
@@ -315,9 +326,7 @@ test('daemon: an API outage is retried with the capped backoff and left within o
     admit(node);
   };
   await w.scheduler.runUntil(outage.end + 10 * MINUTE);
-  stop.abort();
-  await w.scheduler.settle();
-  await done;
+  await stop();
   const during = attempts.filter((t) => t >= outage.start && t < outage.end);
   assert.ok(during.length > 10, `retried during the outage (${during.length})`);
   for (let i = 1; i < during.length; i++) assert.ok(during[i]! - during[i - 1]! <= DEFAULT_BACKOFF.maxMs);
@@ -330,9 +339,7 @@ test('daemon: an API outage is retried with the capped backoff and left within o
 
 test('daemon: a pass that ends with the CSR still pending is followed at once, so the watch stays open', async () => {
   const w = world({ cluster: { manualApproval: true } });
-  const stop = new AbortController();
-  const daemon = new Daemon(w.node.newManager(stop.signal), w.node.manager!.deps.log, { localCheckMs: Infinity });
-  const done = daemon.run(stop.signal);
+  const { stop } = w.startDaemon();
   await w.scheduler.runUntil(T0 + 12 * MINUTE);
   const name = w.cluster.csrsOf(0)[0]!.name;
   assert.ok(w.logged(/CSR still pending; will check again/) >= 2, 'two passes have ended waiting');
@@ -340,19 +347,14 @@ test('daemon: a pass that ends with the CSR still pending is followed at once, s
   await w.scheduler.runUntil(w.scheduler.now + 1);
   assert.equal(w.logged(/installed client certificate/), 1, 'installed the moment it was approved');
   assert.equal(w.cluster.csrsOf(0).length, 2, 'the client CSR, then the serving one');
-  stop.abort();
-  await w.scheduler.settle();
-  await done;
+  await stop();
 });
 
 // CI caught the kubelet serving a self-signed certificate right after an rm -rf of the cert dir: the pass put
 // the first-boot placeholder in before ensureServing restored the verified pair, and the kubelet loaded it.
 test('daemon: both files lost under a running daemon come back from memory, no placeholder in between', async () => {
   const w = world();
-  const stop = new AbortController();
-  const manager = w.node.newManager(stop.signal);
-  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
-  const done = daemon.run(stop.signal);
+  const { manager, daemon, stop } = w.startDaemon();
   await w.scheduler.runUntil(T0 + HOUR);
   const serving = manager.states.server.fingerprint;
   assert.ok(serving && manager.states.client.fingerprint, 'both certificates installed');
@@ -371,17 +373,12 @@ test('daemon: both files lost under a running daemon come back from memory, no p
     'each kind reinstalled once, from memory',
   );
   assert.equal((await w.node.store.readCurrent('server'))!.certificates[0]!.summary.sha256Fingerprint, serving);
-  stop.abort();
-  await w.scheduler.settle();
-  await done;
+  await stop();
 });
 
 test('daemon: a serving request the approver denies is not resubmitted at every retry (CSRs per day)', async () => {
   const w = world({ cluster: { denyProbability: { client: 0, server: 1 } } });
-  const stop = new AbortController();
-  const manager = w.node.newManager(stop.signal);
-  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
-  const done = daemon.run(stop.signal);
+  const { manager, stop } = w.startDaemon();
   await w.scheduler.runUntil(T0 + DAY);
   const firstDay = w.cluster.stats.csrsByNode.server[0]!;
   // Waits of 1 h doubling to 8 h, each jittered to [half, full]: the shortest are 0.5 + 1 + 2 + 4 + 4 + 4 + 4 + 4 h
@@ -405,17 +402,12 @@ test('daemon: a serving request the approver denies is not resubmitted at every 
   manager.reconfigure(manager.config);
   await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
   assert.equal(w.cluster.stats.csrsByNode.server[0], firstDay + 2, 'submitted again after the reload');
-  stop.abort();
-  await w.scheduler.settle();
-  await done;
+  await stop();
 });
 
 test('daemon: a client certificate the API server refuses (client CA rotated) is replaced by bootstrap', async () => {
   const w = world();
-  const stop = new AbortController();
-  const manager = w.node.newManager(stop.signal);
-  const daemon = new Daemon(manager, w.node.manager!.deps.log, { localCheckMs: Infinity });
-  const done = daemon.run(stop.signal);
+  const { manager, stop } = w.startDaemon();
   await w.scheduler.runUntil(T0 + HOUR);
   const first = manager.states.client;
   const firstFingerprint = first.fingerprint;
@@ -434,9 +426,7 @@ test('daemon: a client certificate the API server refuses (client CA rotated) is
   assert.equal(w.logged(/client certificate unusable; falling back to bootstrap credentials/), 1);
   assert.match(w.lines.find((l) => l.includes('falling back to bootstrap'))!, /refused it \(401\) \d+ times since/);
   assert.equal(manager.states.client.refusedSince, undefined);
-  stop.abort();
-  await w.scheduler.settle();
-  await done;
+  await stop();
 });
 
 test('refused client certificate: one 401 is not enough; a removed refused pair is not reinstalled', async () => {
