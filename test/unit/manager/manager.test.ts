@@ -84,10 +84,10 @@ function world(
   const deadline = (ms = 10 * MINUTE) => node.clock.now() + ms;
   const logged = (re: RegExp) => lines.filter((l) => re.test(l)).length;
   /** The real daemon loop on a fresh manager; `stop` aborts it and lets the simulated world settle. */
-  function startDaemon() {
+  function startDaemon(opts: ConstructorParameters<typeof Daemon>[2] = {}) {
     const abort = new AbortController();
     const manager = node.newManager(abort.signal);
-    const daemon = new Daemon(manager, node.manager!.deps.log, { localCheckMs: Infinity });
+    const daemon = new Daemon(manager, node.manager!.deps.log, { localCheckMs: Infinity, ...opts });
     const done = daemon.run(abort.signal);
     const stop = async () => {
       abort.abort();
@@ -450,4 +450,23 @@ test('refused client certificate: one 401 is not enough; a removed refused pair 
   assert.equal(r.value, 'installed', String(r.error));
   assert.equal(csrs(), 2);
   assert.equal(w.logged(/the API server refused it, not reinstalling/), 1);
+});
+
+// A VM whose RTC runs hours ahead (an RTC kept in local time, UTC+8) boots, nodecred starts, then chronyd steps
+// the clock back. The daemon used to wait for the old wall time: no pass, and no wake-up heard, for 8 hours.
+test('daemon: a wall clock stepped back keeps the loop on schedule and wake-ups heard', async () => {
+  const w = world({ skewMs: 8 * HOUR });
+  let passes = 0;
+  const { daemon, stop } = w.startDaemon({ onPass: () => passes++ });
+  await w.scheduler.runUntil(T0 + HOUR);
+  assert.ok(passes > 0, 'the daemon ran');
+  (w.node.clock as unknown as { skewMs: number }).skewMs = 0; // NTP steps the clock back 8 hours
+  const before = passes;
+  await w.scheduler.runUntil(w.scheduler.now + 15 * MINUTE);
+  assert.ok(passes > before, `a pass within 15 minutes after the step (${passes - before})`);
+  const woken = passes;
+  daemon.wake('SIGHUP');
+  await w.scheduler.runUntil(w.scheduler.now + 1);
+  assert.equal(passes, woken + 1, 'a wake-up after the step runs a pass at once');
+  await stop();
 });
