@@ -250,7 +250,11 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   }
   if (raw.unauthorizedGrace !== undefined)
     o.unauthorizedGraceMs = r.duration(raw.unauthorizedGrace, 'unauthorizedGrace');
-  if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
+  if (raw.recheckInterval !== undefined) {
+    o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
+    // 0 makes every pass due at once and every CSR wait end at once: a loop of API requests on every node.
+    if (o.recheckIntervalMs < 1000) r.fail('recheckInterval', 'must be at least 1s', 'e.g. 5m (the default)');
+  }
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');

@@ -257,6 +257,13 @@ test('timeout must be longer than 0', () => {
   rejects({ timeout: '0s' }, 'timeout', /longer than 0/);
 });
 
+// 0 made every pass due at once and every CSR wait end at once: a loop of Node GETs and CSR reads per node.
+test('recheckInterval must be at least 1s', () => {
+  assert.equal(overridesFromDocument(doc({ recheckInterval: '1s' }), FILE).recheckIntervalMs, 1000);
+  rejects({ recheckInterval: '0' }, 'recheckInterval', /at least 1s/);
+  rejects({ recheckInterval: '500ms' }, 'recheckInterval', /at least 1s/);
+});
+
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
   assert.equal(
