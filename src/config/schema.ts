@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
 import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from './log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
+import { parseListen } from './listen.ts';
 import {
   FieldReader,
   validateAddress,
@@ -202,10 +203,12 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
       );
     o.clientCredentials = mode as Config['clientCredentials'];
   }
-  if (raw.healthListen !== undefined)
-    o.healthListen = raw.healthListen === '' ? '' : r.string(raw.healthListen, 'healthListen');
-  if (raw.secureListen !== undefined)
-    o.secureListen = raw.secureListen === '' ? '' : r.string(raw.secureListen, 'secureListen');
+  // Checked here, not only when bound: an error then would name the flag, and `nodecred reload` would pass it.
+  for (const field of ['healthListen', 'secureListen'] as const) {
+    if (raw[field] === undefined) continue;
+    o[field] = raw[field] === '' ? '' : r.string(raw[field], field);
+    if (o[field]) parseListen(o[field], r.where(field));
+  }
   if (raw.clientCAFile !== undefined) o.clientCAFile = r.string(raw.clientCAFile, 'clientCAFile');
   if (raw.readyExpiryThreshold !== undefined)
     o.readyExpiryThresholdMs = r.duration(raw.readyExpiryThreshold, 'readyExpiryThreshold');

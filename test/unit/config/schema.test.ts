@@ -264,6 +264,15 @@ test('recheckInterval must be at least 1s', () => {
   rejects({ recheckInterval: '500ms' }, 'recheckInterval', /at least 1s/);
 });
 
+// They used to be checked only when the daemon bound them, as "--health-listen", a flag nobody had passed, and
+// `nodecred reload` (ExecReload=) called a file with a broken address valid.
+test('healthListen and secureListen are host:port (or empty), named in the file', () => {
+  const o = overridesFromDocument(doc({ healthListen: '[::1]:10271', secureListen: '' }), FILE);
+  assert.deepEqual([o.healthListen, o.secureListen], ['[::1]:10271', '']);
+  rejects({ healthListen: 'localhost' }, 'healthListen', /is not host:port/);
+  rejects({ secureListen: '0.0.0.0:99999' }, 'secureListen', /is not host:port/);
+});
+
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
   assert.equal(
