@@ -1,7 +1,7 @@
 // The configuration: one typed object the rest of nodecred reads, built from defaults (kubelet-compatible
 // paths), an optional versioned YAML file, and flags (flags win). Unknown or mistyped fields are errors
 // that name the file and the field.
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
 import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from './log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
@@ -217,7 +217,9 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     const h = r.object(raw.hooks, 'hooks');
     hr.rejectUnknown(h, ['command', 'timeout', 'pidFile', 'signal']);
     const signal = h.signal === undefined ? 'SIGHUP' : hr.string(h.signal, 'signal');
-    if (!/^SIG[A-Z0-9]+$/.test(signal)) hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP');
+    // One this system knows: process.kill refuses any other name, at every install, long after the config passed.
+    if (!/^SIG[A-Z0-9]+$/.test(signal) || !Object.hasOwn(constants.signals, signal))
+      hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP (kill -l lists them, without SIG)');
     o.hooks = {
       command: h.command === undefined ? undefined : hr.stringList(h.command, 'command'),
       timeoutMs:

@@ -273,6 +273,15 @@ test('healthListen and secureListen are host:port (or empty), named in the file'
   rejects({ secureListen: '0.0.0.0:99999' }, 'secureListen', /is not host:port/);
 });
 
+// A name that only looked like a signal (SIGRELOAD) passed, and each install then logged "Unknown signal": the
+// server the hook should reload kept its old certificate until that expired.
+test('hooks.signal must be a signal this system has', () => {
+  const hooks = (signal: string) => overridesFromDocument(doc({ hooks: { pidFile: '/run/x.pid', signal } }), FILE);
+  assert.equal(hooks('SIGUSR1').hooks?.signal, 'SIGUSR1');
+  rejects({ hooks: { pidFile: '/run/x.pid', signal: 'SIGRELOAD' } }, 'hooks.signal', /not a signal/);
+  rejects({ hooks: { pidFile: '/run/x.pid', signal: 'HUP' } }, 'hooks.signal', /not a signal/);
+});
+
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
   assert.equal(
