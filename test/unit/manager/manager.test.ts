@@ -190,7 +190,7 @@ test('pending re-attach: a restarted manager finds its CSR under the same name, 
   assert.equal(w.logged(/re-attached to the pending CSR/), 1);
 });
 
-test('denied: one clear error naming the CSR, the pending key discarded, the next attempt is a new CSR', async () => {
+test('denied: one clear error naming the CSR, the key discarded, held back, then a new CSR', async () => {
   const w = world({ cluster: { manualApproval: true } });
   const call = w.pending(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }));
   await w.advance(1000);
@@ -202,6 +202,11 @@ test('denied: one clear error naming the CSR, the pending key discarded, the nex
   assert.match((r.error as Error).message, new RegExp(`CSR ${name} was denied: NotOnMyWatch`));
   assert.equal(await w.node.store.readPendingKey('client'), null);
   assert.match(w.manager.states.client.lastError!, /denied/);
+  // The same request from the same requester waits for its retry time (policy.ts DENIED_RETRY_BACKOFF).
+  const held = await w.during(w.manager.ensureClient({ deadline: w.deadline(1000), rotate: true }), 2000);
+  assert.match((held.error as Error).message, /not submitted again before/);
+  assert.equal(w.cluster.csrsOf(0).length, 1);
+  await w.scheduler.runUntil(w.manager.states.client.denied!.retryAt);
   const again = await w.during(w.manager.ensureClient({ deadline: w.deadline(1000), rotate: true }), 2000);
   assert.ok(again.error instanceof WaitTimeout, String(again.error));
   const csrs = w.cluster.csrsOf(0);
@@ -468,5 +473,22 @@ test('daemon: a wall clock stepped back keeps the loop on schedule and wake-ups 
   daemon.wake('SIGHUP');
   await w.scheduler.runUntil(w.scheduler.now + 1);
   assert.equal(passes, woken + 1, 'a wake-up after the step runs a pass at once');
+  await stop();
+});
+
+// The serving side got this in M4; a client CSR that a policy engine denies (a node identity attestation that
+// fails, a fleet-wide misconfiguration) still went again at every backoff step: a new CSR every ≤ 5 minutes.
+test('daemon: a client request that is denied is not resubmitted at every retry (CSRs per day)', async () => {
+  const w = world({ cluster: { denyProbability: { client: 1, server: 0 } } });
+  const { manager, stop } = w.startDaemon();
+  await w.scheduler.runUntil(T0 + DAY);
+  const firstDay = w.cluster.stats.csrsByNode.client[0]!;
+  assert.ok(firstDay >= 4 && firstDay <= 9, `${firstDay} client CSRs in the first day`);
+  assert.ok(manager.states.client.denied!.retryAt > w.scheduler.now);
+  assert.match(manager.states.client.lastError!, /was denied: SimulatedDenial/);
+  // A configuration reload forgets the denial: the policy may have been fixed.
+  manager.reconfigure(manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], firstDay + 1, 'submitted again after the reload');
   await stop();
 });
