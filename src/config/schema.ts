@@ -251,7 +251,9 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   }
   if (raw.watchTimeout !== undefined) {
     o.watchTimeoutMs = r.duration(raw.watchTimeout, 'watchTimeout');
-    if (o.watchTimeoutMs < 1000) r.fail('watchTimeout', 'must be at least 1s', 'e.g. 60s');
+    // At most 24h: the watch's idle guard (1.25 × this) must fit a timer, which Node fires at once beyond 2^31 ms.
+    if (o.watchTimeoutMs < 1000 || o.watchTimeoutMs > 24 * 3_600_000)
+      r.fail('watchTimeout', 'must be between 1s and 24h', 'e.g. 60s');
   }
   if (raw.unauthorizedGrace !== undefined)
     o.unauthorizedGraceMs = r.duration(raw.unauthorizedGrace, 'unauthorizedGrace');

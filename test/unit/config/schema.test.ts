@@ -282,6 +282,15 @@ test('hooks.signal must be a signal this system has', () => {
   rejects({ hooks: { pidFile: '/run/x.pid', signal: 'HUP' } }, 'hooks.signal', /not a signal/);
 });
 
+// The idle guard on a CSR watch is 1.25 × watchTimeout: from about 477h on, that no longer fits a timer, which
+// Node then fires after 1 ms. Every watch was taken as half-open at once, its connection dropped, a new one
+// made, forever.
+test('watchTimeout is between 1s and 24h', () => {
+  assert.equal(overridesFromDocument(doc({ watchTimeout: '24h' }), FILE).watchTimeoutMs, 24 * 3_600_000);
+  rejects({ watchTimeout: '500ms' }, 'watchTimeout', /between 1s and 24h/);
+  rejects({ watchTimeout: '500h' }, 'watchTimeout', /between 1s and 24h/);
+});
+
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
   assert.equal(
