@@ -131,6 +131,11 @@ export class ClusterFacts implements ClusterView {
     await Promise.all([this.nodeReflector.synced, this.sliceReflector.synced, this.certificates.ready]);
   }
 
+  /** Nodes known (for the start-up log line). */
+  get nodeCount(): number {
+    return this.nodes.size;
+  }
+
   claimants(key: string, requester: string): readonly string[] {
     return this.claims.claimants(key, requester);
   }

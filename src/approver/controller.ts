@@ -110,12 +110,22 @@ export class ApprovalController {
 
   /** Runs until `signal` aborts (leadership lost or shutdown); in-flight decisions check it before writing. */
   async run(signal: AbortSignal): Promise<void> {
+    const started = performance.now();
     const reflectors = Promise.all([this.csrs.run(signal), this.cluster.run(signal)]);
     // No decision before every Node and the API server's names are known: a claim not yet seen cannot deny.
+    // Nor can one be taken before the CSRs are listed; the line below says when deciding starts (after a
+    // failover, a list of thousands of CSRs takes a second: CSRs created meanwhile wait for it).
     await Promise.race([
-      this.cluster.synced(),
+      Promise.all([this.cluster.synced(), this.csrs.synced]),
       new Promise((r) => signal.addEventListener('abort', r, { once: true })),
     ]);
+    if (!signal.aborted) {
+      const ms = Math.round(performance.now() - started);
+      this.o.log.info(
+        { csrs: this.cache.size, pending: this.queue.length, nodes: this.cluster.nodeCount, ms },
+        'caches synced; deciding CSRs',
+      );
+    }
     const workers = Array.from({ length: this.o.workers ?? 8 }, () => this.worker(signal));
     try {
       await reflectors;
@@ -193,13 +203,22 @@ export class ApprovalController {
       const facts = csrFacts(csr);
       const nodeName = nodeNameOf(facts.username);
       const node = nodeName === undefined ? null : await this.cluster.node(nodeName);
-      const decision = await decideWithReview(facts, node, policy, this.cluster, () => this.review(csr));
+      // Where a slow decision spends its time (the log line carries both): the review, or the write.
+      let reviewMs = 0;
+      const decision = await decideWithReview(facts, node, policy, this.cluster, async () => {
+        const asked = performance.now();
+        const answer = await this.review(csr);
+        reviewMs = performance.now() - asked;
+        return answer;
+      });
       if (decision.decision === 'skip') return this.leavePending(csr, decision);
       if (signal.aborted || !this.o.isLeader()) {
         log.info({ csr: name }, 'no longer leader; not writing the decision');
         return;
       }
+      const writing = performance.now();
       const written = await this.write(csr, decision);
+      const writeMs = performance.now() - writing;
       if (written === 'gone') return this.forget(name);
       if (written === 'conflict') {
         const fresh = await this.readCsr(name);
@@ -219,7 +238,9 @@ export class ApprovalController {
       const ms = performance.now() - started;
       metrics.decisionDuration.observe({ decision: decision.decision }, ms / 1000);
       const detail = decision.decision === 'approve' ? decision.message : (decision.detail ?? decision.message);
-      const fields = { csr: name, node: nodeName, reason, detail, ms: Math.round(ms * 10) / 10 };
+      const tenths = (x: number) => Math.round(x * 10) / 10;
+      const times = { ms: tenths(ms), reviewMs: tenths(reviewMs), writeMs: tenths(writeMs) };
+      const fields = { csr: name, node: nodeName, reason, detail, ...times };
       if (decision.decision === 'approve') log.info(fields, 'approved CSR');
       else log.warn(fields, 'denied CSR');
       this.events.record(

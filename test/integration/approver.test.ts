@@ -513,7 +513,24 @@ test('CSRs submitted while no approver runs are decided once one starts', async 
     assert.equal(decisionOf(pending), undefined, 'nobody decided it yet');
 
     approver = await startApprover(await approverConfig());
+    // The start-up line says when deciding starts and counts what was waiting (benchmarks start from it).
+    const synced = JSON.parse(await approver.waitForLog(/\{[^\n]*"msg":"caches synced; deciding CSRs"\}/)) as {
+      csrs: number;
+      pending: number;
+      nodes: number;
+      ms: number;
+    };
+    assert.ok(synced.pending >= 2 && synced.csrs >= synced.pending && synced.nodes >= 1, JSON.stringify(synced));
     assert.equal((await waitForDecision(c, good)).type, 'Approved');
+    // The decision's line says where its time went: the SubjectAccessReview, the approval write.
+    const approved = JSON.parse(
+      await approver.waitForLog(new RegExp(`\\{[^\\n]*"csr":"${good}"[^\\n]*"msg":"approved CSR"\\}`)),
+    ) as { ms: number; reviewMs: number; writeMs: number };
+    assert.ok(approved.reviewMs > 0 && approved.writeMs > 0, JSON.stringify(approved));
+    // Each is rounded to a tenth of a millisecond.
+    assert.ok(approved.reviewMs + approved.writeMs <= approved.ms + 0.2, JSON.stringify(approved));
+    const out = approver.output();
+    assert.ok(out.indexOf('caches synced') < out.indexOf(`"csr":"${good}"`), 'no decision before the caches synced');
     const denied = await waitForDecision(c, clientAuth);
     assert.equal(denied.type, 'Denied');
     assert.equal(denied.reason, 'DisallowedUsages');
