@@ -100,7 +100,7 @@ test('no review for a denial; a refused review denies without judging again', as
 });
 
 // A Node deleted while the review was in flight is no Node at all: its facts from before are not grounds to approve.
-test('a Node deleted during the SubjectAccessReview gets no approval: NodeNotFound, denied or left pending', async () => {
+test('a Node deleted during the SubjectAccessReview gets no approval: NodeNotFound, denied or pending', async () => {
   for (const onUnknownNode of ['deny', 'leave-pending'] as const) {
     const { nodes, cluster } = view();
     const node = { name: 'worker-1', addresses: [{ type: 'InternalIP', address: '10.0.0.5' }] };
