@@ -145,8 +145,9 @@ interface NotifyMessage {
   message: string;
 }
 
-/** A real NOTIFY_SOCKET (test/helpers/notify-listener.py) and the messages it has received so far. */
-function notifyListener(socketPath: string) {
+/** A real NOTIFY_SOCKET (test/helpers/notify-listener.py) in `dir`, listening, and the messages it has received. */
+async function notifyListener(dir: string) {
+  const socketPath = join(dir, 'notify.sock');
   const listener = spawn('python3', [join(REPO, 'test/helpers/notify-listener.py'), socketPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -157,16 +158,15 @@ function notifyListener(socketPath: string) {
     const m = JSON.parse(l) as Partial<NotifyMessage>;
     if (m.message !== undefined) messages.push(m as NotifyMessage);
   });
-  return { listener, messages, listening };
+  await listening;
+  return { socketPath, listener, messages };
 }
 
 test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTIFY_SOCKET in order', async () => {
   const c = testCluster();
   const node = await newNodeDir();
-  const socketPath = join(node.dir, 'notify.sock');
-  const { listener, messages, listening } = notifyListener(socketPath);
+  const { socketPath, listener, messages } = await notifyListener(node.dir);
   try {
-    await listening;
     const { kubeconfig } = await tokenBootstrap(c, node);
     const child = spawn(NODECRED, ['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], {
       env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '1000000' },
@@ -333,10 +333,8 @@ test('SIGHUP reloads the config; a broken config is rejected and the old one kep
 test('a SIGHUP during start-up neither kills the daemon nor reports it started; the reload waits', async () => {
   const c = testCluster();
   const node = await newNodeDir();
-  const socketPath = join(node.dir, 'notify.sock');
-  const { listener, messages, listening } = notifyListener(socketPath);
+  const { socketPath, listener, messages } = await notifyListener(node.dir);
   try {
-    await listening;
     const { kubeconfig } = await tokenBootstrap(c, node);
     const config = join(node.dir, 'config.yaml');
     await run('mkfifo', [config]);

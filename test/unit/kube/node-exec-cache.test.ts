@@ -54,7 +54,7 @@ async function token(conn: ApiConnection): Promise<string | undefined> {
   return conn.credential.kind === 'exec' ? (await conn.credential.cache.get()).token : undefined;
 }
 
-test('an exec-plugin node kubeconfig runs its plugin once while the credential is fresh, not once per call', async (t) => {
+test('an exec-plugin node identity runs its plugin once while the credential is fresh, not per call', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'nodecred-exec-cache-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const node = await execNode(dir, ['token', '-i', 'a']);
