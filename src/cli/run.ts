@@ -59,7 +59,10 @@ export const runCommand: Command = {
     // since the config read at start may be older than the signal.
     let reload: (() => void) | undefined;
     let reloadAsked = false;
-    process.on('SIGHUP', () => (reload ? reload() : (reloadAsked = true)));
+    process.on('SIGHUP', () => {
+      if (reload) reload();
+      else reloadAsked = true;
+    });
     let manager: CertificateManager | undefined;
     const metrics = createMetrics(() => manager);
     const stop = new AbortController();
