@@ -164,11 +164,6 @@ export class ClusterFacts implements ClusterView {
     }
   }
 
-  /** The requesting Node as the informer has it now (for the re-check right before an approval is written). */
-  cachedNode(name: string): NodeFacts {
-    return this.nodes.get(name) ?? null;
-  }
-
   private setNode(node: V1Node): void {
     const facts = factsOf(node);
     if (!facts.name) return;

@@ -347,19 +347,21 @@ export class ApprovalController {
  * One CSR's decision: the policy; for an approval, the SubjectAccessReview; and, since that review was a
  * round trip during which another Node may have claimed one of the names (or the requester's Node
  * changed), the policy once more on what the cluster view holds now, right before the approval is written.
+ * A Node deleted meanwhile is judged as no Node (NodeNotFound, or left pending), never on its facts from before.
  */
 export async function decideWithReview(
   facts: CsrFacts,
   node: NodeFacts,
   policy: ApproverPolicy,
-  cluster: ClusterView & { cachedNode(name: string): NodeFacts },
+  cluster: ClusterView & { node(name: string): Promise<NodeFacts> },
   review: () => Promise<{ allowed: boolean; reason?: string | undefined }>,
 ): Promise<Decision> {
   const judged = decideServingCsr(facts, node, policy, cluster);
   if (judged.decision !== 'approve') return judged;
   const authorized = applyAuthorization(judged, await review(), facts.username, policy);
   if (authorized.decision !== 'approve' || node === null) return authorized;
-  return decideServingCsr(facts, cluster.cachedNode(node.name) ?? node, policy, cluster);
+  // The cache, or on a miss one GET: a Node the watch dropped is either gone (404) or read fresh.
+  return decideServingCsr(facts, await cluster.node(node.name), policy, cluster);
 }
 
 /** The policy's view of a CSR: its spec, and its request as Go reads it (or why it is refused). */

@@ -54,6 +54,15 @@ export const runCommand: Command = {
       return 0;
     }
     const started = Date.now();
+    // SIGHUP's default action ends the process, so the handler goes in before anything else; a reload asked
+    // for before the daemon can apply one (a config-management run right after start) waits until it can,
+    // since the config read at start may be older than the signal.
+    let reload: (() => void) | undefined;
+    let reloadAsked = false;
+    process.on('SIGHUP', () => {
+      if (reload) reload();
+      else reloadAsked = true;
+    });
     let manager: CertificateManager | undefined;
     const metrics = createMetrics(() => manager);
     const stop = new AbortController();
@@ -172,9 +181,12 @@ export const runCommand: Command = {
     };
     process.once('SIGTERM', () => onStop('SIGTERM'));
     process.once('SIGINT', () => onStop('SIGINT'));
-    process.on('SIGHUP', () => {
+    reload = () => {
       void (async () => {
-        await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
+        // RELOADING=1 … READY=1 only once started: a READY=1 before then would end systemd's start-up job, and
+        // the kubelet (ordered after this unit) would start before its client credential is in place.
+        const wasReady = ready;
+        if (wasReady) await notify('RELOADING=1', `MONOTONIC_USEC=${process.hrtime.bigint() / 1000n}`);
         try {
           const reloaded = reloadedConfig(manager!.config, await loadConfig(parseFlags(args, NODE_FLAGS)));
           if (reloaded.keptUntilRestart.length)
@@ -189,9 +201,10 @@ export const runCommand: Command = {
         } catch (err) {
           log.error({ err: errorLine(err, String) }, 'new configuration rejected; keeping the old one');
         }
-        await notify('READY=1', `STATUS=${statusLine(manager!, daemon)}`);
+        await notify(...(wasReady ? ['READY=1'] : []), `STATUS=${statusLine(manager!, daemon)}`);
       })();
-    });
+    };
+    if (reloadAsked) reload();
 
     log.info(
       {

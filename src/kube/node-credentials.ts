@@ -10,9 +10,32 @@ import type { Logger } from '../log.ts';
 import { ensureParentDirs, writeFileAtomic } from '../store/atomic.ts';
 import { diskError } from '../store/cert-store.ts';
 import type { Credentials } from '../manager/state.ts';
-import { connectionFromKubeconfig, endpointOf, readKubeconfigFile, type ApiEndpoint } from './api.ts';
+import {
+  connectionFromKubeconfig,
+  endpointOf,
+  readKubeconfigFile,
+  type ApiConnection,
+  type ApiEndpoint,
+} from './api.ts';
 import { discover } from './discovery-client.ts';
+import type { ExecCredentialCache } from './exec-credential.ts';
 import { renderNodeKubeconfig } from './kubeconfig-render.ts';
+
+/**
+ * One exec-credential cache per kubeconfig identity. Each call re-reads its kubeconfig (it may have been
+ * rewritten), and a cache built with every connection would run the plugin (an STS call, a vault login) on
+ * every pass and every uncached health probe. Another plugin invocation or cluster gets a cache of its own.
+ */
+function keepExecCache(): (conn: ApiConnection) => ApiConnection {
+  let kept: { key: string; cache: ExecCredentialCache } | undefined;
+  return (conn) => {
+    const credential = conn.credential;
+    if (credential.kind !== 'exec') return conn;
+    const key = JSON.stringify([credential.spec, conn.endpoint]);
+    if (kept?.key !== key) kept = { key, cache: credential.cache };
+    return { ...conn, credential: { ...credential, cache: kept.cache } };
+  };
+}
 
 export function fileCredentials(
   getConfig: () => Config,
@@ -20,12 +43,16 @@ export function fileCredentials(
   /** kubelet-client-current.pem: what the node kubeconfig's credentials point at. */
   clientCertPath: string,
 ): Credentials {
+  const bootstrapExec = keepExecCache();
+  const nodeExec = keepExecCache();
   return {
     async bootstrap() {
       const { discovery, bootstrapKubeconfig } = getConfig();
       if (discovery) return discover(discovery);
       if (bootstrapKubeconfig)
-        return connectionFromKubeconfig(await readKubeconfigFile(bootstrapKubeconfig), 'bootstrap');
+        return bootstrapExec(
+          await connectionFromKubeconfig(await readKubeconfigFile(bootstrapKubeconfig), 'bootstrap'),
+        );
       return null;
     },
 
@@ -41,7 +68,7 @@ export function fileCredentials(
     },
 
     async node() {
-      return connectionFromKubeconfig(await readKubeconfigFile(getConfig().kubeconfig), 'node');
+      return nodeExec(await connectionFromKubeconfig(await readKubeconfigFile(getConfig().kubeconfig), 'node'));
     },
 
     async writeNodeKubeconfig(endpoint: ApiEndpoint, caPem: string) {

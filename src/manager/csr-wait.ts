@@ -4,7 +4,7 @@
 import { isUserError } from '../errors.ts';
 import { deadlineSignal, type Clock } from '../clock.ts';
 import type { Csr, CsrDecision, NodeApi, WatchEnd } from '../kube/node-api.ts';
-import { retryDelayMs, type Backoff } from './policy.ts';
+import { healthyWatchMs, retryDelayMs, type Backoff } from './policy.ts';
 
 type CsrOutcome = CsrDecision | { kind: 'deleted' };
 
@@ -25,14 +25,6 @@ export interface WaitOptions {
 /** Between reconnects after errors: jittered, so watchers cut off together do not come back together. */
 const RECONNECT_BACKOFF: Backoff = { initialMs: 500, maxMs: 30_000 };
 
-/**
- * A watch that stayed open this long (or half its server timeout, when that is shorter) was a healthy
- * round: the backoff starts over. A read that succeeds proves nothing (a watch failing right after it would
- * otherwise retry every 250–500 ms for ever), and a watch the server ends at once without an error is
- * treated like a failure, or the loop would spin with no pause at all.
- */
-const HEALTHY_WATCH_MS = 10_000;
-
 export class WaitTimeout extends Error {
   override name = 'WaitTimeout';
 }
@@ -46,7 +38,7 @@ export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts:
   const watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 60;
   // The server ends the stream after timeoutSeconds; silence well past that means nobody is there.
   const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
-  const healthyWatchMs = Math.min(HEALTHY_WATCH_MS, watchTimeoutSeconds * 500);
+  const healthyMs = healthyWatchMs(watchTimeoutSeconds);
   let failures = 0;
   let deadline = opts.deadline;
   const pause = async (why: string) => {
@@ -85,7 +77,7 @@ export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts:
       }
       if (end.kind !== 'closed') return end;
       if (end.why === 'aborted') continue;
-      if (clock.now() - opened >= healthyWatchMs) {
+      if (clock.now() - opened >= healthyMs) {
         failures = 0;
         opts.onProgress?.({ what: 'reconnect', detail: `watch ${end.why}; re-reading` });
       } else {

@@ -50,6 +50,16 @@ export function retryDelayMs(attempt: number, backoff: Backoff, random: Random):
   return Math.round(cap / 2 + (cap / 2) * random());
 }
 
+/**
+ * A watch that stayed open this long was a healthy round, and the caller's backoff starts over: 10 s, or half
+ * the server-side timeout when that is shorter. A read or list that succeeds proves nothing (a watch failing
+ * right after it would otherwise be retried at the first backoff step for ever), and a watch the server ends
+ * at once without an error is paced like a failure, or the loop would spin with no pause at all.
+ */
+export function healthyWatchMs(watchTimeoutSeconds: number): number {
+  return Math.min(10_000, watchTimeoutSeconds * 500);
+}
+
 export interface NodeAddress {
   type: string;
   address: string;

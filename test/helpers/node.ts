@@ -135,10 +135,14 @@ export interface Daemon {
 
 /** Starts `nodecred run` and collects its JSON log lines. */
 /** `nodecred run ARGS`; `binary` runs another build of nodecred (the bundle, the single executable). */
-export function startDaemon(args: string[], opts: { binary?: string; cwd?: string } = {}): Daemon {
+export function startDaemon(
+  args: string[],
+  opts: { binary?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Daemon {
   const child = spawn(opts.binary ?? NODECRED, ['run', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    ...(opts.env ? { env: opts.env } : {}),
   });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -153,8 +157,10 @@ export function startDaemon(args: string[], opts: { binary?: string; cwd?: strin
         async () => {
           // StopWaiting: a daemon that is gone will not log anything any more (a plain Error was retried until
           // the timeout, and the output that said why was lost behind the next failed assertion).
-          if (child.exitCode !== null)
-            throw new StopWaiting(`daemon exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
+          if (child.exitCode !== null || child.signalCode !== null)
+            throw new StopWaiting(
+              `daemon exited (${child.exitCode ?? child.signalCode}); output:\n${out.slice(-2000)}`,
+            );
           return pattern.exec(out)?.[0];
         },
         timeoutMs,

@@ -1,10 +1,12 @@
 // The daemon as an SRE runs it: health endpoints, metrics scraped by a real Prometheus through the secure
 // listener, systemd notifications on a real NOTIFY_SOCKET, recovery from `rm -rf` of the cert dir, the
-// cert-dir lock, SIGHUP with a broken config, status/check exit codes, and no secret in any log line.
+// cert-dir lock, SIGHUP with a broken config and during start-up, status/check exit codes, and no secret in any
+// log line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile, readlink, cp } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readFile, rename, rm, writeFile, readlink, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -143,10 +145,9 @@ interface NotifyMessage {
   message: string;
 }
 
-test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTIFY_SOCKET in order', async () => {
-  const c = testCluster();
-  const node = await newNodeDir();
-  const socketPath = join(node.dir, 'notify.sock');
+/** A real NOTIFY_SOCKET (test/helpers/notify-listener.py) in `dir`, listening, and the messages it has received. */
+async function notifyListener(dir: string) {
+  const socketPath = join(dir, 'notify.sock');
   const listener = spawn('python3', [join(REPO, 'test/helpers/notify-listener.py'), socketPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -157,8 +158,15 @@ test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTI
     const m = JSON.parse(l) as Partial<NotifyMessage>;
     if (m.message !== undefined) messages.push(m as NotifyMessage);
   });
+  await listening;
+  return { socketPath, listener, messages };
+}
+
+test('systemd: READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 arrive on a real NOTIFY_SOCKET in order', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const { socketPath, listener, messages } = await notifyListener(node.dir);
   try {
-    await listening;
     const { kubeconfig } = await tokenBootstrap(c, node);
     const child = spawn(NODECRED, ['run', '--bootstrap-kubeconfig', kubeconfig, '--health-listen', '', ...node.flags], {
       env: { ...process.env, NOTIFY_SOCKET: socketPath, WATCHDOG_USEC: '1000000' },
@@ -316,6 +324,53 @@ test('SIGHUP reloads the config; a broken config is rejected and the old one kep
       assert.equal(await daemon.stop(), 0);
     }
   } finally {
+    await node.cleanup();
+  }
+});
+
+// systemd's ExecReload (or a config-management run) right after start: SIGHUP's default action would end the
+// daemon. To land the signal inside start-up for certain, the config is a FIFO the daemon is blocked reading.
+test('a SIGHUP during start-up neither kills the daemon nor reports it started; the reload waits', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  const { socketPath, listener, messages } = await notifyListener(node.dir);
+  try {
+    const { kubeconfig } = await tokenBootstrap(c, node);
+    const config = join(node.dir, 'config.yaml');
+    await run('mkfifo', [config]);
+    const first = await readFile(await writeConfig(join(node.dir, 'first.yaml'), { bootstrapKubeconfig: kubeconfig }));
+    const next = await writeConfig(join(node.dir, 'next.yaml'), { bootstrapKubeconfig: kubeconfig, logLevel: 'info' });
+    const daemon = startDaemon(['--config', config, '--health-listen', '', ...node.flags], {
+      env: { ...process.env, NOTIFY_SOCKET: socketPath },
+    });
+    try {
+      // A non-blocking open for writing succeeds only once the daemon has the FIFO open for reading.
+      const fifo = await waitFor('the daemon reading its config', () =>
+        open(config, constants.O_WRONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENXIO') return undefined;
+          throw err;
+        }),
+      );
+      daemon.child.kill('SIGHUP');
+      // The daemon starts from the FIFO's config; the reload it owes reads the file that replaced it (the FIFO,
+      // with no writer left, would block it for good: "configuration reloaded" proves the new file was read).
+      await rename(next, config);
+      await fifo.write(first);
+      await fifo.close();
+      await daemon.waitForLog(/configuration reloaded/);
+      await daemon.waitForLog(/credentials in place; ready/);
+      await waitFor('READY=1', async () => (messages.some((m) => m.message.includes('READY=1')) ? true : undefined));
+      const kinds = messages.map((m) => m.message.split('=')[0]);
+      assert.equal(kinds.indexOf('RELOADING'), -1, `no RELOADING=1 … READY=1 before start-up ends: ${kinds.join(',')}`);
+      assert.equal(messages.filter((m) => m.message.includes('READY=1')).length, 1, 'one READY=1: start-up');
+    } finally {
+      // The daemon's output says why, when it died of the signal: the assertion that noticed stays the one reported.
+      process.stderr.write(daemon.child.signalCode ? `daemon output:\n${daemon.output().slice(-2000)}\n` : '');
+      await daemon.stop();
+    }
+    assert.equal(daemon.child.exitCode, 0, 'stopped cleanly');
+  } finally {
+    listener.kill();
     await node.cleanup();
   }
 });

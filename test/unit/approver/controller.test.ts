@@ -44,7 +44,8 @@ function view() {
   const cluster = {
     claimants: (key: string, requester: string) => claims.claimants(key, requester),
     apiServer: { dnsNames: new Set<string>(), ips: new Set(['10.0.0.1']), advertised: new Set(['10.0.0.1']) },
-    cachedNode: (name: string) => nodes.get(name) ?? null,
+    // The cache, and on a miss the API (here: the same map; a deleted Node is a 404, so null).
+    node: async (name: string) => nodes.get(name) ?? null,
   };
   return { claims, nodes, cluster };
 }
@@ -96,4 +97,20 @@ test('no review for a denial; a refused review denies without judging again', as
     reason: 'no RBAC',
   }));
   assert.equal((refused as { reason: string }).reason, 'RequesterNotAuthorized');
+});
+
+// A Node deleted while the review was in flight is no Node at all: its facts from before are not grounds to approve.
+test('a Node deleted during the SubjectAccessReview gets no approval: NodeNotFound, denied or pending', async () => {
+  for (const onUnknownNode of ['deny', 'leave-pending'] as const) {
+    const { nodes, cluster } = view();
+    const node = { name: 'worker-1', addresses: [{ type: 'InternalIP', address: '10.0.0.5' }] };
+    nodes.set(node.name, node);
+    const facts = await csrFor('worker-1', ['10.0.0.5']);
+    const decision = await decideWithReview(facts, node, { ...POLICY, onUnknownNode }, cluster, async () => {
+      nodes.delete(node.name);
+      return { allowed: true };
+    });
+    assert.equal(decision.decision, onUnknownNode === 'deny' ? 'deny' : 'skip', onUnknownNode);
+    assert.equal((decision as { reason: string }).reason, 'NodeNotFound');
+  }
 });
