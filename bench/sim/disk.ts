@@ -7,6 +7,7 @@ import type { ApiEndpoint } from '../../src/kube/api.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { loadCertificates } from '../../src/pki/cert.ts';
 import { diskError, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
+import { parseDenial, serializeDenial, type DenialRecord } from '../../src/store/denial-record.ts';
 import type { CredentialStore, Credentials } from '../../src/manager/state.ts';
 import { BOOTSTRAP_TOKEN } from './node-api.ts';
 
@@ -84,6 +85,27 @@ export class SimStore implements CredentialStore {
 
   async removePendingKey(kind: CertKind): Promise<void> {
     delete this.pending[kind];
+  }
+
+  denialPath(): string {
+    return `${this.dir}/nodecred-server-denied.json`;
+  }
+
+  /** Kept as the file's text, so what a restarted node reads back went through the real format. */
+  private denial: string | null = null;
+
+  async readDenial(): Promise<DenialRecord | null> {
+    return this.denial === null ? null : parseDenial(this.denial, this.denialPath());
+  }
+
+  async writeDenial(denial: DenialRecord | null): Promise<void> {
+    if (denial !== null) this.disk.write(this.denialPath());
+    this.denial = denial === null ? null : serializeDenial(denial);
+  }
+
+  /** Test hook: the record was damaged (a full disk before atomic writes, an editor). */
+  damageDenial(text: string): void {
+    this.denial = text;
   }
 
   /** Test hook: the file vanished (an operator, a bad script). */

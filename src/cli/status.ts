@@ -1,11 +1,12 @@
 // `nodecred status` and `nodecred check`: read-only reports on the managed certificates and any extra
 // certificate files, for humans (a table), scripts (--json) and runbooks (check's exit code).
 import { readFile } from 'node:fs/promises';
-import { UserError, errnoError } from '../errors.ts';
+import { UserError, errnoError, errorLine } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
 import { readKubeconfigFile, endpointOf } from '../kube/api.ts';
 import { CertStore } from '../store/cert-store.ts';
 import { assessCertificate, healthy, renderTable, type CertRow, type Expectations } from '../status/report.ts';
+import { deniedRequestRow, renderDeniedRequest, type DeniedRequestRow } from '../status/denial.ts';
 import type { Config } from '../config/schema.ts';
 import { parseFlags, loadConfig, flagsHelp, NODE_FLAGS, usageError } from './flags.ts';
 import type { Command } from './commands.ts';
@@ -94,20 +95,39 @@ function print(rows: CertRow[], json: boolean, now: Date): void {
   );
 }
 
+/**
+ * The serving request the daemon holds back after a denial, from the record it keeps in the cert dir. A
+ * record that cannot be read is one line on stderr, and the rest of the report stands.
+ */
+async function deniedRequest(config: Config, now: Date): Promise<DeniedRequestRow | null> {
+  const store = new CertStore(config.certDir);
+  try {
+    const record = await store.readDenial();
+    return record && deniedRequestRow(record, store.denialPath(), now);
+  } catch (err) {
+    process.stderr.write(`nodecred: ${errorLine(err)}\n`);
+    return null;
+  }
+}
+
 export const statusCommand: Command = {
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(`usage: nodecred status [flags]\n\nflags:\n${flagsHelp(STATUS_FLAGS)}\n`);
+      process.stdout.write(
+        'usage: nodecred status [flags]\n\nThe managed certificates, and a serving request held back after a denial ' +
+          `(which CSR, why, when the daemon retries).\n\nflags:\n${flagsHelp(STATUS_FLAGS)}\n`,
+      );
       return 0;
     }
     const flags = parseFlags(args, STATUS_FLAGS);
     const config = await loadConfig(new Map([...flags].filter(([k]) => k !== 'json')));
     const now = new Date();
-    print(
-      await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs }),
-      flags.has('json') && flags.get('json')![0] === 'true',
-      now,
-    );
+    const rows = await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs });
+    const denied = await deniedRequest(config, now);
+    if (flags.get('json')?.[0] === 'true') {
+      const report = { healthy: healthy(rows), certificates: rows, deniedServingRequest: denied };
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    } else process.stdout.write(renderTable(rows, now) + (denied ? renderDeniedRequest(denied, now) : ''));
     return 0;
   },
 };
