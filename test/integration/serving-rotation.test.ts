@@ -314,7 +314,7 @@ test('a denied serving CSR: status says which, why, and when the daemon retries;
     let retryAt: string;
     let csr: string;
     try {
-      csr = await waitFor('the serving CSR', async () => (await servingCsrs())[0]?.metadata!.name, 90_000);
+      csr = await waitFor('the serving CSR', async () => (await servingCsrs())[0]?.metadata?.name, 90_000);
       assert.equal(await deniedInStatus(), null, 'nothing held back before the denial');
       await c.kubectl(['certificate', 'deny', csr]);
       await daemon.waitForLog(/serving CSR denied; the same request is not submitted again before retryAt/);
