@@ -5,7 +5,7 @@
 // once, and the backoff keeps doubling), and `nodecred status`, which reads only files. This module owns the
 // format and checks its form; whether a record still holds back a request is policy (manager/policy.ts).
 import { readFile, rm } from 'node:fs/promises';
-import { UserError, quote } from '../errors.ts';
+import { UserError, errnoError, quote } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 /** The decision on the CSR, as the API server gave it in its Denied or Failed condition. */
@@ -112,9 +112,9 @@ export async function readDenialFile(path: string): Promise<DenialRecord | null>
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    throw invalid(path, `cannot be read (${code ?? (err as Error).message})`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    // Permissions, I/O: the errno and its fix (removing the file is not the answer to those).
+    throw errnoError(err, { action: 'read', path }) ?? err;
   }
   return parseDenial(text, path);
 }

@@ -374,6 +374,17 @@ test('a denied serving CSR: status says which, why, and when the daemon retries;
     } finally {
       await daemon.stop();
     }
+    // A damaged record costs status one line on stderr, never the report or its exit code.
+    const record = join(node.certDir, 'nodecred-server-denied.json');
+    await writeFile(record, '{"kind":"ServingRequestDenial",', { mode: 0o600 });
+    const damaged = await runNodecred(['status', '--config', config, ...node.flags]);
+    assert.equal(damaged.code, 0, damaged.stderr);
+    assert.equal(
+      damaged.stderr,
+      `nodecred: ${record}: unreadable denial record: not JSON (fix: remove it: the daemon then submits the ` +
+        'serving request at its next pass (and records a new denial))\n',
+    );
+    assert.match(damaged.stdout, /^CERTIFICATE\s+EXPIRES/);
   } finally {
     await node.cleanup();
   }

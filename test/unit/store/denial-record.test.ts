@@ -2,7 +2,7 @@
 // written 0600 and atomically, and anything else is one line naming the file and the field.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isUserError } from '../../../src/errors.ts';
@@ -87,4 +87,12 @@ test('a damaged record is one UserError naming the file and what is wrong, and h
   const dir = await tempDir(t);
   await writeFile(join(dir, 'bad.json'), '{"kind":');
   await assert.rejects(readDenialFile(join(dir, 'bad.json')), /unreadable denial record: not JSON/);
+  // A file that cannot be read at all is the errno's one line, not "remove it".
+  await mkdir(join(dir, 'a-directory.json'));
+  await assert.rejects(readDenialFile(join(dir, 'a-directory.json')), (err: unknown) => {
+    assert.ok(isUserError(err));
+    assert.match(err.oneLine(), /a-directory\.json/);
+    assert.doesNotMatch(err.oneLine(), /denial record|\n/);
+    return true;
+  });
 });
