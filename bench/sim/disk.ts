@@ -7,7 +7,7 @@ import type { ApiEndpoint } from '../../src/kube/api.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { loadCertificates } from '../../src/pki/cert.ts';
 import { diskError, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
-import { parseDenial, serializeDenial, type DenialRecord } from '../../src/store/denial-record.ts';
+import { denialFile, parseDenial, serializeDenial, type DenialRecord } from '../../src/store/denial-record.ts';
 import type { CredentialStore, Credentials } from '../../src/manager/state.ts';
 import { BOOTSTRAP_TOKEN } from './node-api.ts';
 
@@ -87,25 +87,29 @@ export class SimStore implements CredentialStore {
     delete this.pending[kind];
   }
 
-  denialPath(): string {
-    return `${this.dir}/nodecred-server-denied.json`;
+  denialPath(kind: CertKind): string {
+    return `${this.dir}/${denialFile(kind)}`;
   }
 
   /** Kept as the file's text, so what a restarted node reads back went through the real format. */
-  private denial: string | null = null;
+  private denials: Partial<Record<CertKind, string>> = {};
 
-  async readDenial(): Promise<DenialRecord | null> {
-    return this.denial === null ? null : parseDenial(this.denial, this.denialPath());
+  async readDenial(kind: CertKind): Promise<DenialRecord | null> {
+    const text = this.denials[kind];
+    return text === undefined ? null : parseDenial(kind, text, this.denialPath(kind));
   }
 
-  async writeDenial(denial: DenialRecord | null): Promise<void> {
-    if (denial !== null) this.disk.write(this.denialPath());
-    this.denial = denial === null ? null : serializeDenial(denial);
+  async writeDenial(kind: CertKind, denial: DenialRecord | null): Promise<void> {
+    if (denial === null) delete this.denials[kind];
+    else {
+      this.disk.write(this.denialPath(kind));
+      this.denials[kind] = serializeDenial(kind, denial);
+    }
   }
 
-  /** Test hook: the record was damaged (a full disk before atomic writes, an editor). */
-  damageDenial(text: string): void {
-    this.denial = text;
+  /** Test hook: the record was damaged (a full disk before atomic writes, an editor), or put there by hand. */
+  damageDenial(kind: CertKind, text: string): void {
+    this.denials[kind] = text;
   }
 
   /** Test hook: the file vanished (an operator, a bad script). */

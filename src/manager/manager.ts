@@ -48,6 +48,8 @@ export class CertificateManager {
   /** A reloaded configuration (SIGHUP) applies from the next pass on. */
   reconfigure(config: Config): void {
     this.deps.config = config;
+    // The approver's (or the policy's) configuration may have been fixed too: a denied request may go again.
+    this.client.forgetDenial();
     this.serving.forgetDenial();
   }
 

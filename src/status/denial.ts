@@ -1,12 +1,14 @@
-// What `nodecred status` says about a serving request the approver denied and the daemon holds back: pure
-// functions of the record the daemon keeps in the cert dir (store/denial-record.ts) and the clock.
+// What `nodecred status` says about a client or serving request that was denied and that the daemon holds
+// back: pure functions of the record the daemon keeps in the cert dir (store/denial-record.ts) and the clock.
 import { formatDuration } from '../config/duration.ts';
 import { quote } from '../errors.ts';
-import type { DenialRecord } from '../store/denial-record.ts';
+import { DENIAL_LABEL, type DenialKind, type DenialLabel, type DenialRecord } from '../store/denial-record.ts';
 import { utcMinute } from './report.ts';
 
-/** The held-back request in status --json (`deniedServingRequest`; null when none is recorded). */
+/** A held-back request in status --json (`deniedRequests.client`, `.serving`; null when none is recorded). */
 export interface DeniedRequestRow {
+  /** client or serving, as the certificate rows name them. */
+  certificate: DenialLabel;
   /** The record it was read from. */
   file: string;
   csr: string;
@@ -23,8 +25,9 @@ export interface DeniedRequestRow {
   retryDue: boolean;
 }
 
-export function deniedRequestRow(record: DenialRecord, file: string, now: Date): DeniedRequestRow {
+export function deniedRequestRow(kind: DenialKind, record: DenialRecord, file: string, now: Date): DeniedRequestRow {
   return {
+    certificate: DENIAL_LABEL[kind],
     file,
     csr: record.csr,
     condition: record.condition.type,
@@ -36,6 +39,12 @@ export function deniedRequestRow(record: DenialRecord, file: string, now: Date):
     retryDue: record.retryAt <= now.getTime(),
   };
 }
+
+/** What else makes the daemon submit at once (managed.ts, client.ts: a different request is not held back). */
+const SOONER: Record<DenialLabel, string> = {
+  client: 'new bootstrap credentials or ',
+  serving: 'new node addresses or ',
+};
 
 /**
  * The lines under the table. The reason and message come from whoever decided the CSR (an approver, kubectl,
@@ -51,8 +60,8 @@ export function renderDeniedRequest(row: DeniedRequestRow, now: Date): string {
     ? `retry due since ${utcMinute(row.retryAt)}: a running daemon submits it at its next pass`
     : `the daemon submits the same request again at ${utcMinute(row.retryAt)} (in ${formatDuration(left)})`;
   return (
-    `\nserving request held back: CSR ${row.csr} ${row.condition === 'Denied' ? 'denied' : 'failed'} ` +
+    `\n${row.certificate} request held back: CSR ${row.csr} ${row.condition === 'Denied' ? 'denied' : 'failed'} ` +
     `${times}, last at ${utcMinute(row.deniedAt)}${why ? ` (${why})` : ''}\n` +
-    `  ${retry}; new node addresses or a reload (systemctl reload nodecred) submit it at once\n`
+    `  ${retry}; ${SOONER[row.certificate]}a reload (systemctl reload nodecred) submit it at once\n`
   );
 }

@@ -1,12 +1,16 @@
-// The serving request the approver denied, kept on disk beside the certificates:
-//   <cert-dir>/nodecred-server-denied.json   0600, written atomically, removed once a serving certificate is
-//                                            installed or a reload forgets the denial
+// The request the approver (or a policy, or the signer) denied, one record per certificate kind, kept on disk
+// beside the certificates:
+//   <cert-dir>/nodecred-<kind>-denied.json   0600, written atomically, removed once a certificate of that kind
+//                                            is installed or a reload forgets the denial
 // Two readers: the daemon after a restart (so a crash loop or a reboot does not resubmit a denied request at
 // once, and the backoff keeps doubling), and `nodecred status`, which reads only files. This module owns the
 // format and checks its form; whether a record still holds back a request is policy (manager/policy.ts).
 import { readFile, rm } from 'node:fs/promises';
 import { UserError, errnoError, quote } from '../errors.ts';
 import { writeFileAtomic } from './atomic.ts';
+
+/** The certificate a record is about (cert-store.ts CertKind; not imported, cert-store imports this module). */
+export type DenialKind = 'client' | 'server';
 
 /** The decision on the CSR, as the API server gave it in its Denied or Failed condition. */
 export interface CsrCondition {
@@ -31,16 +35,24 @@ export interface DenialRecord {
   retryAt: number;
 }
 
-export const DENIAL_FILE = 'nodecred-server-denied.json';
-const KIND = 'ServingRequestDenial';
+/** The record's file name in the cert dir, beside `nodecred-<kind>-pending.key`. */
+export function denialFile(kind: DenialKind): string {
+  return `nodecred-${kind}-denied.json`;
+}
+
+const KIND = 'RequestDenial';
 const VERSION = 1;
+/** How the record, its errors and `nodecred status` name the certificate (kubelet's names: client, serving). */
+export const DENIAL_LABEL = { client: 'client', server: 'serving' } as const satisfies Record<DenialKind, string>;
+export type DenialLabel = (typeof DENIAL_LABEL)[DenialKind];
 /** Far above any record nodecred writes (the condition message is the largest part); a bigger file is not ours. */
 const MAX_BYTES = 64 * 1024;
 
-export function serializeDenial(d: DenialRecord): string {
+export function serializeDenial(kind: DenialKind, d: DenialRecord): string {
   const record = {
     kind: KIND,
     version: VERSION,
+    certificate: DENIAL_LABEL[kind],
     csr: d.csr,
     condition: d.condition,
     message: d.message,
@@ -52,14 +64,16 @@ export function serializeDenial(d: DenialRecord): string {
   return `${JSON.stringify(record, null, 2)}\n`;
 }
 
-const FIX = 'remove it: the daemon then submits the serving request at its next pass (and records a new denial)';
-
-function invalid(path: string, what: string): UserError {
-  return new UserError(`unreadable denial record: ${what}`, { where: path, fix: FIX, code: 'DENIAL_RECORD_INVALID' });
-}
-
-/** Parses a record written by serializeDenial; anything else is one UserError naming the file and the field. */
-export function parseDenial(text: string, path: string): DenialRecord {
+/**
+ * Parses a record serializeDenial wrote for `kind`; anything else (another kind's record included) is one
+ * UserError naming the file and the field.
+ */
+export function parseDenial(kind: DenialKind, text: string, path: string): DenialRecord {
+  const fix =
+    `remove it: the daemon then submits the ${DENIAL_LABEL[kind]} request at its next pass ` +
+    '(and records a new denial)';
+  const invalid = (path: string, what: string) =>
+    new UserError(`unreadable denial record: ${what}`, { where: path, fix, code: 'DENIAL_RECORD_INVALID' });
   if (text.length > MAX_BYTES) throw invalid(path, `larger than ${MAX_BYTES} bytes`);
   let value: unknown;
   try {
@@ -74,6 +88,9 @@ export function parseDenial(text: string, path: string): DenialRecord {
       path,
       `kind/version ${quote(String(o.kind))}/${quote(String(o.version))}, expected ${KIND}/${VERSION}`,
     );
+  // A record copied or renamed from the other kind must not hold this kind's request back.
+  if (o.certificate !== DENIAL_LABEL[kind])
+    throw invalid(path, `certificate ${quote(String(o.certificate))}, expected ${quote(DENIAL_LABEL[kind])}`);
   const str = (field: string, v: unknown, optional = false): string => {
     if (typeof v === 'string' && (optional || v.length > 0)) return v;
     throw invalid(path, `${field} must be a${optional ? '' : ' non-empty'} string`);
@@ -107,7 +124,7 @@ export function parseDenial(text: string, path: string): DenialRecord {
 }
 
 /** The record at `path`; null when there is none; a UserError naming the file when it cannot be read as one. */
-export async function readDenialFile(path: string): Promise<DenialRecord | null> {
+export async function readDenialFile(kind: DenialKind, path: string): Promise<DenialRecord | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -116,11 +133,11 @@ export async function readDenialFile(path: string): Promise<DenialRecord | null>
     // Permissions, I/O: the errno and its fix (removing the file is not the answer to those).
     throw errnoError(err, { action: 'read', path }) ?? err;
   }
-  return parseDenial(text, path);
+  return parseDenial(kind, text, path);
 }
 
 /** Writes the record atomically (0600), or removes the file when no denial stands. */
-export async function writeDenialFile(path: string, denial: DenialRecord | null): Promise<void> {
+export async function writeDenialFile(kind: DenialKind, path: string, denial: DenialRecord | null): Promise<void> {
   if (denial === null) await rm(path, { force: true });
-  else await writeFileAtomic(path, serializeDenial(denial), 0o600);
+  else await writeFileAtomic(path, serializeDenial(kind, denial), 0o600);
 }

@@ -138,6 +138,8 @@ test('daemon: changed Node addresses lead to a new serving certificate; both rot
       requestedLifetime: '10m',
       rotation: { from: 0.34, to: 0.35 },
       recheckInterval: '1s',
+      // Not the default 127.0.0.1:10271: another daemon on this machine (a parallel test run) may hold it.
+      healthListen: '127.0.0.1:0',
     });
     const daemon = startDaemon(['--config', config, ...node.flags]);
     try {
@@ -303,8 +305,14 @@ test('a denied serving CSR: status says which, why, and when the daemon retries;
       assert.equal(r.stderr, '', 'no complaint about the record');
       return r.stdout;
     };
-    const deniedInStatus = async () =>
-      (JSON.parse(await status(true)) as { deniedServingRequest: Record<string, unknown> | null }).deniedServingRequest;
+    type Denied = Record<string, unknown> | null;
+    const deniedInStatus = async () => {
+      const { deniedRequests } = JSON.parse(await status(true)) as {
+        deniedRequests: { client: Denied; serving: Denied };
+      };
+      assert.equal(deniedRequests.client, null, 'the client request was not denied');
+      return deniedRequests.serving;
+    };
     const servingCsrs = async () =>
       (await c.certificates.listCertificateSigningRequest()).items.filter(
         (x) => x.spec.signerName === 'kubernetes.io/kubelet-serving' && x.spec.username === `system:node:${node.name}`,
@@ -333,6 +341,7 @@ test('a denied serving CSR: status says which, why, and when the daemon retries;
       assert.deepEqual(
         { ...shown, deniedAt: undefined },
         {
+          certificate: 'serving',
           file,
           csr,
           condition: 'Denied',
@@ -376,7 +385,7 @@ test('a denied serving CSR: status says which, why, and when the daemon retries;
     }
     // A damaged record costs status one line on stderr, never the report or its exit code.
     const record = join(node.certDir, 'nodecred-server-denied.json');
-    await writeFile(record, '{"kind":"ServingRequestDenial",', { mode: 0o600 });
+    await writeFile(record, '{"kind":"RequestDenial",', { mode: 0o600 });
     const damaged = await runNodecred(['status', '--config', config, ...node.flags]);
     assert.equal(damaged.code, 0, damaged.stderr);
     assert.equal(

@@ -1,4 +1,4 @@
-// `nodecred status` on a serving request the daemon holds back after a denial: which CSR, why, and when.
+// `nodecred status` on a client or serving request the daemon holds back after a denial: which CSR, why, when.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { deniedRequestRow, renderDeniedRequest } from '../../../src/status/denial.ts';
@@ -17,7 +17,8 @@ const FILE = '/var/lib/kubelet/pki/nodecred-server-denied.json';
 
 test('the JSON row: the CSR, its condition as the API gave it, the attempts and the retry time', () => {
   const now = new Date(Date.UTC(2030, 0, 1, 12, 10));
-  assert.deepEqual(deniedRequestRow(RECORD, FILE, now), {
+  assert.deepEqual(deniedRequestRow('server', RECORD, FILE, now), {
+    certificate: 'serving',
     file: FILE,
     csr: 'csr-serving-abc',
     condition: 'Denied',
@@ -28,12 +29,12 @@ test('the JSON row: the CSR, its condition as the API gave it, the attempts and 
     retryAt: '2030-01-01T12:52:30.000Z',
     retryDue: false,
   });
-  assert.equal(deniedRequestRow(RECORD, FILE, new Date(RECORD.retryAt)).retryDue, true);
+  assert.equal(deniedRequestRow('server', RECORD, FILE, new Date(RECORD.retryAt)).retryDue, true);
 });
 
 test('the lines under the table: which CSR, why, when the daemon retries, and how to retry now', () => {
   const now = new Date(Date.UTC(2030, 0, 1, 12, 10));
-  const text = renderDeniedRequest(deniedRequestRow(RECORD, FILE, now), now);
+  const text = renderDeniedRequest(deniedRequestRow('server', RECORD, FILE, now), now);
   assert.equal(
     text,
     '\nserving request held back: CSR csr-serving-abc denied once, last at 2030-01-01 12:00 UTC ' +
@@ -43,6 +44,7 @@ test('the lines under the table: which CSR, why, when the daemon retries, and ho
   );
   const later = new Date(Date.UTC(2030, 0, 1, 13));
   const failed = deniedRequestRow(
+    'server',
     { ...RECORD, count: 3, condition: { ...RECORD.condition, type: 'Failed' } },
     FILE,
     later,
@@ -55,12 +57,12 @@ test('the lines under the table: which CSR, why, when the daemon retries, and ho
 test('a reason or message with a newline cannot forge a line of the report; empty ones are left out', () => {
   const now = new Date(RECORD.at);
   const forged = { ...RECORD, condition: { type: 'Denied' as const, reason: '', message: 'x\nserving: ok' } };
-  const text = renderDeniedRequest(deniedRequestRow(forged, FILE, now), now);
+  const text = renderDeniedRequest(deniedRequestRow('server', forged, FILE, now), now);
   assert.equal(text.split('\n').length, 4, text);
   assert.match(text, /\(message "x\\nserving: ok"\)/);
   const bare = { ...RECORD, condition: { type: 'Denied' as const, reason: '', message: '' } };
   assert.match(
-    renderDeniedRequest(deniedRequestRow(bare, FILE, now), now),
+    renderDeniedRequest(deniedRequestRow('server', bare, FILE, now), now),
     /denied once, last at 2030-01-01 12:00 UTC\n/,
   );
 });

@@ -1,5 +1,5 @@
-// The denied serving request on disk: what the daemon writes it reads back (and so does `nodecred status`),
-// written 0600 and atomically, and anything else is one line naming the file and the field.
+// The denied client or serving request on disk, one record per kind: what the daemon writes it reads back (and
+// so does `nodecred status`), written 0600 and atomically, and anything else is one line naming the file and field.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -31,9 +31,11 @@ async function tempDir(t: TestContext): Promise<string> {
 }
 
 test('a record reads back as written; the file is readable JSON an SRE can cat', () => {
-  const text = serializeDenial(RECORD);
-  assert.deepEqual(parseDenial(text, 'f'), RECORD);
+  const text = serializeDenial('server', RECORD);
+  assert.deepEqual(parseDenial('server', text, 'f'), RECORD);
   const json = JSON.parse(text) as Record<string, unknown>;
+  assert.equal(json.kind, 'RequestDenial');
+  assert.equal(json.certificate, 'serving');
   assert.equal(json.retryAt, '2030-01-01T13:30:00.000Z');
   assert.equal(json.deniedAt, '2030-01-01T12:00:00.000Z');
   assert.equal(json.csr, 'csr-serving-abc');
@@ -42,24 +44,29 @@ test('a record reads back as written; the file is readable JSON an SRE can cat',
 test('written 0600 through a temporary file; null removes it; a missing file reads as none', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'nodecred-server-denied.json');
-  assert.equal(await readDenialFile(path), null);
-  await writeDenialFile(path, RECORD);
+  assert.equal(await readDenialFile('server', path), null);
+  await writeDenialFile('server', path, RECORD);
   assert.equal((await stat(path)).mode & 0o777, 0o600);
-  assert.deepEqual(await readDenialFile(path), RECORD);
+  assert.deepEqual(await readDenialFile('server', path), RECORD);
   assert.deepEqual(await readdir(dir), ['nodecred-server-denied.json'], 'no temporary file left');
-  await writeDenialFile(path, null);
+  await writeDenialFile('server', path, null);
   assert.deepEqual(await readdir(dir), []);
-  await writeDenialFile(path, null); // removing what is not there is fine
+  await writeDenialFile('server', path, null); // removing what is not there is fine
 });
 
 test('a damaged record is one UserError naming the file and what is wrong, and how to fix it', async (t) => {
-  const good = JSON.parse(serializeDenial(RECORD)) as Record<string, unknown>;
+  const good = JSON.parse(serializeDenial('server', RECORD)) as Record<string, unknown>;
   const cases: Array<[string, string, RegExp]> = [
-    ['truncated', serializeDenial(RECORD).slice(0, 40), /not JSON/],
+    ['truncated', serializeDenial('server', RECORD).slice(0, 40), /not JSON/],
     ['empty', '', /not JSON/],
     ['array', '[]', /not a JSON object/],
     ['other kind', JSON.stringify({ ...good, kind: 'Secret' }), /kind\/version "Secret"\/"1"/],
-    ['future version', JSON.stringify({ ...good, version: 2 }), /expected ServingRequestDenial\/1/],
+    ['future version', JSON.stringify({ ...good, version: 2 }), /expected RequestDenial\/1/],
+    [
+      'no certificate',
+      JSON.stringify({ ...good, certificate: undefined }),
+      /certificate "undefined", expected "serving"/,
+    ],
     ['no csr', JSON.stringify({ ...good, csr: '' }), /csr must be a non-empty string/],
     ['condition type', JSON.stringify({ ...good, condition: { type: 'Approved' } }), /condition\.type/],
     ['condition reason', JSON.stringify({ ...good, condition: { type: 'Denied', reason: 7 } }), /condition\.reason/],
@@ -70,7 +77,7 @@ test('a damaged record is one UserError naming the file and what is wrong, and h
   ];
   for (const [what, text, expected] of cases) {
     assert.throws(
-      () => parseDenial(text, '/pki/nodecred-server-denied.json'),
+      () => parseDenial('server', text, '/pki/nodecred-server-denied.json'),
       (err: unknown) => {
         assert.ok(isUserError(err), what);
         assert.equal(err.code, 'DENIAL_RECORD_INVALID');
@@ -86,10 +93,10 @@ test('a damaged record is one UserError naming the file and what is wrong, and h
   }
   const dir = await tempDir(t);
   await writeFile(join(dir, 'bad.json'), '{"kind":');
-  await assert.rejects(readDenialFile(join(dir, 'bad.json')), /unreadable denial record: not JSON/);
+  await assert.rejects(readDenialFile('server', join(dir, 'bad.json')), /unreadable denial record: not JSON/);
   // A file that cannot be read at all is the errno's one line, not "remove it".
   await mkdir(join(dir, 'a-directory.json'));
-  await assert.rejects(readDenialFile(join(dir, 'a-directory.json')), (err: unknown) => {
+  await assert.rejects(readDenialFile('server', join(dir, 'a-directory.json')), (err: unknown) => {
     assert.ok(isUserError(err));
     assert.match(err.oneLine(), /a-directory\.json/);
     assert.doesNotMatch(err.oneLine(), /denial record|\n/);
