@@ -541,3 +541,44 @@ test('daemon: a client request that is denied is not resubmitted at every retry 
   assert.equal(w.cluster.stats.csrsByNode.client[0], firstDay + 1, 'submitted again after the reload');
   await stop();
 });
+
+// The hold-back above lived only in memory: a crash-looping daemon (or a reboot) submitted the denied client
+// request again at every start, and `nodecred status` could not say why the node had no client certificate.
+test('daemon: a restart keeps a denied client request held back; a reload submits it, install clears it', async () => {
+  const w = world({ cluster: { denyProbability: { client: 1, server: 0 } } });
+  const submittedSoFar = () => w.cluster.stats.csrsByNode.client[0]!;
+  let daemon = w.startDaemon();
+  await w.scheduler.runUntil(T0 + 5 * MINUTE);
+  const denied = daemon.manager.states.client.denied!;
+  assert.equal(denied.count, 1);
+  assert.equal(
+    denied.csr,
+    w.cluster
+      .csrsOf(0)
+      .filter((c) => c.kind === 'client')
+      .at(-1)!.name,
+  );
+  assert.deepEqual(await w.node.store.readDenial('client'), denied, 'recorded on disk as it stands in memory');
+  assert.equal(await w.node.store.readDenial('server'), null, 'in its own record');
+  await daemon.stop();
+  const submitted = submittedSoFar();
+
+  // Restarted before retryAt: the same bootstrap request stays held back (before this change it went at once).
+  daemon = w.startDaemon();
+  assert.ok(denied.retryAt - w.scheduler.now >= 20 * MINUTE, 'the first wait is at least 30 minutes');
+  await w.scheduler.runUntil(denied.retryAt - MINUTE);
+  assert.equal(submittedSoFar(), submitted, 'no client CSR from the restart');
+  assert.equal(daemon.manager.states.client.denied?.retryAt, denied.retryAt);
+  assert.equal(w.logged(/a client request was denied before the restart/), 1);
+  assert.match(daemon.manager.states.client.lastError!, /not submitted again before .*nodecred-client-denied\.json/);
+
+  // The operator fixed the policy and reloads: the request goes at once, and once issued nothing is recorded.
+  w.cluster.params.denyProbability.client = 0;
+  daemon.manager.reconfigure(daemon.manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.equal(submittedSoFar(), submitted + 1, 'submitted after the reload');
+  assert.ok(daemon.manager.states.client.fingerprint, 'client certificate installed');
+  assert.equal(daemon.manager.states.client.denied, undefined);
+  assert.equal(await w.node.store.readDenial('client'), null, 'the record is gone');
+  await daemon.stop();
+});

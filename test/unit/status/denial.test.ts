@@ -66,3 +66,21 @@ test('a reason or message with a newline cannot forge a line of the report; empt
     /denied once, last at 2030-01-01 12:00 UTC\n/,
   );
 });
+
+test('a client request held back says so, and what submits it at once for a client certificate', () => {
+  const now = new Date(Date.UTC(2030, 0, 1, 12, 10));
+  const client: DenialRecord = {
+    ...RECORD,
+    csr: 'node-csr-abc',
+    condition: { type: 'Denied', reason: 'AttestationFailed', message: 'TPM quote does not match' },
+  };
+  const row = deniedRequestRow('client', client, '/var/lib/kubelet/pki/nodecred-client-denied.json', now);
+  assert.equal(row.certificate, 'client');
+  assert.equal(
+    renderDeniedRequest(row, now),
+    '\nclient request held back: CSR node-csr-abc denied once, last at 2030-01-01 12:00 UTC ' +
+      '(reason "AttestationFailed", message "TPM quote does not match")\n' +
+      '  the daemon submits the same request again at 2030-01-01 12:52 UTC (in 42m30s); ' +
+      'new bootstrap credentials or a reload (systemctl reload nodecred) submit it at once\n',
+  );
+});

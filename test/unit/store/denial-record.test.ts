@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isUserError } from '../../../src/errors.ts';
 import {
+  denialFile,
   parseDenial,
   readDenialFile,
   serializeDenial,
@@ -102,4 +103,30 @@ test('a damaged record is one UserError naming the file and what is wrong, and h
     assert.doesNotMatch(err.oneLine(), /denial record|\n/);
     return true;
   });
+});
+
+// A client CSR that a policy denies is held back (and recorded) like a serving one, in its own file.
+test("one record per kind, each in its own file; one kind's record never reads as the other's", async (t) => {
+  assert.equal(denialFile('client'), 'nodecred-client-denied.json');
+  assert.equal(denialFile('server'), 'nodecred-server-denied.json');
+  const client: DenialRecord = { ...RECORD, request: '["kubernetes.io/kube-apiserver-client-kubelet"]renewal' };
+  const dir = await tempDir(t);
+  await writeDenialFile('client', join(dir, denialFile('client')), client);
+  await writeDenialFile('server', join(dir, denialFile('server')), RECORD);
+  assert.deepEqual(await readDenialFile('client', join(dir, denialFile('client'))), client);
+  assert.deepEqual(await readDenialFile('server', join(dir, denialFile('server'))), RECORD);
+  assert.equal(JSON.parse(serializeDenial('client', client)).certificate, 'client');
+  // Copied or renamed into the other kind's file, a record is refused, naming the file and the fix for that kind.
+  assert.throws(
+    () => parseDenial('client', serializeDenial('server', RECORD), '/pki/nodecred-client-denied.json'),
+    (err: unknown) => {
+      assert.ok(isUserError(err));
+      assert.equal(
+        err.oneLine(),
+        '/pki/nodecred-client-denied.json: unreadable denial record: certificate "serving", expected "client" ' +
+          '(fix: remove it: the daemon then submits the client request at its next pass (and records a new denial))',
+      );
+      return true;
+    },
+  );
 });
