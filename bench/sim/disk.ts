@@ -7,6 +7,7 @@ import type { ApiEndpoint } from '../../src/kube/api.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { loadCertificates } from '../../src/pki/cert.ts';
 import { diskError, type CertKind, type StoredPair } from '../../src/store/cert-store.ts';
+import { denialFile, parseDenial, serializeDenial, type DenialRecord } from '../../src/store/denial-record.ts';
 import type { CredentialStore, Credentials } from '../../src/manager/state.ts';
 import { BOOTSTRAP_TOKEN } from './node-api.ts';
 
@@ -84,6 +85,31 @@ export class SimStore implements CredentialStore {
 
   async removePendingKey(kind: CertKind): Promise<void> {
     delete this.pending[kind];
+  }
+
+  denialPath(kind: CertKind): string {
+    return `${this.dir}/${denialFile(kind)}`;
+  }
+
+  /** Kept as the file's text, so what a restarted node reads back went through the real format. */
+  private denials: Partial<Record<CertKind, string>> = {};
+
+  async readDenial(kind: CertKind): Promise<DenialRecord | null> {
+    const text = this.denials[kind];
+    return text === undefined ? null : parseDenial(kind, text, this.denialPath(kind));
+  }
+
+  async writeDenial(kind: CertKind, denial: DenialRecord | null): Promise<void> {
+    if (denial === null) delete this.denials[kind];
+    else {
+      this.disk.write(this.denialPath(kind));
+      this.denials[kind] = serializeDenial(kind, denial);
+    }
+  }
+
+  /** Test hook: the record was damaged (a full disk before atomic writes, an editor), or put there by hand. */
+  damageDenial(kind: CertKind, text: string): void {
+    this.denials[kind] = text;
   }
 
   /** Test hook: the file vanished (an operator, a bad script). */

@@ -1,11 +1,12 @@
 // `nodecred status` and `nodecred check`: read-only reports on the managed certificates and any extra
 // certificate files, for humans (a table), scripts (--json) and runbooks (check's exit code).
 import { readFile } from 'node:fs/promises';
-import { UserError, errnoError } from '../errors.ts';
+import { UserError, errnoError, errorLine } from '../errors.ts';
 import { parseDuration } from '../config/duration.ts';
 import { readKubeconfigFile, endpointOf } from '../kube/api.ts';
-import { CertStore } from '../store/cert-store.ts';
+import { CertStore, type CertKind } from '../store/cert-store.ts';
 import { assessCertificate, healthy, renderTable, type CertRow, type Expectations } from '../status/report.ts';
+import { deniedRequestRow, renderDeniedRequest, type DeniedRequestRow } from '../status/denial.ts';
 import type { Config } from '../config/schema.ts';
 import { parseFlags, loadConfig, flagsHelp, NODE_FLAGS, usageError } from './flags.ts';
 import type { Command } from './commands.ts';
@@ -94,20 +95,47 @@ function print(rows: CertRow[], json: boolean, now: Date): void {
   );
 }
 
+/**
+ * A request of this kind the daemon holds back after a denial, from the record it keeps in the cert dir. A
+ * record that cannot be read is one line on stderr, and the rest of the report stands.
+ */
+async function deniedRequest(store: CertStore, kind: CertKind, now: Date): Promise<DeniedRequestRow | null> {
+  try {
+    const record = await store.readDenial(kind);
+    return record && deniedRequestRow(kind, record, store.denialPath(kind), now);
+  } catch (err) {
+    process.stderr.write(`nodecred: ${errorLine(err)}\n`);
+    return null;
+  }
+}
+
 export const statusCommand: Command = {
   async run(args) {
     if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(`usage: nodecred status [flags]\n\nflags:\n${flagsHelp(STATUS_FLAGS)}\n`);
+      process.stdout.write(
+        'usage: nodecred status [flags]\n\nThe managed certificates, and a client or serving request the daemon ' +
+          'holds back after a denial (which CSR, why, when the daemon retries; --json: deniedRequests).\n\n' +
+          `flags:\n${flagsHelp(STATUS_FLAGS)}\n`,
+      );
       return 0;
     }
     const flags = parseFlags(args, STATUS_FLAGS);
     const config = await loadConfig(new Map([...flags].filter(([k]) => k !== 'json')));
     const now = new Date();
-    print(
-      await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs }),
-      flags.has('json') && flags.get('json')![0] === 'true',
-      now,
-    );
+    const rows = await managedRows(config, { now, minValidMs: config.readyExpiryThresholdMs });
+    // Both records, whatever the configuration manages now: one left from before a change still explains a node.
+    const store = new CertStore(config.certDir);
+    const deniedRequests = {
+      client: await deniedRequest(store, 'client', now),
+      serving: await deniedRequest(store, 'server', now),
+    };
+    if (flags.get('json')?.[0] === 'true') {
+      const report = { healthy: healthy(rows), certificates: rows, deniedRequests };
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      const held = [deniedRequests.client, deniedRequests.serving].filter((d) => d !== null);
+      process.stdout.write(renderTable(rows, now) + held.map((d) => renderDeniedRequest(d, now)).join(''));
+    }
     return 0;
   },
 };

@@ -33,8 +33,11 @@ function renewalRefused(err: unknown): boolean {
 }
 
 export class ClientCertificate extends ManagedCertificate {
+  protected readonly kind = 'client';
+
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
     try {
+      await this.loadDenial();
       const bootstrap = once(() => this.deps.credentials.bootstrap());
       const home = await this.home(bootstrap);
       const current = await this.installed.current('client', home.ca, NO_SANS);
@@ -51,6 +54,7 @@ export class ClientCertificate extends ManagedCertificate {
       if (!replace && (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate))) {
         await this.deps.credentials.writeNodeKubeconfig(home.endpoint, home.endpoint.caPem ?? home.ca);
         this.installed.states.client.lastError = undefined;
+        if (current.standing === 'valid') await this.settleDenial();
         return 'valid';
       }
       const identity = replace

@@ -49,7 +49,8 @@ export class CertificateManager {
   reconfigure(config: Config): void {
     this.deps.config = config;
     // The approver's (or the policy's) configuration may have been fixed too: a denied request may go again.
-    for (const state of Object.values(this.installed.states)) state.denied = undefined;
+    this.client.forgetDenial();
+    this.serving.forgetDenial();
   }
 
   /**

@@ -1,6 +1,7 @@
 // Rotation and request policy: pure functions of data, a clock value and a random source, so every rule
 // is tested without I/O. The driver (manager.ts) decides when to call them.
 import { canonicalDnsName, canonicalIp } from '../pki/san.ts';
+import type { CsrCondition, DenialRecord } from '../store/denial-record.ts';
 import type { RequestSpec } from './request.ts';
 
 /** A random number in [0, 1): Math.random in production, a fixed sequence in tests. */
@@ -162,18 +163,9 @@ export function nextPass(o: {
  * again at every backoff step: nothing the node can change makes the answer different, and a fleet-wide
  * approver misconfiguration would otherwise become a CSR flood. The same request is retried on a long
  * schedule (the approver's configuration may be fixed meanwhile), a different one (new SANs, new config) at once.
+ * It is kept on disk (store/denial-record.ts), so a restart neither resubmits it nor restarts the backoff.
  */
-export interface Denial {
-  /** What was requested (requestIdentity). */
-  request: string;
-  /** The denial as the user sees it (the CSR, its reason and message). */
-  message: string;
-  at: number;
-  /** Consecutive denials of this same request. */
-  count: number;
-  /** Not resubmitted before. */
-  retryAt: number;
-}
+export type Denial = DenialRecord;
 
 /** 1 h doubling to 8 h, jittered: ≤ 9 CSRs the first day, 3–6 a day after, for a request always denied. */
 export const DENIED_RETRY_BACKOFF: Backoff = { initialMs: 60 * 60_000, maxMs: 8 * 60 * 60_000 };
@@ -194,16 +186,27 @@ export function requestIdentity(r: RequestSpec & { keyAlgorithm: string }): stri
 
 export function recordDenial(
   previous: Denial | undefined,
-  o: { request: string; message: string; now: number; random: Random },
+  o: { request: string; csr: string; condition: CsrCondition; message: string; now: number; random: Random },
 ): Denial {
   const count = previous?.request === o.request ? previous.count + 1 : 1;
   return {
     request: o.request,
+    csr: o.csr,
+    condition: o.condition,
     message: o.message,
-    at: o.now,
+    // Whole milliseconds, as the record on disk keeps them: a restarted daemon reads back the same times.
+    at: Math.round(o.now),
     count,
-    retryAt: o.now + retryDelayMs(count - 1, DENIED_RETRY_BACKOFF, o.random),
+    retryAt: Math.round(o.now + retryDelayMs(count - 1, DENIED_RETRY_BACKOFF, o.random)),
   };
+}
+
+/**
+ * A denial read back from disk is believed only if its wait is one recordDenial could have drawn from `now`
+ * on: a record from a clock stepped back, or edited by hand, must not hold a request back for days.
+ */
+export function believableDenial(denial: Denial, now: number): boolean {
+  return denial.retryAt <= now + DENIED_RETRY_BACKOFF.maxMs;
 }
 
 /** The remembered denial still stands for `request`: do not submit it again yet. */

@@ -11,6 +11,7 @@ import { csrName } from '../kube/csr-name.ts';
 import type { Csr, NodeApi } from '../kube/node-api.ts';
 import type { Clock } from '../clock.ts';
 import type { CertKind } from '../store/cert-store.ts';
+import type { CsrCondition } from '../store/denial-record.ts';
 import type { Logger } from '../log.ts';
 import type { CredentialStore } from './state.ts';
 import { waitForCsr, type WaitOptions } from './csr-wait.ts';
@@ -133,17 +134,36 @@ const DECIDED_FIX: Record<CertKind, string> = {
     'why it refused',
 };
 
+/** The CSR a CSR_DENIED or CSR_FAILED error is about, and the condition the API server gave it. */
+export interface DecidedCsr {
+  csr: string;
+  condition: CsrCondition;
+}
+
+const DECIDED = Symbol('nodecred.decidedCsr');
+
+/** The decided CSR behind an error from a request, when it was denied or failed. */
+export function decidedCsr(err: unknown): DecidedCsr | undefined {
+  return (err as { [DECIDED]?: DecidedCsr } | null)?.[DECIDED];
+}
+
 function deniedError(
   outcome: { kind: 'denied' | 'failed'; reason: string; message: string },
   spec: RequestSpec,
   name: string,
 ): UserError {
   const detail = `${outcome.reason || '(no reason)'}${outcome.message ? `: ${outcome.message}` : ''}`;
-  return new UserError(`CSR ${name} was ${outcome.kind}: ${detail}`, {
+  const err = new UserError(`CSR ${name} was ${outcome.kind}: ${detail}`, {
     where: `certificatesigningrequest/${name}`,
     fix: DECIDED_FIX[spec.kind],
     code: outcome.kind === 'denied' ? 'CSR_DENIED' : 'CSR_FAILED',
   });
+  const condition: CsrCondition = {
+    type: outcome.kind === 'denied' ? 'Denied' : 'Failed',
+    reason: outcome.reason,
+    message: outcome.message,
+  };
+  return Object.assign(err, { [DECIDED]: { csr: name, condition } });
 }
 
 /** Creates the CSR, or re-attaches to the one already under its name after checking it is ours. */

@@ -10,10 +10,13 @@ import { requestSpec } from './requests.ts';
 import type { EnsureOptions, EnsureResult } from './state.ts';
 
 export class ServingCertificate extends ManagedCertificate {
+  protected readonly kind = 'server';
+
   async ensure(opts: EnsureOptions): Promise<EnsureResult> {
     // The node's own identity speaks in this pass: what the API server says to it counts (client.ts).
     const fingerprint = this.installed.states.client.fingerprint;
     try {
+      await this.loadDenial();
       const conn = await this.deps.credentials.node();
       const ca = await this.deps.credentials.clusterCa(conn.endpoint);
       const sans = await this.wantedSans(conn);
@@ -26,6 +29,7 @@ export class ServingCertificate extends ManagedCertificate {
       const addressesChanged = current.pair !== null && !placeholder && !sameSans(sans, installedSans);
       if (!addressesChanged && (current.standing === 'valid' || (current.standing === 'due' && !opts.rotate))) {
         state.lastError = undefined;
+        if (current.standing === 'valid') await this.settleDenial();
         return 'valid';
       }
       if (addressesChanged)

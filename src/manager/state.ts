@@ -22,6 +22,12 @@ export interface CredentialStore {
   readPendingKey(kind: CertKind): Promise<KeyObject | null>;
   writePendingKey(kind: CertKind, key: KeyObject): Promise<void>;
   removePendingKey(kind: CertKind): Promise<void>;
+  /** Where the denied request of this kind is recorded (what `nodecred status` reads). */
+  denialPath(kind: CertKind): string;
+  /** The recorded denial; null when none; a UserError naming the file when it cannot be read as one. */
+  readDenial(kind: CertKind): Promise<Denial | null>;
+  /** Records the denial atomically, or with null removes the record. */
+  writeDenial(kind: CertKind, denial: Denial | null): Promise<void>;
 }
 
 /**

@@ -101,10 +101,15 @@ export function healthy(rows: CertRow[]): boolean {
   return rows.every((r) => r.state === 'ok');
 }
 
+/** An RFC 3339 time as the table shows it: `2026-11-30 15:04 UTC`. */
+export function utcMinute(iso: string): string {
+  return iso.replace('T', ' ').replace(/:\d{2}\.\d{3}Z$/, ' UTC');
+}
+
 /** A table in the spirit of `kubeadm certs check-expiration`. */
 export function renderTable(rows: CertRow[], now: Date): string {
   const header = ['CERTIFICATE', 'EXPIRES', 'RESIDUAL TIME', 'ISSUER', 'ROTATION WINDOW', 'STATE'];
-  const fmt = (iso?: string) => (iso ? iso.replace('T', ' ').replace(/:\d{2}\.\d{3}Z$/, ' UTC') : '-');
+  const fmt = (iso?: string) => (iso ? utcMinute(iso) : '-');
   const body = rows.map((r) => [
     r.name,
     fmt(r.notAfter),

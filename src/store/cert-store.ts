@@ -3,6 +3,7 @@
 //   <cert-dir>/kubelet-<kind>-<YYYY-MM-DD-HH-MM-SS>.pem   certificate chain then private key, 0600
 //   <cert-dir>/kubelet-<kind>-current.pem                 symlink to the newest installed pair
 //   <cert-dir>/nodecred-<kind>-pending.key               the key of a request not yet issued (0600)
+//   <cert-dir>/nodecred-<kind>-denied.json               the request of that kind last denied (denial-record.ts)
 // The store owns what is on disk; it checks form (PEM blocks present, key matches certificate), not policy.
 import { readFile, readdir, readlink, rm, lstat, stat, chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { parsePemBlocks, type PemBlock } from '../pki/pem.ts';
 import { loadPrivateKeyPem, encodePrivateKeyPem } from '../pki/keys.ts';
 import { loadCertificates, type LoadedCertificate } from '../pki/cert.ts';
 import { writeFileAtomic, replaceSymlink, ensurePrivateDir, removeTemporaryFiles } from './atomic.ts';
+import { denialFile, readDenialFile, writeDenialFile, type DenialRecord } from './denial-record.ts';
 import type { KeyObject } from 'node:crypto';
 
 export type CertKind = 'client' | 'server';
@@ -225,6 +227,20 @@ export class CertStore {
 
   async removePendingKey(kind: CertKind): Promise<void> {
     await rm(this.pendingKeyPath(kind), { force: true });
+  }
+
+  denialPath(kind: CertKind): string {
+    return join(this.dir, denialFile(kind));
+  }
+
+  readDenial(kind: CertKind): Promise<DenialRecord | null> {
+    return readDenialFile(kind, this.denialPath(kind));
+  }
+
+  async writeDenial(kind: CertKind, denial: DenialRecord | null): Promise<void> {
+    await writeDenialFile(kind, this.denialPath(kind), denial).catch((err: unknown) => {
+      throw diskError(err, this.denialPath(kind));
+    });
   }
 
   /** Timestamped pair files of a kind, oldest first. */

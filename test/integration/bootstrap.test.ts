@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { lstat, readlink, readFile, readdir, stat, writeFile, chmod } from 'node:fs/promises';
+import { lstat, readlink, readFile, readdir, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -167,7 +167,7 @@ test('restart with the CSR pending re-attaches: still one CSR, and an admin appr
   }
 });
 
-test('a denied CSR ends bootstrap with a non-zero exit, the reason, and a hint', async () => {
+test('a denied CSR: non-zero exit, the reason and a hint; status shows it, a rerun is held back', async () => {
   const c = testCluster();
   const node = await newNodeDir();
   try {
@@ -181,6 +181,40 @@ test('a denied CSR ends bootstrap with a non-zero exit, the reason, and a hint',
     assert.match(r.stderr, /nodeclient/, 'the hint names the auto-approval binding');
     assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
     await assert.rejects(lstat(join(node.certDir, 'kubelet-client-current.pem')), 'nothing installed');
+
+    // The denial is recorded (0600) and `nodecred status` says which CSR and why, as the API server gave it.
+    const record = join(node.certDir, 'nodecred-client-denied.json');
+    assert.equal((await stat(record)).mode & 0o777, 0o600);
+    const status = await runNodecred(['status', '--json', ...node.flags]);
+    assert.equal(status.code, 0, status.stderr);
+    const { deniedRequests } = JSON.parse(status.stdout) as {
+      deniedRequests: { client: Record<string, unknown> | null; serving: unknown };
+    };
+    assert.equal(deniedRequests.serving, null);
+    assert.deepEqual(
+      [deniedRequests.client?.csr, deniedRequests.client?.condition, deniedRequests.client?.reason],
+      [name, 'Denied', 'TestDenied'],
+    );
+    assert.equal(deniedRequests.client?.message, 'node not in inventory');
+    // Run again (a cloud-init retry, a crash loop): the same request is held back, in one line naming the record.
+    const again = await runNodecred(['bootstrap', '--bootstrap-kubeconfig', kubeconfig, ...node.flags]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /the same request is not submitted again before \d{4}-/);
+    assert.ok(again.stderr.includes(record), again.stderr);
+    assert.equal(again.stderr.trim().split('\n').length, 1, 'one line');
+    assert.equal((await csrsBy(c, user)).length, 1, 'no second CSR');
+    // The operator fixed the policy and removes the record: the next run submits a new request.
+    await rm(record);
+    const released = await runNodecred([
+      'bootstrap',
+      '--bootstrap-kubeconfig',
+      kubeconfig,
+      ...node.flags,
+      '--timeout',
+      '2s',
+    ]);
+    assert.equal(released.code, 1, 'times out waiting: nobody approves');
+    assert.equal((await csrsBy(c, user)).length, 2, 'a new CSR');
   } finally {
     await node.cleanup();
   }

@@ -7,10 +7,9 @@
 // cloud controller manager does on cloud nodes (the kubelet sets them only while the Node has none).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -41,6 +40,7 @@ import {
   type TestKubelet,
 } from '../helpers/kubelet.ts';
 import { startApprover, type RunningApprover } from '../helpers/approver.ts';
+import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.ts';
 import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 import { nodeIp } from '../../scripts/lib/kubelet.ts';
 import { PLACEHOLDER_ORGANIZATION } from '../../src/pki/self-signed.ts';
@@ -310,8 +310,7 @@ test('rm -rf of the cert dir under the kubelet (seed 003): restored, Node stays 
 
 test('Prometheus scrapes kubelet and nodecred with the least-privilege token; without, 403 names it', async () => {
   const ns = uniqueName('monitoring');
-  const promDir = await mkdtemp(join(tmpdir(), 'nodecred-kubelet-prom-'));
-  let prometheus: ChildProcess | undefined;
+  let prometheus: RunningPrometheus | undefined;
   try {
     const env = { ...process.env, KUBECONFIG: c.state.kubeconfig, KUBECTL: c.state.kubectl };
     const script = join(REPO, 'scripts/create-monitoring-token');
@@ -335,8 +334,6 @@ test('Prometheus scrapes kubelet and nodecred with the least-privilege token; wi
     assert.equal((await can('proxy')).trim(), 'no', 'least privilege: no nodes/proxy');
     await c.kubectl(['-n', ns, 'create', 'serviceaccount', 'nobody']);
     const denied = (await c.kubectl(['-n', ns, 'create', 'token', 'nobody', '--duration=1h'])).trim();
-    await writeFile(join(promDir, 'allowed.token'), token.trim(), { mode: 0o600 });
-    await writeFile(join(promDir, 'denied.token'), denied, { mode: 0o600 });
 
     // The kubelet's own answer to a token without nodes/metrics names the missing rule.
     const kubeletUrl = `https://${ip}:${kubelet!.port}/metrics`;
@@ -354,60 +351,22 @@ test('Prometheus scrapes kubelet and nodecred with the least-privilege token; wi
     assert.equal(ncode, 403);
     assert.match(nbody, /nonResourceURLs: \["\/metrics"\]\n\s+verbs: \["get"\]/);
 
-    const jobs = [
-      ['kubelet-allowed', 'allowed.token', `${ip}:${kubelet!.port}`],
-      ['kubelet-denied', 'denied.token', `${ip}:${kubelet!.port}`],
-      ['nodecred-allowed', 'allowed.token', `${ip}:${securePort}`],
-      ['nodecred-denied', 'denied.token', `${ip}:${securePort}`],
-    ] as const;
-    const config = [
-      'global: {scrape_interval: 1s, scrape_timeout: 1s}',
-      'scrape_configs:',
-      ...jobs.flatMap(([job, file, target]) => [
-        `- job_name: ${job}`,
-        '  scheme: https',
-        `  authorization: {credentials_file: ${join(promDir, file)}}`,
-        `  tls_config: {ca_file: ${c.state.caFile}}`,
-        `  static_configs: [{targets: ["${target}"]}]`,
-      ]),
-    ].join('\n');
-    await writeFile(join(promDir, 'prometheus.yml'), `${config}\n`);
-    const promPort = await freePort();
-    prometheus = spawn(
-      'prometheus',
-      [
-        `--config.file=${join(promDir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(promDir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
+    prometheus = await startPrometheus({
+      caFile: c.state.caFile,
+      jobs: [
+        { job: 'kubelet-allowed', token: token.trim(), target: `${ip}:${kubelet!.port}` },
+        { job: 'kubelet-denied', token: denied, target: `${ip}:${kubelet!.port}` },
+        { job: 'nodecred-allowed', token: token.trim(), target: `${ip}:${securePort}` },
+        { job: 'nodecred-denied', token: denied, target: `${ip}:${securePort}` },
       ],
-      { stdio: 'ignore' },
-    );
-    type Target = { labels: { job: string }; health: string; lastError: string };
-    const targets = await waitFor(
-      'all four targets scraped',
-      async () => {
-        const [status, text] = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/targets` }).catch(
-          () => [0, ''] as [number, string],
-        );
-        if (status !== 200) return undefined;
-        const active = (JSON.parse(text) as { data: { activeTargets: Target[] } }).data.activeTargets;
-        return active.length === 4 && active.every((x) => x.health !== 'unknown') ? active : undefined;
-      },
-      60_000,
-    );
-    const byJob = Object.fromEntries(targets.map((x) => [x.labels.job, x]));
+    });
+    const { targets: byJob, query } = prometheus;
     for (const job of ['kubelet-allowed', 'nodecred-allowed'])
       assert.equal(byJob[job]!.health, 'up', byJob[job]!.lastError);
     for (const job of ['kubelet-denied', 'nodecred-denied']) {
       assert.equal(byJob[job]!.health, 'down');
       assert.match(byJob[job]!.lastError, /403/);
     }
-    const query = async (q: string) => {
-      const [, text] = await httpGet({
-        url: `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`,
-      });
-      return (JSON.parse(text) as { data: { result: Array<{ value: [number, string] }> } }).data.result;
-    };
     const kubeletSeries = await waitFor('kubelet_node_name of this node in Prometheus', async () => {
       const r = await query(`kubelet_node_name{job="kubelet-allowed",node="${node.name}"}`);
       return r.length ? r : undefined;
@@ -420,7 +379,6 @@ test('Prometheus scrapes kubelet and nodecred with the least-privilege token; wi
     assert.ok(ttl > 0 && Number.isFinite(ttl), `serving TTL ${ttl}`);
     assert.ok(!daemon.output().includes(token.trim()) && !daemon.output().includes(denied), 'no token in the logs');
   } finally {
-    prometheus?.kill();
-    await rm(promDir, { recursive: true, force: true });
+    await prometheus?.stop();
   }
 });

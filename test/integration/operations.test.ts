@@ -33,6 +33,7 @@ import {
   NODECRED,
   type NodeDir,
 } from '../helpers/node.ts';
+import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.ts';
 import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 import { makeCa, issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
@@ -431,9 +432,7 @@ test('a real Prometheus scrapes --secure-listen; without the permission 403 name
   const c = testCluster();
   const node = await newNodeDir();
   const securePort = await freePort();
-  const promPort = await freePort();
-  const promDir = await mkdtemp(join(tmpdir(), 'nodecred-prom-'));
-  let prometheus: ReturnType<typeof spawn> | undefined;
+  let prometheus: RunningPrometheus | undefined;
   try {
     await createNode(c, node.name, [{ type: 'InternalIP', address: '127.0.0.1' }]);
     const { kubeconfig } = await tokenBootstrap(c, node);
@@ -452,8 +451,6 @@ test('a real Prometheus scrapes --secure-listen; without the permission 403 name
     ]);
     const allowedToken = (await c.kubectl(['-n', ns, 'create', 'token', allowed, '--duration=1h'])).trim();
     const deniedToken = (await c.kubectl(['-n', ns, 'create', 'token', denied, '--duration=1h'])).trim();
-    await writeFile(join(promDir, 'allowed.token'), allowedToken, { mode: 0o600 });
-    await writeFile(join(promDir, 'denied.token'), deniedToken, { mode: 0o600 });
 
     const approving = (async () => {
       const csr = await waitFor(
@@ -500,56 +497,21 @@ test('a real Prometheus scrapes --secure-listen; without the permission 403 name
       assert.match(forbidden[1], new RegExp(`user "system:serviceaccount:${ns}:${denied}"`));
       assert.match(forbidden[1], /nonResourceURLs: \["\/metrics"\]\n\s+verbs: \["get"\]/);
 
-      const config = [
-        'global: {scrape_interval: 1s, scrape_timeout: 1s}',
-        'scrape_configs:',
-        ...[
-          ['allowed', 'allowed.token'],
-          ['denied', 'denied.token'],
-        ].flatMap(([job, file]) => [
-          `- job_name: ${job}`,
-          '  scheme: https',
-          `  authorization: {credentials_file: ${join(promDir, file!)}}`,
-          `  tls_config: {ca_file: ${c.state.caFile}}`,
-          `  static_configs: [{targets: ["127.0.0.1:${securePort}"]}]`,
-        ]),
-      ].join('\n');
-      await writeFile(join(promDir, 'prometheus.yml'), `${config}\n`);
-      prometheus = spawn(
-        'prometheus',
-        [
-          `--config.file=${join(promDir, 'prometheus.yml')}`,
-          `--storage.tsdb.path=${join(promDir, 'data')}`,
-          `--web.listen-address=127.0.0.1:${promPort}`,
+      prometheus = await startPrometheus({
+        caFile: c.state.caFile,
+        jobs: [
+          { job: 'allowed', token: allowedToken, target: `127.0.0.1:${securePort}` },
+          { job: 'denied', token: deniedToken, target: `127.0.0.1:${securePort}` },
         ],
-        { stdio: 'ignore' },
-      );
-      type Target = { labels: { job: string }; health: string; lastError: string };
-      const targets = await waitFor(
-        'both targets scraped',
-        async () => {
-          const [status, body] = await httpGet({ url: `http://127.0.0.1:${promPort}/api/v1/targets` }).catch(
-            () => [0, ''] as [number, string],
-          );
-          if (status !== 200) return undefined;
-          const active = (JSON.parse(body) as { data: { activeTargets: Target[] } }).data.activeTargets;
-          return active.length === 2 && active.every((t) => t.health !== 'unknown') ? active : undefined;
-        },
-        60_000,
-      );
-      const byJob = Object.fromEntries(targets.map((t) => [t.labels.job, t]));
+      });
+      const { targets: byJob, query } = prometheus;
       assert.equal(byJob.allowed!.health, 'up', byJob.allowed!.lastError);
       assert.equal(byJob.denied!.health, 'down');
       assert.match(byJob.denied!.lastError, /403/);
-      const [, q] = await waitFor('kubelet_certificate_manager_server_ttl_seconds in Prometheus', async () => {
-        const r = await httpGet({
-          url: `http://127.0.0.1:${promPort}/api/v1/query?query=kubelet_certificate_manager_server_ttl_seconds`,
-        });
-        return (JSON.parse(r[1]) as { data: { result: unknown[] } }).data.result.length ? r : undefined;
+      const ttl = await waitFor('kubelet_certificate_manager_server_ttl_seconds in Prometheus', async () => {
+        const r = await query('kubelet_certificate_manager_server_ttl_seconds');
+        return r.length ? Number(r[0]!.value[1]) : undefined;
       });
-      const ttl = Number(
-        (JSON.parse(q) as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]!.value[1],
-      );
       assert.ok(ttl > 0 && Number.isFinite(ttl), `serving TTL ${ttl}`);
     } finally {
       await daemon.stop();
@@ -558,8 +520,7 @@ test('a real Prometheus scrapes --secure-listen; without the permission 403 name
     assert.ok(!logs.includes(allowedToken) && !logs.includes(deniedToken), 'no bearer token in the daemon log');
     assert.doesNotMatch(logs, /BEGIN (CERTIFICATE|EC PRIVATE KEY|PRIVATE KEY)/);
   } finally {
-    prometheus?.kill();
-    await rm(promDir, { recursive: true, force: true });
+    await prometheus?.stop();
     await node.cleanup();
   }
 });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createPrivateKey } from 'node:crypto';
-import { readFile, readlink, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readlink, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -21,6 +21,8 @@ import {
 import { newNodeDir, runNodecred, writeKubeconfig, writeConfig, startDaemon, type NodeDir } from '../helpers/node.ts';
 import { issueLeaf, makeCa, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
+import { utcMinute } from '../../src/status/report.ts';
+import { freePort, httpGet } from '../../scripts/lib/local-cluster.ts';
 import { KubeConfig } from '@kubernetes/client-node';
 
 const run = promisify(execFile);
@@ -277,6 +279,121 @@ test('a client certificate the API server refuses though it verifies locally is 
     const kc = new KubeConfig();
     kc.loadFromFile(node.kubeconfig);
     assert.equal((await whoAmI(kc)).username, `system:node:${node.name}`, 'the new certificate authenticates');
+  } finally {
+    await node.cleanup();
+  }
+});
+
+// The approver (here kubectl, as an admin would) denies the serving CSR. `nodecred status`, which reads only
+// files, must say which CSR, why, and when the daemon retries — the same time the daemon's health JSON gives —
+// and a restart must neither resubmit the request nor forget when it may go again.
+test('a denied serving CSR: status says which, why, and when the daemon retries; a restart holds it back', async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    await createNode(c, node.name, [{ type: 'InternalIP', address: '10.0.0.5' }]);
+    const bootstrap = await bootstrapKubeconfig(c, node);
+    const config = await writeConfig(join(node.dir, 'config.yaml'), {
+      bootstrapKubeconfig: bootstrap,
+      rotateServerCertificates: true,
+    });
+    const healthPort = await freePort();
+    const args = ['--config', config, '--health-listen', `127.0.0.1:${healthPort}`, ...node.flags];
+    const status = async (json: boolean) => {
+      const r = await runNodecred(['status', '--config', config, ...node.flags, ...(json ? ['--json'] : [])]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(r.stderr, '', 'no complaint about the record');
+      return r.stdout;
+    };
+    type Denied = Record<string, unknown> | null;
+    const deniedInStatus = async () => {
+      const { deniedRequests } = JSON.parse(await status(true)) as {
+        deniedRequests: { client: Denied; serving: Denied };
+      };
+      assert.equal(deniedRequests.client, null, 'the client request was not denied');
+      return deniedRequests.serving;
+    };
+    const servingCsrs = async () =>
+      (await c.certificates.listCertificateSigningRequest()).items.filter(
+        (x) => x.spec.signerName === 'kubernetes.io/kubelet-serving' && x.spec.username === `system:node:${node.name}`,
+      );
+
+    let daemon = startDaemon(args);
+    let retryAt: string;
+    let csr: string;
+    try {
+      csr = await waitFor('the serving CSR', async () => (await servingCsrs())[0]?.metadata?.name, 90_000);
+      assert.equal(await deniedInStatus(), null, 'nothing held back before the denial');
+      await c.kubectl(['certificate', 'deny', csr]);
+      await daemon.waitForLog(/serving CSR denied; the same request is not submitted again before retryAt/);
+      const [code, body] = await httpGet({
+        url: `http://127.0.0.1:${healthPort}/healthz`,
+        headers: { accept: 'application/json' },
+      });
+      assert.ok(code === 200 || code === 500, body);
+      retryAt = (JSON.parse(body) as { certificates: { server: { deniedRetryAt: string } } }).certificates.server
+        .deniedRetryAt;
+      assert.ok(Date.parse(retryAt) > Date.now(), `health says the daemon retries at ${retryAt}`);
+
+      const shown = await deniedInStatus();
+      assert.ok(shown, 'status --json shows the held-back request');
+      const file = join(node.certDir, 'nodecred-server-denied.json');
+      assert.deepEqual(
+        { ...shown, deniedAt: undefined },
+        {
+          certificate: 'serving',
+          file,
+          csr,
+          condition: 'Denied',
+          // What kubectl certificate deny writes into the condition, as the API server returns it.
+          reason: 'KubectlDeny',
+          message: 'This CSR was denied by kubectl certificate deny.',
+          deniedAt: undefined,
+          attempts: 1,
+          retryAt,
+          retryDue: false,
+        },
+      );
+      assert.equal((await stat(file)).mode & 0o777, 0o600);
+      const table = await status(false);
+      assert.match(table, new RegExp(`serving request held back: CSR ${csr} denied once`));
+      assert.match(table, /reason "KubectlDeny", message "This CSR was denied by kubectl certificate deny\."/);
+      assert.ok(table.includes(`again at ${utcMinute(retryAt)} (in `), table);
+    } finally {
+      await daemon.stop();
+    }
+
+    daemon = startDaemon(args);
+    try {
+      await daemon.waitForLog(/a serving request was denied before the restart/);
+      // The first pass after the restart decided not to submit (its error names the retry time).
+      await daemon.waitForLog(new RegExp(`not submitted again before ${retryAt.replaceAll('.', '\\.')}`), 90_000);
+      assert.deepEqual(
+        (await servingCsrs()).map((x) => x.metadata!.name),
+        [csr],
+        'no new serving CSR after the restart',
+      );
+      assert.equal((await deniedInStatus())?.retryAt, retryAt, 'the same retry time after the restart');
+      // A reload is the operator's way to say "the approver is fixed": the record goes at once.
+      daemon.child.kill('SIGHUP');
+      await daemon.waitForLog(/configuration reloaded/);
+      await waitFor('the record removed by the reload', async () =>
+        (await deniedInStatus()) === null ? true : undefined,
+      );
+    } finally {
+      await daemon.stop();
+    }
+    // A damaged record costs status one line on stderr, never the report or its exit code.
+    const record = join(node.certDir, 'nodecred-server-denied.json');
+    await writeFile(record, '{"kind":"RequestDenial",', { mode: 0o600 });
+    const damaged = await runNodecred(['status', '--config', config, ...node.flags]);
+    assert.equal(damaged.code, 0, damaged.stderr);
+    assert.equal(
+      damaged.stderr,
+      `nodecred: ${record}: unreadable denial record: not JSON (fix: remove it: the daemon then submits the ` +
+        'serving request at its next pass (and records a new denial))\n',
+    );
+    assert.match(damaged.stdout, /^CERTIFICATE\s+EXPIRES/);
   } finally {
     await node.cleanup();
   }

@@ -14,6 +14,8 @@ import {
 } from '../../../src/approver/leader.ts';
 
 const T: LeaderTimings = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
+/** Production-like timings: the renew loop never runs during a test that steps the clocks itself. */
+const SLOW: LeaderTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 };
 const silent = pino({ level: 'silent' });
 
 class MemoryLeaseStore implements LeaseStore {
@@ -67,14 +69,21 @@ interface Candidate {
   termEndedAt: number | undefined;
 }
 
-function candidate(store: LeaseStore, identity: string): Candidate {
+/** A candidate running for the Lease; `now`/`monotonic`: the elector's clocks, for a test that steps them. */
+function candidate(
+  store: LeaseStore,
+  identity: string,
+  o: { timings?: LeaderTimings; now?: () => number; monotonic?: () => number } = {},
+): Candidate {
   const stop = new AbortController();
   const c = { stop, terms: 0, leading: false, termEndedAt: undefined } as Candidate;
   c.elector = new LeaderElector({
     store,
     identity,
     log: silent,
-    timings: T,
+    timings: o.timings ?? T,
+    ...(o.now ? { now: o.now } : {}),
+    ...(o.monotonic ? { monotonic: o.monotonic } : {}),
     lead: async (signal) => {
       c.terms++;
       c.leading = true;
@@ -159,29 +168,15 @@ test('a leader that cannot renew stops leading within the renew deadline, and le
 
 test('isLeader turns false as soon as the last renewal is older than the renew deadline', async () => {
   let clock = 1_000_000;
-  const store = new MemoryLeaseStore();
-  const stop = new AbortController();
-  let leading = false;
-  const elector = new LeaderElector({
-    store,
-    identity: 'a',
-    log: silent,
-    timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 },
-    monotonic: () => clock,
-    lead: async (signal) => {
-      leading = true;
-      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-    },
-  });
-  const done = elector.run(stop.signal);
-  await until('leading', () => leading);
-  assert.equal(elector.isLeader(), true);
+  const c = candidate(new MemoryLeaseStore(), 'a', { timings: SLOW, monotonic: () => clock });
+  await until('leading', () => c.leading);
+  assert.equal(c.elector.isLeader(), true);
   clock += 9_999;
-  assert.equal(elector.isLeader(), true);
+  assert.equal(c.elector.isLeader(), true);
   clock += 1;
-  assert.equal(elector.isLeader(), false, 'no writes once renewals are overdue, even before the renew loop notices');
-  stop.abort();
-  await done;
+  assert.equal(c.elector.isLeader(), false, 'no writes once renewals are overdue, even before the renew loop notices');
+  c.stop.abort();
+  await c.done;
 });
 
 // The wall clock is stepped back an hour.
@@ -189,34 +184,20 @@ test('intervals run on the monotonic clock: a wall clock stepped back does not s
   let monotonic = 5_000;
   let wall = Date.parse('2030-01-01T00:00:00Z');
   const store = new MemoryLeaseStore();
-  const stop = new AbortController();
-  let leading = false;
-  const elector = new LeaderElector({
-    store,
-    identity: 'a',
-    log: silent,
-    timings: { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 },
-    now: () => wall,
-    monotonic: () => monotonic,
-    lead: async (signal) => {
-      leading = true;
-      await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-    },
-  });
-  const done = elector.run(stop.signal);
+  const c = candidate(store, 'a', { timings: SLOW, now: () => wall, monotonic: () => monotonic });
   try {
-    await until('leading', () => leading);
+    await until('leading', () => c.leading);
     // The Lease carries wall-clock times (what other candidates and kubectl read).
     assert.equal(store.stored!.record.renewTime, '2030-01-01T00:00:00.000000Z');
     // NTP steps the wall clock back an hour while 10 s pass: the renewal is overdue all the same.
     wall -= 3_600_000;
     monotonic += 9_999;
-    assert.equal(elector.isLeader(), true);
+    assert.equal(c.elector.isLeader(), true);
     monotonic += 1;
-    assert.equal(elector.isLeader(), false, 'a backward wall-clock jump must not keep a stalled leader writing');
+    assert.equal(c.elector.isLeader(), false, 'a backward wall-clock jump must not keep a stalled leader writing');
   } finally {
-    stop.abort();
-    await done;
+    c.stop.abort();
+    await c.done;
   }
 });
 

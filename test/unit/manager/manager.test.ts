@@ -410,6 +410,55 @@ test('daemon: a serving request the approver denies is not resubmitted at every 
   await stop();
 });
 
+test('daemon: a restart keeps a denied serving request held back, backoff doubling; install clears it', async () => {
+  const w = world({ cluster: { denyProbability: { client: 0, server: 1 } } });
+  // Every serving CSR ever created (decided ones are cleaned up after an hour, as kube-controller-manager does).
+  const submittedSoFar = () => w.cluster.stats.csrsByNode.server[0]!;
+  let daemon = w.startDaemon();
+  await w.scheduler.runUntil(T0 + 30 * MINUTE);
+  const denied = daemon.manager.states.server.denied!;
+  assert.equal(denied.count, 1);
+  assert.equal(
+    denied.csr,
+    w.cluster
+      .csrsOf(0)
+      .filter((c) => c.kind === 'server')
+      .at(-1)!.name,
+  );
+  assert.deepEqual(denied.condition, { type: 'Denied', reason: 'SimulatedDenial', message: denied.condition.message });
+  assert.deepEqual(await w.node.store.readDenial('server'), denied, 'recorded on disk as it stands in memory');
+  await daemon.stop();
+  const submitted = submittedSoFar();
+
+  // Restarted before retryAt: the same request stays held back (main before this change resubmitted at once).
+  daemon = w.startDaemon();
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.equal(submittedSoFar(), submitted, 'no CSR from the restart');
+  assert.equal(daemon.manager.states.server.denied?.retryAt, denied.retryAt);
+  assert.equal(w.logged(/a serving request was denied before the restart/), 1);
+  await w.scheduler.runUntil(denied.retryAt + 10 * MINUTE);
+  assert.equal(submittedSoFar(), submitted + 1, 'submitted again once retryAt passed');
+  assert.equal(daemon.manager.states.server.denied?.count, 2, 'the backoff went on doubling across the restart');
+  await daemon.stop();
+
+  // A damaged record costs one warning and one early request, never the daemon.
+  w.node.store.damageDenial('server', '{"kind":');
+  daemon = w.startDaemon();
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.equal(w.logged(/ignoring the recorded serving denial/), 1);
+  assert.equal(submittedSoFar(), submitted + 2, 'the request went at once');
+  assert.equal((await w.node.store.readDenial('server'))?.count, 1, 'a fresh record replaced the damaged one');
+
+  // Once a serving certificate is installed nothing is held back, and status must not say otherwise.
+  w.cluster.params.denyProbability.server = 0;
+  daemon.manager.reconfigure(daemon.manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.ok(daemon.manager.states.server.fingerprint, 'serving certificate installed');
+  assert.equal(daemon.manager.states.server.denied, undefined);
+  assert.equal(await w.node.store.readDenial('server'), null, 'the record is gone');
+  await daemon.stop();
+});
+
 test('daemon: a client certificate the API server refuses (client CA rotated) is replaced by bootstrap', async () => {
   const w = world();
   const { manager, stop } = w.startDaemon();
@@ -491,4 +540,45 @@ test('daemon: a client request that is denied is not resubmitted at every retry 
   await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
   assert.equal(w.cluster.stats.csrsByNode.client[0], firstDay + 1, 'submitted again after the reload');
   await stop();
+});
+
+// The hold-back above lived only in memory: a crash-looping daemon (or a reboot) submitted the denied client
+// request again at every start, and `nodecred status` could not say why the node had no client certificate.
+test('daemon: a restart keeps a denied client request held back; a reload submits it, install clears it', async () => {
+  const w = world({ cluster: { denyProbability: { client: 1, server: 0 } } });
+  const submittedSoFar = () => w.cluster.stats.csrsByNode.client[0]!;
+  let daemon = w.startDaemon();
+  await w.scheduler.runUntil(T0 + 5 * MINUTE);
+  const denied = daemon.manager.states.client.denied!;
+  assert.equal(denied.count, 1);
+  assert.equal(
+    denied.csr,
+    w.cluster
+      .csrsOf(0)
+      .filter((c) => c.kind === 'client')
+      .at(-1)!.name,
+  );
+  assert.deepEqual(await w.node.store.readDenial('client'), denied, 'recorded on disk as it stands in memory');
+  assert.equal(await w.node.store.readDenial('server'), null, 'in its own record');
+  await daemon.stop();
+  const submitted = submittedSoFar();
+
+  // Restarted before retryAt: the same bootstrap request stays held back (before this change it went at once).
+  daemon = w.startDaemon();
+  assert.ok(denied.retryAt - w.scheduler.now >= 20 * MINUTE, 'the first wait is at least 30 minutes');
+  await w.scheduler.runUntil(denied.retryAt - MINUTE);
+  assert.equal(submittedSoFar(), submitted, 'no client CSR from the restart');
+  assert.equal(daemon.manager.states.client.denied?.retryAt, denied.retryAt);
+  assert.equal(w.logged(/a client request was denied before the restart/), 1);
+  assert.match(daemon.manager.states.client.lastError!, /not submitted again before .*nodecred-client-denied\.json/);
+
+  // The operator fixed the policy and reloads: the request goes at once, and once issued nothing is recorded.
+  w.cluster.params.denyProbability.client = 0;
+  daemon.manager.reconfigure(daemon.manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.equal(submittedSoFar(), submitted + 1, 'submitted after the reload');
+  assert.ok(daemon.manager.states.client.fingerprint, 'client certificate installed');
+  assert.equal(daemon.manager.states.client.denied, undefined);
+  assert.equal(await w.node.store.readDenial('client'), null, 'the record is gone');
+  await daemon.stop();
 });

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonicalIp } from '../../../src/pki/san.ts';
 import {
+  believableDenial,
   DEFAULT_BACKOFF,
+  DENIED_RETRY_BACKOFF,
+  recordDenial,
   KUBELET_ROTATION_WINDOW,
   nextPass,
   retryDelayMs,
@@ -372,4 +375,25 @@ test('nextPass: after failures, the jittered backoff, which a wake-up may not cu
   assert.equal(first.backoffUntil, first.at);
   const tenth = schedule({ consecutiveFailures: 10, random: fixed(ALMOST_ONE) });
   assert.ok(tenth.at - T0 <= DEFAULT_BACKOFF.maxMs && tenth.at - T0 >= DEFAULT_BACKOFF.maxMs / 2);
+});
+
+// ── denied requests ──────────────────────────────────────────────────────────────────────────────────
+
+test('recordDenial: every wait it draws is one a restarted daemon believes; a longer one read back is not', () => {
+  const condition = { type: 'Denied' as const, reason: 'R', message: 'M' };
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 40 }), fc.double({ min: 0, max: ALMOST_ONE, noNaN: true }), (n, r) => {
+      let d: ReturnType<typeof recordDenial> | undefined;
+      const now = Date.UTC(2030, 0, 1) + 0.25;
+      for (let i = 0; i < n; i++)
+        d = recordDenial(d, { request: 'q', csr: 'c', condition, message: 'm', now, random: () => r });
+      assert.equal(d!.count, n);
+      assert.ok(Number.isInteger(d!.at) && Number.isInteger(d!.retryAt), 'whole milliseconds, as on disk');
+      assert.ok(believableDenial(d!, now), `count ${n}: ${d!.retryAt - now} ms`);
+    }),
+  );
+  const now = Date.UTC(2030, 0, 1);
+  const forged = { request: 'q', csr: 'c', condition, message: 'm', at: now, count: 1, retryAt: now + 30 * DAY };
+  assert.equal(believableDenial(forged, now), false, 'a record cannot hold a request back for a month');
+  assert.equal(believableDenial({ ...forged, retryAt: now + DENIED_RETRY_BACKOFF.maxMs }, now), true);
 });
