@@ -2,7 +2,7 @@
 // (resourceVersion, 409 on a stale write), with short timings so the tests take a fraction of a second.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
+import { silentLogger } from '../../../src/log.ts';
 import {
   LeaderElector,
   LeaseConflict,
@@ -14,7 +14,7 @@ import {
 } from '../../../src/approver/leader.ts';
 
 const T: LeaderTimings = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
-const silent = pino({ level: 'silent' });
+const silent = silentLogger();
 
 class MemoryLeaseStore implements LeaseStore {
   readonly description = 'test/lease';
