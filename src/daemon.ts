@@ -183,12 +183,22 @@ export class Daemon {
    */
   private async waitUntil(next: { at: number; backoffUntil: number }, signal: AbortSignal, checkDisk: boolean) {
     const localCheckMs = this.opts.localCheckMs ?? 5_000;
+    let { at, backoffUntil } = next;
+    let last = this.clock.now();
     while (!signal.aborted) {
       const now = this.clock.now();
-      if (now >= next.at || (this.wokenFor && now >= next.backoffUntil)) return;
-      await this.sleep(Math.min(localCheckMs, next.at - now), signal, now >= next.backoffUntil);
+      // The wall clock was stepped back (NTP correcting an RTC that was hours ahead at boot): what was left to
+      // wait is still left. Waiting for the old wall time instead would skip every pass, and ignore every
+      // wake-up (a removed cert dir, SIGHUP), for as many hours as the step.
+      if (now < last) {
+        at -= last - now;
+        backoffUntil -= last - now;
+      }
+      last = now;
+      if (now >= at || (this.wokenFor && now >= backoffUntil)) return;
+      await this.sleep(Math.min(localCheckMs, at - now), signal, now >= backoffUntil);
       this.beat();
-      if (!checkDisk || signal.aborted || this.wokenFor || this.clock.now() >= next.at) continue;
+      if (!checkDisk || signal.aborted || this.wokenFor || this.clock.now() >= at) continue;
       if (!(await this.manager.diskMatchesMemory())) this.wokenFor = 'files on disk differ from the verified ones';
     }
   }

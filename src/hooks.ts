@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import type { HooksConfig } from './config/schema.ts';
 import type { Logger } from './log.ts';
 import { redactSecrets } from './redact.ts';
+import { DISCOVERY_TOKEN_ENV } from './cli/flags.ts';
 
 interface InstallInfo {
   kind: 'client' | 'server';
@@ -25,7 +26,7 @@ export async function runHooks(hooks: HooksConfig, info: InstallInfo, log: Logge
           timeout: hooks.timeoutMs,
           killSignal: 'SIGKILL',
           env: {
-            ...process.env,
+            ...hookEnvironment(process.env),
             NODECRED_KIND: info.kind,
             NODECRED_CERT_FILE: info.certFile,
             NODECRED_KUBECONFIG: info.kubeconfig,
@@ -57,6 +58,15 @@ export async function runHooks(hooks: HooksConfig, info: InstallInfo, log: Logge
       log.warn({ pidFile: hooks.pidFile, err: (err as Error).message }, 'could not signal the process after install');
     }
   }
+}
+
+/**
+ * nodecred's environment without the bootstrap token it may hold there: a cluster-wide credential (any node
+ * name's client certificate) that a reload script, and whatever it starts, has no use for.
+ */
+function hookEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { [DISCOVERY_TOKEN_ENV]: _token, ...rest } = env;
+  return rest;
 }
 
 interface PidFileStat {

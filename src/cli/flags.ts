@@ -19,7 +19,7 @@ import {
 } from '../config/fields.ts';
 
 /** The environment form of --discovery-token: unlike argv, a process's environment is private to its user. */
-const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
+export const DISCOVERY_TOKEN_ENV = 'NODECRED_DISCOVERY_TOKEN';
 
 interface FlagSpec {
   name: string;

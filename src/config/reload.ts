@@ -1,8 +1,9 @@
 // SIGHUP: a new configuration applies to the running daemon, except for what it cannot change without a
-// restart: the cert dir (its lock is held), the kubeconfig path (watched), and the listeners (bound).
+// restart: the cert dir (its lock is held), the kubeconfig path (watched), the listeners (bound), and the node
+// name (the running kubelet took its own at start: certificates for another name would lock it out).
 import type { Config } from './schema.ts';
 
-const RESTART_ONLY = ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile'] as const;
+const RESTART_ONLY = ['certDir', 'kubeconfig', 'healthListen', 'secureListen', 'clientCAFile', 'nodeName'] as const;
 
 /** The configuration to run with after a reload, and the restart-only settings that were asked to change. */
 export function reloadedConfig(running: Config, next: Config): { config: Config; keptUntilRestart: string[] } {
@@ -14,6 +15,7 @@ export function reloadedConfig(running: Config, next: Config): { config: Config;
     healthListen: running.healthListen,
     secureListen: running.secureListen,
     clientCAFile: running.clientCAFile,
+    nodeName: running.nodeName,
   };
   return { config, keptUntilRestart };
 }

@@ -1,10 +1,11 @@
 // The configuration: one typed object the rest of nodecred reads, built from defaults (kubelet-compatible
 // paths), an optional versioned YAML file, and flags (flags win). Unknown or mistyped fields are errors
 // that name the file and the field.
-import { hostname } from 'node:os';
+import { constants, hostname } from 'node:os';
 import { KEY_ALGORITHMS, isKeyAlgorithm, type KeyAlgorithm } from '../pki/keys.ts';
 import { isLogLevel, LOG_LEVELS_TEXT, type LogLevel } from './log-level.ts';
 import { parsePinHash } from '../pki/cert.ts';
+import { parseListen } from './listen.ts';
 import {
   FieldReader,
   validateAddress,
@@ -202,10 +203,12 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
       );
     o.clientCredentials = mode as Config['clientCredentials'];
   }
-  if (raw.healthListen !== undefined)
-    o.healthListen = raw.healthListen === '' ? '' : r.string(raw.healthListen, 'healthListen');
-  if (raw.secureListen !== undefined)
-    o.secureListen = raw.secureListen === '' ? '' : r.string(raw.secureListen, 'secureListen');
+  // Checked here, not only when bound: an error then would name the flag, and `nodecred reload` would pass it.
+  for (const field of ['healthListen', 'secureListen'] as const) {
+    if (raw[field] === undefined) continue;
+    o[field] = raw[field] === '' ? '' : r.string(raw[field], field);
+    if (o[field]) parseListen(o[field], r.where(field));
+  }
   if (raw.clientCAFile !== undefined) o.clientCAFile = r.string(raw.clientCAFile, 'clientCAFile');
   if (raw.readyExpiryThreshold !== undefined)
     o.readyExpiryThresholdMs = r.duration(raw.readyExpiryThreshold, 'readyExpiryThreshold');
@@ -214,7 +217,9 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
     const h = r.object(raw.hooks, 'hooks');
     hr.rejectUnknown(h, ['command', 'timeout', 'pidFile', 'signal']);
     const signal = h.signal === undefined ? 'SIGHUP' : hr.string(h.signal, 'signal');
-    if (!/^SIG[A-Z0-9]+$/.test(signal)) hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP');
+    // One this system knows: process.kill refuses any other name, at every install, long after the config passed.
+    if (!/^SIG[A-Z0-9]+$/.test(signal) || !Object.hasOwn(constants.signals, signal))
+      hr.fail('signal', `"${signal}" is not a signal name`, 'e.g. SIGHUP (kill -l lists them, without SIG)');
     o.hooks = {
       command: h.command === undefined ? undefined : hr.stringList(h.command, 'command'),
       timeoutMs:
@@ -246,11 +251,17 @@ export function overridesFromDocument(doc: unknown, source: string): ConfigOverr
   }
   if (raw.watchTimeout !== undefined) {
     o.watchTimeoutMs = r.duration(raw.watchTimeout, 'watchTimeout');
-    if (o.watchTimeoutMs < 1000) r.fail('watchTimeout', 'must be at least 1s', 'e.g. 60s');
+    // At most 24h: the watch's idle guard (1.25 × this) must fit a timer, which Node fires at once beyond 2^31 ms.
+    if (o.watchTimeoutMs < 1000 || o.watchTimeoutMs > 24 * 3_600_000)
+      r.fail('watchTimeout', 'must be between 1s and 24h', 'e.g. 60s');
   }
   if (raw.unauthorizedGrace !== undefined)
     o.unauthorizedGraceMs = r.duration(raw.unauthorizedGrace, 'unauthorizedGrace');
-  if (raw.recheckInterval !== undefined) o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
+  if (raw.recheckInterval !== undefined) {
+    o.recheckIntervalMs = r.duration(raw.recheckInterval, 'recheckInterval');
+    // 0 makes every pass due at once and every CSR wait end at once: a loop of API requests on every node.
+    if (o.recheckIntervalMs < 1000) r.fail('recheckInterval', 'must be at least 1s', 'e.g. 5m (the default)');
+  }
   if (raw.clusterCAFile !== undefined) o.clusterCAFile = r.string(raw.clusterCAFile, 'clusterCAFile');
   if (raw.logLevel !== undefined) {
     const level = r.string(raw.logLevel, 'logLevel');

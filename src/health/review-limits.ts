@@ -20,7 +20,9 @@ export class TokenBucket {
 
   /** Takes one token if there is one. */
   take(now: number): boolean {
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#at) / 1000) * this.#perSecond);
+    // A clock that went back (a wall clock stepped by NTP) refills nothing, and leaves no debt either.
+    const elapsed = Math.max(0, now - this.#at);
+    this.#tokens = Math.min(this.#burst, this.#tokens + (elapsed / 1000) * this.#perSecond);
     this.#at = now;
     if (this.#tokens < 1) return false;
     this.#tokens -= 1;
@@ -76,6 +78,8 @@ export class RateLimited extends Error {
 
 interface Entry<T> {
   value: T;
+  /** When it was stored: an entry from "the future" (the clock went back since) has an unknown age. */
+  stored: number;
   expires: number;
 }
 
@@ -97,14 +101,16 @@ export class ReviewCache<T> {
 
   async get(key: string, now: () => number, admit: () => boolean, review: () => Promise<T>): Promise<T> {
     const hit = this.#entries.get(key);
-    if (hit && hit.expires > now()) return hit.value;
+    const at = now();
+    if (hit && hit.stored <= at && at < hit.expires) return hit.value;
     const pending = this.#inflight.get(key);
     if (pending) return pending;
     if (!admit()) throw new RateLimited('too many new credentials or paths to review');
     const p = review().then(
       (value) => {
         this.#inflight.delete(key);
-        this.#remember(key, { value, expires: now() + this.#ttl(value) }, now());
+        const stored = now();
+        this.#remember(key, { value, stored, expires: stored + this.#ttl(value) }, stored);
         return value;
       },
       (err: unknown) => {

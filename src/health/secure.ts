@@ -59,7 +59,9 @@ export function createSecureServer(opts: {
   now?: () => number;
 }) {
   const { manager, log } = opts;
-  const now = opts.now ?? Date.now;
+  // Monotonic: every use is an interval (TTLs, rate limits); a wall clock stepped back by hours would keep cached
+  // answers (a deleted token's, a revoked rule's) for those hours, and put the rate limits hours in debt.
+  const now = opts.now ?? (() => performance.now());
   const handler = createHandler(opts.health, opts.registry);
   const tokens = new ReviewCache<Identity | null>((id) => (id ? TOKEN_TTL_MS : TOKEN_DENY_TTL_MS));
   const decisions = new ReviewCache<{ allowed: boolean; reason: string }>((d) =>

@@ -51,7 +51,9 @@ export function managerHealthSource(
   }
 
   async function apiAuth(): Promise<ApiAuthResult> {
-    if (cached && now().getTime() - cached.checkedAt.getTime() < opts.authCacheMs) return cached;
+    // A negative age is a wall clock stepped back: the answer's age is unknown, so it is checked again.
+    const age = cached ? now().getTime() - cached.checkedAt.getTime() : -1;
+    if (cached && age >= 0 && age < opts.authCacheMs) return cached;
     inflight ??= checkAuth().finally(() => (inflight = undefined));
     cached = await inflight;
     return cached;

@@ -85,6 +85,13 @@ export async function connectionFromKubeconfig(kc: KubeconfigConnection, role: s
   switch (c.kind) {
     case 'token': {
       const token = c.token ?? (await readText(c.tokenPath!, `${where}.tokenFile`)).trim();
+      // An empty token would send every request anonymously, and the 403 for system:anonymous points at RBAC.
+      if (token === '')
+        throw new UserError(`token file ${c.tokenPath} is empty`, {
+          where: `${where}.tokenFile`,
+          fix: 'write the bootstrap token (ID.SECRET) into it',
+          code: 'FILE_UNREADABLE',
+        });
       return { endpoint, credential: { kind: 'token', token }, description: `${role} token from ${kc.file}` };
     }
     case 'clientCert': {

@@ -3,6 +3,7 @@
 // kubeconfig written in kubelet's form (its client-certificate and client-key both point at
 // kubelet-client-current.pem, so a rotation needs no kubeconfig change).
 import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { UserError, errorLine, isUserError } from '../errors.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -50,8 +51,9 @@ export function fileCredentials(
         caData: caPem,
         ...(endpoint.tlsServerName ? { tlsServerName: endpoint.tlsServerName } : {}),
         ...(endpoint.proxyUrl ? { proxyUrl: endpoint.proxyUrl } : {}),
-        certPath: clientCertPath,
-        keyPath: clientCertPath,
+        // Absolute: the kubelet resolves a relative path against the kubeconfig's directory, not our cwd.
+        certPath: resolve(clientCertPath),
+        keyPath: resolve(clientCertPath),
       });
       const existing = await readFile(path, 'utf8').catch(() => null);
       if (existing === text) return;

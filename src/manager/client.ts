@@ -146,8 +146,18 @@ export class ClientCertificate extends ManagedCertificate {
     deadline: number,
   ): Promise<{ issued: Issued; by: Identity }> {
     const spec = requestSpec(this.deps.config, 'client', NO_SANS);
+    // A denial holds back the same request from the same requester: a bootstrap after a denied renewal (the
+    // certificate expired meanwhile) is another request, and so is one with new bootstrap credentials.
+    const run = (by: Identity) =>
+      this.requestUnlessDenied(
+        by.connection,
+        spec,
+        by.ca,
+        deadline,
+        by.renewal ? 'renewal' : by.connection.description,
+      );
     try {
-      return { issued: await this.requests.run(identity.connection, spec, identity.ca, deadline), by: identity };
+      return { issued: await run(identity), by: identity };
     } catch (err) {
       const fallback = identity.renewal && renewalRefused(err) ? await bootstrap() : null;
       if (!fallback) throw err;
@@ -156,7 +166,7 @@ export class ClientCertificate extends ManagedCertificate {
         'renewal with the node certificate failed; falling back to bootstrap credentials',
       );
       const by = await this.bootstrapIdentity(fallback);
-      return { issued: await this.requests.run(by.connection, spec, by.ca, deadline), by };
+      return { issued: await run(by), by };
     }
   }
 

@@ -48,15 +48,21 @@ export async function waitForCsr(api: NodeApi, clock: Clock, name: string, opts:
   const idleTimeoutMs = opts.idleTimeoutMs ?? Math.round(watchTimeoutSeconds * 1250 + 1000);
   const healthyWatchMs = Math.min(HEALTHY_WATCH_MS, watchTimeoutSeconds * 500);
   let failures = 0;
+  let deadline = opts.deadline;
   const pause = async (why: string) => {
     opts.onProgress?.({ what: 'error', detail: why });
     const wait = retryDelayMs(failures++, RECONNECT_BACKOFF, () => clock.random());
-    await clock.sleep(Math.min(wait, Math.max(0, opts.deadline - clock.now())), opts.signal);
+    await clock.sleep(Math.min(wait, Math.max(0, deadline - clock.now())), opts.signal);
   };
   let known = opts.initial;
+  let last = clock.now();
   for (;;) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    const left = opts.deadline - clock.now();
+    // A wall clock stepped back (NTP) does not move the deadline hours away: the time left stays what it was.
+    const now = clock.now();
+    if (now < last) deadline -= last - now;
+    last = now;
+    const left = deadline - now;
     if (left <= 0) throw new WaitTimeout(`CSR ${name} still pending at the deadline`);
     try {
       // Every later round re-reads: whatever happened while no watch was open is seen.

@@ -48,7 +48,8 @@ export class CertificateManager {
   /** A reloaded configuration (SIGHUP) applies from the next pass on. */
   reconfigure(config: Config): void {
     this.deps.config = config;
-    this.serving.forgetDenial();
+    // The approver's (or the policy's) configuration may have been fixed too: a denied request may go again.
+    for (const state of Object.values(this.installed.states)) state.denied = undefined;
   }
 
   /**

@@ -5,14 +5,7 @@ import type { ApiConnection } from '../kube/api.ts';
 import { lifetimeOf } from './installed.ts';
 import { ManagedCertificate } from './managed.ts';
 import { isPlaceholder } from './placeholder.ts';
-import {
-  denialStands,
-  recordDenial,
-  requestIdentity,
-  sameSans,
-  servingSansFromAddresses,
-  type SubjectAltNames,
-} from './policy.ts';
+import { sameSans, servingSansFromAddresses, type SubjectAltNames } from './policy.ts';
 import { requestSpec } from './requests.ts';
 import type { EnsureOptions, EnsureResult } from './state.ts';
 
@@ -51,25 +44,8 @@ export class ServingCertificate extends ManagedCertificate {
           'serving certificate due; requesting a new one',
         );
       const spec = requestSpec(this.deps.config, 'server', sans);
-      const { store, clock, log, config } = this.deps;
-      const request = requestIdentity({ ...spec, keyAlgorithm: config.keyAlgorithm });
-      if (denialStands(state.denied, request, clock.now())) throw stillDenied(state.denied);
-      const issued = await this.requests.run(conn, spec, ca, opts.deadline).catch((err: unknown) => {
-        if (isUserError(err) && (err.code === 'CSR_DENIED' || err.code === 'CSR_FAILED')) {
-          state.denied = recordDenial(state.denied, {
-            request,
-            message: err.message,
-            now: clock.now(),
-            random: () => clock.random(),
-          });
-          log.warn(
-            { retryAt: new Date(state.denied.retryAt).toISOString() },
-            'serving CSR denied; the same request is not submitted again before retryAt',
-          );
-        }
-        throw err;
-      });
-      state.denied = undefined;
+      const { store, clock, log } = this.deps;
+      const issued = await this.requestUnlessDenied(conn, spec, ca, opts.deadline);
       await store.install('server', issued.chainPem, issued.key, new Date(clock.now()));
       await store.removePendingKey('server');
       this.installed.assessInstalled('server', await this.installed.read('server'), ca, sans, issued.verdict);
@@ -84,11 +60,6 @@ export class ServingCertificate extends ManagedCertificate {
       this.installed.recordError('server', err);
       throw err;
     }
-  }
-
-  /** A reloaded configuration may be what the approver wanted: a denied request may go again at once. */
-  forgetDenial(): void {
-    this.installed.states.server.denied = undefined;
   }
 
   /** The serving certificate's SANs: the Node's status.addresses, or the configured ones before it exists. */
@@ -106,18 +77,4 @@ export class ServingCertificate extends ManagedCertificate {
     }
     return sans;
   }
-}
-
-/** The remembered denial, as the error of a pass that did not submit the same request again. */
-function stillDenied(denied: { message: string; retryAt: number }): UserError {
-  return new UserError(
-    `${denied.message}; the same request is not submitted again before ${new Date(denied.retryAt).toISOString()}`,
-    {
-      where: 'kubelet-serving CSR',
-      fix:
-        'check why the approver denied it (kubectl get csr; the approver log); a change of the Node addresses, ' +
-        'a reload of the configuration (SIGHUP) or a restart submits a request at once',
-      code: 'CSR_DENIED',
-    },
-  );
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { uniqueName, waitFor, type TestCluster } from './cluster.ts';
+import { StopWaiting, uniqueName, waitFor, type TestCluster } from './cluster.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const NODECRED = join(REPO, 'bin/nodecred');
@@ -151,8 +151,10 @@ export function startDaemon(args: string[], opts: { binary?: string; cwd?: strin
       waitFor(
         `daemon log matching ${pattern}`,
         async () => {
+          // StopWaiting: a daemon that is gone will not log anything any more (a plain Error was retried until
+          // the timeout, and the output that said why was lost behind the next failed assertion).
           if (child.exitCode !== null)
-            throw new Error(`daemon exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
+            throw new StopWaiting(`daemon exited (${child.exitCode}); output:\n${out.slice(-2000)}`);
           return pattern.exec(out)?.[0];
         },
         timeoutMs,

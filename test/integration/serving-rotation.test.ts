@@ -136,6 +136,8 @@ test('daemon: changed Node addresses lead to a new serving certificate; both rot
       requestedLifetime: '10m',
       rotation: { from: 0.34, to: 0.35 },
       recheckInterval: '1s',
+      // Not the default 127.0.0.1:10271: another daemon on this machine (a parallel test run) may hold it.
+      healthListen: '127.0.0.1:0',
     });
     const daemon = startDaemon(['--config', config, ...node.flags]);
     try {

@@ -35,3 +35,15 @@ test('a reload that changes nothing restart-only names nothing', () => {
   assert.deepEqual(keptUntilRestart, []);
   assert.deepEqual(config, next);
 });
+
+// The kubelet takes its node name at start. A reload that changed it (nodeName left to the default, the host
+// renamed since, and `systemctl reload` for a log level) made nodecred bootstrap a client certificate for the
+// new name into kubelet-client-current.pem: the running kubelet then spoke as another node, and NodeRestriction
+// refused it its own Node.
+test('the node name changes only on restart', () => {
+  const next = mergeConfig({ nodeName: 'renamed-host', certDir: '/var/lib/kubelet/pki', logLevel: 'debug' });
+  const { config, keptUntilRestart } = reloadedConfig(running, next);
+  assert.deepEqual(keptUntilRestart, ['nodeName']);
+  assert.equal(config.nodeName, 'node-1');
+  assert.equal(config.logLevel, 'debug');
+});

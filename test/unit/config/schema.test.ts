@@ -257,6 +257,40 @@ test('timeout must be longer than 0', () => {
   rejects({ timeout: '0s' }, 'timeout', /longer than 0/);
 });
 
+// 0 made every pass due at once and every CSR wait end at once: a loop of Node GETs and CSR reads per node.
+test('recheckInterval must be at least 1s', () => {
+  assert.equal(overridesFromDocument(doc({ recheckInterval: '1s' }), FILE).recheckIntervalMs, 1000);
+  rejects({ recheckInterval: '0' }, 'recheckInterval', /at least 1s/);
+  rejects({ recheckInterval: '500ms' }, 'recheckInterval', /at least 1s/);
+});
+
+// They used to be checked only when the daemon bound them, as "--health-listen", a flag nobody had passed, and
+// `nodecred reload` (ExecReload=) called a file with a broken address valid.
+test('healthListen and secureListen are host:port (or empty), named in the file', () => {
+  const o = overridesFromDocument(doc({ healthListen: '[::1]:10271', secureListen: '' }), FILE);
+  assert.deepEqual([o.healthListen, o.secureListen], ['[::1]:10271', '']);
+  rejects({ healthListen: 'localhost' }, 'healthListen', /is not host:port/);
+  rejects({ secureListen: '0.0.0.0:99999' }, 'secureListen', /is not host:port/);
+});
+
+// A name that only looked like a signal (SIGRELOAD) passed, and each install then logged "Unknown signal": the
+// server the hook should reload kept its old certificate until that expired.
+test('hooks.signal must be a signal this system has', () => {
+  const hooks = (signal: string) => overridesFromDocument(doc({ hooks: { pidFile: '/run/x.pid', signal } }), FILE);
+  assert.equal(hooks('SIGUSR1').hooks?.signal, 'SIGUSR1');
+  rejects({ hooks: { pidFile: '/run/x.pid', signal: 'SIGRELOAD' } }, 'hooks.signal', /not a signal/);
+  rejects({ hooks: { pidFile: '/run/x.pid', signal: 'HUP' } }, 'hooks.signal', /not a signal/);
+});
+
+// The idle guard on a CSR watch is 1.25 × watchTimeout: from about 477h on, that no longer fits a timer, which
+// Node then fires after 1 ms. Every watch was taken as half-open at once, its connection dropped, a new one
+// made, forever.
+test('watchTimeout is between 1s and 24h', () => {
+  assert.equal(overridesFromDocument(doc({ watchTimeout: '24h' }), FILE).watchTimeoutMs, 24 * 3_600_000);
+  rejects({ watchTimeout: '500ms' }, 'watchTimeout', /between 1s and 24h/);
+  rejects({ watchTimeout: '500h' }, 'watchTimeout', /between 1s and 24h/);
+});
+
 test('the lifetime and timeout checks are exported for the flags, naming the flag', () => {
   assert.equal(validateRequestedLifetime(600_000, '--requested-lifetime'), 600_000);
   assert.equal(

@@ -58,3 +58,45 @@ test('ReviewCache: single-flight, per-answer TTLs, failures not cached, misses r
   );
   assert.equal(reviews, 2);
 });
+
+// The secure listener measured these with Date.now: a wall clock stepped back 8 hours (NTP after an RTC kept in
+// local time) left the buckets 8 hours of refill in debt (every new token refused with 429 meanwhile), and kept
+// every cached TokenReview/SubjectAccessReview answer 8 hours past its TTL (a deleted ServiceAccount's token, a
+// revoked RBAC rule, still accepted).
+test('TokenBucket: a clock that goes back neither empties the bucket nor refills it', () => {
+  const HOURS_8 = 8 * 3_600_000;
+  const b = new TokenBucket(2, 3, HOURS_8);
+  assert.deepEqual([b.take(HOURS_8), b.take(HOURS_8), b.take(HOURS_8)], [true, true, true]);
+  assert.equal(b.take(0), false, 'the step itself refills nothing');
+  assert.equal(b.take(500), true, 'one token after 0.5 s at 2/s, counted from the step');
+});
+
+test('ReviewCache: an answer cached before the clock went back is not kept past its TTL', async () => {
+  let now = 8 * 3_600_000;
+  const cache = new ReviewCache<boolean>(() => 300_000);
+  let reviews = 0;
+  const review = async () => {
+    reviews++;
+    return true;
+  };
+  assert.equal(
+    await cache.get(
+      'k',
+      () => now,
+      () => true,
+      review,
+    ),
+    true,
+  );
+  now = 0;
+  assert.equal(
+    await cache.get(
+      'k',
+      () => now,
+      () => true,
+      review,
+    ),
+    true,
+  );
+  assert.equal(reviews, 2, 'reviewed again: the cached answer is not trusted across the step');
+});

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmod, chown, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pidFileProblem, runHooks } from '../../../src/hooks.ts';
@@ -70,6 +70,39 @@ test('hook pid file: signalled only when root-owned and not group/world-writable
     );
     assert.match(String(lines[0]?.fields.err), /is a symlink; refusing to follow it/);
   } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// The daemon may hold the bootstrap token in its environment (NODECRED_DISCOVERY_TOKEN, the recommended form):
+// a hook (a reload script, and whatever it starts) must not inherit it.
+test('hook command: its environment names the install, never the bootstrap token', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nodecred-hookenv-'));
+  const out = join(dir, 'env');
+  const saved = process.env.NODECRED_DISCOVERY_TOKEN;
+  process.env.NODECRED_DISCOVERY_TOKEN = 'abcdef.0123456789abcdef';
+  try {
+    const { log, lines } = recordingLog();
+    const hooks = {
+      command: ['/bin/sh', '-c', `env > ${out}`],
+      timeoutMs: 10_000,
+      pidFile: undefined,
+      signal: 'SIGHUP',
+    };
+    await runHooks(hooks, { kind: 'client', certFile: '/dev/null', kubeconfig: '/dev/null' }, log);
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      ['post-install hook ran'],
+    );
+    const env = (await readFile(out, 'utf8')).split('\n');
+    assert.ok(env.includes('NODECRED_KIND=client'), 'the hook learns what was installed');
+    assert.deepEqual(
+      env.filter((l) => l.includes('0123456789abcdef') || l.startsWith('NODECRED_DISCOVERY_TOKEN=')),
+      [],
+    );
+  } finally {
+    if (saved === undefined) delete process.env.NODECRED_DISCOVERY_TOKEN;
+    else process.env.NODECRED_DISCOVERY_TOKEN = saved;
     await rm(dir, { recursive: true, force: true });
   }
 });

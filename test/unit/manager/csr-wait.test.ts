@@ -66,3 +66,20 @@ test('healthy watches (open for their whole server timeout) are re-opened at onc
   const rounds = await waitAnHour({ lastsMs: 60_000, end: () => ({ kind: 'closed', why: 'timeout' }) });
   assert.equal(rounds.watches, 60, 'one watch a minute, no pause between them');
 });
+
+// The daemon's pass gives the wait a deadline a recheck interval away. A clock stepped back 8 hours (NTP after an
+// RTC kept in local time) made that deadline 8 hours away: the pass outlived the systemd watchdog's patience.
+test('a wall clock stepped back during the wait does not stretch it by the step', async () => {
+  const scheduler = new Scheduler(T0);
+  const clock = new SimClock(scheduler, new Rng(7), 8 * HOUR);
+  const { api } = fakeApi(scheduler, clock, { lastsMs: 60_000, end: () => ({ kind: 'closed', why: 'timeout' }) });
+  let outcome: unknown;
+  void waitForCsr(api, clock, 'x', { deadline: clock.now() + 5 * 60_000, watchTimeoutSeconds: 60 }).then(
+    (v) => (outcome = v),
+    (e: unknown) => (outcome = e),
+  );
+  await scheduler.runUntil(T0 + 90_000);
+  (clock as unknown as { skewMs: number }).skewMs = 0;
+  await scheduler.runUntil(T0 + 7 * 60_000);
+  assert.ok(outcome instanceof WaitTimeout, 'gave up about 5 minutes after it started, not 8 hours later');
+});

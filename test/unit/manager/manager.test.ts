@@ -84,10 +84,10 @@ function world(
   const deadline = (ms = 10 * MINUTE) => node.clock.now() + ms;
   const logged = (re: RegExp) => lines.filter((l) => re.test(l)).length;
   /** The real daemon loop on a fresh manager; `stop` aborts it and lets the simulated world settle. */
-  function startDaemon() {
+  function startDaemon(opts: ConstructorParameters<typeof Daemon>[2] = {}) {
     const abort = new AbortController();
     const manager = node.newManager(abort.signal);
-    const daemon = new Daemon(manager, node.manager!.deps.log, { localCheckMs: Infinity });
+    const daemon = new Daemon(manager, node.manager!.deps.log, { localCheckMs: Infinity, ...opts });
     const done = daemon.run(abort.signal);
     const stop = async () => {
       abort.abort();
@@ -190,7 +190,7 @@ test('pending re-attach: a restarted manager finds its CSR under the same name, 
   assert.equal(w.logged(/re-attached to the pending CSR/), 1);
 });
 
-test('denied: one clear error naming the CSR, the pending key discarded, the next attempt is a new CSR', async () => {
+test('denied: one clear error naming the CSR, the key discarded, held back, then a new CSR', async () => {
   const w = world({ cluster: { manualApproval: true } });
   const call = w.pending(w.manager.ensureClient({ deadline: w.deadline(), rotate: true }));
   await w.advance(1000);
@@ -202,6 +202,11 @@ test('denied: one clear error naming the CSR, the pending key discarded, the nex
   assert.match((r.error as Error).message, new RegExp(`CSR ${name} was denied: NotOnMyWatch`));
   assert.equal(await w.node.store.readPendingKey('client'), null);
   assert.match(w.manager.states.client.lastError!, /denied/);
+  // The same request from the same requester waits for its retry time (policy.ts DENIED_RETRY_BACKOFF).
+  const held = await w.during(w.manager.ensureClient({ deadline: w.deadline(1000), rotate: true }), 2000);
+  assert.match((held.error as Error).message, /not submitted again before/);
+  assert.equal(w.cluster.csrsOf(0).length, 1);
+  await w.scheduler.runUntil(w.manager.states.client.denied!.retryAt);
   const again = await w.during(w.manager.ensureClient({ deadline: w.deadline(1000), rotate: true }), 2000);
   assert.ok(again.error instanceof WaitTimeout, String(again.error));
   const csrs = w.cluster.csrsOf(0);
@@ -450,4 +455,40 @@ test('refused client certificate: one 401 is not enough; a removed refused pair 
   assert.equal(r.value, 'installed', String(r.error));
   assert.equal(csrs(), 2);
   assert.equal(w.logged(/the API server refused it, not reinstalling/), 1);
+});
+
+// A VM whose RTC runs hours ahead (an RTC kept in local time, UTC+8) boots, nodecred starts, then chronyd steps
+// the clock back. The daemon used to wait for the old wall time: no pass, and no wake-up heard, for 8 hours.
+test('daemon: a wall clock stepped back keeps the loop on schedule and wake-ups heard', async () => {
+  const w = world({ skewMs: 8 * HOUR });
+  let passes = 0;
+  const { daemon, stop } = w.startDaemon({ onPass: () => passes++ });
+  await w.scheduler.runUntil(T0 + HOUR);
+  assert.ok(passes > 0, 'the daemon ran');
+  (w.node.clock as unknown as { skewMs: number }).skewMs = 0; // NTP steps the clock back 8 hours
+  const before = passes;
+  await w.scheduler.runUntil(w.scheduler.now + 15 * MINUTE);
+  assert.ok(passes > before, `a pass within 15 minutes after the step (${passes - before})`);
+  const woken = passes;
+  daemon.wake('SIGHUP');
+  await w.scheduler.runUntil(w.scheduler.now + 1);
+  assert.equal(passes, woken + 1, 'a wake-up after the step runs a pass at once');
+  await stop();
+});
+
+// The serving side got this in M4; a client CSR that a policy engine denies (a node identity attestation that
+// fails, a fleet-wide misconfiguration) still went again at every backoff step: a new CSR every ≤ 5 minutes.
+test('daemon: a client request that is denied is not resubmitted at every retry (CSRs per day)', async () => {
+  const w = world({ cluster: { denyProbability: { client: 1, server: 0 } } });
+  const { manager, stop } = w.startDaemon();
+  await w.scheduler.runUntil(T0 + DAY);
+  const firstDay = w.cluster.stats.csrsByNode.client[0]!;
+  assert.ok(firstDay >= 4 && firstDay <= 9, `${firstDay} client CSRs in the first day`);
+  assert.ok(manager.states.client.denied!.retryAt > w.scheduler.now);
+  assert.match(manager.states.client.lastError!, /was denied: SimulatedDenial/);
+  // A configuration reload forgets the denial: the policy may have been fixed.
+  manager.reconfigure(manager.config);
+  await w.scheduler.runUntil(w.scheduler.now + 6 * MINUTE);
+  assert.equal(w.cluster.stats.csrsByNode.client[0], firstDay + 1, 'submitted again after the reload');
+  await stop();
 });
