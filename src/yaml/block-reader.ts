@@ -24,8 +24,12 @@ const NULL = /^(?:~|[Nn]ull|NULL)?$/;
 const BOOL = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const DECIMAL = /^[-+]?[0-9]+$/;
 /** The core schema's other numbers (octal, hex, floats, inf, nan): left to the library. */
-const OTHER_NUMBER =
-  /^(?:0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/;
+const OTHER_NUMBER = [
+  /^0o[0-7]+$/,
+  /^0x[0-9a-fA-F]+$/,
+  /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$/,
+  /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/,
+];
 /** What may not start a plain scalar: YAML's indicators; '-', '?' and ':' only when a space or the end follows. */
 const INDICATOR_START = /^(?:[,[\]{}#&*!|>'"%@`]|[-?:](?:\s|$))/;
 /**
@@ -197,7 +201,7 @@ function scalar(plain: string): unknown {
   if (NULL.test(plain)) return null;
   if (BOOL.test(plain)) return plain[0] === 't' || plain[0] === 'T';
   if (DECIMAL.test(plain)) return Number.parseInt(plain, 10);
-  if (OTHER_NUMBER.test(plain)) throw new Unsupported();
+  if (OTHER_NUMBER.some((re) => re.test(plain))) throw new Unsupported();
   return plain;
 }
 
