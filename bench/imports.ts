@@ -22,7 +22,6 @@ const DEFAULT_MODULES = [
   'node:http',
   'node:https',
   'node:http2',
-  'pino',
   'yaml',
   'prom-client',
   './src/pki/csr.ts',

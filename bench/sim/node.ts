@@ -1,8 +1,7 @@
 // One simulated node running the real nodecred: the real CertificateManager and daemon loop, on a simulated
 // clock, disk and API. Powering it off stops the process (memory is lost, the disk stays); powering it on
 // starts a new one, as a reboot would.
-import pino from 'pino';
-import type { Logger } from '../../src/log.ts';
+import { silentLogger, type Logger } from '../../src/log.ts';
 import { Daemon } from '../../src/daemon.ts';
 import { defaultConfig, type Config } from '../../src/config/schema.ts';
 import { CertificateManager } from '../../src/manager/manager.ts';
@@ -42,7 +41,7 @@ export const SIM_CRYPTO: RequestCrypto = {
 };
 const requests = new WeakMap<KeyObject, { text: string; pem: string }>();
 
-export const SILENT: Logger = pino({ level: 'silent' });
+export const SILENT: Logger = silentLogger();
 
 export interface SimNodeOptions {
   index: number;

@@ -6,9 +6,9 @@
 //        [--concurrency C] [--timeout-ms T]
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import pino from 'pino';
 import { createNodeManager } from '../../src/node-manager.ts';
 import { CertStore } from '../../src/store/cert-store.ts';
+import { silentLogger } from '../../src/log.ts';
 import { defaultConfig, type Config } from '../../src/config/schema.ts';
 import { arg, Gate, peakRssKiB, report, Attempts } from './common.ts';
 import { exitOnUncaught } from '../../src/cli/exit.ts';
@@ -22,7 +22,7 @@ const count = Number(arg('--count'));
 const prefix = arg('--prefix');
 const concurrency = Number(arg('--concurrency', String(count)));
 const timeoutMs = Number(arg('--timeout-ms', '600000'));
-const log = pino({ level: 'silent' });
+const log = silentLogger();
 
 const gate = new Gate(concurrency);
 const perNodeMs: number[] = [];

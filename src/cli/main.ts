@@ -1,7 +1,6 @@
 // Entry point: dispatch to one command module. Every failure ends as one line on stderr and an exit code
 // from the table in exit.ts (also in --help and the README); no stack trace unless --log-level debug.
 import { flushCompileCache } from 'node:module';
-import { setFlagsFromString } from 'node:v8';
 import { VERSION } from '../version.ts';
 import { EXIT_CODES_HELP, runMain } from './exit.ts';
 import { COMMANDS, type CommandEntry } from './commands.ts';
@@ -47,7 +46,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`nodecred: unknown command '${name}'; run 'nodecred --help' for the list\n`);
     return 2;
   }
-  if (command.memoryOverSpeed) for (const flag of MEMORY_OVER_SPEED) setFlagsFromString(flag);
+  // bin/nodecred passes them on the command line already; node:v8 is loaded only to set them here (~0.25 MiB).
+  const missing = MEMORY_OVER_SPEED.filter((flag) => !process.execArgv.includes(flag));
+  if (command.memoryOverSpeed && missing.length > 0) {
+    const { setFlagsFromString } = process.getBuiltinModule('node:v8');
+    for (const flag of missing) setFlagsFromString(flag);
+  }
   const loaded = await command.load();
   // What this start compiled is written now, not only at exit: a daemon may end with SIGKILL.
   flushCompileCache();

@@ -1,12 +1,13 @@
 // Reading a YAML config file (node or approver), the one way: unreadable files and YAML syntax errors
 // become UserErrors naming the file; odd input never prints YAML warnings (they quote the source) to logs.
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
+import { readBlockYaml } from '../yaml/block-reader.ts';
+import { yamlLibrary } from '../yaml/yaml.ts';
 import { UserError, errnoError } from '../errors.ts';
 
 export function parseYamlDocument(text: string, path: string): unknown {
   try {
-    return parseYaml(text, { logLevel: 'error', prettyErrors: false });
+    return readBlockYaml(text) ?? yamlLibrary().parse(text, { logLevel: 'error', prettyErrors: false });
   } catch (err) {
     const pos = (err as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
     throw new UserError(`not valid YAML${pos ? ` (line ${pos})` : ''}`, {

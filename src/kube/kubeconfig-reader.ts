@@ -3,7 +3,9 @@
 // src/kube/kubeconfig.ts builds on these to parse clusters, users and contexts.
 
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
+import { readBlockYaml } from '../yaml/block-reader.ts';
+import { yamlLibrary } from '../yaml/yaml.ts';
 import { quote, UserError } from '../errors.ts';
 
 export type Obj = Record<string, unknown>;
@@ -127,30 +129,7 @@ export function lookup(ctx: Ctx, list: Named[], name: string, at: string, kind: 
 }
 
 export function loadRoot(text: string, ctx: Ctx): Obj {
-  const yamlFix = 'fix the YAML syntax (check indentation and quoting), or regenerate the file';
-  let doc: ReturnType<typeof parseDocument>;
-  try {
-    // prettyErrors would quote source lines, which may hold a token or key.
-    doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
-  } catch (err) {
-    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
-  }
-  const first = doc.errors[0];
-  if (first) {
-    fail(
-      ctx,
-      '',
-      `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`,
-      yamlFix,
-      'KUBECONFIG_YAML',
-    );
-  }
-  let root: unknown;
-  try {
-    root = doc.toJS({ maxAliasCount: 100 });
-  } catch (err) {
-    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
-  }
+  const root = readBlockYaml(text) ?? parseWithLibrary(text, ctx);
   if (root === null || root === undefined)
     fail(ctx, '', 'is empty', 'write a kubeconfig (apiVersion: v1, kind: Config, clusters, contexts, users)');
   if (!isObj(root))
@@ -170,6 +149,33 @@ export function loadRoot(text: string, ctx: Ctx): Obj {
     );
   }
   return root;
+}
+
+/** The documents the block reader leaves to the library; its errors name the line, never quote it. */
+function parseWithLibrary(text: string, ctx: Ctx): unknown {
+  const yamlFix = 'fix the YAML syntax (check indentation and quoting), or regenerate the file';
+  let doc: ReturnType<typeof Yaml.parseDocument>;
+  try {
+    // prettyErrors would quote source lines, which may hold a token or key.
+    doc = yamlLibrary().parseDocument(text, { prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  } catch (err) {
+    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
+  }
+  const first = doc.errors[0];
+  if (first) {
+    fail(
+      ctx,
+      '',
+      `is not valid YAML: ${first.message.split('\n')[0]} (line ${lineOf(text, first.pos[0])})`,
+      yamlFix,
+      'KUBECONFIG_YAML',
+    );
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    fail(ctx, '', `is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, yamlFix, 'KUBECONFIG_YAML');
+  }
 }
 
 function lineOf(text: string, offset: number): number {

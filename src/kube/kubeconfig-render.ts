@@ -1,7 +1,7 @@
 // Writing kubeconfig files in the layout kubectl and kubelet write: the node kubeconfig after TLS bootstrap,
 // and exec-plugin kubeconfigs (EKS style). src/kube/kubeconfig.ts parses them back.
 
-import { stringify } from 'yaml';
+import { writeBlockYaml } from '../yaml/block-writer.ts';
 import type { ExecApiVersion, ExecEnvVar } from './kubeconfig.ts';
 
 type Obj = Record<string, unknown>;
@@ -52,8 +52,7 @@ function renderKubeconfig(o: ClusterRenderOptions, user: Obj): string {
     preferences: {},
     users: [{ name: userName, user }],
   };
-  // lineWidth 0: never fold the long base64 line; indentSeq false: the layout kubectl and kubelet write.
-  return stringify(config, { lineWidth: 0, indentSeq: false });
+  return writeBlockYaml(config);
 }
 
 /** The node kubeconfig kubelet writes after TLS bootstrap: the client cert and key may be the same file. */

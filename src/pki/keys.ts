@@ -2,7 +2,6 @@
 // and describe a public key so the approver can police key type and size.
 
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
 import { UserError } from '../errors.ts';
 import { libraryErrorMessage } from './library-error.ts';
 import { encodePem, parsePemBlocks } from './pem.ts';
@@ -25,7 +24,7 @@ const ENCRYPTED_PRIVATE_KEY_LABEL = 'ENCRYPTED PRIVATE KEY';
 const CURVE_NAMES: Record<string, string> = { prime256v1: 'p256', secp384r1: 'p384', secp521r1: 'p521' };
 const NAMED_CURVE_OF: Record<string, string> = { 'ecdsa-p256': 'P-256', 'ecdsa-p384': 'P-384' };
 
-const generateKeyPairAsync = promisify(generateKeyPair);
+const generateKeyPairAsync = process.getBuiltinModule('node:util').promisify(generateKeyPair);
 
 export function isKeyAlgorithm(value: string): value is KeyAlgorithm {
   return (KEY_ALGORITHMS as readonly string[]).includes(value);

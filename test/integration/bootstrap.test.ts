@@ -23,6 +23,7 @@ import { newNodeDir, runNodecred, writeKubeconfig, ensureClusterInfo } from '../
 import { issueLeaf, newEcKey, CLIENT_AUTH } from '../unit/pki/helpers.ts';
 import { encodePrivateKeyPem } from '../../src/pki/keys.ts';
 import { caPinHash } from '../../src/pki/cert.ts';
+import { renderExecKubeconfig } from '../../src/kube/kubeconfig-render.ts';
 
 const run = promisify(execFile);
 
@@ -106,6 +107,16 @@ async function assertInstalledClient(node: Awaited<ReturnType<typeof newNodeDir>
   const me = await whoAmI(kc);
   assert.equal(me.username, `system:node:${node.name}`);
   assert.ok(me.groups.includes('system:nodes'));
+  // Go's reader too (client-go's clientcmd, as the kubelet loads it): nodecred writes this YAML itself.
+  const goView = await c.kubectl([
+    '--kubeconfig',
+    node.kubeconfig,
+    'auth',
+    'whoami',
+    '-o',
+    'jsonpath={.status.userInfo.username}',
+  ]);
+  assert.equal(goView.trim(), `system:node:${node.name}`);
 }
 
 // The kubeconfig it writes authenticates; files, modes and the -current.pem symlink are laid out as the kubelet does.
@@ -241,6 +252,51 @@ test('exec credential plugin bootstrap (aws-iam-authenticator style)', async () 
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /exec plugin/);
     await assertInstalledClient(node, c);
+  } finally {
+    await node.cleanup();
+  }
+});
+
+test("Go's kubeconfig reader (kubectl) reads the exec kubeconfigs nodecred writes as nodecred meant them", async () => {
+  const c = testCluster();
+  const node = await newNodeDir();
+  try {
+    // Strings YAML would misread unquoted: booleans, numbers, nulls, comments, indicators, quotes, escapes.
+    const tricky = [
+      'true',
+      '0x1F',
+      '1e3',
+      'null',
+      '~',
+      'a #b',
+      '- x',
+      '&x',
+      "it's",
+      'say "hi"',
+      'tab\tend',
+      '日本',
+      '',
+    ];
+    const file = join(node.dir, 'exec.conf');
+    const text = renderExecKubeconfig({
+      server: 'https://127.0.0.1:6443',
+      caData: c.ca,
+      command: '/usr/local/bin/get token',
+      args: tricky,
+      env: tricky.map((value, i) => ({ name: `V${i}`, value })),
+      provideClusterInfo: true,
+    });
+    await writeFile(file, text, { mode: 0o600 });
+    const view = JSON.parse(
+      (await run(c.state.kubectl, ['config', 'view', '--raw', '-o', 'json', '--kubeconfig', file])).stdout,
+    ) as { users: Array<{ user: { exec: { command: string; args: string[]; env: unknown[] } } }> };
+    const exec = view.users[0]!.user.exec;
+    assert.equal(exec.command, '/usr/local/bin/get token');
+    assert.deepEqual(exec.args, tricky);
+    assert.deepEqual(
+      exec.env,
+      tricky.map((value, i) => ({ name: `V${i}`, value })),
+    );
   } finally {
     await node.cleanup();
   }

@@ -3,6 +3,7 @@
 // and 80 MiB, and a second HTTP stack). esbuild follows every static and dynamic import, as the bundle does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
@@ -70,4 +71,42 @@ test('the node-side commands hold neither @peculiar/x509 and its ASN.1 stack nor
   }
   // The check can fail: the approver's metrics are prom-client's.
   assert.ok(inputs.get('approve')!.some((i) => /node_modules\/prom-client\//.test(i)));
+});
+
+// What esbuild cannot see: builtins loaded by the ES module namespaces of node:util and node:http (their lazy
+// getters load worker_threads and Node's internal undici), and the yaml library, which the daemon needs only
+// for documents its block reader leaves to it. Node itself says what a process that imports the daemon and
+// reads a block kubeconfig and config has loaded.
+test('the daemon loads neither worker_threads nor the internal undici, nor the yaml library for block YAML', () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { writeFileSync } from 'node:fs';
+    await import(${JSON.stringify(join(REPO, 'src/cli/run.ts'))});
+    const { parseKubeconfig } = await import(${JSON.stringify(join(REPO, 'src/kube/kubeconfig.ts'))});
+    const { parseYamlDocument } = await import(${JSON.stringify(join(REPO, 'src/config/yaml-file.ts'))});
+    const kubeconfig = [
+      'apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', '    server: https://10.0.0.1:6443',
+      'users:', '- name: u', '  user:', '    token: abc', 'contexts:', '- name: x', '  context:', '    cluster: c',
+      '    user: u', 'current-context: x', ''].join('\\n');
+    parseKubeconfig(kubeconfig, '/k');
+    parseYamlDocument('nodeName: worker-1\\nlogLevel: info\\n', '/c');
+    const flow = process.argv.includes('flow');
+    if (flow) parseYamlDocument('nodeName: {a: 1}\\n', '/c');
+    const yaml = Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('/node_modules/yaml/'));
+    process.stdout.write(JSON.stringify({ builtins: process.moduleLoadList, yaml: yaml.length }));
+  `;
+  const load = (...args: string[]) => {
+    const r = spawnSync(join(REPO, 'node_modules/.bin/node'), ['--input-type=module', '-e', script, ...args], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { builtins: string[]; yaml: number };
+  };
+  const block = load();
+  const heavy = block.builtins.filter((m) => /^NativeModule (worker_threads|internal\/deps\/undici\/undici)$/.test(m));
+  assert.deepEqual(heavy, []);
+  assert.equal(block.yaml, 0, 'block YAML read without the library');
+  // The check can fail: a flow mapping is the library's, and it is then loaded.
+  assert.ok(load('flow').yaml > 0);
 });

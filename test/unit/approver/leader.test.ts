@@ -2,7 +2,7 @@
 // (resourceVersion, 409 on a stale write), with short timings so the tests take a fraction of a second.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
+import { silentLogger } from '../../../src/log.ts';
 import {
   LeaderElector,
   LeaseConflict,
@@ -16,7 +16,7 @@ import {
 const T: LeaderTimings = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
 /** Production-like timings: the renew loop never runs during a test that steps the clocks itself. */
 const SLOW: LeaderTimings = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 60_000 };
-const silent = pino({ level: 'silent' });
+const silent = silentLogger();
 
 class MemoryLeaseStore implements LeaseStore {
   readonly description = 'test/lease';

@@ -1,0 +1,76 @@
+// Writing block YAML in the layout kubectl and the kubelet write kubeconfigs: two-space mappings, sequence
+// dashes at their key's indentation, no folding. Strings are plain when they read back as the same string,
+// double-quoted otherwise. The output stays inside what src/yaml/block-reader.ts reads, so nodecred reads its
+// own files without the `yaml` library; tests hold it to the library and to kubectl.
+
+type Obj = Record<string, unknown>;
+
+/** Plain only when unambiguous: a safe first character, no spaces, no ': ' or ' #', not a YAML null/bool/number. */
+const PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:@=+,~-]*$/;
+const NOT_A_STRING = /^(?:~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|[-+]?[0-9.].*|\.(?:inf|Inf|INF|nan|NaN|NAN))$/;
+
+export function writeBlockYaml(doc: Obj): string {
+  return `${mappingLines(doc, 0).join('\n')}\n`;
+}
+
+function mappingLines(map: Obj, indent: number): string[] {
+  const pad = ' '.repeat(indent);
+  const lines: string[] = [];
+  for (const [key, value] of Object.entries(map)) {
+    if (value === undefined) continue;
+    if (!/^[A-Za-z_][A-Za-z0-9_./-]*$/.test(key)) throw new Error(`writeBlockYaml: key ${JSON.stringify(key)}`);
+    if (isBlock(value)) {
+      lines.push(`${pad}${key}:`);
+      // Sequence dashes at the key's own indentation, mappings two deeper: kubectl's layout.
+      lines.push(...(Array.isArray(value) ? sequenceLines(value, indent) : mappingLines(value as Obj, indent + 2)));
+    } else lines.push(`${pad}${key}: ${inline(value)}`);
+  }
+  return lines;
+}
+
+function sequenceLines(items: unknown[], indent: number): string[] {
+  const pad = ' '.repeat(indent);
+  const lines: string[] = [];
+  for (const item of items) {
+    if (Array.isArray(item) && item.length > 0) throw new Error('writeBlockYaml: a sequence in a sequence');
+    if (!isBlock(item)) {
+      lines.push(`${pad}- ${inline(item)}`);
+      continue;
+    }
+    // "- first: entry" then the rest of the mapping under it.
+    const [first, ...rest] = mappingLines(item as Obj, indent + 2);
+    lines.push(`${pad}- ${first!.slice(indent + 2)}`, ...rest);
+  }
+  return lines;
+}
+
+/** A non-empty mapping or sequence: written as a block below its key. */
+function isBlock(value: unknown): boolean {
+  if (Array.isArray(value)) return value.length > 0;
+  return typeof value === 'object' && value !== null && Object.keys(value).length > 0;
+}
+
+function inline(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return '[]';
+  if (typeof value === 'object') return '{}';
+  if (typeof value === 'boolean') return String(value);
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+  if (typeof value !== 'string') throw new Error(`writeBlockYaml: a ${typeof value} value`);
+  if (PLAIN.test(value) && !NOT_A_STRING.test(value) && !value.endsWith(':')) return value;
+  return doubleQuoted(value);
+}
+
+/**
+ * JSON's escapes are YAML's too; what JSON leaves raw but YAML wants escaped (DEL, C1 controls, line and
+ * paragraph separators, BOMs, non-characters) is escaped as well.
+ */
+function doubleQuoted(value: string): string {
+  let out = '';
+  for (const c of JSON.stringify(value)) {
+    const code = c.charCodeAt(0);
+    const raw = code < 0x7f || (code > 0x9f && code !== 0x2028 && code !== 0x2029 && code !== 0xfeff && code < 0xfffe);
+    out += raw ? c : `\\u${code.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
