@@ -17,7 +17,7 @@ const REPO = resolve(import.meta.dirname, '../../..');
 /** The library's reading, or 'error'. */
 function library(text: string): unknown {
   try {
-    return parse(text, { logLevel: 'silent', uniqueKeys: true });
+    return parse(text, { logLevel: 'error', uniqueKeys: true });
   } catch {
     return 'error';
   }
