@@ -88,7 +88,7 @@ test('the default destination writes to fd 1 synchronously: every line is out be
   assert.equal((JSON.parse(lines.at(-1)!) as { i: number }).i, 1999);
 });
 
-test('a line cut short by a full pipe (stdout non-blocking, nobody reading) does not swallow the next line', async () => {
+test('a line cut short by a full pipe (non-blocking stdout, nobody reading) does not swallow the next', async () => {
   // Node makes a pipe on fd 1 non-blocking once anything touches process.stdout; a reader that stalls past
   // the destination's one-second wait leaves a line half written. The next line must still be a line of its own.
   const script = [
