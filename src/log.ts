@@ -62,15 +62,19 @@ function serialise(record: Fields): string {
 
 /**
  * stdout, synchronously. A full pipe (EAGAIN, when something made fd 1 non-blocking) is retried after a short
- * wait, at most a second; any other failure drops the line: the daemon never stops for a log line.
+ * wait, at most a second; any other failure drops the line: the daemon never stops for a log line. A line
+ * given up half written is ended by the next one's leading newline, or the next line would be glued to it.
  */
+let cutShort = false;
 const stdoutSync: LogDestination = {
   write(line: string) {
-    let buf = Buffer.from(line);
+    let buf = Buffer.from(cutShort ? `\n${line}` : line);
     const deadline = performance.now() + 1000;
     while (buf.length > 0) {
       try {
-        buf = buf.subarray(writeSync(1, buf));
+        const written = writeSync(1, buf);
+        if (written > 0) cutShort = written < buf.length;
+        buf = buf.subarray(written);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || performance.now() > deadline) return;
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);

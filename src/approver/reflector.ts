@@ -118,7 +118,8 @@ export class Reflector<T> {
     // A stream silent for this long is taken as half-open and aborted.
     const watch = this.openWatch(clients, timeoutSeconds * 1000 + 30_000);
     let last = resourceVersion;
-    let gone = false;
+    /** 410 Gone, or an event the handler failed on: the next round lists, or that event would be skipped. */
+    let relist = false;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       let controller: { abort(): void } | undefined;
@@ -140,7 +141,7 @@ export class Reflector<T> {
             const status = obj as { code?: number; message?: string };
             if (status.code === 410) {
               log.debug({ resource }, 'watch expired (410 Gone); re-listing');
-              gone = true;
+              relist = true;
               return finish();
             }
             return finish(
@@ -152,6 +153,7 @@ export class Reflector<T> {
           else if (type === 'ADDED' || type === 'MODIFIED') this.o.upsert(obj as T);
         } catch (err) {
           log.error({ resource, err: (err as Error).stack ?? String(err) }, 'watch event handler failed; re-listing');
+          relist = true;
           finish();
         }
       };
@@ -170,6 +172,6 @@ export class Reflector<T> {
           (err: unknown) => finish(err),
         );
     });
-    return { relist: gone || signal.aborted, resourceVersion: last, timeoutSeconds };
+    return { relist: relist || signal.aborted, resourceVersion: last, timeoutSeconds };
   }
 }

@@ -18,6 +18,8 @@ export abstract class ManagedCertificate {
   protected abstract readonly kind: CertKind;
   /** The record on disk has been read (or superseded): once per process, at the first pass. */
   private denialLoaded = false;
+  /** Counts reloads' forgetting: a read of the record that a reload overtook must not bring the denial back. */
+  private denialsForgotten = 0;
   /** Writes of the record, in the order the denials happened (a reload's removal must not overtake a denial). */
   private denialWrites: Promise<void> = Promise.resolve();
 
@@ -77,9 +79,10 @@ export abstract class ManagedCertificate {
     this.denialLoaded = true;
     const { store, log, clock } = this.deps;
     const label = DENIAL_LABEL[this.kind];
+    const forgotten = this.denialsForgotten;
     try {
       const recorded = await store.readDenial(this.kind);
-      if (!recorded) return;
+      if (!recorded || this.denialsForgotten !== forgotten) return;
       if (!believableDenial(recorded, clock.now())) {
         log.warn(
           { file: store.denialPath(this.kind), retryAt: new Date(recorded.retryAt).toISOString() },
@@ -110,6 +113,7 @@ export abstract class ManagedCertificate {
   /** A reloaded configuration may be what the approver (or the policy) wanted: a denied request may go at once. */
   forgetDenial(): void {
     this.denialLoaded = true;
+    this.denialsForgotten++;
     void this.forgetDenialNow();
   }
 

@@ -209,9 +209,13 @@ export function believableDenial(denial: Denial, now: number): boolean {
   return denial.retryAt <= now + DENIED_RETRY_BACKOFF.maxMs;
 }
 
-/** The remembered denial still stands for `request`: do not submit it again yet. */
+/**
+ * The remembered denial still stands for `request`: do not submit it again yet. Only while it is believable:
+ * a wall clock stepped back while the daemon runs (NTP correcting a clock that was ahead) would otherwise
+ * stretch the hold-back by the size of the step, as a restart reading the record back already refuses to.
+ */
 export function denialStands(denial: Denial | undefined, request: string, now: number): denial is Denial {
-  return denial !== undefined && denial.request === request && now < denial.retryAt;
+  return denial !== undefined && denial.request === request && now < denial.retryAt && believableDenial(denial, now);
 }
 
 /** The API server refused the node's own client certificate (401): which one, since when, how often in a row. */

@@ -34,15 +34,29 @@ const OTHER_NUMBER = [
 const INDICATOR_START = /^(?:[,[\]{}#&*!|>'"%@`]|[-?:](?:\s|$))/;
 /**
  * Control characters (YAML rejects or escapes them), tabs, lone CRs, DEL and C1 controls, line and paragraph
- * separators, BOMs and non-characters: the library decides about those.
+ * separators, BOMs and non-characters: the library decides about those. So it does about Unicode spaces other
+ * than the space (no-break, em, ideographic, ...): JavaScript's trim and \s take them for whitespace, YAML
+ * for content, so with them in a line this reader's trimming would read another value or another nesting.
+ * The writer escapes the same characters (src/yaml/block-writer.ts).
  */
+export function isOddCharacter(c: number): boolean {
+  return (
+    c < 0x20 ||
+    (c >= 0x7f && c <= 0xa0) ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff ||
+    c >= 0xfffe
+  );
+}
+
 function hasOddCharacter(line: string): boolean {
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 || c === 0xfeff || c >= 0xfffe) {
-      return true;
-    }
-  }
+  for (let i = 0; i < line.length; i++) if (isOddCharacter(line.charCodeAt(i))) return true;
   return false;
 }
 
@@ -101,8 +115,16 @@ function stripComment(text: string): string {
   return (hash === -1 ? text : text.slice(0, hash)).trim();
 }
 
+/**
+ * Nesting deeper than any kubeconfig or config (they stay under ten levels) is the library's: it fails on
+ * some hundreds of levels (its own stack), where this reader, recursing too, must neither read a value nor
+ * overflow the stack (a RangeError is not "unsupported" and would escape to the kubeconfig reader).
+ */
+const MAX_DEPTH = 64;
+
 class BlockReader {
   #at = 0;
+  #depth = 0;
   readonly #lines: Line[];
 
   constructor(lines: Line[]) {
@@ -119,6 +141,20 @@ class BlockReader {
 
   /** A mapping whose keys sit at `indent`; `first` is an entry already cut from a "- key: value" line. */
   mapping(indent: number, first?: string): Obj {
+    return this.#nest(() => this.#mappingEntries(indent, first));
+  }
+
+  /** Runs a nested collection's reader, one level deeper. */
+  #nest<T>(read: () => T): T {
+    if (++this.#depth > MAX_DEPTH) throw new Unsupported();
+    try {
+      return read();
+    } finally {
+      this.#depth--;
+    }
+  }
+
+  #mappingEntries(indent: number, first: string | undefined): Obj {
     const out: Obj = {};
     let entry = first;
     for (;;) {
@@ -141,6 +177,10 @@ class BlockReader {
 
   /** A sequence whose dashes sit at `indent`. */
   #sequence(indent: number): unknown[] {
+    return this.#nest(() => this.#sequenceItems(indent));
+  }
+
+  #sequenceItems(indent: number): unknown[] {
     const out: unknown[] = [];
     for (;;) {
       const line = this.#peek();

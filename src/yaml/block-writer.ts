@@ -3,11 +3,18 @@
 // double-quoted otherwise. The output stays inside what src/yaml/block-reader.ts reads, so nodecred reads its
 // own files without the `yaml` library; tests hold it to the library and to kubectl.
 
+import { isOddCharacter } from './block-reader.ts';
+
 type Obj = Record<string, unknown>;
 
 /** Plain only when unambiguous: a safe first character, no spaces, no ': ' or ' #', not a YAML null/bool/number. */
 const PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:@=+,~-]*$/;
 const NOT_A_STRING = /^(?:~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|[-+]?[0-9.].*|\.(?:inf|Inf|INF|nan|NaN|NAN))$/;
+/**
+ * Strings only to YAML 1.2, booleans to YAML 1.1, which Go's reader (sigs.k8s.io/yaml: kubectl, the kubelet)
+ * speaks: written plain, a kubeconfig's string field (an exec argument, an env value, a name) fails to load.
+ */
+const YAML11_BOOLEAN = /^(?:[yY]|[yY]es|YES|[nN]|[nN]o|NO|[oO]n|ON|[oO]ff|OFF)$/;
 
 export function writeBlockYaml(doc: Obj): string {
   return `${mappingLines(doc, 0).join('\n')}\n`;
@@ -57,20 +64,21 @@ function inline(value: unknown): string {
   if (typeof value === 'boolean') return String(value);
   if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
   if (typeof value !== 'string') throw new Error(`writeBlockYaml: a ${typeof value} value`);
-  if (PLAIN.test(value) && !NOT_A_STRING.test(value) && !value.endsWith(':')) return value;
+  if (PLAIN.test(value) && !NOT_A_STRING.test(value) && !YAML11_BOOLEAN.test(value) && !value.endsWith(':')) {
+    return value;
+  }
   return doubleQuoted(value);
 }
 
 /**
- * JSON's escapes are YAML's too; what JSON leaves raw but YAML wants escaped (DEL, C1 controls, line and
- * paragraph separators, BOMs, non-characters) is escaped as well.
+ * JSON's escapes are YAML's too; what JSON leaves raw but the block reader leaves to the library (DEL, C1
+ * controls, Unicode spaces, line and paragraph separators, BOMs, non-characters) is escaped as well.
  */
 function doubleQuoted(value: string): string {
   let out = '';
   for (const c of JSON.stringify(value)) {
     const code = c.charCodeAt(0);
-    const raw = code < 0x7f || (code > 0x9f && code !== 0x2028 && code !== 0x2029 && code !== 0xfeff && code < 0xfffe);
-    out += raw ? c : `\\u${code.toString(16).padStart(4, '0')}`;
+    out += isOddCharacter(code) ? `\\u${code.toString(16).padStart(4, '0')}` : c;
   }
   return out;
 }

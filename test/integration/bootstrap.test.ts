@@ -276,12 +276,19 @@ test("Go's kubeconfig reader (kubectl) reads the exec kubeconfigs nodecred write
       'tab\tend',
       '日本',
       '',
+      // YAML 1.1 booleans to Go, strings to YAML 1.2; and whitespace YAML does not take for whitespace.
+      'yes',
+      'on',
+      'n',
+      'OFF',
+      'no-break\u00a0#space',
     ];
     const file = join(node.dir, 'exec.conf');
     const text = renderExecKubeconfig({
       server: 'https://127.0.0.1:6443',
       caData: c.ca,
       command: '/usr/local/bin/get token',
+      clusterName: 'on',
       args: tricky,
       env: tricky.map((value, i) => ({ name: `V${i}`, value })),
       provideClusterInfo: true,

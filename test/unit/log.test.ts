@@ -2,7 +2,7 @@
 // levels, and redaction of fields that could carry secrets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { createLogger } from '../../src/log.ts';
 
@@ -86,4 +86,39 @@ test('the default destination writes to fd 1 synchronously: every line is out be
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 2000);
   assert.equal((JSON.parse(lines.at(-1)!) as { i: number }).i, 1999);
+});
+
+test('a line cut short by a full pipe (non-blocking stdout, nobody reading) does not swallow the next', async () => {
+  // Node makes a pipe on fd 1 non-blocking once anything touches process.stdout; a reader that stalls past
+  // the destination's one-second wait leaves a line half written. The next line must still be a line of its own.
+  const script = [
+    `const { createLogger } = await import(${JSON.stringify(resolve(import.meta.dirname, '../../src/log.ts'))});`,
+    'process.stdout;',
+    'const log = createLogger("info");',
+    'log.info({ pad: "x".repeat(1 << 20) }, "first");',
+    'process.stderr.write("gave up\\n");',
+    'await new Promise((resolve) => process.stdin.once("data", resolve));',
+    'log.info("second");',
+    'process.exit(0);',
+  ].join('\n');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'pipe' });
+  // Not reading stdout until the child says the first line was given up (a condition, not a delay).
+  child.stdout.pause();
+  await new Promise<void>((resolve) => child.stderr.once('data', () => resolve()));
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => {
+    chunks.push(c);
+    if (chunks.length === 1) child.stdin.end('go\n');
+  });
+  child.stdout.resume();
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  const lines = Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+  assert.ok(lines[0]!.startsWith('{"level":"info"'), 'the first line was cut short, not lost whole');
+  assert.deepEqual(JSON.parse(lines.at(-1)!), {
+    level: 'info',
+    time: (JSON.parse(lines.at(-1)!) as { time: string }).time,
+    component: 'nodecred',
+    msg: 'second',
+  });
 });

@@ -114,3 +114,55 @@ test('healthy watches, open for their whole server timeout, are re-opened with n
     assert.ok(gap >= 0.9 * RESYNC_MS - 1000 && gap <= 1.1 * RESYNC_MS + 1000, `gap ${gap} ms`);
   }
 });
+
+test('an event the handler fails on is not skipped: the reflector lists again, as its log line says', async () => {
+  // Without relistOnTimeout (the Node and EndpointSlice reflectors), a watch resumed after the failed event
+  // would leave that object out of the cache until some later error or 410 forced a list.
+  const scheduler = new Scheduler(T0);
+  const clock = new SimClock(scheduler, new Rng(11));
+  const node = { metadata: { name: 'worker-1', resourceVersion: '8' } };
+  const cache = new Map<string, unknown>();
+  let lists = 0;
+  let watches = 0;
+  let failNext = true;
+  const openWatch = (): WatchStream => ({
+    async watch(_path, query, onEvent, onDone) {
+      const first = watches++ === 0;
+      const cancel = first
+        ? clock.timer(1000, () => onEvent('ADDED', node))
+        : clock.timer(Number(query.timeoutSeconds) * 1000, () => onDone());
+      return { abort: cancel };
+    },
+  });
+  const reflector = new Reflector<typeof node>({
+    resource: 'node',
+    source: { clients: async () => ({}) as ApproverClients, noteFailure: () => {} } as unknown as ApiSource,
+    log: createLogger('error', new Writable({ write: (_c, _e, done) => done() }) as never),
+    metrics: createApproverMetrics(),
+    resyncIntervalMs: RESYNC_MS,
+    random: () => clock.random(),
+    clock,
+    openWatch,
+    list: async () => ({ items: lists++ === 0 ? [] : [node], metadata: { resourceVersion: lists === 1 ? '7' : '8' } }),
+    watchPath: '/api/v1/nodes',
+    replace: (items) => {
+      cache.clear();
+      for (const n of items) cache.set(n.metadata.name, n);
+    },
+    upsert: (n) => {
+      if (failNext) {
+        failNext = false;
+        throw new Error('handler bug');
+      }
+      cache.set(n.metadata.name, n);
+    },
+    remove: () => {},
+  });
+  const stop = new AbortController();
+  const running = reflector.run(stop.signal);
+  await scheduler.runUntil(T0 + MINUTE);
+  stop.abort();
+  await running;
+  assert.equal(lists, 2, 'listed again after the failed event');
+  assert.ok(cache.has('worker-1'), 'the object the failed event carried is in the cache');
+});

@@ -459,6 +459,41 @@ test('daemon: a restart keeps a denied serving request held back, backoff doubli
   await daemon.stop();
 });
 
+test('daemon: a reload while the restarted daemon reads the denial record back still submits at once', async () => {
+  // A SIGHUP queued during start-up (run.ts) reloads while the first pass reads the record: the reload's
+  // "submit at once" must not be undone by the read that finishes after it (held back, file already gone).
+  const w = world({ cluster: { denyProbability: { client: 0, server: 1 } } });
+  const submittedSoFar = () => w.cluster.stats.csrsByNode.server[0]!;
+  let daemon = w.startDaemon();
+  await w.scheduler.runUntil(T0 + 30 * MINUTE);
+  assert.equal(daemon.manager.states.server.denied?.count, 1);
+  await daemon.stop();
+  w.cluster.params.denyProbability.server = 0;
+  const submitted = submittedSoFar();
+  const store = w.node.store;
+  const read = store.readDenial.bind(store);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let reading = false;
+  store.readDenial = async (kind) => {
+    const record = await read(kind);
+    if (kind === 'server' && !reading) {
+      reading = true;
+      await gate;
+    }
+    return record;
+  };
+  daemon = w.startDaemon();
+  await w.scheduler.runUntil(w.scheduler.now + MINUTE);
+  assert.ok(reading, 'the first pass is reading the serving record back');
+  daemon.manager.reconfigure(daemon.manager.config);
+  release();
+  await w.scheduler.runUntil(w.scheduler.now + 10 * MINUTE);
+  assert.equal(submittedSoFar(), submitted + 1, 'the reload submitted the request at once');
+  assert.ok(daemon.manager.states.server.fingerprint, 'serving certificate installed');
+  await daemon.stop();
+});
+
 test('daemon: a client certificate the API server refuses (client CA rotated) is replaced by bootstrap', async () => {
   const w = world();
   const { manager, stop } = w.startDaemon();

@@ -5,6 +5,7 @@ import { canonicalIp } from '../../../src/pki/san.ts';
 import {
   believableDenial,
   DEFAULT_BACKOFF,
+  denialStands,
   DENIED_RETRY_BACKOFF,
   recordDenial,
   KUBELET_ROTATION_WINDOW,
@@ -396,4 +397,17 @@ test('recordDenial: every wait it draws is one a restarted daemon believes; a lo
   const forged = { request: 'q', csr: 'c', condition, message: 'm', at: now, count: 1, retryAt: now + 30 * DAY };
   assert.equal(believableDenial(forged, now), false, 'a record cannot hold a request back for a month');
   assert.equal(believableDenial({ ...forged, retryAt: now + DENIED_RETRY_BACKOFF.maxMs }, now), true);
+});
+
+test('denialStands: a clock stepped back while the daemon runs does not stretch the hold-back past its longest', () => {
+  // A node booted with its clock a day ahead, denied, then corrected by NTP: the same request must not wait a
+  // day (a restart would already drop the record: believableDenial); it waits at most the longest draw.
+  const condition = { type: 'Denied' as const, reason: 'R', message: 'M' };
+  const ahead = Date.UTC(2030, 0, 2);
+  const d = recordDenial(undefined, { request: 'q', csr: 'c', condition, message: 'm', now: ahead, random: () => 0.5 });
+  assert.equal(denialStands(d, 'q', ahead + 1), true, 'held back on the clock it was recorded on');
+  assert.equal(denialStands(d, 'q', d.retryAt), false);
+  assert.equal(denialStands(d, 'r', ahead + 1), false, 'a different request is not held back');
+  const corrected = ahead - DAY;
+  assert.equal(denialStands(d, 'q', corrected), false, 'not held back a day longer after the clock stepped back');
 });

@@ -17,7 +17,7 @@ const REPO = resolve(import.meta.dirname, '../../..');
 /** The library's reading, or 'error'. */
 function library(text: string): unknown {
   try {
-    return parse(text, { logLevel: 'silent', uniqueKeys: true });
+    return parse(text, { logLevel: 'error', uniqueKeys: true });
   } catch {
     return 'error';
   }
@@ -374,3 +374,56 @@ function hasBadKey(v: Value): boolean {
   if (v === null || typeof v !== 'object') return false;
   return Object.entries(v).some(([k, x]) => ['true', 'null', '1', 'k k'].includes(k) || hasBadKey(x));
 }
+
+test('whitespace other than the space (no-break, em, ideographic space): content to YAML, never indentation', () => {
+  // JavaScript's trim and \s take these for whitespace; YAML takes only the space (and the tab) for it. A
+  // kubeconfig value, or a key's nesting, must not read differently from what the library and kubectl read.
+  const docs = [
+    'token: abc\u00a0#def\n',
+    'server: https://api.example:6443\u2003\n',
+    'a:\n\u3000b: 1\n',
+    'users:\n- name: a\n  user:\n    token: x\n\u2002\u2002insecure-skip-tls-verify: true\n',
+    'a: "x"\u00a0# c\n',
+    'a:\u00a0\n',
+    'a: b\u202f\n',
+  ];
+  for (const text of docs) agrees(text);
+});
+
+test('deeply nested documents: no stack overflow, and no value where the library has none', () => {
+  const nested = (depth: number, line: (i: number) => string) =>
+    `${Array.from({ length: depth }, (_, i) => line(i)).join('\n')} 1\n`;
+  // The library gives up (an error) somewhere below a thousand levels; the reader must not read one then.
+  assert.doesNotThrow(() => agrees(nested(1000, (i) => `${' '.repeat(i)}a:`)));
+  // Far deeper: the reader's own recursion; a RangeError would escape into the kubeconfig reader.
+  assert.doesNotThrow(() => agrees(`k:\n${nested(3000, (i) => `${' '.repeat(i * 2)}- a:`)}`));
+});
+
+test('the writer quotes the strings Go reads as YAML 1.1 booleans (kubectl, the kubelet: sigs.k8s.io/yaml)', () => {
+  // Go's YAML 1.1 reads y/yes/on/n/no/off unquoted as booleans, and a kubeconfig string field then fails to
+  // load ("cannot unmarshal bool into Go struct field"): an exec argument, an env value, a cluster name.
+  for (const word of [
+    'y',
+    'Y',
+    'yes',
+    'Yes',
+    'YES',
+    'n',
+    'N',
+    'no',
+    'No',
+    'NO',
+    'on',
+    'On',
+    'ON',
+    'off',
+    'Off',
+    'OFF',
+  ]) {
+    const text = writeBlockYaml({ name: word });
+    assert.equal(text, `name: "${word}"\n`);
+    assert.deepEqual(readBlockYaml(text), { name: word });
+    assert.deepEqual(parse(text), { name: word });
+  }
+  assert.equal(writeBlockYaml({ name: 'yes-1' }), 'name: yes-1\n', 'only the exact words');
+});
