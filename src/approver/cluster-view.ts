@@ -146,16 +146,16 @@ export class ClusterFacts implements ClusterView {
 
   /**
    * The requesting Node. A Node created a moment ago may not have reached the informer yet: then one GET,
-   * so a node that registers and asks for its certificate at once is not refused for our lag.
+   * so a node that registers and asks for its certificate at once is not refused for our lag. The answer is
+   * not put into the cache: only the watch writes it, as in client-go's informers. A GET answered after the
+   * watch's DELETED would bring a deleted Node back, with its address claims, until the next list.
    */
   async node(name: string): Promise<NodeFacts> {
     const cached = this.nodes.get(name);
     if (cached) return cached;
     const { core } = await this.o.source.clients();
     try {
-      const node = await core.readNode({ name });
-      this.setNode(node);
-      return factsOf(node);
+      return factsOf(await core.readNode({ name }));
     } catch (err) {
       if (statusOf(err) === 404) return null;
       this.o.metrics.apiErrors.inc({ operation: 'node-get' });
