@@ -7,19 +7,25 @@
 import { writeSync } from 'node:fs';
 import type { LogLevel } from './config/log-level.ts';
 
-/** Field names whose values are replaced by "[redacted]", at any depth of a logged object. */
+/**
+ * Field names whose values are replaced by "[redacted]", at any depth of a logged object, compared without
+ * case, '-' or '_' (Authorization, client-key-data, token_secret).
+ */
 const REDACTED_KEYS = new Set([
   'token',
   'key',
-  'keyPem',
-  'privateKey',
-  'certPem',
-  'certificatePem',
-  'chainPem',
-  'requestPem',
+  'keypem',
+  'privatekey',
+  'certpem',
+  'certificatepem',
+  'chainpem',
+  'requestpem',
   'authorization',
-  'tokenSecret',
+  'tokensecret',
+  'password',
+  'clientkeydata',
 ]);
+const isSecretName = (key: string) => REDACTED_KEYS.has(key.toLowerCase().replace(/[-_]/g, ''));
 const CENSOR = '[redacted]';
 
 type Fields = Record<string, unknown>;
@@ -30,7 +36,7 @@ const SEVERITY: Record<LogLevel, number> = { debug: 20, info: 30, warn: 40, erro
 export interface Logger {
   /** Lines below it are not written; set it to change that from the next line on (SIGHUP reload). */
   level: LogLevel;
-  /** A logger whose every line also carries these fields; it starts at this one's level. */
+  /** A logger whose every line also carries these fields; it shares this one's level (a reload reaches it). */
   child(bindings: Fields): Logger;
   debug(fieldsOrMsg: Fields | string, msg?: string): void;
   info(fieldsOrMsg: Fields | string, msg?: string): void;
@@ -44,7 +50,7 @@ export interface LogDestination {
 
 /** What a field value becomes in JSON: secrets censored, bigints as decimal text, errors as type and message. */
 function jsonValue(this: unknown, key: string, value: unknown): unknown {
-  if (REDACTED_KEYS.has(key) && value !== undefined && value !== null) return CENSOR;
+  if (isSecretName(key) && value !== undefined && value !== null) return CENSOR;
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof Error) return { type: value.name, message: value.message };
   return value;
@@ -84,28 +90,28 @@ const stdoutSync: LogDestination = {
 };
 
 class JsonLogger implements Logger {
-  #threshold = SEVERITY.info;
-  #level: LogLevel = 'info';
+  /** One per root logger, shared with its children. */
+  readonly #setting: { level: LogLevel; threshold: number };
   readonly #bindings: Fields;
   readonly #destination: LogDestination;
 
-  constructor(level: LogLevel, bindings: Fields, destination: LogDestination) {
+  constructor(setting: { level: LogLevel; threshold: number }, bindings: Fields, destination: LogDestination) {
+    this.#setting = setting;
     this.#bindings = bindings;
     this.#destination = destination;
-    this.level = level;
   }
 
   get level(): LogLevel {
-    return this.#level;
+    return this.#setting.level;
   }
 
   set level(level: LogLevel) {
-    this.#level = level;
-    this.#threshold = SEVERITY[level];
+    this.#setting.level = level;
+    this.#setting.threshold = SEVERITY[level];
   }
 
   child(bindings: Fields): Logger {
-    return new JsonLogger(this.#level, { ...this.#bindings, ...bindings }, this.#destination);
+    return new JsonLogger(this.#setting, { ...this.#bindings, ...bindings }, this.#destination);
   }
 
   debug(fieldsOrMsg: Fields | string, msg?: string): void {
@@ -125,7 +131,7 @@ class JsonLogger implements Logger {
   }
 
   #write(level: LogLevel, fieldsOrMsg: Fields | string, msg: string | undefined): void {
-    if (SEVERITY[level] < this.#threshold) return;
+    if (SEVERITY[level] < this.#setting.threshold) return;
     const fields = typeof fieldsOrMsg === 'string' ? {} : fieldsOrMsg;
     const text = typeof fieldsOrMsg === 'string' ? fieldsOrMsg : msg;
     const line = serialise({ level, time: new Date().toISOString(), ...this.#bindings, ...fields, msg: text });
@@ -134,7 +140,7 @@ class JsonLogger implements Logger {
 }
 
 export function createLogger(level: LogLevel, destination: LogDestination = stdoutSync): Logger {
-  return new JsonLogger(level, { component: 'nodecred' }, destination);
+  return new JsonLogger({ level, threshold: SEVERITY[level] }, { component: 'nodecred' }, destination);
 }
 
 /** For the simulator, benchmarks and tests that assert on behaviour, not on lines: writes nothing. */

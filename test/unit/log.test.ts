@@ -38,10 +38,24 @@ test('levels: lines below the level are not written; a new level holds from the 
   log.debug('d2');
   child.debug('d3');
   assert.equal(child.level, 'debug');
+  // A reload sets the root's level: children made before it follow (the approver logs through a child).
+  log.level = 'error';
+  child.warn('w2');
+  child.error('e2');
+  assert.equal(child.level, 'error');
   assert.deepEqual(
     parsed().map((l) => l.msg),
-    ['w1', 'e1', 'd2', 'd3'],
+    ['w1', 'e1', 'd2', 'd3', 'e2'],
   );
+});
+
+test('redaction compares names without case, dashes or underscores: Authorization, client-key-data, password', () => {
+  const { log, lines } = capture();
+  log.info(
+    { headers: { Authorization: 'Bearer s1' }, 'client-key-data': 's2', token_secret: 's3', password: 's4' },
+    'm',
+  );
+  for (const secret of ['s1', 's2', 's3', 's4']) assert.ok(!lines[0]!.includes(`"${secret}`), secret);
 });
 
 test('redaction: secret-named fields are censored at any depth; bigints, errors and cycles do not break a line', () => {

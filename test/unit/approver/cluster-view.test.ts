@@ -7,7 +7,7 @@ import { ClusterFacts } from '../../../src/approver/cluster-view.ts';
 import { createApproverMetrics } from '../../../src/approver/metrics.ts';
 import { silentLogger } from '../../../src/log.ts';
 
-test('a Node read by GET (not yet seen by the watch) is not cached: a later DELETED cannot be undone by it', async () => {
+test('a Node read by GET (not yet seen by the watch) is not cached: a later DELETED is not undone', async () => {
   let gets = 0;
   let exists = true;
   const node: V1Node = {
