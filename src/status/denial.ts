@@ -2,6 +2,7 @@
 // back: pure functions of the record the daemon keeps in the cert dir (store/denial-record.ts) and the clock.
 import { formatDuration } from '../config/duration.ts';
 import { quote } from '../errors.ts';
+import { believableDenial } from '../manager/policy.ts';
 import { DENIAL_LABEL, type DenialKind, type DenialLabel, type DenialRecord } from '../store/denial-record.ts';
 import { utcMinute } from './report.ts';
 
@@ -36,7 +37,9 @@ export function deniedRequestRow(kind: DenialKind, record: DenialRecord, file: s
     deniedAt: new Date(record.at).toISOString(),
     attempts: record.count,
     retryAt: new Date(record.retryAt).toISOString(),
-    retryDue: record.retryAt <= now.getTime(),
+    // A retry further ahead than any hold-back nodecred draws (a clock stepped back since): the daemon does
+    // not believe it either and submits at its next pass.
+    retryDue: record.retryAt <= now.getTime() || !believableDenial(record, now.getTime()),
   };
 }
 

@@ -30,6 +30,8 @@ test('the JSON row: the CSR, its condition as the API gave it, the attempts and 
     retryDue: false,
   });
   assert.equal(deniedRequestRow('server', RECORD, FILE, new Date(RECORD.retryAt)).retryDue, true);
+  // The clock went back a day since the denial: the daemon ignores a retry that far ahead, and so does status.
+  assert.equal(deniedRequestRow('server', RECORD, FILE, new Date(RECORD.retryAt - 24 * 3_600_000)).retryDue, true);
 });
 
 test('the lines under the table: which CSR, why, when the daemon retries, and how to retry now', () => {
