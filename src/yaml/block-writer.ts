@@ -7,8 +7,11 @@ import { isOddCharacter } from './block-reader.ts';
 
 type Obj = Record<string, unknown>;
 
-/** Plain only when unambiguous: a safe first character, no spaces, no ': ' or ' #', not a YAML null/bool/number. */
-const PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:@=+,~-]*$/;
+/**
+ * Plain only when unambiguous: a safe first character (or one or two dashes and a letter: command-line flags,
+ * as kubectl writes them), no spaces, no ': ' or ' #', not a YAML null/bool/number.
+ */
+const PLAIN = /^(?:[A-Za-z0-9_./]|--?[A-Za-z])[A-Za-z0-9_./:@=+,~-]*$/;
 const NOT_A_STRING = /^(?:~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE|[-+]?[0-9.].*|\.(?:inf|Inf|INF|nan|NaN|NAN))$/;
 /**
  * Strings only to YAML 1.2, booleans to YAML 1.1, which Go's reader (sigs.k8s.io/yaml: kubectl, the kubelet)

@@ -366,6 +366,8 @@ test('the writer: what it writes reads back the same through the block reader an
     { numRuns: 2000, seed: 5 },
   );
   assert.equal(writeBlockYaml({ s: 'true', n: 1, e: {}, a: [], z: null }), 's: "true"\nn: 1\ne: {}\na: []\nz: null\n');
+  // Flags stay plain, as kubectl writes exec args; a dash before a digit or a space is quoted.
+  assert.equal(writeBlockYaml({ args: ['-i', '--region', '-1', '- x'] }), 'args:\n- -i\n- --region\n- "-1"\n- "- x"\n');
 });
 
 /** Keys the writer refuses (it writes only plain keys that read back as strings). */
