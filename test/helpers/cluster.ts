@@ -1,8 +1,10 @@
 // Integration tests share one real control plane per test run: scripts/test.ts starts it and passes its
 // directory in NODECRED_TEST_CLUSTER. To run one test file by hand against a cluster you started yourself:
 //   scripts/local-cluster up --dir /tmp/c && NODECRED_TEST_CLUSTER=/tmp/c node --test test/integration/x.test.ts
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import {
   KubeConfig,
   CoreV1Api,
@@ -211,6 +213,15 @@ export async function waitForCertificate(c: TestCluster, name: string, timeoutMs
     },
     timeoutMs,
   );
+}
+
+/**
+ * The username the API server gives a kubeconfig, read by Go's client (kubectl: client-go's clientcmd, as the
+ * kubelet loads it) rather than by client-node: an outside reader of the files nodecred writes.
+ */
+export async function kubectlWhoAmI(c: TestCluster, kubeconfig: string): Promise<string> {
+  const args = ['--kubeconfig', kubeconfig, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'];
+  return (await promisify(execFile)(c.state.kubectl, args)).stdout;
 }
 
 export async function whoAmI(kc: KubeConfig): Promise<{ username: string; groups: string[] }> {

@@ -15,6 +15,7 @@ import {
   approveCsr,
   denyCsr,
   whoAmI,
+  kubectlWhoAmI,
   waitFor,
   uniqueName,
   type TestCluster,
@@ -108,15 +109,7 @@ async function assertInstalledClient(node: Awaited<ReturnType<typeof newNodeDir>
   assert.equal(me.username, `system:node:${node.name}`);
   assert.ok(me.groups.includes('system:nodes'));
   // Go's reader too (client-go's clientcmd, as the kubelet loads it): nodecred writes this YAML itself.
-  const goView = await c.kubectl([
-    '--kubeconfig',
-    node.kubeconfig,
-    'auth',
-    'whoami',
-    '-o',
-    'jsonpath={.status.userInfo.username}',
-  ]);
-  assert.equal(goView.trim(), `system:node:${node.name}`);
+  assert.equal(await kubectlWhoAmI(c, node.kubeconfig), `system:node:${node.name}`);
 }
 
 // The kubeconfig it writes authenticates; files, modes and the -current.pem symlink are laid out as the kubelet does.

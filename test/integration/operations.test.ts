@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
   testCluster,
+  kubectlWhoAmI,
   createBootstrapToken,
   ensureBootstrapRbac,
   approveCsr,
@@ -239,15 +240,7 @@ test('rm -rf of the cert dir while running: valid credentials back on disk, /rea
         'the same certificate, reinstalled from memory (no new CSR)',
       );
       assert.match(daemon.output(), /reinstalled the verified one from memory/);
-      const { stdout } = await run(c.state.kubectl, [
-        '--kubeconfig',
-        node.kubeconfig,
-        'auth',
-        'whoami',
-        '-o',
-        'jsonpath={.status.userInfo.username}',
-      ]);
-      assert.equal(stdout, `system:node:${node.name}`);
+      assert.equal(await kubectlWhoAmI(c, node.kubeconfig), `system:node:${node.name}`);
 
       // A truncated certificate is noticed too and put back.
       const target = join(node.certDir, await readlink(join(node.certDir, 'kubelet-client-current.pem')));
