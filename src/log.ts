@@ -91,11 +91,11 @@ const stdoutSync: LogDestination = {
 
 class JsonLogger implements Logger {
   /** One per root logger, shared with its children. */
-  readonly #setting: { level: LogLevel; threshold: number };
+  readonly #setting: { level: LogLevel };
   readonly #bindings: Fields;
   readonly #destination: LogDestination;
 
-  constructor(setting: { level: LogLevel; threshold: number }, bindings: Fields, destination: LogDestination) {
+  constructor(setting: { level: LogLevel }, bindings: Fields, destination: LogDestination) {
     this.#setting = setting;
     this.#bindings = bindings;
     this.#destination = destination;
@@ -107,7 +107,6 @@ class JsonLogger implements Logger {
 
   set level(level: LogLevel) {
     this.#setting.level = level;
-    this.#setting.threshold = SEVERITY[level];
   }
 
   child(bindings: Fields): Logger {
@@ -131,7 +130,7 @@ class JsonLogger implements Logger {
   }
 
   #write(level: LogLevel, fieldsOrMsg: Fields | string, msg: string | undefined): void {
-    if (SEVERITY[level] < this.#setting.threshold) return;
+    if (SEVERITY[level] < SEVERITY[this.#setting.level]) return;
     const fields = typeof fieldsOrMsg === 'string' ? {} : fieldsOrMsg;
     const text = typeof fieldsOrMsg === 'string' ? fieldsOrMsg : msg;
     const line = serialise({ level, time: new Date().toISOString(), ...this.#bindings, ...fields, msg: text });
@@ -140,7 +139,7 @@ class JsonLogger implements Logger {
 }
 
 export function createLogger(level: LogLevel, destination: LogDestination = stdoutSync): Logger {
-  return new JsonLogger({ level, threshold: SEVERITY[level] }, { component: 'nodecred' }, destination);
+  return new JsonLogger({ level }, { component: 'nodecred' }, destination);
 }
 
 /** For the simulator, benchmarks and tests that assert on behaviour, not on lines: writes nothing. */
