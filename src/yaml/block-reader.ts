@@ -3,7 +3,7 @@
 // returns exactly what the `yaml` library returns for such a document (YAML 1.2, core schema), or undefined
 // for anything else, and the caller then parses with the library (src/yaml/yaml.ts). Why a second reader: the
 // library costs every node ~1.4 MiB of idle RSS (bench P3) to read files that use none of YAML's other
-// features. Differential tests hold it to the library (test/unit/yaml/block-reader.test.ts).
+// features. Differential tests hold it to the library (test/unit/yaml/block-yaml.test.ts).
 // "Unsupported" is never an error here: anchors, tags, flow collections, block and multi-line scalars,
 // directives, several documents, duplicate keys, tabs, numbers other than decimal integers — all go to the
 // library, which also produces the error messages for invalid YAML.
@@ -19,7 +19,11 @@ interface Line {
   text: string;
 }
 
-const KEY = /^([A-Za-z_][A-Za-z0-9_./-]*):(?: +(.*))?$/;
+/** The keys this reader takes, and the writer writes (isPlainKey). */
+const KEY_NAME = '[A-Za-z_][A-Za-z0-9_./-]*';
+const PLAIN_KEY = new RegExp(`^${KEY_NAME}$`);
+/** An entry line: the key and what follows ': ', if anything. */
+const KEY = new RegExp(`^(${KEY_NAME}):(?: +(.*))?$`);
 const NULL = /^(?:~|[Nn]ull|NULL)?$/;
 const BOOL = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const DECIMAL = /^[-+]?[0-9]+$/;
@@ -168,7 +172,7 @@ class BlockReader {
       const m = KEY.exec(entry);
       if (m === null) throw new Unsupported();
       const key = m[1]!;
-      if (key === '__proto__' || Object.hasOwn(out, key) || scalar(key) !== key) throw new Unsupported();
+      if (!isPlainKey(key) || Object.hasOwn(out, key)) throw new Unsupported();
       const rest = stripComment(m[2] ?? '');
       out[key] = rest === '' ? this.#nested(indent, true) : this.#inline(m[2]!, indent);
       entry = undefined;
@@ -220,6 +224,11 @@ class BlockReader {
     if (next !== undefined && next.indent > indent) throw new Unsupported();
     return inlineValue(text);
   }
+}
+
+/** A key both readers take for the same string, and safe as a property name; the writer writes only these. */
+export function isPlainKey(key: string): boolean {
+  return PLAIN_KEY.test(key) && key !== '__proto__' && scalar(key) === key;
 }
 
 function isDash(text: string): boolean {

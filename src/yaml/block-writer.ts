@@ -3,7 +3,7 @@
 // double-quoted otherwise. The output stays inside what src/yaml/block-reader.ts reads, so nodecred reads its
 // own files without the `yaml` library; tests hold it to the library and to kubectl.
 
-import { isOddCharacter } from './block-reader.ts';
+import { isOddCharacter, isPlainKey } from './block-reader.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -28,7 +28,7 @@ function mappingLines(map: Obj, indent: number): string[] {
   const lines: string[] = [];
   for (const [key, value] of Object.entries(map)) {
     if (value === undefined) continue;
-    if (!/^[A-Za-z_][A-Za-z0-9_./-]*$/.test(key)) throw new Error(`writeBlockYaml: key ${JSON.stringify(key)}`);
+    if (!isPlainKey(key)) throw new Error(`writeBlockYaml: key ${JSON.stringify(key)}`);
     if (isBlock(value)) {
       lines.push(`${pad}${key}:`);
       // Sequence dashes at the key's own indentation, mappings two deeper: kubectl's layout.
