@@ -43,10 +43,10 @@ export abstract class ManagedCertificate {
     requester = '',
   ): Promise<Issued> {
     const { clock, log, config, store } = this.deps;
-    const state = this.installed.states[spec.kind];
+    const state = this.installed.states[this.kind];
     const request = `${requestIdentity({ ...spec, keyAlgorithm: config.keyAlgorithm })}${requester}`;
     if (denialStands(state.denied, request, clock.now()))
-      throw stillDenied(spec.kind, state.denied, store.denialPath(spec.kind));
+      throw stillDenied(this.kind, state.denied, store.denialPath(this.kind));
     const issued = await this.requests.run(conn, spec, ca, deadline).catch(async (err: unknown) => {
       const decided = decidedCsr(err);
       if (decided) {
@@ -58,8 +58,8 @@ export abstract class ManagedCertificate {
           random: () => clock.random(),
         });
         log.warn(
-          { kind: spec.kind, csr: decided.csr, retryAt: new Date(state.denied.retryAt).toISOString() },
-          `${DENIAL_LABEL[spec.kind]} CSR denied; the same request is not submitted again before retryAt`,
+          { kind: this.kind, csr: decided.csr, retryAt: new Date(state.denied.retryAt).toISOString() },
+          `${DENIAL_LABEL[this.kind]} CSR denied; the same request is not submitted again before retryAt`,
         );
         await this.persistDenial(state.denied);
       }
